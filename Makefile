@@ -1,0 +1,40 @@
+# Two commands do everything on a fresh machine (see README.md):
+#   make synth   synthesize every environment with cdk-nag, cfn-lint and a summary
+#   make test    run the test suite
+# ENV=<name> limits synth to one environment; STRICT=true fails when .pyc cannot be built.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STRICT ?= false
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+.PHONY: setup synth test bench serve clean
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt lambda_src/requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e .
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+synth: setup
+	npx cdk synth --quiet $(if $(ENV),-c env=$(ENV)) -c strict_bundling=$(STRICT)
+	$(PY) -m cdk_app.report cdk.out
+
+test: setup
+	$(PY) -m pytest
+
+bench: setup
+	$(PY) bench/run.py
+
+serve: setup
+	cd lambda_src && ../$(PY) -m uvicorn service.main:create_app --factory --reload --port 8000
+
+clean:
+	rm -rf cdk.out bench/out

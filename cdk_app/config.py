@@ -1,0 +1,221 @@
+"""Typed, validated per-environment settings, read from the ``cdk.json`` context.
+
+Every problem stops synth with one message that names the environment, the key,
+the bad value and the fix, e.g.::
+
+    environments.prod.function.memory_mb: 64 is not allowed: Input should be greater
+    than or equal to 128. Fix: set a whole number of MB from 128 to 10240.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
+
+#: Longest integration timeout each front door allows, in seconds.
+GATEWAY_TIMEOUT_LIMITS = {"http": 30, "rest": 29}
+#: The function timeout is this multiple of the expected duration.
+TIMEOUT_HEADROOM = 1.2
+#: The values CloudWatch Logs accepts for retention, in days.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+                      2557, 2922, 3288, 3653)
+
+
+def timeout_for(expected_duration_seconds: float) -> int:
+    """The function timeout for an expected duration: 120%, rounded up to whole seconds."""
+    return max(1, math.ceil(expected_duration_seconds * TIMEOUT_HEADROOM))
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; the message says where, what and how to fix it."""
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FunctionSettings(_Settings):
+    """The FastAPI Lambda function."""
+
+    python_version: Literal["3.12", "3.13", "3.14"] = Field("3.13", description="Lambda Python runtime")
+    architecture: Literal["arm64", "x86_64"] = Field("arm64", description="Graviton (cheaper) or x86")
+    memory_mb: int = Field(1024, ge=128, le=10240, description="Memory; CPU share grows with it")
+    expected_duration_seconds: float = Field(
+        5, gt=0, le=900, description="Slowest expected request; the timeout is 120% of it"
+    )
+    reserved_concurrency: int | None = Field(None, ge=0, description="Cap on concurrent executions")
+
+    @property
+    def timeout_seconds(self) -> int:
+        return timeout_for(self.expected_duration_seconds)
+
+
+class CorsSettings(_Settings):
+    """Browser cross-origin access to the API."""
+
+    allow_origins: list[str] = Field(..., min_length=1)
+    allow_methods: list[Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "*"]] = [
+        "GET", "POST", "PUT", "PATCH", "DELETE"]
+    allow_headers: list[str] = ["Content-Type", "Authorization"]
+    allow_credentials: bool = False
+    max_age_seconds: int = Field(600, ge=0, le=86400)
+
+    @model_validator(mode="after")
+    def _no_wildcard_with_credentials(self) -> CorsSettings:
+        if self.allow_credentials and "*" in self.allow_origins:
+            raise ValueError(
+                "allow_credentials=true with allow_origins ['*'] is refused by browsers; "
+                "list the exact origins or set allow_credentials to false"
+            )
+        return self
+
+
+class ApiSettings(_Settings):
+    """The API Gateway front door."""
+
+    type: Literal["http", "rest"] = Field("http", description="HTTP API (cheaper) or REST API")
+    throttle_rate_limit: float = Field(100, gt=0, description="Steady-state requests per second")
+    throttle_burst_limit: int = Field(200, gt=0, description="Burst bucket size")
+    cors: CorsSettings | None = Field(None, description="CORS; off when absent")
+
+
+class BundlingSettings(_Settings):
+    """How the code and dependencies are packaged."""
+
+    use_docker: bool = Field(False, description="Bundle in the SAM build image instead of locally")
+    include_aws_sdk: bool = Field(False, description="Ship boto3/botocore instead of the runtime's")
+    require_compiled: bool = Field(
+        False, description="Fail instead of warn when no interpreter can compile .pyc (on in CI)"
+    )
+
+
+class EnvironmentSettings(_Settings):
+    """Everything that differs between dev, staging and prod."""
+
+    account: str | None = Field(None, pattern=r"^\d{12}$", description="Target account; agnostic if absent")
+    region: str | None = Field(None, pattern=r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$", description="Target region")
+    removal_policy: Literal["destroy", "retain"] = Field("retain", description="For logs and other stateful resources")
+    log_retention_days: int = Field(30, description="CloudWatch Logs retention")
+    termination_protection: bool = False
+    tags: dict[str, str] = {}
+    function: FunctionSettings = FunctionSettings()
+    api: ApiSettings = ApiSettings()
+    bundling: BundlingSettings = BundlingSettings()
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention_is_supported(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"CloudWatch Logs accepts only {', '.join(map(str, LOG_RETENTION_DAYS))} days. Fix: use one of those")
+        return value
+
+    @model_validator(mode="after")
+    def _timeout_fits_gateway(self) -> EnvironmentSettings:
+        limit = GATEWAY_TIMEOUT_LIMITS[self.api.type]
+        timeout = self.function.timeout_seconds
+        if timeout > limit:
+            longest = int(limit / TIMEOUT_HEADROOM)
+            raise ValueError(
+                f"function.expected_duration_seconds={self.function.expected_duration_seconds:g} gives a "
+                f"{timeout} s timeout (120%), above the {limit} s a {self.api.type.upper()} API allows; set "
+                f"function.expected_duration_seconds to {longest} or less, or move long work to a queue"
+            )
+        return self
+
+
+class ProjectSettings(_Settings):
+    """The ``cdk.json`` context this project reads."""
+
+    app_name: str = Field("fastapi-lambda", pattern=r"^[a-z][a-z0-9-]{1,30}$", description="Prefix of stack names")
+    environments: dict[str, EnvironmentSettings] = Field(..., min_length=1)
+
+    @field_validator("environments")
+    @classmethod
+    def _names_are_simple(cls, value: dict[str, EnvironmentSettings]) -> dict[str, EnvironmentSettings]:
+        for name in value:
+            if not name.isidentifier() or not name.islower():
+                raise ValueError(f"environment name '{name}' must be lower-case letters, digits and _")
+        return value
+
+
+_FIXES = {
+    "extra_forbidden": "remove it or correct its spelling; allowed keys are {allowed}",
+    "literal_error": "use one of the values listed",
+    "missing": "add it",
+    "greater_than": "use a larger value",
+    "greater_than_equal": "use a value at least as large as shown",
+    "less_than": "use a smaller value",
+    "less_than_equal": "use a value no larger than shown",
+    "string_pattern_mismatch": "write it in the format the pattern shows",
+    "int_parsing": "write a whole number",
+    "int_type": "write a whole number",
+    "float_parsing": "write a number",
+    "bool_parsing": "write true or false",
+    "bool_type": "write true or false",
+    "too_short": "add at least one entry",
+}
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The settings model that holds the last key of ``loc``."""
+    model: type[BaseModel] | None = ProjectSettings
+    parts = list(loc[:-1])
+    while parts and model is not None:
+        part = parts.pop(0)
+        if model is ProjectSettings and part == "environments":
+            parts.pop(0)  # the environment's name
+            model = EnvironmentSettings
+            continue
+        field = model.model_fields.get(str(part))
+        kinds = (field.annotation, *get_args(field.annotation)) if field else ()
+        model = next((k for k in kinds if isinstance(k, type) and issubclass(k, BaseModel)), None)
+    return model
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> str:
+    model = _model_at(loc)
+    return ", ".join(sorted(model.model_fields)) if model else "(see README)"
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    loc = tuple(error["loc"])
+    where = ".".join(str(part) for part in loc) or "(top level)"
+    message = error["msg"].removeprefix("Value error, ")
+    fix = _FIXES.get(error["type"], "").format(allowed=_allowed_keys(loc)) if error["type"] in _FIXES else ""
+    if not fix and error["type"] != "value_error":
+        fix = "correct the value"
+    value = error.get("input")
+    shown = "" if error["type"] in ("missing",) or isinstance(value, Mapping) else f"{json.dumps(value, default=str)} is not allowed: "
+    return f"{where}: {shown}{message}" + (f". Fix: {fix}" if fix else "")
+
+
+def load_settings(context: Mapping[str, Any]) -> ProjectSettings:
+    """Validate the CDK context; raise :class:`ConfigError` listing every problem."""
+    raw = {key: context[key] for key in ("app_name", "environments") if key in context}
+    try:
+        return ProjectSettings.model_validate(raw)
+    except ValidationError as exc:
+        problems = "\n  ".join(_describe(error) for error in exc.errors())
+        raise ConfigError(f"Invalid settings in cdk.json context:\n  {problems}") from None
+
+
+def read_cdk_json_context(path: Path = CDK_JSON) -> dict[str, Any]:
+    """The ``context`` block of ``cdk.json`` (``python app.py`` and tests do not get it from the CLI)."""
+    return dict(json.loads(path.read_text()).get("context", {}))
+
+
+def select_environments(settings: ProjectSettings, only: str | None) -> dict[str, EnvironmentSettings]:
+    """All environments, or the one named by ``-c env=<name>``."""
+    if only is None:
+        return dict(settings.environments)
+    if only not in settings.environments:
+        known = ", ".join(sorted(settings.environments))
+        raise ConfigError(f"-c env={only}: no such environment. Fix: use one of {known}, or omit -c env to synth all")
+    return {only: settings.environments[only]}
