@@ -1,0 +1,1 @@
+"""The FastAPI service deployed to AWS Lambda (handler: ``service.handler.handler``)."""

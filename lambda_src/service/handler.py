@@ -1,0 +1,65 @@
+"""Lambda entry point.
+
+HTTP events (API Gateway REST v1, HTTP API v1/v2, Function URL, ALB) go to Mangum.
+Anything else (a warmup marker, an EventBridge scheduled event, an unknown shape) is
+answered here, before Mangum: Mangum raises ``RuntimeError`` on events it cannot
+infer, which Lambda would count as an error and retry.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from mangum import Mangum
+
+from service.main import create_app
+
+logger = logging.getLogger(__name__)
+
+WARMUP_MARKER = "fastapi-lambda-warmup"
+# Payload v1: REST API and HTTP API format 1.0; v2: HTTP API format 2.0 and Function URLs.
+HTTP_EVENT_KINDS = frozenset({"alb", "http-v1", "http-v2"})
+
+# Built once per execution environment (at init), reused by every invocation.
+app = create_app()
+# lifespan="off": Mangum would otherwise run startup and shutdown on every invocation.
+asgi_handler = Mangum(app, lifespan="off")
+
+
+def _has_text(mapping: dict[str, Any], *keys: str) -> bool:
+    return all(isinstance(mapping.get(key), str) for key in keys)
+
+
+def classify_event(event: Any) -> str:
+    """Name the kind of a Lambda event without raising, whatever its shape.
+
+    An event is only called HTTP when it carries every field Mangum reads, so a
+    malformed one can never crash the adapter.
+    """
+    if not isinstance(event, dict):
+        return "unknown"
+    if WARMUP_MARKER in event:
+        return "warmup"
+    context = event.get("requestContext")
+    if isinstance(context, dict):
+        if "elb" in context:
+            return "alb" if _has_text(event, "httpMethod", "path") else "unknown"
+        if event.get("version") == "2.0":
+            http = context.get("http")
+            ok = isinstance(http, dict) and _has_text(http, "method") and _has_text(event, "rawPath")
+            return "http-v2" if ok else "unknown"
+        if event.get("version") == "1.0" or "resource" in event:
+            return "http-v1" if _has_text(event, "httpMethod", "path") else "unknown"
+    if event.get("source") == "aws.events" or event.get("detail-type") == "Scheduled Event":
+        return "schedule"
+    return "unknown"
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    """Serve HTTP events through FastAPI; answer everything else without it."""
+    kind = classify_event(event)
+    if kind in HTTP_EVENT_KINDS:
+        return asgi_handler(event, context)
+    logger.info("Answered a non-HTTP event without the web app", extra={"event_kind": kind})
+    return {"handled": kind}
