@@ -1,0 +1,77 @@
+"""cdk-nag (AWS Solutions rules) on every stack, and every acknowledgement with its reason.
+
+cdk-nag 3.x is a CDK validation plugin: findings fail ``cdk synth`` and are written to
+``cdk.out/policy-validation-report.json``. Each acknowledgement lives here, next to its
+reason, and is applied by the construct that causes it to the narrowest scope, so
+the constructs stay clean when imported into other apps too.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aws_cdk import Acknowledgment, App, Validations
+from aws_cdk import aws_lambda as lambda_
+from cdk_nag import AwsSolutionsChecks
+from constructs import IConstruct
+
+if TYPE_CHECKING:
+    from cdk_app.api import FastApiGateway
+    from cdk_app.function import FastApiFunction
+
+#: The newest Python runtime cdk-nag's AwsSolutions-L1 expects.
+LATEST_PYTHON = lambda_.Runtime.PYTHON_3_14.name
+
+
+def add_compliance_checks(app: App) -> None:
+    """Run the AWS Solutions rule pack on every stack of ``app`` at synth."""
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+
+
+def acknowledge(scope: IConstruct, rule: str, reason: str) -> None:
+    Validations.of(scope).acknowledge(Acknowledgment(id=f"AwsSolutions-{rule}", reason=reason))
+
+
+def acknowledge_function(construct: FastApiFunction) -> None:
+    role_policy = construct.role.node.try_find_child("DefaultPolicy")
+    if role_policy is not None:
+        acknowledge(
+            role_policy, "IAM5[Resource::*]",
+            "X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level permissions "
+            "(AWS documents Resource '*'); every other statement in this policy names its resources.",
+        )
+    if construct.target.runtime.name != LATEST_PYTHON:
+        acknowledge(
+            construct.function, "L1",
+            f"The runtime is chosen per environment (function.python_version, default 3.13) because the "
+            f"dependency layer and its .pyc are built for that exact version; {LATEST_PYTHON} is one setting away.",
+        )
+
+
+def acknowledge_gateway(gateway: FastApiGateway) -> None:
+    no_auth = (
+        "The routes served so far (/ and /health) are public and read-only by design; routes that need a "
+        "caller's identity get a Cognito JWT authorizer at the gateway once the identity construct is added."
+    )
+    acknowledge(gateway, "APIG4", no_auth)
+    if gateway.rest_api is None:
+        return
+    acknowledge(gateway, "COG4", no_auth)
+    acknowledge(
+        gateway.rest_api, "APIG2",
+        "Requests are validated by FastAPI (pydantic models, 422 with the field and reason) inside the proxy "
+        "integration; a gateway request model would duplicate that schema and drift from it.",
+    )
+    acknowledge(
+        gateway.rest_api, "APIG3",
+        "A WAF web ACL is an account-level choice of rules and cost; attach one to the stage "
+        "(rest_api.deployment_stage.stage_arn) where the threat model needs it.",
+    )
+    cloud_watch_role = gateway.rest_api.node.try_find_child("CloudWatchRole")
+    if cloud_watch_role is not None:
+        acknowledge(
+            cloud_watch_role,
+            "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+            "API Gateway's account-level logging role needs exactly this AWS-maintained policy: it writes the "
+            "REST API's execution logs to log groups API Gateway itself names and creates.",
+        )

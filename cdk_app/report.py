@@ -1,0 +1,108 @@
+"""Summary of a synthesized cloud assembly: one line per environment, after cfn-lint.
+
+Run after ``cdk synth`` (``make synth`` does both): ``python -m cdk_app.report cdk.out``.
+Exits non-zero when cfn-lint reports anything, so the main job fails on it.
+cdk-nag already ran inside synth (a finding fails synth); this counts its
+acknowledgements from the assembly metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+ACKNOWLEDGED = "aws:cdk:acknowledged-rules"
+
+
+@dataclass
+class StackSummary:
+    stack: str
+    resources: int
+    api: str
+    runtime: str
+    memory: int
+    timeout: int
+    acknowledged: int
+    lint_errors: int
+    lint_warnings: int
+    assets_mb: float
+
+
+def cfn_lint(template: Path) -> Counter[str]:
+    """cfn-lint findings of one template, counted by level (settings from .cfnlintrc.yaml)."""
+    cli = Path(sys.executable).with_name("cfn-lint")
+    done = subprocess.run([str(cli), "--format", "json", str(template)], capture_output=True, text=True)
+    if done.returncode not in (0, 2, 4, 6, 8, 10, 12, 14):  # cfn-lint's exit code is a bitmask of levels
+        raise RuntimeError(f"cfn-lint failed on {template}: {done.stderr.strip()}")
+    findings = json.loads(done.stdout or "[]")
+    for finding in findings:
+        location = finding["Location"]["Start"]
+        print(f"  cfn-lint {finding['Rule']['Id']} {template.name}:{location['LineNumber']}: {finding['Message']}")
+    return Counter(finding["Level"] for finding in findings)
+
+
+def acknowledgements(assembly: Path, stack: str) -> dict[str, str]:
+    """The cdk-nag rules acknowledged in a stack, with their reasons."""
+    metadata = json.loads((assembly / f"{stack}.metadata.json").read_text())
+    return {rule: reason for entries in metadata.values() for entry in entries if entry["type"] == ACKNOWLEDGED
+            for rule, reason in entry["data"].items()}
+
+
+def _directory_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
+
+
+def summarize(assembly: Path, stack: str, artifact: dict) -> StackSummary:
+    template_path = assembly / artifact["properties"]["templateFile"]
+    resources = json.loads(template_path.read_text())["Resources"]
+    types = Counter(r["Type"] for r in resources.values())
+    function = next(r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::Function")
+    assets = json.loads((assembly / f"{stack}.assets.json").read_text())["files"]
+    sizes = [_directory_mb(assembly / a["source"]["path"]) for a in assets.values()
+             if (assembly / a["source"]["path"]).is_dir()]
+    levels = cfn_lint(template_path)
+    return StackSummary(
+        stack=stack,
+        resources=len(resources),
+        api="HTTP API" if types["AWS::ApiGatewayV2::Api"] else "REST API" if types["AWS::ApiGateway::RestApi"] else "-",
+        runtime=f"{function['Runtime']}/{function['Architectures'][0]}",
+        memory=function["MemorySize"],
+        timeout=function["Timeout"],
+        acknowledged=len(acknowledgements(assembly, stack)),
+        lint_errors=levels["Error"],
+        lint_warnings=levels["Warning"] + levels["Informational"],
+        assets_mb=sum(sizes),
+    )
+
+
+def main(argv: list[str]) -> int:
+    assembly = Path(argv[0] if argv else "cdk.out")
+    manifest = json.loads((assembly / "manifest.json").read_text())
+    stacks = {name: a for name, a in manifest["artifacts"].items() if a["type"] == "aws:cloudformation:stack"}
+    if not stacks:
+        print(f"No stacks in {assembly}; run cdk synth first.", file=sys.stderr)
+        return 1
+    rows = [summarize(assembly, name, artifact) for name, artifact in stacks.items()]
+    header = f"{'stack':<26} {'resources':>9} {'api':<9} {'runtime':<17} {'memory':>6} {'timeout':>7} " \
+             f"{'cdk-nag':<16} {'cfn-lint':<20} {'assets':>8}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        nag = f"pass ({r.acknowledged} ack.)"
+        lint = f"{r.lint_errors} errors, {r.lint_warnings} warn."
+        print(f"{r.stack:<26} {r.resources:>9} {r.api:<9} {r.runtime:<17} {r.memory:>5}M {r.timeout:>6}s "
+              f"{nag:<16} {lint:<20} {r.assets_mb:>6.1f}MB")
+    failed = [r.stack for r in rows if r.lint_errors or r.lint_warnings]
+    if failed:
+        print(f"cfn-lint findings in: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    print(f"{len(rows)} environment(s) synthesized; cdk-nag and cfn-lint clean.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,110 @@
+"""One environment's stack: dependency layer, FastAPI function and API front door."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import App, CfnOutput, Duration, Environment, RemovalPolicy, Stack, Tags
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from cdk_app import compliance
+from cdk_app.api import FastApiGateway
+from cdk_app.bundling import BundlingTarget
+from cdk_app.config import LOG_RETENTION_DAYS, EnvironmentSettings, load_settings, read_cdk_json_context, select_environments
+from cdk_app.function import DependenciesLayer, FastApiFunction
+
+
+def removal_policy_of(settings: EnvironmentSettings) -> RemovalPolicy:
+    return RemovalPolicy.RETAIN if settings.removal_policy == "retain" else RemovalPolicy.DESTROY
+
+
+def retention_of(settings: EnvironmentSettings) -> logs.RetentionDays:
+    # RetentionDays lists the supported day counts in the same order, then INFINITE.
+    finite = [r for r in logs.RetentionDays if r is not logs.RetentionDays.INFINITE]
+    return dict(zip(LOG_RETENTION_DAYS, finite, strict=True))[settings.log_retention_days]
+
+
+class FastApiStack(Stack):
+    """The whole service for one environment, wired from :class:`EnvironmentSettings`."""
+
+    def __init__(self, scope: Construct, id: str, *, environment_name: str, settings: EnvironmentSettings,
+                 **kwargs: Any) -> None:
+        super().__init__(scope, id, termination_protection=settings.termination_protection, **kwargs)
+        self.settings = settings
+        removal_policy = removal_policy_of(settings)
+        retention = retention_of(settings)
+        target = BundlingTarget(
+            python_version=settings.function.python_version,
+            architecture=settings.function.architecture,
+            include_aws_sdk=settings.bundling.include_aws_sdk,
+            require_compiled=settings.bundling.require_compiled,
+        )
+        self.dependencies_layer = DependenciesLayer(
+            self, "Dependencies", target=target, use_docker=settings.bundling.use_docker,
+            removal_policy=removal_policy,
+        )
+        self.api_function = FastApiFunction(
+            self,
+            "Api",
+            target=target,
+            dependencies=self.dependencies_layer.layer,
+            use_docker=settings.bundling.use_docker,
+            memory_size=settings.function.memory_mb,
+            expected_duration=Duration.millis(int(settings.function.expected_duration_seconds * 1000)),
+            max_timeout=FastApiGateway.max_integration_timeout(settings.api.type),
+            reserved_concurrency=settings.function.reserved_concurrency,
+            environment={"APP_ENVIRONMENT": environment_name},
+            log_retention=retention,
+            removal_policy=removal_policy,
+            description=f"FastAPI service ({environment_name})",
+        )
+        self.gateway = FastApiGateway(
+            self,
+            "Gateway",
+            handler=self.api_function.alias,
+            api_type=settings.api.type,
+            api_name=id,
+            throttle_rate_limit=settings.api.throttle_rate_limit,
+            throttle_burst_limit=settings.api.throttle_burst_limit,
+            cors=settings.api.cors,
+            access_log_retention=retention,
+            removal_policy=removal_policy,
+        )
+        CfnOutput(self, "ApiUrl", value=self.gateway.url, description="Invoke URL of the API")
+        CfnOutput(self, "FunctionAlias", value=self.api_function.alias.function_arn,
+                  description="ARN of the live alias")
+        for key, value in {"service": id, **settings.tags}.items():
+            Tags.of(self).add(key, value)
+
+
+def _flag(value: Any) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def build_stacks(app: App) -> dict[str, FastApiStack]:
+    """Add one :class:`FastApiStack` per environment of the context, with cdk-nag checks.
+
+    Reads the ``cdk.json`` context (the CLI passes it; ``python app.py`` and tests
+    fall back to the file). ``-c env=<name>`` limits synth to one environment and
+    ``-c strict_bundling=true`` makes a missing target interpreter an error.
+    """
+    context = {key: app.node.try_get_context(key) for key in ("app_name", "environments")}
+    if context["environments"] is None:
+        context = read_cdk_json_context()
+    settings = load_settings({k: v for k, v in context.items() if v is not None})
+    strict = _flag(app.node.try_get_context("strict_bundling"))
+    only = app.node.try_get_context("env")
+    stacks = {}
+    for name, env_settings in select_environments(settings, only).items():
+        if strict:
+            env_settings = env_settings.model_copy(
+                update={"bundling": env_settings.bundling.model_copy(update={"require_compiled": True})}
+            )
+        stack_id = f"{settings.app_name}-{name}"
+        aws_env = Environment(account=env_settings.account, region=env_settings.region) \
+            if env_settings.account or env_settings.region else None
+        stacks[name] = FastApiStack(app, stack_id, environment_name=name, settings=env_settings, env=aws_env,
+                                    description=f"FastAPI on AWS Lambda ({name})")
+    compliance.add_compliance_checks(app)
+    return stacks
