@@ -1,0 +1,93 @@
+"""The Lambda entry point: HTTP events through Mangum, everything else answered before it."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from service import handler as entry
+from tests.app.conftest import HTTP_EVENTS
+
+
+@pytest.mark.parametrize("name", HTTP_EVENTS)
+def test_http_events_are_served_by_the_app(name, event, lambda_context):
+    response = entry.handler(event(name), lambda_context)
+
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"]) == {"status": "ok"}
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [("rest_api_v1", "http-v1"), ("http_api_v2", "http-v2"), ("function_url", "http-v2"), ("alb", "alb")],
+)
+def test_http_events_are_classified_by_payload_format(name, kind, event):
+    assert entry.classify_event(event(name)) == kind
+
+
+def test_http_api_payload_v1_goes_to_the_app(event, lambda_context):
+    v1 = event("rest_api_v1")
+    v1["version"] = "1.0"
+    del v1["resource"]
+
+    assert entry.handler(v1, lambda_context)["statusCode"] == 200
+
+
+def test_unknown_route_is_a_404_not_an_error(event, lambda_context):
+    request = event("http_api_v2")
+    request["rawPath"] = request["requestContext"]["http"]["path"] = "/no-such-page"
+
+    assert entry.handler(request, lambda_context)["statusCode"] == 404
+
+
+def test_wrong_method_is_a_405(event, lambda_context):
+    request = event("rest_api_v1")
+    request["httpMethod"] = "DELETE"
+
+    assert entry.handler(request, lambda_context)["statusCode"] == 405
+
+
+@pytest.fixture
+def mangum_must_not_run(monkeypatch):
+    def fail(event, context):
+        raise AssertionError("a non-HTTP event reached Mangum")
+
+    monkeypatch.setattr(entry, "asgi_handler", fail)
+
+
+NON_HTTP_EVENTS = {
+    "warmup marker": {entry.WARMUP_MARKER: {"concurrency": 1}},
+    "empty object": {},
+    "list": [1, 2, 3],
+    "string": "ping",
+    "null": None,
+    "sqs-shaped": {"Records": [{"eventSource": "aws:sqs", "body": "{}"}]},
+    "v2 without http block": {"version": "2.0", "rawPath": "/", "requestContext": {}},
+    "v2 with non-text path": {"version": "2.0", "rawPath": 7, "requestContext": {"http": {"method": "GET"}}},
+    "v1 without method": {"resource": "/", "path": "/", "requestContext": {}},
+    "alb without path": {"requestContext": {"elb": {}}, "httpMethod": "GET"},
+}
+
+
+@pytest.mark.parametrize("payload", NON_HTTP_EVENTS.values(), ids=NON_HTTP_EVENTS.keys())
+def test_non_http_events_never_reach_mangum(payload, lambda_context, mangum_must_not_run, caplog):
+    caplog.set_level(logging.INFO, logger=entry.logger.name)
+
+    response = entry.handler(payload, lambda_context)
+
+    assert response["handled"] in {"warmup", "unknown"}
+    assert any(getattr(r, "event_kind", None) == response["handled"] for r in caplog.records)
+
+
+def test_eventbridge_scheduled_event_is_answered_safely(event, lambda_context, mangum_must_not_run, caplog):
+    caplog.set_level(logging.INFO, logger=entry.logger.name)
+
+    assert entry.handler(event("eventbridge_schedule"), lambda_context) == {"handled": "schedule"}
+    assert "non-HTTP event" in caplog.text
+
+
+def test_mangum_runs_without_lifespan():
+    # Lifespan "auto" would run startup and shutdown on every invocation.
+    assert entry.asgi_handler.lifespan == "off"

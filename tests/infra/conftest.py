@@ -1,0 +1,61 @@
+"""Synthesize every environment once per test session.
+
+Bundling is skipped (CDK still computes each asset's source hash, so templates
+match a real synth) and CDK's built-in CloudFormation validation is off: the
+validated synth runs once, in the main job (``make synth``) in CI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import App, Stack
+from aws_cdk.assertions import Template
+
+from cdk_app.config import read_cdk_json_context
+from cdk_app.stack import FastApiStack, build_stacks
+
+ENVIRONMENTS = ("dev", "staging", "prod")
+SKIP_BUNDLING = {"aws:cdk:bundling-stacks": []}
+
+
+def make_app(context: dict[str, Any] | None = None, outdir: Path | None = None) -> App:
+    """An App as the CLI would build it from cdk.json, minus bundling and built-in validation."""
+    return App(
+        context={**read_cdk_json_context(), **SKIP_BUNDLING, **(context or {})},
+        builtin_cloud_formation_validation=False,
+        outdir=str(outdir) if outdir else None,
+    )
+
+
+def template_of(stack: Stack) -> Template:
+    return Template.from_stack(stack)
+
+
+@dataclass
+class Synth:
+    app: App
+    stacks: dict[str, FastApiStack]
+    templates: dict[str, Template]
+    outdir: Path
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory) -> Synth:
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    app = make_app(outdir=outdir)
+    stacks = build_stacks(app)
+    return Synth(app, stacks, {name: template_of(stack) for name, stack in stacks.items()}, outdir)
+
+
+@pytest.fixture(params=ENVIRONMENTS)
+def env_name(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def template(synth, env_name) -> Template:
+    return synth.templates[env_name]

@@ -1,0 +1,212 @@
+"""Docker-free bundling: what goes in, what changes the asset hash, and that the result imports."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from aws_cdk import App, Stack
+
+import cdk_app.bundling as bundling
+import cdk_app.function as function_module
+from cdk_app.bundling import LAMBDA_SRC, BundlingError, BundlingTarget, build_locally, find_python, locked_requirements
+from cdk_app.function import FastApiFunction
+from tests.infra.conftest import SKIP_BUNDLING, template_of
+
+HOST_ARCHITECTURE = "arm64" if platform.machine() in ("aarch64", "arm64") else "x86_64"
+HOST_TARGET = BundlingTarget(python_version="3.13", architecture=HOST_ARCHITECTURE)
+EVENT = Path(__file__).parents[1] / "app" / "events" / "http_api_v2.json"
+
+
+def asset_keys(source: Path, target: BundlingTarget = BundlingTarget()) -> tuple[str, str]:
+    """(layer, code) asset keys of a function built from ``source`` for ``target``."""
+    app = App(context=SKIP_BUNDLING, builtin_cloud_formation_validation=False)
+    stack = Stack(app, "Hashes")
+    FastApiFunction(stack, "Api", source=source, target=target)
+    template = template_of(stack).to_json()["Resources"]
+    layer = next(r for r in template.values() if r["Type"] == "AWS::Lambda::LayerVersion")
+    code = next(r for r in template.values() if r["Type"] == "AWS::Lambda::Function")
+    return layer["Properties"]["Content"]["S3Key"], code["Properties"]["Code"]["S3Key"]
+
+
+@pytest.fixture
+def source(tmp_path) -> Path:
+    copy = tmp_path / "lambda_src"
+    shutil.copytree(LAMBDA_SRC, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+@pytest.fixture
+def baseline(source):
+    return asset_keys(source)
+
+
+def test_nothing_changed_nothing_changes(source, baseline):
+    assert asset_keys(source) == baseline
+
+
+def test_caches_and_stray_files_do_not_change_the_hashes(source, baseline):
+    (source / "service" / "__pycache__").mkdir()
+    (source / "service" / "__pycache__" / "main.cpython-313.pyc").write_bytes(b"\0")
+    (source / ".DS_Store").write_text("x")
+
+    assert asset_keys(source) == baseline
+
+
+def test_source_change_changes_only_the_code(source, baseline):
+    (source / "service" / "main.py").write_text((source / "service" / "main.py").read_text() + "\n# edited\n")
+
+    layer, code = asset_keys(source)
+
+    assert layer == baseline[0] and code != baseline[1]
+
+
+def test_lock_change_changes_only_the_layer(source, baseline):
+    lock = source / "requirements.txt"
+    lock.write_text(lock.read_text().replace("idna==3.20", "idna==3.10"))
+
+    layer, code = asset_keys(source)
+
+    assert layer != baseline[0] and code == baseline[1]
+
+
+@pytest.mark.parametrize("change", [{"architecture": "x86_64"}, {"python_version": "3.12"}, {"include_aws_sdk": True}])
+def test_target_changes_change_both(source, baseline, change):
+    layer, code = asset_keys(source, BundlingTarget(**change))
+
+    assert layer != baseline[0] and code != baseline[1]
+
+
+def test_bundler_logic_change_changes_both(source, baseline, monkeypatch):
+    monkeypatch.setattr(bundling, "BUNDLER_REVISION", "0" * 16)
+
+    layer, code = asset_keys(source)
+
+    assert layer != baseline[0] and code != baseline[1]
+
+
+def test_whether_pyc_could_be_built_is_not_part_of_the_hash(source, baseline):
+    assert asset_keys(source, BundlingTarget(require_compiled=True)) == baseline
+
+
+def test_lock_must_pin_exact_versions(tmp_path):
+    lock = tmp_path / "requirements.txt"
+    lock.write_text("fastapi>=0.100\n")
+
+    with pytest.raises(BundlingError, match="'fastapi>=0.100' is not pinned"):
+        locked_requirements(lock, include_aws_sdk=False)
+
+
+def test_aws_sdk_is_left_out_unless_asked_for(tmp_path):
+    lock = tmp_path / "requirements.txt"
+    lock.write_text("boto3==1.44.5\nbotocore==1.44.5\nfastapi==0.163.2  # web\n\n")
+
+    assert locked_requirements(lock, include_aws_sdk=False) == ["fastapi==0.163.2"]
+    assert locked_requirements(lock, include_aws_sdk=True) == ["boto3==1.44.5", "botocore==1.44.5", "fastapi==0.163.2"]
+
+
+def test_pip_command_targets_the_lambda_platform_and_never_builds_from_source(tmp_path):
+    command = bundling.pip_install_command(tmp_path / "r.txt", tmp_path / "out", BundlingTarget())
+
+    text = " ".join(command)
+    assert "--only-binary=:all:" in command and "--no-compile" in command and "--no-deps" in command
+    assert "--python-version 3.13" in text and "--implementation cp" in text
+    assert "--platform manylinux2014_aarch64" in text
+
+
+def test_missing_interpreter_warns_and_ships_source_only(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(bundling, "find_python", lambda version: None)
+
+    out = build_locally("code", tmp_path / "code", target=BundlingTarget())
+
+    assert (out / "service" / "handler.py").is_file()
+    assert not list(out.rglob("*.pyc"))
+    assert "No Python 3.13 interpreter was found" in capsys.readouterr().err
+
+
+def test_missing_interpreter_is_an_error_when_compiled_output_is_required(tmp_path, monkeypatch):
+    monkeypatch.setattr(bundling, "find_python", lambda version: None)
+
+    with pytest.raises(BundlingError, match="require_compiled is on"):
+        build_locally("code", tmp_path / "code", target=BundlingTarget(require_compiled=True))
+
+
+def test_strict_synth_fails_before_bundling_without_an_interpreter(monkeypatch):
+    monkeypatch.setattr(function_module, "find_python", lambda version: None)
+    app = App(context={"aws:cdk:bundling-stacks": ["**"]}, builtin_cloud_formation_validation=False)
+
+    with pytest.raises(BundlingError, match="No Python 3.13 interpreter"):
+        FastApiFunction(Stack(app, "Strict"), "Api", target=BundlingTarget(require_compiled=True))
+
+
+def test_function_timeout_beyond_max_is_refused():
+    from aws_cdk import Duration
+
+    stack = Stack(App(context=SKIP_BUNDLING), "Timeouts")
+    with pytest.raises(ValueError, match=r"expected_duration=30s gives a 36s timeout .* lower expected_duration to 24s"):
+        FastApiFunction(stack, "Api", expected_duration=Duration.seconds(30), max_timeout=Duration.seconds(29))
+
+
+# --- the real bundle, built once with pip for this machine's architecture ---------------
+
+@pytest.fixture(scope="session")
+def host_bundle(tmp_path_factory):
+    if find_python(HOST_TARGET.python_version) is None:
+        pytest.skip(bundling.missing_interpreter_message(HOST_TARGET.python_version))
+    root = tmp_path_factory.mktemp("bundle")
+    return build_locally("layer", root / "layer", target=HOST_TARGET), build_locally("code", root / "code", target=HOST_TARGET)
+
+
+@pytest.mark.slow
+def test_bundle_ships_pyc_for_the_target_python_and_nothing_extra(host_bundle):
+    layer, code = host_bundle
+    site = layer / "python"
+    tag = f"cpython-{HOST_TARGET.python_version.replace('.', '')}"
+    assert list((code / "service" / "__pycache__").glob(f"handler.{tag}.pyc"))
+    assert list((site / "fastapi" / "__pycache__").glob(f"applications.{tag}.pyc"))
+    assert not (site / "bin").exists()
+    assert not list(site.glob("*.dist-info/RECORD"))
+    assert not list(site.rglob("tests"))
+    assert not (site / "boto3").exists() and not (site / "botocore").exists()
+    assert not (code / "requirements.txt").exists()
+
+
+@pytest.mark.slow
+def test_pyc_do_not_need_the_source_mtime(host_bundle):
+    # unchecked-hash: the runtime never stats sources to validate them (read-only /var/task).
+    layer, _ = host_bundle
+    pyc = next((layer / "python" / "fastapi" / "__pycache__").glob("applications.*.pyc"))
+    flags = int.from_bytes(pyc.read_bytes()[4:8], "little")
+    assert flags == 0b01, "expected hash-based, unchecked .pyc"
+
+
+@pytest.mark.slow
+def test_bundle_imports_and_serves_under_the_target_python(host_bundle):
+    layer, code = host_bundle
+    probe = (
+        "import json, sys, service.handler as h; "
+        f"r = h.handler(json.load(open({str(EVENT)!r})), None); "
+        "print(json.dumps({'status': r['statusCode'], 'file': h.__file__, 'fastapi': sys.modules['fastapi'].__file__}))"
+    )
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": f"{code}{os.pathsep}{layer / 'python'}",
+           "PYTHONDONTWRITEBYTECODE": "1", "APP_ENVIRONMENT": "bundle-test"}
+    done = subprocess.run([*find_python(HOST_TARGET.python_version), "-s", "-c", probe],
+                          capture_output=True, text=True, env=env, cwd=layer, timeout=120)
+
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == 200
+    assert result["file"].startswith(str(code)) and result["fastapi"].startswith(str(layer))
+
+
+@pytest.mark.slow
+def test_pip_failure_is_a_clear_error(tmp_path):
+    (tmp_path / "requirements.txt").write_text("fastapi==0.0.0.1\n")
+
+    with pytest.raises(BundlingError, match=r"(?s)pip could not install .*manylinux wheels only.*No matching distribution found for fastapi==0.0.0.1"):
+        build_locally("layer", tmp_path / "out", source=tmp_path, target=HOST_TARGET)

@@ -1,0 +1,162 @@
+"""Fine-grained assertions on every environment's synthesized template."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_cdk.assertions import Match
+
+from cdk_app.config import load_settings, read_cdk_json_context
+
+SETTINGS = load_settings(read_cdk_json_context()).environments
+
+
+def only(template, resource_type: str) -> tuple[str, dict]:
+    found = template.find_resources(resource_type)
+    assert len(found) == 1, f"expected one {resource_type}, found {len(found)}"
+    return next(iter(found.items()))
+
+
+def alias_logical_id(template) -> str:
+    return only(template, "AWS::Lambda::Alias")[0]
+
+
+def test_one_stack_per_environment(synth):
+    assert sorted(synth.stacks) == ["dev", "prod", "staging"]
+    assert {s.stack_name for s in synth.stacks.values()} == {
+        "fastapi-lambda-dev", "fastapi-lambda-staging", "fastapi-lambda-prod"}
+
+
+def test_function_runtime_memory_timeout_and_tracing(template, env_name):
+    function = SETTINGS[env_name].function
+    template.has_resource_properties("AWS::Lambda::Function", {
+        "Runtime": f"python{function.python_version}",
+        "Architectures": [function.architecture],
+        "Handler": "service.handler.handler",
+        "MemorySize": function.memory_mb,
+        "Timeout": function.timeout_seconds,
+        "TracingConfig": {"Mode": "Active"},
+        "Layers": [{"Ref": Match.string_like_regexp("DependenciesLayer")}],
+        "LoggingConfig": Match.object_like({"LogFormat": "JSON", "LogGroup": {"Ref": Match.any_value()}}),
+        "Environment": {"Variables": {"APP_ENVIRONMENT": env_name}},
+    })
+    assert "ReservedConcurrentExecutions" not in only(template, "AWS::Lambda::Function")[1]["Properties"]
+
+
+def test_timeout_is_120_percent_of_expected_duration(template):
+    # cdk.json: expected_duration_seconds 10 everywhere -> 12 s.
+    assert only(template, "AWS::Lambda::Function")[1]["Properties"]["Timeout"] == 12
+
+
+def test_live_alias_points_at_a_published_version(template):
+    template.resource_count_is("AWS::Lambda::Version", 1)
+    template.has_resource_properties("AWS::Lambda::Alias", {
+        "Name": "live",
+        "FunctionVersion": {"Fn::GetAtt": [Match.string_like_regexp("ApiFunctionCurrentVersion"), "Version"]},
+    })
+
+
+def test_gateway_invokes_the_alias_never_latest(template):
+    alias = alias_logical_id(template)
+    permissions = template.find_resources("AWS::Lambda::Permission")
+    assert permissions, "the gateway needs permission to invoke the function"
+    for permission in permissions.values():
+        assert permission["Properties"]["FunctionName"] == {"Ref": alias}
+        assert permission["Properties"]["Principal"] == "apigateway.amazonaws.com"
+
+
+def test_function_role_writes_only_its_own_log_group(template):
+    lambda_roles = template.find_resources("AWS::IAM::Role", {"Properties": {"AssumeRolePolicyDocument": {
+        "Statement": [Match.object_like({"Principal": {"Service": "lambda.amazonaws.com"}})], "Version": Match.any_value()}}})
+    assert len(lambda_roles) == 1
+    assert "ManagedPolicyArns" not in next(iter(lambda_roles.values()))["Properties"]
+    template.has_resource_properties("AWS::IAM::Policy", {"PolicyDocument": {"Statement": Match.array_with([
+        Match.object_like({
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": {"Fn::GetAtt": [Match.string_like_regexp("ApiLogs"), "Arn"]},
+        }),
+        Match.object_like({"Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "Resource": "*"}),
+    ])}})
+
+
+def test_log_groups_follow_the_environment(template, env_name):
+    settings = SETTINGS[env_name]
+    deletion = "Retain" if settings.removal_policy == "retain" else "Delete"
+    groups = template.find_resources("AWS::Logs::LogGroup")
+    assert len(groups) == 2  # function logs and access logs
+    for group in groups.values():
+        assert group["Properties"]["RetentionInDays"] == settings.log_retention_days
+        assert group["DeletionPolicy"] == deletion
+
+
+def test_prod_retains_and_protects_dev_does_not(synth):
+    assert synth.stacks["prod"].termination_protection is True
+    assert synth.stacks["dev"].termination_protection is False
+    for env, expected in (("prod", "Retain"), ("dev", "Delete")):
+        layers = synth.templates[env].find_resources("AWS::Lambda::LayerVersion")
+        assert [layer["DeletionPolicy"] for layer in layers.values()] == [expected]
+
+
+def test_layer_is_built_for_the_target(template, env_name):
+    function = SETTINGS[env_name].function
+    template.has_resource_properties("AWS::Lambda::LayerVersion", {
+        "CompatibleRuntimes": [f"python{function.python_version}"],
+        "CompatibleArchitectures": [function.architecture],
+    })
+
+
+def test_api_url_is_an_output(template):
+    outputs = template.find_outputs("ApiUrl")
+    assert len(outputs) == 1
+
+
+@pytest.mark.parametrize("env_name", ["dev", "staging"])
+def test_http_api_stage_throttling_and_json_access_logs(synth, env_name):
+    template, api = synth.templates[env_name], SETTINGS[env_name].api
+    template.resource_count_is("AWS::ApiGatewayV2::Api", 1)
+    template.resource_count_is("AWS::ApiGateway::RestApi", 0)
+    _, stage = only(template, "AWS::ApiGatewayV2::Stage")
+    properties = stage["Properties"]
+    assert properties["StageName"] == "$default" and properties["AutoDeploy"] is True
+    assert properties["DefaultRouteSettings"] == {
+        "ThrottlingRateLimit": api.throttle_rate_limit, "ThrottlingBurstLimit": api.throttle_burst_limit}
+    access_format = json.loads(properties["AccessLogSettings"]["Format"])
+    assert access_format["requestId"] == "$context.requestId"
+    assert access_format["status"] == "$context.status"
+    template.has_resource_properties("AWS::ApiGatewayV2::Integration", {
+        "IntegrationType": "AWS_PROXY", "PayloadFormatVersion": "2.0",
+        "IntegrationUri": {"Ref": alias_logical_id(template)},
+    })
+
+
+def test_cors_only_where_configured(synth):
+    dev_api = only(synth.templates["dev"], "AWS::ApiGatewayV2::Api")[1]["Properties"]
+    assert dev_api["CorsConfiguration"]["AllowOrigins"] == ["http://localhost:3000"]
+    assert "CorsConfiguration" not in only(synth.templates["staging"], "AWS::ApiGatewayV2::Api")[1]["Properties"]
+
+
+def test_prod_rest_api_is_regional_traced_throttled_and_logged(synth):
+    template, api = synth.templates["prod"], SETTINGS["prod"].api
+    template.resource_count_is("AWS::ApiGatewayV2::Api", 0)
+    template.has_resource_properties("AWS::ApiGateway::RestApi", {
+        "EndpointConfiguration": {"Types": ["REGIONAL"]}})
+    template.has_resource_properties("AWS::ApiGateway::Stage", {
+        "TracingEnabled": True,
+        "AccessLogSetting": {"DestinationArn": Match.any_value(), "Format": Match.string_like_regexp("requestId")},
+        "MethodSettings": [Match.object_like({
+            "ThrottlingRateLimit": api.throttle_rate_limit,
+            "ThrottlingBurstLimit": api.throttle_burst_limit,
+            "LoggingLevel": "ERROR",
+            "DataTraceEnabled": False,
+        })],
+    })
+    alias = alias_logical_id(template)
+    for method in template.find_resources("AWS::ApiGateway::Method", {"Properties": {"HttpMethod": "ANY"}}).values():
+        uri = json.dumps(method["Properties"]["Integration"]["Uri"])
+        assert alias in uri, "REST methods must integrate the live alias"
+
+
+def test_stacks_are_environment_agnostic_by_default(synth):
+    for stack in synth.stacks.values():
+        assert stack.account.startswith("${Token[") and stack.region.startswith("${Token[")
