@@ -1,0 +1,63 @@
+"""Lambda inputs for the benchmark: an API Gateway HTTP API (payload 2.0) event and a context.
+
+Loaded by the child processes from its file path (not from sys.path), so the
+measured interpreter's sys.path stays exactly the Lambda layout.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+
+
+def http_api_event(method: str = "GET", path: str = "/", query: str = "") -> dict:
+    """An HTTP API v2.0 event as API Gateway sends it for the `$default` route."""
+    now = time.time()
+    request_id = "bench-" + uuid.uuid4().hex[:12]
+    user_agent = "Mozilla/5.0 (bench) curl/8.5.0"
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": {
+            "accept": "application/json, */*", "host": "abc123xyz.execute-api.us-east-1.amazonaws.com",
+            "user-agent": user_agent, "x-forwarded-for": "203.0.113.10", "x-forwarded-proto": "https",
+        },
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123xyz",
+            "domainName": "abc123xyz.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "abc123xyz",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
+                     "sourceIp": "203.0.113.10", "userAgent": user_agent},
+            "requestId": request_id,
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+        },
+        "isBase64Encoded": False,
+    }
+
+
+#: Events a scenario can ask the child for, by name (add e.g. a warmup ping here).
+EVENTS = {"GET /": lambda: http_api_event("GET", "/")}
+
+
+@dataclass
+class LambdaContext:
+    """The attributes of the Python runtime's context object that handlers read."""
+
+    function_name: str = "fastapi-bench"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 1024
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:fastapi-bench"
+    log_group_name: str = "/aws/lambda/fastapi-bench"
+    log_stream_name: str = "2025/01/01/[$LATEST]0123456789abcdef0123456789abcdef"
+    deadline_ms: int = field(default_factory=lambda: int(time.time() * 1000) + 30_000)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, self.deadline_ms - int(time.time() * 1000))
