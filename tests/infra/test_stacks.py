@@ -76,7 +76,7 @@ def test_function_role_writes_only_its_own_log_group(template):
             "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
             "Resource": {"Fn::GetAtt": [Match.string_like_regexp("ApiLogs"), "Arn"]},
         }),
-        Match.object_like({"Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "Resource": "*"}),
+        Match.object_like({"Action": ["xray:PutTelemetryRecords", "xray:PutTraceSegments"], "Resource": "*"}),
     ])}})
 
 
