@@ -3,7 +3,8 @@
 HTTP events (API Gateway REST v1, HTTP API v1/v2, Function URL, ALB) go to Mangum.
 Anything else (a warmup marker, an EventBridge scheduled event, an unknown shape) is
 answered here, before Mangum: Mangum raises ``RuntimeError`` on events it cannot
-infer, which Lambda would count as an error and retry.
+infer, which Lambda would count as an error and retry. Warmup markers are handled by
+:mod:`service.cold_start`, which also applies the import mode at init.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from typing import Any
 
 from mangum import Mangum
 
+from service import cold_start
+from service.cold_start import WARMUP_MARKER
 from service.main import create_app
 
 logger = logging.getLogger(__name__)
-
-WARMUP_MARKER = "fastapi-lambda-warmup"
 # Payload v1: REST API and HTTP API format 1.0; v2: HTTP API format 2.0 and Function URLs.
 HTTP_EVENT_KINDS = frozenset({"alb", "http-v1", "http-v2"})
 
@@ -25,6 +26,7 @@ HTTP_EVENT_KINDS = frozenset({"alb", "http-v1", "http-v2"})
 app = create_app()
 # lifespan="off": Mangum would otherwise run startup and shutdown on every invocation.
 asgi_handler = Mangum(app, lifespan="off")
+cold_start.prepare(app)
 
 
 def _has_text(mapping: dict[str, Any], *keys: str) -> bool:
@@ -61,5 +63,10 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     kind = classify_event(event)
     if kind in HTTP_EVENT_KINDS:
         return asgi_handler(event, context)
+    if kind == "warmup":
+        # DEBUG: pings arrive every few minutes per instance and are expected; the
+        # fan-out's outcome is logged at INFO by cold_start.
+        logger.debug("Answered a warmup ping without the web app", extra={"event_kind": kind})
+        return {"handled": kind, **cold_start.answer_warmup(event[WARMUP_MARKER], context)}
     logger.info("Answered a non-HTTP event without the web app", extra={"event_kind": kind})
     return {"handled": kind}

@@ -73,7 +73,7 @@ NON_HTTP_EVENTS = {
 
 @pytest.mark.parametrize("payload", NON_HTTP_EVENTS.values(), ids=NON_HTTP_EVENTS.keys())
 def test_non_http_events_never_reach_mangum(payload, lambda_context, mangum_must_not_run, caplog):
-    caplog.set_level(logging.INFO, logger=entry.logger.name)
+    caplog.set_level(logging.DEBUG, logger=entry.logger.name)
 
     response = entry.handler(payload, lambda_context)
 
