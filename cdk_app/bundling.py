@@ -67,7 +67,10 @@ class BundlingTarget:
 
     @property
     def runtime(self) -> lambda_.Runtime:
-        return lambda_.Runtime(f"python{self.python_version}", lambda_.RuntimeFamily.PYTHON)
+        # CDK's constants carry capabilities (SnapStart support); build one only for newer versions.
+        known = getattr(lambda_.Runtime, f"PYTHON_{self.python_version.replace('.', '_')}", None)
+        return known or lambda_.Runtime(f"python{self.python_version}", lambda_.RuntimeFamily.PYTHON,
+                                        supports_snap_start=True)
 
     @property
     def lambda_architecture(self) -> lambda_.Architecture:

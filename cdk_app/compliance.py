@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aws_cdk import Acknowledgment, App, Validations
+from aws_cdk import Acknowledgment, Annotations, App, Validations
 from aws_cdk import aws_lambda as lambda_
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
@@ -39,6 +39,12 @@ def acknowledge_function(construct: FastApiFunction) -> None:
             role_policy, "IAM5[Resource::*]",
             "X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level permissions "
             "(AWS documents Resource '*'); every other statement in this policy names its resources.",
+        )
+    if construct.cold_start.plan.strategy == "snapstart":
+        Annotations.of(construct.function).acknowledge_warning(
+            "@aws-cdk/aws-lambda:snapStartRequirePublish",
+            "The construct always publishes a version (current_version) and the live alias points at it, "
+            "which is where SnapStart applies.",
         )
     if construct.target.runtime.name != LATEST_PYTHON:
         acknowledge(

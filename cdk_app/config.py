@@ -96,6 +96,98 @@ class BundlingSettings(_Settings):
     )
 
 
+class _CapacityBounds(_Settings):
+    """Settings with ``min`` and ``max`` instance counts."""
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> _CapacityBounds:
+        if self.min > self.max:  # type: ignore[attr-defined]
+            raise ValueError(f"min={self.min} is above max={self.max}; set min <= max")  # type: ignore[attr-defined]
+        return self
+
+
+class ScheduleSettings(_CapacityBounds):
+    """Provisioned-concurrency bounds on a schedule (e.g. business hours)."""
+
+    name: str = Field(..., pattern=r"^[A-Za-z][A-Za-z0-9-]{0,63}$")
+    cron: str = Field(..., description="Application Auto Scaling cron, 6 fields: '0 8 ? * MON-FRI *'")
+    min: int = Field(..., ge=0)
+    max: int = Field(..., ge=1)
+    time_zone: str | None = Field(None, description="IANA time zone; UTC when absent")
+
+    @field_validator("cron")
+    @classmethod
+    def _six_fields(cls, value: str) -> str:
+        if len(value.split()) != 6:
+            raise ValueError(
+                "cron needs 6 fields (minutes hours day-of-month month day-of-week year), "
+                "e.g. '0 8 ? * MON-FRI *'"
+            )
+        return value
+
+
+class ProvisionedSettings(_CapacityBounds):
+    """Provisioned concurrency on the alias, autoscaled on utilization."""
+
+    min: int = Field(2, ge=1, description="Instances always initialized")
+    max: int = Field(5, ge=1, description="Upper bound for autoscaling")
+    target_utilization: float = Field(0.7, gt=0, lt=1, description="Scale out above this utilization")
+    schedules: list[ScheduleSettings] = []
+
+
+class WarmupSettings(_Settings):
+    """An EventBridge schedule that pings the alias."""
+
+    rate_minutes: int = Field(5, ge=1, le=60)
+    concurrency: int = Field(1, ge=1, le=50, description="Instances to keep warm (fan-out when > 1)")
+    force: bool = Field(False, description="Allow a warmup rule beside another strategy")
+
+
+#: The strategy an environment gets when cdk.json names none.
+DEFAULT_STRATEGIES = {"dev": "warmup", "staging": "snapstart", "prod": "provisioned"}
+
+
+class ColdStartSettings(_Settings):
+    """One cold-start strategy and its parameters."""
+
+    strategy: Literal["provisioned", "snapstart", "warmup", "none"] = "none"
+    provisioned: ProvisionedSettings | None = None
+    warmup: WarmupSettings | None = None
+    import_mode: Literal["eager", "lazy"] = Field(
+        None, description="eager for provisioned/snapstart, lazy otherwise, unless set"  # type: ignore[arg-type]
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        strategy = data.get("strategy", "none")
+        if strategy == "provisioned":
+            data.setdefault("provisioned", {})
+        if strategy == "warmup":
+            data.setdefault("warmup", {})
+        if data.get("import_mode") is None:
+            data["import_mode"] = "eager" if strategy in ("provisioned", "snapstart") else "lazy"
+        return data
+
+    @model_validator(mode="after")
+    def _one_strategy(self) -> ColdStartSettings:
+        if self.provisioned is not None and self.strategy != "provisioned":
+            why = ("SnapStart does not support provisioned concurrency"
+                   if self.strategy == "snapstart" else f"the strategy is '{self.strategy}'")
+            raise ValueError(
+                f"provisioned is set but {why}; choose one: set strategy to 'provisioned' or remove provisioned"
+            )
+        if self.warmup is not None and self.strategy != "warmup" and not self.warmup.force:
+            raise ValueError(
+                f"warmup beside the '{self.strategy}' strategy is redundant (its instances are already "
+                "initialized) and costs invocations; remove warmup, or set warmup.force to true to keep both"
+            )
+        return self
+
+
 class EnvironmentSettings(_Settings):
     """Everything that differs between dev, staging and prod."""
 
@@ -108,6 +200,7 @@ class EnvironmentSettings(_Settings):
     function: FunctionSettings = FunctionSettings()
     api: ApiSettings = ApiSettings()
     bundling: BundlingSettings = BundlingSettings()
+    cold_start: ColdStartSettings = ColdStartSettings()
 
     @field_validator("log_retention_days")
     @classmethod
@@ -135,6 +228,18 @@ class ProjectSettings(_Settings):
 
     app_name: str = Field("fastapi-lambda", pattern=r"^[a-z][a-z0-9-]{1,30}$", description="Prefix of stack names")
     environments: dict[str, EnvironmentSettings] = Field(..., min_length=1)
+
+    @field_validator("environments", mode="before")
+    @classmethod
+    def _default_strategies(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        filled = {}
+        for name, env in value.items():
+            if isinstance(env, dict) and "cold_start" not in env and name in DEFAULT_STRATEGIES:
+                env = {**env, "cold_start": {"strategy": DEFAULT_STRATEGIES[name]}}
+            filled[name] = env
+        return filled
 
     @field_validator("environments")
     @classmethod

@@ -22,6 +22,7 @@ from cdk_app.bundling import (
     find_python,
     missing_interpreter_message,
 )
+from cdk_app.cold_start import ColdStart, ColdStartControl
 from cdk_app.config import TIMEOUT_HEADROOM, timeout_for
 
 DEFAULT_HANDLER = "service.handler.handler"
@@ -77,6 +78,8 @@ class FastApiFunction(Construct):
 
     The timeout is 120% of ``expected_duration`` (rounded up to whole seconds);
     ``max_timeout`` (the front door's integration limit) caps it with a clear error.
+    ``cold_start`` picks one strategy (provisioned concurrency, SnapStart, a warmup
+    rule or none) and with it the app's import mode (``IMPORT_MODE``).
     """
 
     def __init__(
@@ -97,9 +100,11 @@ class FastApiFunction(Construct):
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         description: str | None = None,
+        cold_start: ColdStart = ColdStart(),
     ) -> None:
         super().__init__(scope, id)
         self.target = target or BundlingTarget()
+        cold_start.validate(self.target.runtime)
         timeout_seconds = timeout_for(expected_duration.to_seconds())
         if max_timeout is not None and timeout_seconds > max_timeout.to_seconds():
             raise ValueError(
@@ -136,10 +141,17 @@ class FastApiFunction(Construct):
             logging_format=lambda_.LoggingFormat.JSON,
             application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
             system_log_level_v2=lambda_.SystemLogLevel.WARN,
-            environment=dict(environment or {}),
+            environment={"IMPORT_MODE": cold_start.effective_import_mode, **(environment or {})},
             description=description,
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if cold_start.strategy == "snapstart" else None,
         )
-        self.alias = lambda_.Alias(self, "Alias", alias_name=ALIAS_NAME, version=self.function.current_version)
+        self.alias = lambda_.Alias(
+            self, "Alias", alias_name=ALIAS_NAME, version=self.function.current_version,
+            provisioned_concurrent_executions=cold_start.provisioned_settings.min_capacity
+            if cold_start.provisioned_settings else None,
+        )
+        self.cold_start = ColdStartControl(self, "ColdStart", function=self.function, alias=self.alias,
+                                           plan=cold_start)
         compliance.acknowledge_function(self)
 
     @property

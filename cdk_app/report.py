@@ -26,6 +26,7 @@ class StackSummary:
     runtime: str
     memory: int
     timeout: int
+    cold_start: str
     acknowledged: int
     lint_errors: int
     lint_warnings: int
@@ -56,6 +57,25 @@ def _directory_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
 
 
+def _cold_start(resources: dict, function: dict) -> str:
+    """The strategy as the template shows it, with the app's import mode."""
+    mode = function.get("Environment", {}).get("Variables", {}).get("IMPORT_MODE", "?")
+    alias = next(r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::Alias")
+    scaling = [r["Properties"] for r in resources.values()
+               if r["Type"] == "AWS::ApplicationAutoScaling::ScalableTarget"]
+    rules = [r for r in resources.values() if r["Type"] == "AWS::Events::Rule"]
+    if "ProvisionedConcurrencyConfig" in alias:
+        bounds = f"{scaling[0]['MinCapacity']}-{scaling[0]['MaxCapacity']}" if scaling else "fixed"
+        strategy = f"provisioned {bounds}"
+    elif "SnapStart" in function:
+        strategy = "snapstart"
+    elif rules:
+        strategy = "warmup"
+    else:
+        strategy = "none"
+    return f"{strategy}{' +warmup' if rules and strategy != 'warmup' else ''}, {mode}"
+
+
 def summarize(assembly: Path, stack: str, artifact: dict) -> StackSummary:
     template_path = assembly / artifact["properties"]["templateFile"]
     resources = json.loads(template_path.read_text())["Resources"]
@@ -71,6 +91,7 @@ def summarize(assembly: Path, stack: str, artifact: dict) -> StackSummary:
         api="HTTP API" if types["AWS::ApiGatewayV2::Api"] else "REST API" if types["AWS::ApiGateway::RestApi"] else "-",
         runtime=f"{function['Runtime']}/{function['Architectures'][0]}",
         memory=function["MemorySize"],
+        cold_start=_cold_start(resources, function),
         timeout=function["Timeout"],
         acknowledged=len(acknowledgements(assembly, stack)),
         lint_errors=levels["Error"],
@@ -87,15 +108,15 @@ def main(argv: list[str]) -> int:
         print(f"No stacks in {assembly}; run cdk synth first.", file=sys.stderr)
         return 1
     rows = [summarize(assembly, name, artifact) for name, artifact in stacks.items()]
-    header = f"{'stack':<26} {'resources':>9} {'api':<9} {'runtime':<17} {'memory':>6} {'timeout':>7} " \
-             f"{'cdk-nag':<16} {'cfn-lint':<20} {'assets':>8}"
+    header = f"{'stack':<24} {'resources':>9} {'api':<9} {'runtime':<17} {'memory':>6} {'timeout':>7} " \
+             f"{'cold start':<25} {'cdk-nag':<15} {'cfn-lint':<18} {'assets':>7}"
     print(header)
     print("-" * len(header))
     for r in rows:
         nag = f"pass ({r.acknowledged} ack.)"
         lint = f"{r.lint_errors} errors, {r.lint_warnings} warn."
-        print(f"{r.stack:<26} {r.resources:>9} {r.api:<9} {r.runtime:<17} {r.memory:>5}M {r.timeout:>6}s "
-              f"{nag:<16} {lint:<20} {r.assets_mb:>6.1f}MB")
+        print(f"{r.stack:<24} {r.resources:>9} {r.api:<9} {r.runtime:<17} {r.memory:>5}M {r.timeout:>6}s "
+              f"{r.cold_start:<25} {nag:<15} {lint:<18} {r.assets_mb:>5.1f}MB")
     failed = [r.stack for r in rows if r.lint_errors or r.lint_warnings]
     if failed:
         print(f"cfn-lint findings in: {', '.join(failed)}", file=sys.stderr)

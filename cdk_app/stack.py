@@ -11,8 +11,25 @@ from constructs import Construct
 from cdk_app import compliance
 from cdk_app.api import FastApiGateway
 from cdk_app.bundling import BundlingTarget
-from cdk_app.config import LOG_RETENTION_DAYS, EnvironmentSettings, load_settings, read_cdk_json_context, select_environments
+from cdk_app.cold_start import ColdStart, ProvisionedConcurrency, ScheduledCapacity, Warmup
+from cdk_app.config import LOG_RETENTION_DAYS, ColdStartSettings, EnvironmentSettings, load_settings, read_cdk_json_context, select_environments
 from cdk_app.function import DependenciesLayer, FastApiFunction
+
+
+def cold_start_of(settings: ColdStartSettings) -> ColdStart:
+    """The construct-level plan for a validated cold-start setting."""
+    warmup = settings.warmup and Warmup(rate=Duration.minutes(settings.warmup.rate_minutes),
+                                        concurrency=settings.warmup.concurrency)
+    provisioned = settings.provisioned and ProvisionedConcurrency(
+        min_capacity=settings.provisioned.min,
+        max_capacity=settings.provisioned.max,
+        target_utilization=settings.provisioned.target_utilization,
+        schedules=tuple(ScheduledCapacity(s.name, s.cron, s.min, s.max, s.time_zone)
+                        for s in settings.provisioned.schedules),
+    )
+    return ColdStart(strategy=settings.strategy, provisioned=provisioned, warmup=warmup,
+                     force_warmup=bool(settings.warmup and settings.warmup.force),
+                     import_mode=settings.import_mode)
 
 
 def removal_policy_of(settings: EnvironmentSettings) -> RemovalPolicy:
@@ -58,6 +75,7 @@ class FastApiStack(Stack):
             log_retention=retention,
             removal_policy=removal_policy,
             description=f"FastAPI service ({environment_name})",
+            cold_start=cold_start_of(settings.cold_start),
         )
         self.gateway = FastApiGateway(
             self,

@@ -1,0 +1,188 @@
+"""Cold-start control: provisioned concurrency with autoscaling, SnapStart, or a warmup rule.
+
+One strategy per function, described by :class:`ColdStart` and applied by
+:class:`FastApiFunction` (SnapStart and the initial provisioned concurrency are
+properties of the function and its alias) and :class:`ColdStartControl` (scaling,
+the spillover alarm, the warmup rule and its permission).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from aws_cdk import ArnFormat, Duration, Stack, TimeZone
+from aws_cdk import aws_applicationautoscaling as appscaling
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+#: The key the handler recognizes (service.cold_start.WARMUP_MARKER).
+WARMUP_MARKER = "fastapi-lambda-warmup"
+
+Strategy = Literal["provisioned", "snapstart", "warmup", "none"]
+ImportMode = Literal["eager", "lazy"]
+
+
+@dataclass(frozen=True)
+class ScheduledCapacity:
+    """Provisioned-concurrency bounds from a cron schedule on, e.g. business hours."""
+
+    name: str
+    cron: str  # Application Auto Scaling cron, six fields: "0 8 ? * MON-FRI *"
+    min_capacity: int
+    max_capacity: int
+    time_zone: str | None = None  # IANA name, e.g. "Europe/Berlin"; UTC when None
+
+
+@dataclass(frozen=True)
+class ProvisionedConcurrency:
+    """Initialized instances on the alias, scaled on their utilization."""
+
+    min_capacity: int = 2
+    max_capacity: int = 5
+    target_utilization: float = 0.7
+    schedules: tuple[ScheduledCapacity, ...] = ()
+
+
+@dataclass(frozen=True)
+class Warmup:
+    """An EventBridge schedule that pings the alias, warming ``concurrency`` instances."""
+
+    rate: Duration = field(default_factory=lambda: Duration.minutes(5))
+    concurrency: int = 1
+    hold_ms: int = 100  # how long fanned-out pings stay busy, so they land on distinct instances
+
+    def payload(self) -> dict:
+        return {WARMUP_MARKER: {"concurrency": self.concurrency, "hold_ms": self.hold_ms}}
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    """The cold-start strategy of one function; build it with the class methods."""
+
+    strategy: Strategy = "none"
+    provisioned: ProvisionedConcurrency | None = None
+    warmup: Warmup | None = None
+    force_warmup: bool = False  # a warmup rule beside provisioned concurrency or SnapStart
+    import_mode: ImportMode | None = None  # derived from the strategy when None
+
+    @classmethod
+    def provisioned_concurrency(cls, settings: ProvisionedConcurrency = ProvisionedConcurrency(),
+                                **kwargs) -> ColdStart:
+        return cls("provisioned", provisioned=settings, **kwargs)
+
+    @classmethod
+    def snap_start(cls, **kwargs) -> ColdStart:
+        return cls("snapstart", **kwargs)
+
+    @classmethod
+    def warmup_rule(cls, settings: Warmup = Warmup(), **kwargs) -> ColdStart:
+        return cls("warmup", warmup=settings, **kwargs)
+
+    @property
+    def provisioned_settings(self) -> ProvisionedConcurrency | None:
+        """The provisioned-concurrency settings in force, or None for other strategies."""
+        return (self.provisioned or ProvisionedConcurrency()) if self.strategy == "provisioned" else None
+
+    @property
+    def effective_import_mode(self) -> ImportMode:
+        """Eager where init is paid before traffic (provisioned, SnapStart), else lazy."""
+        return self.import_mode or ("eager" if self.strategy in ("provisioned", "snapstart") else "lazy")
+
+    def validate(self, runtime: lambda_.Runtime) -> None:
+        """Raise ValueError naming the conflict and the fix."""
+        if self.provisioned is not None and self.strategy != "provisioned":
+            raise ValueError(
+                "provisioned concurrency is set but the strategy is "
+                f"'{self.strategy}'" + (": SnapStart does not support provisioned concurrency; choose one"
+                                        if self.strategy == "snapstart" else "; set the strategy to 'provisioned'")
+            )
+        if (p := self.provisioned_settings) is not None:
+            if not 1 <= p.min_capacity <= p.max_capacity:
+                raise ValueError(f"provisioned concurrency needs 1 <= min ({p.min_capacity}) <= max ({p.max_capacity})")
+            if not 0 < p.target_utilization < 1:
+                raise ValueError(f"target_utilization={p.target_utilization} must be between 0 and 1 (e.g. 0.7)")
+        if self.strategy == "warmup" and self.warmup is None:
+            raise ValueError("the warmup strategy needs warmup settings (rate, concurrency)")
+        if self.warmup is not None and self.strategy != "warmup" and not self.force_warmup:
+            raise ValueError(
+                f"a warmup rule beside the '{self.strategy}' strategy is redundant (its instances are already "
+                "initialized) and costs invocations; remove the warmup settings or force them explicitly"
+            )
+        if self.strategy == "snapstart":
+            if runtime.name == lambda_.Runtime.FROM_IMAGE.name:
+                raise ValueError("SnapStart does not support container images; use a zip package or another strategy")
+            if runtime.family != lambda_.RuntimeFamily.PYTHON or _python_version(runtime) < (3, 12):
+                raise ValueError(f"SnapStart for Python needs Python 3.12 or later; the runtime is {runtime.name}")
+
+
+def _python_version(runtime: lambda_.Runtime) -> tuple[int, ...]:
+    return tuple(int(part) for part in runtime.name.removeprefix("python").split("."))
+
+
+class ColdStartControl(Construct):
+    """Scaling, alarm and warmup resources of a :class:`ColdStart` plan, on an alias.
+
+    The alias must already carry the plan's function-level settings (SnapStart,
+    initial provisioned concurrency); :class:`FastApiFunction` does both.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, function: lambda_.Function, alias: lambda_.Alias,
+                 plan: ColdStart) -> None:
+        super().__init__(scope, id)
+        plan.validate(function.runtime)
+        self.plan = plan
+        self.spillover_alarm: cloudwatch.Alarm | None = None
+        self.warmup_rule: events.Rule | None = None
+        if plan.provisioned_settings is not None:
+            self._scale(alias, plan.provisioned_settings)
+        if plan.warmup is not None:
+            self._warm(function, alias, plan.warmup)
+
+    def _scale(self, alias: lambda_.Alias, settings: ProvisionedConcurrency) -> None:
+        scaling = alias.add_auto_scaling(min_capacity=settings.min_capacity, max_capacity=settings.max_capacity)
+        scaling.scale_on_utilization(utilization_target=settings.target_utilization)
+        for schedule in settings.schedules:
+            scaling.scale_on_schedule(
+                schedule.name,
+                schedule=appscaling.Schedule.expression(f"cron({schedule.cron})"),
+                min_capacity=schedule.min_capacity,
+                max_capacity=schedule.max_capacity,
+                time_zone=TimeZone.of(schedule.time_zone) if schedule.time_zone else None,
+            )
+        # Spillover: requests that found every provisioned instance busy and cold-started.
+        self.spillover_alarm = cloudwatch.Alarm(
+            self,
+            "SpilloverAlarm",
+            metric=alias.metric("ProvisionedConcurrencySpilloverInvocations", statistic="Sum",
+                                period=Duration.minutes(1)),
+            threshold=1,
+            evaluation_periods=5,
+            datapoints_to_alarm=3,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description="Requests are spilling over provisioned concurrency (cold starts): raise "
+                              "provisioned.max or lower provisioned.target_utilization.",
+        )
+
+    def _warm(self, function: lambda_.Function, alias: lambda_.Alias, settings: Warmup) -> None:
+        self.warmup_rule = events.Rule(
+            self, "WarmupRule", schedule=events.Schedule.rate(settings.rate),
+            description=f"Keeps {settings.concurrency} instance(s) of {alias.alias_name} warm",
+        )
+        # No retries: a ping that failed is superseded by the next one.
+        self.warmup_rule.add_target(targets.LambdaFunction(
+            alias, event=events.RuleTargetInput.from_object(settings.payload()), retry_attempts=0))
+        if settings.concurrency > 1 and function.role is not None:
+            # Fan-out invokes the alias itself. A separate policy, with the ARN spelled out,
+            # because the function already depends on its default policy (a cycle otherwise).
+            alias_arn = Stack.of(self).format_arn(
+                service="lambda", resource="function", arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                resource_name=f"{function.function_name}:{alias.alias_name}",
+            )
+            iam.Policy(self, "FanOutPolicy", roles=[function.role], statements=[
+                iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[alias_arn])])

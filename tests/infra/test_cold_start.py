@@ -1,0 +1,233 @@
+"""Cold-start strategies in the templates, and every refused combination with its message."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+from aws_cdk import App, Stack
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk.assertions import Match
+
+from cdk_app.bundling import BundlingTarget
+from cdk_app.cold_start import WARMUP_MARKER, ColdStart, ProvisionedConcurrency, Warmup
+from cdk_app.config import ConfigError, load_settings, read_cdk_json_context
+from cdk_app.function import FastApiFunction
+from cdk_app.stack import build_stacks
+from tests.infra.conftest import SKIP_BUNDLING, make_app, template_of
+
+
+def alias_id(template) -> str:
+    return next(iter(template.find_resources("AWS::Lambda::Alias")))
+
+
+def function_properties(template) -> dict:
+    return next(iter(template.find_resources("AWS::Lambda::Function").values()))["Properties"]
+
+
+def import_mode(template) -> str:
+    return function_properties(template)["Environment"]["Variables"]["IMPORT_MODE"]
+
+
+def synth_env(name: str, cold_start: dict):
+    context = copy.deepcopy(read_cdk_json_context())
+    context["environments"][name]["cold_start"] = cold_start
+    return template_of(build_stacks(make_app({**context, "env": name}))[name])
+
+
+# --- the three environments as configured -------------------------------------------------
+
+def test_dev_warms_one_instance_every_five_minutes_through_the_alias(synth):
+    template = synth.templates["dev"]
+    rule = template.find_resources("AWS::Events::Rule")
+    assert len(rule) == 1
+    properties = next(iter(rule.values()))["Properties"]
+    assert properties["ScheduleExpression"] == "rate(5 minutes)"
+    (target,) = properties["Targets"]
+    assert target["Arn"] == {"Ref": alias_id(template)}
+    assert json.loads(target["Input"]) == {WARMUP_MARKER: {"concurrency": 1, "hold_ms": 100}}
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 0}
+    template.has_resource_properties("AWS::Lambda::Permission", {
+        "Principal": "events.amazonaws.com", "FunctionName": {"Ref": alias_id(template)}})
+    assert import_mode(template) == "lazy"
+    assert "SnapStart" not in function_properties(template)
+    template.resource_count_is("AWS::ApplicationAutoScaling::ScalableTarget", 0)
+    template.resource_count_is("AWS::IAM::Policy", 1)  # one invocation: no fan-out permission
+
+
+def test_staging_uses_snapstart_on_published_versions(synth):
+    template = synth.templates["staging"]
+    assert function_properties(template)["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    assert "ProvisionedConcurrencyConfig" not in template.find_resources("AWS::Lambda::Alias")[alias_id(template)][
+        "Properties"]
+    template.resource_count_is("AWS::Events::Rule", 0)
+    assert import_mode(template) == "eager"
+
+
+def test_prod_provisions_2_to_5_on_the_alias_with_target_tracking_and_a_spillover_alarm(synth):
+    template = synth.templates["prod"]
+    template.has_resource_properties("AWS::Lambda::Alias", {
+        "Name": "live", "ProvisionedConcurrencyConfig": {"ProvisionedConcurrentExecutions": 2}})
+    template.has_resource_properties("AWS::ApplicationAutoScaling::ScalableTarget", {
+        "MinCapacity": 2, "MaxCapacity": 5, "ScalableDimension": "lambda:function:ProvisionedConcurrency",
+        "ServiceNamespace": "lambda", "ResourceId": Match.object_like({"Fn::Join": Match.any_value()})})
+    template.has_resource_properties("AWS::ApplicationAutoScaling::ScalingPolicy", {
+        "PolicyType": "TargetTrackingScaling",
+        "TargetTrackingScalingPolicyConfiguration": Match.object_like({
+            "TargetValue": 0.7,
+            "PredefinedMetricSpecification": {"PredefinedMetricType": "LambdaProvisionedConcurrencyUtilization"},
+        }),
+    })
+    template.has_resource_properties("AWS::CloudWatch::Alarm", {
+        "MetricName": "ProvisionedConcurrencySpilloverInvocations", "Namespace": "AWS/Lambda", "Statistic": "Sum",
+        "Threshold": 1, "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        "Dimensions": Match.array_with([Match.object_like({"Name": "Resource"})]),
+    })
+    template.resource_count_is("AWS::Events::Rule", 0)
+    assert "SnapStart" not in function_properties(template)
+    assert import_mode(template) == "eager"
+
+
+def test_scalable_target_is_the_live_alias(synth):
+    resource_id = json.dumps(next(iter(synth.templates["prod"].find_resources(
+        "AWS::ApplicationAutoScaling::ScalableTarget").values()))["Properties"]["ResourceId"])
+    assert ":live" in resource_id and "function:" in resource_id
+
+
+# --- other settings --------------------------------------------------------------------------
+
+def test_scheduled_scaling_from_cron_settings():
+    template = synth_env("prod", {"strategy": "provisioned", "provisioned": {"min": 2, "max": 5, "schedules": [
+        {"name": "business-hours", "cron": "0 8 ? * MON-FRI *", "min": 4, "max": 10, "time_zone": "Europe/Berlin"},
+        {"name": "evenings", "cron": "0 20 ? * MON-FRI *", "min": 2, "max": 5}]}})
+
+    actions = next(iter(template.find_resources("AWS::ApplicationAutoScaling::ScalableTarget").values()))[
+        "Properties"]["ScheduledActions"]
+    assert {a["ScheduledActionName"]: (a["Schedule"], a["ScalableTargetAction"], a.get("Timezone")) for a in actions} \
+        == {"business-hours": ("cron(0 8 ? * MON-FRI *)", {"MinCapacity": 4, "MaxCapacity": 10}, "Europe/Berlin"),
+            "evenings": ("cron(0 20 ? * MON-FRI *)", {"MinCapacity": 2, "MaxCapacity": 5}, None)}
+
+
+def test_fan_out_may_invoke_only_its_own_alias():
+    template = synth_env("dev", {"strategy": "warmup", "warmup": {"rate_minutes": 3, "concurrency": 4}})
+
+    rule = next(iter(template.find_resources("AWS::Events::Rule").values()))["Properties"]
+    assert rule["ScheduleExpression"] == "rate(3 minutes)"
+    assert json.loads(rule["Targets"][0]["Input"])[WARMUP_MARKER]["concurrency"] == 4
+    policies = template.find_resources("AWS::IAM::Policy", {"Properties": {"PolicyName": Match.string_like_regexp(
+        "FanOut")}})
+    (policy,) = policies.values()
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Action"] == "lambda:InvokeFunction"
+    resource = json.dumps(statement["Resource"])
+    assert '":function:"' in resource and '":live"' in resource and '"*"' not in resource
+
+
+def test_forced_warmup_beside_provisioned_keeps_both():
+    template = synth_env("prod", {"strategy": "provisioned", "warmup": {"force": True}})
+
+    template.resource_count_is("AWS::Events::Rule", 1)
+    template.resource_count_is("AWS::ApplicationAutoScaling::ScalableTarget", 1)
+
+
+def test_import_mode_can_be_set_against_the_default():
+    assert import_mode(synth_env("prod", {"strategy": "provisioned", "import_mode": "lazy"})) == "lazy"
+
+
+def test_no_strategy_means_no_cold_start_resources():
+    template = synth_env("dev", {"strategy": "none"})
+
+    for kind in ("AWS::Events::Rule", "AWS::ApplicationAutoScaling::ScalableTarget", "AWS::CloudWatch::Alarm"):
+        template.resource_count_is(kind, 0)
+    assert import_mode(template) == "lazy"
+
+
+def test_environments_without_a_setting_get_the_documented_defaults():
+    context = copy.deepcopy(read_cdk_json_context())
+    for env in context["environments"].values():
+        env.pop("cold_start")
+    context["environments"]["qa"] = {}
+
+    strategies = {n: e.cold_start.strategy for n, e in load_settings(context).environments.items()}
+
+    assert strategies == {"dev": "warmup", "staging": "snapstart", "prod": "provisioned", "qa": "none"}
+
+
+def test_app_and_infra_agree_on_the_marker():
+    from service.cold_start import WARMUP_MARKER as APP_MARKER
+
+    assert APP_MARKER == WARMUP_MARKER
+
+
+# --- refused combinations: configuration -----------------------------------------------------
+
+REFUSED_SETTINGS = {
+    "snapstart with provisioned": (
+        {"strategy": "snapstart", "provisioned": {"min": 2, "max": 5}},
+        "SnapStart does not support provisioned concurrency; choose one"),
+    "warmup beside provisioned": (
+        {"strategy": "provisioned", "warmup": {"rate_minutes": 5}},
+        "warmup beside the 'provisioned' strategy is redundant (its instances are already initialized) and costs "
+        "invocations; remove warmup, or set warmup.force to true"),
+    "warmup beside snapstart": (
+        {"strategy": "snapstart", "warmup": {}}, "warmup beside the 'snapstart' strategy is redundant"),
+    "provisioned min above max": (
+        {"strategy": "provisioned", "provisioned": {"min": 6, "max": 5}}, "min=6 is above max=5; set min <= max"),
+    "utilization out of range": (
+        {"strategy": "provisioned", "provisioned": {"target_utilization": 1.5}},
+        "cold_start.provisioned.target_utilization: 1.5 is not allowed: Input should be less than 1"),
+    "cron with five fields": (
+        {"strategy": "provisioned", "provisioned": {"schedules": [{"name": "x", "cron": "0 8 * * 1", "min": 1,
+                                                                   "max": 2}]}},
+        "cron needs 6 fields"),
+    "unknown strategy": ({"strategy": "keepwarm"}, "'provisioned', 'snapstart', 'warmup' or 'none'"),
+}
+
+
+@pytest.mark.parametrize(("cold_start", "message"), REFUSED_SETTINGS.values(), ids=REFUSED_SETTINGS.keys())
+def test_refused_settings_name_the_environment_and_the_fix(cold_start, message):
+    context = copy.deepcopy(read_cdk_json_context())
+    context["environments"]["prod"]["cold_start"] = cold_start
+
+    with pytest.raises(ConfigError) as caught:
+        build_stacks(make_app(context))
+
+    assert "environments.prod" in str(caught.value) and message in str(caught.value)
+
+
+# --- refused combinations: constructs used directly ------------------------------------------
+
+def construct(cold_start: ColdStart, target: BundlingTarget = BundlingTarget()):
+    FastApiFunction(Stack(App(context=SKIP_BUNDLING), "Direct"), "Api", target=target, cold_start=cold_start)
+
+
+REFUSED_PLANS = {
+    "snapstart with provisioned": (
+        ColdStart("snapstart", provisioned=ProvisionedConcurrency()), BundlingTarget(),
+        "SnapStart does not support provisioned concurrency; choose one"),
+    "snapstart on python 3.11": (
+        ColdStart.snap_start(), BundlingTarget(python_version="3.11"),
+        "SnapStart for Python needs Python 3.12 or later; the runtime is python3.11"),
+    "warmup beside provisioned": (
+        ColdStart.provisioned_concurrency(warmup=Warmup()), BundlingTarget(),
+        "a warmup rule beside the 'provisioned' strategy is redundant"),
+    "min above max": (
+        ColdStart.provisioned_concurrency(ProvisionedConcurrency(min_capacity=3, max_capacity=1)), BundlingTarget(),
+        "needs 1 <= min (3) <= max (1)"),
+}
+
+
+@pytest.mark.parametrize(("plan", "target", "message"), REFUSED_PLANS.values(), ids=REFUSED_PLANS.keys())
+def test_refused_plans(plan, target, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        construct(plan, target)
+
+
+def test_snapstart_refuses_container_images():
+    with pytest.raises(ValueError, match="SnapStart does not support container images"):
+        ColdStart.snap_start().validate(lambda_.Runtime.FROM_IMAGE)
+
+
+def test_forced_warmup_beside_provisioned_is_accepted_by_the_construct():
+    construct(ColdStart.provisioned_concurrency(warmup=Warmup(), force_warmup=True))
