@@ -96,14 +96,14 @@ def answer_warmup(request: Any, context: Any, client: Any = None) -> dict[str, A
     distinct instances answered, this one included.
     """
     request = request if isinstance(request, dict) else {}
+    concurrency = _bounded(request.get("concurrency", 1), 1, 1, MAX_CONCURRENCY)
+    if concurrency == 1 and not request.get("fanned_out"):  # the every-few-minutes case: keep it cheap
+        return {"warmed": True, "instance": instance_id, "instances": 1}
     hold_ms = _bounded(request.get("hold_ms", DEFAULT_HOLD_MS), DEFAULT_HOLD_MS, 0, MAX_HOLD_MS)
     if request.get("fanned_out"):
         time.sleep(hold_ms / 1000)  # stay busy so concurrent pings cannot share this instance
         return {"warmed": True, "instance": instance_id}
-    concurrency = _bounded(request.get("concurrency", 1), 1, 1, MAX_CONCURRENCY)
     target = getattr(context, "invoked_function_arn", "") or ""
-    if concurrency == 1:
-        return {"warmed": True, "instance": instance_id, "instances": 1}
     if target.count(":") != 7 or target.endswith(":$LATEST"):  # fan-out may only target an alias
         logger.warning("Warmup fan-out skipped: invoked without an alias", extra={"target": target})
         return {"warmed": True, "instance": instance_id, "instances": 1, "requested": concurrency}

@@ -91,3 +91,11 @@ def test_eventbridge_scheduled_event_is_answered_safely(event, lambda_context, m
 def test_mangum_runs_without_lifespan():
     # Lifespan "auto" would run startup and shutdown on every invocation.
     assert entry.asgi_handler.lifespan == "off"
+
+
+def test_successful_requests_add_no_log_line(event, lambda_context, caplog):
+    # The gateway's access log records each request; Mangum's own INFO line would double it.
+    caplog.set_level(logging.INFO)
+
+    assert entry.handler(event("http_api_v2"), lambda_context)["statusCode"] == 200
+    assert [r for r in caplog.records if r.name.startswith("mangum")] == []
