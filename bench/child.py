@@ -1,7 +1,10 @@
 """Runs inside a fresh interpreter of the target version, laid out like Lambda.
 
 `python -s child.py import MODULE` prints {"import_ms": ...};
-`python -s child.py warm MODULE:ATTR EVENT WARMUP CALLS EVENTS_PY` prints {"us_per_call": ...}.
+`python -s child.py warm MODULE:ATTR EVENT WARMUP CALLS EVENTS_PY` prints {"us_per_call": ...};
+`python -s child.py ping MODULE:ATTR WARMUP PING_CALLS GET_CALLS EVENTS_PY` prints
+{"ping_us": ..., "get_us": ..., "ping_over_get": ...} (warmup marker vs `GET /`, one process);
+`python -s child.py first MODULE:ATTR EVENTS_PY` prints {"import_ms": ..., "first_get_ms": ...}.
 Only the standard library is imported before the measured import (as in Lambda's
 bootstrap, which has json loaded before it imports the handler).
 """
@@ -15,12 +18,17 @@ import json
 import os
 import time
 
+# This script (also aliased by multiprocessing, which boto3 loads) and events.py.
+BENCH_MODULES = {"__main__", "__mp_main__", "bench_events"}
+
 
 def check_origins() -> None:
-    """Fail if anything was imported from outside the bundle and the stdlib.
+    """Fail if anything was imported from outside the PYTHONPATH entries and the stdlib.
 
-    The interpreter's own site-packages sits inside its stdlib folder, so it is
-    excluded explicitly: a module found there would not exist on Lambda.
+    Those entries are the bundle (code, layer) and, for our variants, the simulated
+    runtime SDK (/var/runtime, last). The interpreter's own site-packages sits inside
+    its stdlib folder, so it is excluded explicitly: a module found there would not
+    exist on Lambda.
     """
     import sysconfig  # imported only now: it would pre-load modules (threading) the handler needs
 
@@ -31,10 +39,10 @@ def check_origins() -> None:
     allowed += [sysconfig.get_path("stdlib"), sysconfig.get_path("platstdlib")]
     foreign = [sysconfig.get_path("purelib"), sysconfig.get_path("platlib")]
     stray = sorted(name for name, mod in list(sys.modules.items())
-                   if name != "__main__" and (f := getattr(mod, "__file__", None))
+                   if name not in BENCH_MODULES and (f := getattr(mod, "__file__", None))
                    and (not inside(os.path.abspath(f), allowed) or inside(os.path.abspath(f), foreign)))
     if stray:
-        sys.exit(f"modules imported from outside the bundle: {stray[:10]}")
+        sys.exit(f"modules imported from outside the bundle, runtime and stdlib: {stray[:10]}")
 
 
 def cold_import(module: str) -> dict:
@@ -45,32 +53,84 @@ def cold_import(module: str) -> dict:
     return {"import_ms": elapsed * 1000}
 
 
-def warm(target: str, event_name: str, warmup: str, calls: str, events_py: str) -> dict:
-    module, attr = target.split(":")
-    handler = getattr(importlib.import_module(module), attr)
-    check_origins()
+def load_events(events_py: str):
     from importlib.util import module_from_spec, spec_from_file_location
 
     spec = spec_from_file_location("bench_events", events_py)
     events = sys.modules["bench_events"] = module_from_spec(spec)  # dataclasses look it up there
     spec.loader.exec_module(events)
-    event, context = events.EVENTS[event_name](), events.LambdaContext()
+    return events
 
-    for _ in range(int(warmup)):
+
+def is_ok(event_name: str, response: dict) -> bool:
+    """Never time an error path: HTTP must answer 200, a warmup ping must be handled as one."""
+    return response.get("handled") == "warmup" if event_name == "warmup ping" else response.get("statusCode") == 200
+
+
+def per_call_us(handler, events, event_name: str, warmup: int, calls: int) -> tuple[float, dict]:
+    event, context = events.EVENTS[event_name](), events.LambdaContext()
+    for _ in range(warmup):
         response = handler(event, context)
-        if response.get("statusCode") != 200:  # never time an error path
-            sys.exit(f"{target} answered {response.get('statusCode')}: {str(response)[:500]}")
-    n = int(calls)
+        if not is_ok(event_name, response):
+            sys.exit(f"{event_name} answered {str(response)[:500]}")
     start = time.perf_counter()
-    for _ in range(n):
+    for _ in range(calls):
         response = handler(event, context)
     elapsed = time.perf_counter() - start
-    if response.get("statusCode") != 200:
-        sys.exit(f"{target} answered {response.get('statusCode')} while timed")
-    return {"us_per_call": elapsed / n * 1e6, "body": response.get("body", "")[:200]}
+    if not is_ok(event_name, response):
+        sys.exit(f"{event_name} answered {str(response)[:500]} while timed")
+    return elapsed / calls * 1e6, response
+
+
+def load_handler(target: str):
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def warm(target: str, event_name: str, warmup: str, calls: str, events_py: str) -> dict:
+    handler = load_handler(target)
+    check_origins()
+    us, response = per_call_us(handler, load_events(events_py), event_name, int(warmup), int(calls))
+    return {"us_per_call": us, "body": response.get("body", "")[:200]}
+
+
+def ping(target: str, warmup: str, ping_calls: str, get_calls: str, events_py: str) -> dict:
+    """Warmup ping vs full GET in one process, with logging set up as on Lambda.
+
+    The runtime gives the root logger a handler, and the function logs JSON at INFO:
+    so any INFO record on either path is formatted and written (here to /dev/null).
+    """
+    import logging  # here, not at the top: the other modes time imports that load it
+
+    logging.basicConfig(level=logging.INFO, stream=open(os.devnull, "w"))
+    handler = load_handler(target)
+    check_origins()
+    events = load_events(events_py)
+    ping_us, answer = per_call_us(handler, events, "warmup ping", int(warmup), int(ping_calls))
+    get_us, _ = per_call_us(handler, events, "GET /", int(warmup), int(get_calls))
+    return {"ping_us": ping_us, "get_us": get_us, "ping_over_get": ping_us / get_us, "answer": answer}
+
+
+def first_get(target: str, events_py: str) -> dict:
+    """Cold import, then the first `GET /`: lazy mode builds on first use what eager built at init."""
+    start = time.perf_counter()
+    handler = load_handler(target)
+    import_ms = (time.perf_counter() - start) * 1000
+    mode, sdk_loaded = os.environ.get("IMPORT_MODE"), "boto3" in sys.modules
+    if sdk_loaded != (mode == "eager"):  # the import mode must really have taken effect
+        sys.exit(f"IMPORT_MODE={mode} but boto3 {'was' if sdk_loaded else 'was not'} imported at init")
+    events = load_events(events_py)  # after the import: it loads uuid and dataclasses
+    event, context = events.EVENTS["GET /"](), events.LambdaContext()
+    start = time.perf_counter()
+    response = handler(event, context)
+    first_get_ms = (time.perf_counter() - start) * 1000
+    if not is_ok("GET /", response):
+        sys.exit(f"first GET / answered {str(response)[:500]}")
+    check_origins()
+    return {"import_ms": import_ms, "first_get_ms": first_get_ms, "boto3_at_init": sdk_loaded}
 
 
 if __name__ == "__main__":
     mode, *args = sys.argv[1:]
-    result = {"import": cold_import, "warm": warm}[mode](*args)
+    result = {"import": cold_import, "warm": warm, "ping": ping, "first": first_get}[mode](*args)
     print(json.dumps(result))

@@ -1,4 +1,5 @@
-"""Lambda inputs for the benchmark: an API Gateway HTTP API (payload 2.0) event and a context.
+"""Lambda inputs for the benchmark: an API Gateway HTTP API (payload 2.0) event, a warmup
+ping (the marker the schedule sends) and a context invoked through the `live` alias.
 
 Loaded by the child processes from its file path (not from sys.path), so the
 measured interpreter's sys.path stays exactly the Lambda layout.
@@ -42,8 +43,12 @@ def http_api_event(method: str = "GET", path: str = "/", query: str = "") -> dic
     }
 
 
-#: Events a scenario can ask the child for, by name (add e.g. a warmup ping here).
-EVENTS = {"GET /": lambda: http_api_event("GET", "/")}
+#: Events a scenario can ask the child for, by name.
+EVENTS = {
+    "GET /": lambda: http_api_event("GET", "/"),
+    # Concurrency 1: answered in place, no fan-out (which would invoke the alias through boto3).
+    "warmup ping": lambda: {"fastapi-lambda-warmup": {"concurrency": 1}},
+}
 
 
 @dataclass
@@ -54,7 +59,7 @@ class LambdaContext:
     function_version: str = "$LATEST"
     memory_limit_in_mb: int = 1024
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:fastapi-bench"
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:fastapi-bench:live"  # via the alias
     log_group_name: str = "/aws/lambda/fastapi-bench"
     log_stream_name: str = "2025/01/01/[$LATEST]0123456789abcdef0123456789abcdef"
     deadline_ms: int = field(default_factory=lambda: int(time.time() * 1000) + 30_000)

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -32,8 +32,10 @@ OUT = BENCH / "out"
 CHILD = BENCH / "child.py"
 EVENTS_PY = BENCH / "events.py"
 REFERENCE_REQUIREMENTS = BENCH / "reference-requirements.txt"
+RUNTIME_REQUIREMENTS = BENCH / "runtime-requirements.txt"  # the SDK that Lambda's /var/runtime provides
 MIN_RUNS = 15
 WARMUP_CALLS, TIMED_CALLS = 300, 3000
+PING_CALLS = 30000  # a warmup ping costs about a microsecond: many more calls for a stable figure
 
 sys.path.insert(0, str(REPO))  # for cdk_app, which also loads aws_cdk/jsii
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
@@ -44,16 +46,20 @@ class Variant:
     """One bundle under test, laid out as Lambda would load it."""
 
     name: str
-    path: tuple[Path, ...]  # PYTHONPATH entries, in Lambda's order (/var/task first, then /opt/python)
+    path: tuple[Path, ...]  # PYTHONPATH entries, in Lambda's order (/var/task, /opt/python, /var/runtime)
     module: str  # the handler's module, what a cold start imports
     handler: str  # "module:attribute"
+    env: dict[str, str] = field(default_factory=dict)  # function configuration, e.g. IMPORT_MODE
 
 
 @dataclass(frozen=True)
 class Metric:
     key: str  # field of a child's JSON sample
     label: str
-    target: float | None = None  # highest acceptable ours/reference ratio of medians; None: informational
+    # Highest acceptable median: of the ratio first/second variant when a scenario compares
+    # two, of the metric itself when it runs one. None: informational.
+    target: float | None = None
+    digits: int = 1  # decimals in the table
 
 
 @dataclass(frozen=True)
@@ -64,16 +70,30 @@ class Scenario:
     child_args: Callable[[Variant], list[str]]
     metrics: tuple[Metric, ...]
     processes: Callable[[argparse.Namespace], int]
+    variants: tuple[str, ...] = ("ours", "reference")  # two: ratio first/second; one: no ratio columns
 
 
-# New scenarios (warmup ping vs GET, eager vs lazy imports, ...) go here; child.py runs them.
+def warm_processes(a: argparse.Namespace) -> int:
+    return max(1 if a.quick else 5, math.ceil(a.runs / 3))
+
+
+# New scenarios go here; child.py runs them. Tables are grouped by `variants`.
 SCENARIOS = [
     Scenario("cold_import", lambda v: ["import", v.module],
              (Metric("import_ms", "cold import (ms)", 0.60), Metric("wall_ms", "cold process wall (ms)")),
              lambda a: a.runs),
     Scenario("warm_get", lambda v: ["warm", v.handler, "GET /", str(WARMUP_CALLS), str(TIMED_CALLS), str(EVENTS_PY)],
-             (Metric("us_per_call", "warm GET (µs)", 0.40),),
-             lambda a: max(1 if a.quick else 5, math.ceil(a.runs / 3))),
+             (Metric("us_per_call", "warm GET (µs)", 0.40),), warm_processes),
+    # Ours only (the reference has no warmup path): both calls timed in the same process.
+    Scenario("warmup_ping", lambda v: ["ping", v.handler, str(WARMUP_CALLS), str(PING_CALLS), str(TIMED_CALLS),
+                                       str(EVENTS_PY)],
+             (Metric("ping_us", "warmup ping, concurrency 1 (µs)", digits=2),
+              Metric("get_us", "full GET / (µs)"),
+              Metric("ping_over_get", "ratio ping / GET", 0.05, digits=3)),
+             warm_processes, ("ours",)),
+    Scenario("import_mode", lambda v: ["first", v.handler, str(EVENTS_PY)],
+             (Metric("import_ms", "cold import (ms)"), Metric("first_get_ms", "first GET / after import (ms)", digits=2)),
+             lambda a: a.runs, ("ours-eager", "ours-lazy")),
 ]
 
 
@@ -90,26 +110,33 @@ def find_interpreter(version: str) -> list[str]:
     return [done.stdout.strip()]
 
 
-def build_ours(target) -> Variant:
-    """Our real bundle, rebuilt every run so it always reflects the working tree."""
+def build_ours(target, runtime: Path) -> list[Variant]:
+    """Our real bundle, rebuilt every run so it always reflects the working tree.
+
+    Returns "ours" (IMPORT_MODE unset: lazy, the default) and the same bundle as
+    "ours-eager" and "ours-lazy"; the runtime's SDK comes last on their path.
+    """
     from cdk_app.bundling import build_locally
 
     root = OUT / "ours"
     shutil.rmtree(root, ignore_errors=True)
     code = build_locally("code", root / "code", target=target)
     layer = build_locally("layer", root / "layer", target=target)
-    return Variant("ours", (code, layer / "python"), "service.handler", "service.handler:handler")
+    if (layer / "python" / "boto3").exists():
+        sys.exit("our layer ships boto3: it must come from the runtime")
+    ours = Variant("ours", (code, layer / "python", runtime), "service.handler", "service.handler:handler")
+    return [ours, *(replace(ours, name=f"ours-{mode}", env={"IMPORT_MODE": mode}) for mode in ("eager", "lazy"))]
 
 
-def build_reference(target) -> Variant:
-    """The article's packaging: everything pip-installed next to the app, no .pyc at all.
+def pip_install_cached(name: str, requirements: Path, target, python: list[str] | None = None) -> Path:
+    """pip-install `requirements` for the target into bench/out/NAME, cached on the
+    requirements, Python version and machine; with `python`, compile .pyc with it.
 
-    pip runs on the host's Python, so the platform flags select wheels for the target
-    interpreter. The install is cached on the requirements, Python version and machine.
+    pip runs on the host's Python, so the platform flags select wheels for the target interpreter.
     """
-    root, stamp = OUT / "reference", OUT / "reference.key"
-    key = hashlib.sha256(REFERENCE_REQUIREMENTS.read_bytes()
-                         + f"|{target.python_version}|{target.machine}".encode()).hexdigest()
+    root, stamp = OUT / name, OUT / f"{name}.key"
+    key = hashlib.sha256(requirements.read_bytes() + f"|{target.python_version}|{target.machine}".encode()
+                         + (b"|compiled" if python else b"")).hexdigest()
     cached = root.is_dir() and stamp.is_file() and stamp.read_text() == key
     if not cached:
         shutil.rmtree(root, ignore_errors=True)
@@ -118,11 +145,28 @@ def build_reference(target) -> Variant:
                    "--no-compile", "--target", str(root), "--only-binary=:all:", "--implementation", "cp",
                    "--python-version", target.python_version,
                    "--platform", f"manylinux2014_{target.machine}", "--platform", f"manylinux_2_28_{target.machine}",
-                   "--requirement", str(REFERENCE_REQUIREMENTS)]
+                   "--requirement", str(requirements)]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
-            sys.exit(f"pip could not install the reference:\n{(done.stderr or done.stdout)[-3000:]}")
+            sys.exit(f"pip could not install the {name}:\n{(done.stderr or done.stdout)[-3000:]}")
+        if python:
+            from cdk_app.bundling import compile_bytecode
+
+            compile_bytecode(root, python=tuple(python), runtime_path="/var/runtime")
+            if not (root / "boto3" / "__pycache__").is_dir():
+                sys.exit(f"the {name} was not compiled to .pyc")
         stamp.write_text(key)
+    return root
+
+
+def build_runtime(target, python: list[str]) -> Path:
+    """The SDK of Lambda's /var/runtime: boto3 and its closure, precompiled like the runtime ships it."""
+    return pip_install_cached("runtime", RUNTIME_REQUIREMENTS, target, python)
+
+
+def build_reference(target) -> Variant:
+    """The article's packaging: everything pip-installed next to the app, no .pyc at all."""
+    root = pip_install_cached("reference", REFERENCE_REQUIREMENTS, target)
     shutil.copy2(BENCH / "reference_app.py", root / "reference_app.py")
     assert_no_bytecode(root)
     return Variant("reference", (root,), "reference_app", "reference_app:handler")
@@ -144,7 +188,7 @@ def lambda_env(variant: Variant, python_version: str) -> dict[str, str]:
         "LAMBDA_TASK_ROOT": str(variant.path[0]), "AWS_EXECUTION_ENV": f"AWS_Lambda_python{python_version}",
         "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_LAMBDA_FUNCTION_NAME": "fastapi-bench", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024", "APP_ENVIRONMENT": "bench",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024", "APP_ENVIRONMENT": "bench", **variant.env,
     }
 
 
@@ -160,8 +204,9 @@ def run_child(python: list[str], variant: Variant, args: list[str], cwd: str, py
 
 
 def measure(scenario: Scenario, variants: list[Variant], python: list[str], args: argparse.Namespace) -> dict:
+    variants = [v for v in variants if v.name in scenario.variants]
     with tempfile.TemporaryDirectory(prefix="bench-cwd-") as cwd:
-        for variant in variants:  # one discarded round: both bundles start from a warm page cache
+        for variant in variants:  # one discarded round: every bundle starts from a warm page cache
             run_child(python, variant, scenario.child_args(variant), cwd, args.python_version)
         samples: dict[str, list[dict]] = {v.name: [] for v in variants}
         for _ in range(scenario.processes(args)):
@@ -178,24 +223,41 @@ def summarize(scenario: Scenario, samples: dict[str, list[dict]]) -> list[dict]:
         for name, runs in samples.items():
             values = [run[metric.key] for run in runs]
             stats[name] = {"median": statistics.median(values), "min": min(values), "samples": values}
-        ours, ref = stats["ours"], stats["reference"]
-        ratio_median, ratio_min = ours["median"] / ref["median"], ours["min"] / ref["min"]
-        rows.append({"scenario": scenario.name, "metric": metric.key, "label": metric.label, **stats,
-                     "ratio_median": ratio_median, "ratio_min": ratio_min, "target_ratio_max": metric.target,
-                     "pass": None if metric.target is None else ratio_median <= metric.target})
+        names = scenario.variants
+        if len(names) == 2:  # judged on the ratio first/second of medians
+            first, second = stats[names[0]], stats[names[1]]
+            ratio_median, ratio_min = first["median"] / second["median"], first["min"] / second["min"]
+            judged = ratio_median
+        else:  # judged on the metric's own median (itself a ratio)
+            ratio_median = ratio_min = None
+            judged = stats[names[0]]["median"]
+        rows.append({"scenario": scenario.name, "metric": metric.key, "label": metric.label, "variants": list(names),
+                     **stats, "ratio_median": ratio_median, "ratio_min": ratio_min,
+                     "target_ratio_max": metric.target,
+                     "pass": None if metric.target is None else judged <= metric.target})
     return rows
 
 
-def print_table(rows: list[dict]) -> None:
-    header = ["metric", "ours median", "ours min", "reference median", "reference min",
-              "ratio (median)", "ratio (min)", "target"]
+def print_tables(rows: list[dict]) -> None:
+    """One table per set of compared variants, in scenario order."""
+    for names in dict.fromkeys(tuple(r["variants"]) for r in rows):
+        print("\n" + (f"{names[0]} vs {names[1]}: ratio = {names[0]} / {names[1]}, target on the ratio of medians"
+                      if len(names) == 2 else f"{names[0]} only: target on the median"))
+        print_table([r for r in rows if tuple(r["variants"]) == names], names)
+
+
+def print_table(rows: list[dict], names: tuple[str, ...]) -> None:
+    paired = len(names) == 2
+    digits = {(s.name, m.key): m.digits for s in SCENARIOS for m in s.metrics}
+    header = ["metric", *(f"{n} {s}" for n in names for s in ("median", "min")),
+              *(["ratio (median)", "ratio (min)"] if paired else []), "target"]
     lines = [header]
     for r in rows:
         target = "-" if r["target_ratio_max"] is None else \
             f"<= {r['target_ratio_max']:.2f} {'PASS' if r['pass'] else 'MISS'}"
-        lines.append([r["label"], f"{r['ours']['median']:.1f}", f"{r['ours']['min']:.1f}",
-                      f"{r['reference']['median']:.1f}", f"{r['reference']['min']:.1f}",
-                      f"{r['ratio_median']:.3f}", f"{r['ratio_min']:.3f}", target])
+        cells = [f"{r[n][s]:.{digits[r['scenario'], r['metric']]}f}" for n in names for s in ("median", "min")]
+        ratios = [f"{r['ratio_median']:.3f}", f"{r['ratio_min']:.3f}"] if paired else []
+        lines.append([r["label"], *cells, *ratios, target])
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for i, line in enumerate(lines):
         print(" | ".join(cell.ljust(w) if j == 0 else cell.rjust(w) for j, (cell, w) in enumerate(zip(line, widths))))
@@ -237,7 +299,7 @@ def main() -> None:
                              capture_output=True, text=True, check=True).stdout.strip()
     started = time.perf_counter()
     reference = build_reference(target)
-    variants = [build_ours(target), reference]  # ours first: the interleaving order
+    variants = [*build_ours(target, build_runtime(target, python)), reference]  # the interleaving order
     print(f"built bundles in {time.perf_counter() - started:.1f} s", file=sys.stderr)
 
     results, rows = {}, []
@@ -251,8 +313,9 @@ def main() -> None:
     print(f"machine: {platform.machine()} (bundle architecture {target.architecture}), {platform.platform()}")
     per_scenario = ", ".join(f"{s.name} {s.processes(args)}" for s in SCENARIOS)
     print(f"runs: --runs {args.runs}; fresh processes per bundle: {per_scenario}; warm: {TIMED_CALLS} timed calls "
-          f"after {WARMUP_CALLS} warm-up calls{' (QUICK: smoke test only)' if args.quick else ''}\n")
-    print_table(rows)
+          f"({PING_CALLS} for the warmup ping) after {WARMUP_CALLS} warm-up calls"
+          f"{' (QUICK: smoke test only)' if args.quick else ''}")
+    print_tables(rows)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
@@ -263,8 +326,10 @@ def main() -> None:
                      "system": platform.platform(), "cpus": os.cpu_count()},
         "config": {"runs": args.runs, "quick": args.quick,
                    "processes_per_bundle": {s.name: s.processes(args) for s in SCENARIOS},
-                   "warmup_calls": WARMUP_CALLS, "timed_calls": TIMED_CALLS, "discarded_priming_rounds": 1},
-        "variants": {v.name: {"pythonpath": [str(p) for p in v.path], "handler": v.handler} for v in variants},
+                   "warmup_calls": WARMUP_CALLS, "timed_calls": TIMED_CALLS, "ping_calls": PING_CALLS,
+                   "discarded_priming_rounds": 1},
+        "variants": {v.name: {"pythonpath": [str(p) for p in v.path], "handler": v.handler, "env": v.env}
+                     for v in variants},
         "results": rows,
         "raw": results,
     }, indent=2) + "\n")
