@@ -93,8 +93,14 @@ class ColdStart:
         """Eager where init is paid before traffic (provisioned, SnapStart), else lazy."""
         return self.import_mode or ("eager" if self.strategy in ("provisioned", "snapstart") else "lazy")
 
-    def validate(self, runtime: lambda_.Runtime) -> None:
+    def validate(self, runtime: lambda_.Runtime, reserved_concurrency: int | None = None) -> None:
         """Raise ValueError naming the conflict and the fix."""
+        wanted = {"provisioned max_capacity": self.provisioned_settings and self.provisioned_settings.max_capacity,
+                  "warmup concurrency": self.warmup and self.warmup.concurrency}
+        for what, value in wanted.items():
+            if reserved_concurrency is not None and value and value > reserved_concurrency:
+                raise ValueError(f"{what}={value} exceeds reserved_concurrency={reserved_concurrency}; "
+                                 "raise the reservation or lower it")
         if self.provisioned is not None and self.strategy != "provisioned":
             raise ValueError(
                 "provisioned concurrency is set but the strategy is "

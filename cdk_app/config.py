@@ -210,6 +210,20 @@ class EnvironmentSettings(_Settings):
         return value
 
     @model_validator(mode="after")
+    def _cold_start_fits_reservation(self) -> EnvironmentSettings:
+        reserved = self.function.reserved_concurrency
+        cold_start = self.cold_start
+        wanted = {"cold_start.provisioned.max": cold_start.provisioned and cold_start.provisioned.max,
+                  "cold_start.warmup.concurrency": cold_start.warmup and cold_start.warmup.concurrency}
+        for key, value in wanted.items():
+            if reserved is not None and value and value > reserved:
+                raise ValueError(
+                    f"{key}={value} exceeds function.reserved_concurrency={reserved}: those instances count "
+                    f"against the reservation; raise function.reserved_concurrency or lower {key}"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _timeout_fits_gateway(self) -> EnvironmentSettings:
         limit = GATEWAY_TIMEOUT_LIMITS[self.api.type]
         timeout = self.function.timeout_seconds

@@ -104,7 +104,7 @@ class FastApiFunction(Construct):
     ) -> None:
         super().__init__(scope, id)
         self.target = target or BundlingTarget()
-        cold_start.validate(self.target.runtime)
+        cold_start.validate(self.target.runtime, reserved_concurrency)
         timeout_seconds = timeout_for(expected_duration.to_seconds())
         if max_timeout is not None and timeout_seconds > max_timeout.to_seconds():
             raise ValueError(

@@ -19,13 +19,14 @@ from cdk_app.config import read_cdk_json_context
 from cdk_app.stack import FastApiStack, build_stacks
 
 ENVIRONMENTS = ("dev", "staging", "prod")
+#: For apps built without build_stacks (which reads our own ``skip_bundling`` setting).
 SKIP_BUNDLING = {"aws:cdk:bundling-stacks": []}
 
 
 def make_app(context: dict[str, Any] | None = None, outdir: Path | None = None) -> App:
     """An App as the CLI would build it from cdk.json, minus bundling and built-in validation."""
     return App(
-        context={**read_cdk_json_context(), **SKIP_BUNDLING, **(context or {})},
+        context={**read_cdk_json_context(), "skip_bundling": "true", **(context or {})},
         builtin_cloud_formation_validation=False,
         outdir=str(outdir) if outdir else None,
     )

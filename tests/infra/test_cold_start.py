@@ -231,3 +231,22 @@ def test_snapstart_refuses_container_images():
 
 def test_forced_warmup_beside_provisioned_is_accepted_by_the_construct():
     construct(ColdStart.provisioned_concurrency(warmup=Warmup(), force_warmup=True))
+
+
+@pytest.mark.parametrize(("cold_start", "key"), [
+    ({"strategy": "provisioned", "provisioned": {"min": 2, "max": 5}}, "cold_start.provisioned.max=5"),
+    ({"strategy": "warmup", "warmup": {"concurrency": 4}}, "cold_start.warmup.concurrency=4"),
+])
+def test_cold_start_must_fit_the_reserved_concurrency(cold_start, key):
+    context = copy.deepcopy(read_cdk_json_context())
+    context["environments"]["staging"]["function"]["reserved_concurrency"] = 3
+    context["environments"]["staging"]["cold_start"] = cold_start
+
+    with pytest.raises(ConfigError, match=rf"environments.staging: {key} exceeds function.reserved_concurrency=3"):
+        load_settings(context)
+
+
+def test_construct_refuses_provisioned_beyond_the_reservation():
+    with pytest.raises(ValueError, match=r"provisioned max_capacity=5 exceeds reserved_concurrency=4"):
+        FastApiFunction(Stack(App(context=SKIP_BUNDLING), "Reserved"), "Api", reserved_concurrency=4,
+                        cold_start=ColdStart.provisioned_concurrency())

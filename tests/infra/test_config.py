@@ -135,3 +135,10 @@ def test_invalid_context_stops_synth():
 
     with pytest.raises(ConfigError, match=r"environments.dev.api.throttle_rate_limit: -5 is not allowed"):
         build_stacks(make_app(context))
+
+
+@pytest.mark.parametrize(("value", "bundled"), [("true", False), ("false", True)])
+def test_skip_bundling_setting(value, bundled):
+    stack = build_stacks(make_app({"skip_bundling": value, "env": "dev", "strict_bundling": "false"}))["dev"]
+
+    assert stack.bundling_required is bundled
