@@ -28,6 +28,7 @@ synth: setup
 	$(PY) -m cdk_app.report cdk.out
 
 test: setup
+	$(PY) -m ruff check .
 	$(PY) -m pytest
 
 bench: setup

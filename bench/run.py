@@ -19,10 +19,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 sys.dont_write_bytecode = True  # no __pycache__ next to bench/ or cdk_app/: bench/out is the only output
 
@@ -260,7 +260,7 @@ def print_table(rows: list[dict], names: tuple[str, ...]) -> None:
         lines.append([r["label"], *cells, *ratios, target])
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for i, line in enumerate(lines):
-        print(" | ".join(cell.ljust(w) if j == 0 else cell.rjust(w) for j, (cell, w) in enumerate(zip(line, widths))))
+        print(" | ".join(cell.ljust(w) if j == 0 else cell.rjust(w) for j, (cell, w) in enumerate(zip(line, widths, strict=True))))
         if i == 0:
             print("-+-".join("-" * w for w in widths))
 
@@ -319,7 +319,7 @@ def main() -> None:
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "git_commit": git_commit(),
         "interpreter": {"version": version, "executable": python[0]},
         "platform": {"machine": platform.machine(), "architecture": target.architecture,

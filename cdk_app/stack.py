@@ -12,7 +12,14 @@ from cdk_app import compliance
 from cdk_app.api import FastApiGateway
 from cdk_app.bundling import BundlingTarget
 from cdk_app.cold_start import ColdStart, ProvisionedConcurrency, ScheduledCapacity, Warmup
-from cdk_app.config import LOG_RETENTION_DAYS, ColdStartSettings, EnvironmentSettings, load_settings, read_cdk_json_context, select_environments
+from cdk_app.config import (
+    LOG_RETENTION_DAYS,
+    ColdStartSettings,
+    EnvironmentSettings,
+    load_settings,
+    read_cdk_json_context,
+    select_environments,
+)
 from cdk_app.function import DependenciesLayer, FastApiFunction
 
 

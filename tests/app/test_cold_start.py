@@ -8,7 +8,6 @@ import random
 import threading
 
 import pytest
-
 from service import cold_start
 from service import handler as entry
 from service.main import create_app

@@ -6,8 +6,8 @@ import json
 import logging
 
 import pytest
-
 from service import handler as entry
+
 from tests.app.conftest import HTTP_EVENTS
 
 
