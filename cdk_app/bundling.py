@@ -132,8 +132,8 @@ def find_python(version: str) -> tuple[str, ...] | None:
 def missing_interpreter_message(version: str) -> str:
     return (
         f"No Python {version} interpreter was found on this machine, so the Lambda bundle ships without "
-        f".pyc files: every cold start then compiles every module again (for FastAPI about twice the import "
-        f"time, ~0.5 s more per cold start). Install Python {version} (for example `pyenv install {version}` "
+        f".pyc files: every cold start then compiles every module again (this app imports in ~0.7 s instead of "
+        f"~0.3 s, measured on CPython 3.13). Install Python {version} (for example `pyenv install {version}` "
         f"or `uv python install {version}`), or point PYTHON_{version.replace('.', '_')} at one."
     )
 
@@ -275,8 +275,17 @@ def bundling_options(
     )
 
 
+def _require_source(source: Path, needs: str) -> None:
+    if not (source / needs).exists():
+        raise BundlingError(
+            f"source={source} has no {needs}; pass source= the folder that holds your application package "
+            f"and its {LOCK_FILE} lock (this repository's lambda_src/ is the example)"
+        )
+
+
 def dependencies_code(*, source: Path = LAMBDA_SRC, target: BundlingTarget, use_docker: bool = False) -> lambda_.Code:
     """Layer code: only the lock is part of the asset's files."""
+    _require_source(source, LOCK_FILE)
     return lambda_.Code.from_asset(
         str(source),
         exclude=["*", ".*", f"!{LOCK_FILE}"],  # globs skip dotfiles unless named
@@ -286,6 +295,7 @@ def dependencies_code(*, source: Path = LAMBDA_SRC, target: BundlingTarget, use_
 
 def application_code(*, source: Path = LAMBDA_SRC, target: BundlingTarget, use_docker: bool = False) -> lambda_.Code:
     """Function code: the application source without the lock or caches."""
+    _require_source(source, "")
     return lambda_.Code.from_asset(
         str(source),
         exclude=list(CODE_EXCLUDES),

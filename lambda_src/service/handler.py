@@ -61,11 +61,25 @@ def classify_event(event: Any) -> str:
     return "unknown"
 
 
+def bad_request(kind: str) -> dict[str, Any]:
+    response = {"statusCode": 400, "headers": {"content-type": "application/json"},
+                "body": '{"detail":"Malformed request event"}', "isBase64Encoded": False}
+    if kind == "alb":
+        response["statusDescription"] = "400 Bad Request"
+    return response
+
+
 def handler(event: Any, context: Any) -> dict[str, Any]:
     """Serve HTTP events through FastAPI; answer everything else without it."""
     kind = classify_event(event)
     if kind in HTTP_EVENT_KINDS:
-        return asgi_handler(event, context)
+        try:
+            return asgi_handler(event, context)
+        except Exception:
+            # Mangum answers the app's own errors with a 500 itself; what escapes it is an
+            # event it could not translate (bad base64 body, mistyped headers): a client fault.
+            logger.warning("Malformed %s event", kind, exc_info=True)
+            return bad_request(kind)
     if kind == "warmup":
         # DEBUG: pings arrive every few minutes per instance and are expected; the
         # fan-out's outcome is logged at INFO by cold_start.

@@ -99,3 +99,38 @@ def test_successful_requests_add_no_log_line(event, lambda_context, caplog):
 
     assert entry.handler(event("http_api_v2"), lambda_context)["statusCode"] == 200
     assert [r for r in caplog.records if r.name.startswith("mangum")] == []
+
+
+MALFORMED = {
+    "invalid base64 body": ("http_api_v2", lambda e: e.update(isBase64Encoded=True, body="%%%not base64")),
+    "non-text header": ("http_api_v2", lambda e: e.update(headers={"host": 5})),
+    "multi-value headers not a mapping": ("rest_api_v1", lambda e: e.update(multiValueHeaders="x")),
+    "alb headers not a mapping": ("alb", lambda e: e.update(headers=["x"])),
+}
+
+
+@pytest.mark.parametrize(("name", "spoil"), MALFORMED.values(), ids=MALFORMED.keys())
+def test_malformed_http_events_get_a_400_not_a_crash(name, spoil, event, lambda_context, caplog):
+    request = event(name)
+    spoil(request)
+
+    response = entry.handler(request, lambda_context)
+
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"]) == {"detail": "Malformed request event"}
+    assert "Malformed" in caplog.text
+
+
+def test_app_errors_stay_500_from_mangum(event, lambda_context, monkeypatch):
+    from fastapi import FastAPI
+    from mangum import Mangum
+
+    failing = FastAPI()
+
+    @failing.get("/health")
+    async def health():
+        raise RuntimeError("a bug in a route")
+
+    monkeypatch.setattr(entry, "asgi_handler", Mangum(failing, lifespan="off"))
+
+    assert entry.handler(event("http_api_v2"), lambda_context)["statusCode"] == 500

@@ -210,3 +210,10 @@ def test_pip_failure_is_a_clear_error(tmp_path):
 
     with pytest.raises(BundlingError, match=r"(?s)pip could not install .*manylinux wheels only.*No matching distribution found for fastapi==0.0.0.1"):
         build_locally("layer", tmp_path / "out", source=tmp_path, target=HOST_TARGET)
+
+
+def test_missing_source_folder_is_a_clear_error(tmp_path):
+    stack = Stack(App(context=SKIP_BUNDLING), "Missing")
+
+    with pytest.raises(BundlingError, match=r"has no requirements.txt; pass source= the folder"):
+        FastApiFunction(stack, "Api", source=tmp_path / "nowhere")

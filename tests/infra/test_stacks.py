@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
-from aws_cdk.assertions import Match
+from aws_cdk.assertions import Match, Template
 
 from cdk_app.config import load_settings, read_cdk_json_context
+from cdk_app.stack import build_stacks
+from tests.infra.conftest import make_app
 
 SETTINGS = load_settings(read_cdk_json_context()).environments
 
@@ -160,3 +163,15 @@ def test_prod_rest_api_is_regional_traced_throttled_and_logged(synth):
 def test_stacks_are_environment_agnostic_by_default(synth):
     for stack in synth.stacks.values():
         assert stack.account.startswith("${Token[") and stack.region.startswith("${Token[")
+
+
+def test_rest_api_cors_preflight():
+    context = copy.deepcopy(read_cdk_json_context())
+    context["environments"]["prod"]["api"]["cors"] = {"allow_origins": ["https://app.example.com"],
+                                                      "allow_methods": ["GET", "POST"]}
+    template = Template.from_stack(build_stacks(make_app({**context, "env": "prod"}))["prod"])
+
+    options = template.find_resources("AWS::ApiGateway::Method", {"Properties": {"HttpMethod": "OPTIONS"}})
+    assert options, "expected preflight methods"
+    headers = json.dumps(next(iter(options.values()))["Properties"]["Integration"]["IntegrationResponses"])
+    assert "https://app.example.com" in headers and "GET,POST" in headers
