@@ -101,6 +101,7 @@ class FastApiFunction(Construct):
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         description: str | None = None,
         cold_start: ColdStart = ColdStart(),
+        role: iam.IRole | None = None,
     ) -> None:
         super().__init__(scope, id)
         self.target = target or BundlingTarget()
@@ -122,7 +123,7 @@ class FastApiFunction(Construct):
 
         self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=removal_policy)
         # Own role instead of AWSLambdaBasicExecutionRole: it may write to its own log group only.
-        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+        self.role = role or iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
         self.log_group.grant_write(self.role)
         self.function = lambda_.Function(
             self,
@@ -153,10 +154,6 @@ class FastApiFunction(Construct):
         self.cold_start = ColdStartControl(self, "ColdStart", function=self.function, alias=self.alias,
                                            plan=cold_start)
         compliance.acknowledge_function(self)
-
-    @property
-    def timeout(self) -> Duration:
-        return self.function.timeout  # type: ignore[return-value]
 
     def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
         """Allow ``grantee`` to invoke the ``live`` alias (only)."""

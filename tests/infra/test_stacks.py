@@ -6,11 +6,14 @@ import copy
 import json
 
 import pytest
+from aws_cdk import App, Stack
+from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Match, Template
 
 from cdk_app.config import load_settings, read_cdk_json_context
+from cdk_app.function import FastApiFunction
 from cdk_app.stack import build_stacks
-from tests.infra.conftest import make_app
+from tests.infra.conftest import SKIP_BUNDLING, make_app
 
 SETTINGS = load_settings(read_cdk_json_context()).environments
 
@@ -175,3 +178,23 @@ def test_rest_api_cors_preflight():
     assert options, "expected preflight methods"
     headers = json.dumps(next(iter(options.values()))["Properties"]["Integration"]["IntegrationResponses"])
     assert "https://app.example.com" in headers and "GET,POST" in headers
+
+
+def test_grants_and_metrics_target_the_alias_and_a_role_can_be_brought():
+    stack = Stack(App(context=SKIP_BUNDLING), "Grants")
+    own_role = iam.Role(stack, "TeamRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    function = FastApiFunction(stack, "Api", role=own_role)
+    caller = iam.Role(stack, "Caller", assumed_by=iam.AccountRootPrincipal())
+    function.grant_invoke(caller)
+    template = Template.from_stack(stack)
+
+    template.has_resource_properties("AWS::Lambda::Function", {"Role": {"Fn::GetAtt": [
+        Match.string_like_regexp("TeamRole"), "Arn"]}})
+    template.resource_count_is("AWS::IAM::Role", 2)  # the team's and the caller's: none created
+    template.has_resource_properties("AWS::IAM::Policy", {
+        "Roles": [{"Ref": Match.string_like_regexp("Caller")}],
+        "PolicyDocument": {"Statement": Match.array_with([Match.object_like({
+            "Action": "lambda:InvokeFunction", "Resource": {"Ref": Match.string_like_regexp("ApiAlias")}})])},
+    })
+    dimensions = function.metric_errors().dimensions
+    assert set(dimensions) == {"FunctionName", "Resource"}
