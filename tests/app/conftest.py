@@ -35,3 +35,15 @@ def lambda_context():
         log_stream_name="2026/11/28/[1]abcdef",
         get_remaining_time_in_millis=lambda: 12000,
     )
+
+
+@pytest.fixture
+def mangum_must_not_run(monkeypatch):
+    """Fails the test if the event reaches Mangum (and so the web app)."""
+    from service import handler
+
+    def fail(event, context):
+        # pytest.fail raises a BaseException, which the handler's 400 guard cannot swallow.
+        pytest.fail("a non-HTTP event reached Mangum")
+
+    monkeypatch.setattr(handler, "asgi_handler", fail)

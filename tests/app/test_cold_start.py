@@ -51,12 +51,7 @@ def alias_context(lambda_context):
     return lambda_context
 
 
-@pytest.fixture
-def no_mangum(monkeypatch):
-    monkeypatch.setattr(entry, "asgi_handler", lambda event, context: pytest.fail("warmup reached Mangum"))
-
-
-def test_warmup_marker_is_answered_before_mangum(alias_context, no_mangum):
+def test_warmup_marker_is_answered_before_mangum(alias_context, mangum_must_not_run):
     answer = entry.handler({cold_start.WARMUP_MARKER: {"concurrency": 1}}, alias_context)
 
     assert answer == {"handled": "warmup", "warmed": True, "instance": cold_start.instance_id, "instances": 1}
@@ -76,7 +71,7 @@ def test_fan_out_makes_n_minus_1_concurrent_invocations_of_its_own_alias(concurr
     assert answer["instances"] == concurrency and answer["failed"] == 0 and answer["requested"] == concurrency
 
 
-def test_fanned_out_ping_holds_and_never_fans_out_again(alias_context, no_mangum, monkeypatch):
+def test_fanned_out_ping_holds_and_never_fans_out_again(alias_context, mangum_must_not_run, monkeypatch):
     slept = []
     monkeypatch.setattr(cold_start.time, "sleep", slept.append)
     monkeypatch.setattr(cold_start, "lambda_client", lambda: ForbiddenClient())
@@ -117,7 +112,7 @@ def test_concurrency_is_parsed_and_bounded(requested, expected_calls, alias_cont
     assert len(client.calls) == expected_calls
 
 
-def test_warmup_marker_with_a_malformed_body_is_still_safe(alias_context, no_mangum):
+def test_warmup_marker_with_a_malformed_body_is_still_safe(alias_context, mangum_must_not_run):
     assert entry.handler({cold_start.WARMUP_MARKER: "please"}, alias_context)["instances"] == 1
 
 

@@ -49,14 +49,6 @@ def test_wrong_method_is_a_405(event, lambda_context):
     assert entry.handler(request, lambda_context)["statusCode"] == 405
 
 
-@pytest.fixture
-def mangum_must_not_run(monkeypatch):
-    def fail(event, context):
-        raise AssertionError("a non-HTTP event reached Mangum")
-
-    monkeypatch.setattr(entry, "asgi_handler", fail)
-
-
 NON_HTTP_EVENTS = {
     "warmup marker": {entry.WARMUP_MARKER: {"concurrency": 1}},
     "empty object": {},
