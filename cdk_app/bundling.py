@@ -21,6 +21,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -99,20 +100,24 @@ def _version_of(command: tuple[str, ...]) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def _candidate_interpreters(version: str) -> list[tuple[str, ...]]:
-    found = [(path,) for name in (f"python{version}", "python3", "python") if (path := shutil.which(name))]
+def _candidate_interpreters(version: str) -> Iterator[tuple[str, ...]]:
+    """Commands that may run Python ``version``, cheapest first; produced only as needed."""
+    if override := os.environ.get(f"PYTHON_{version.replace('.', '_')}"):
+        yield (override,)
+    for name in (f"python{version}", "python3", "python"):
+        if path := shutil.which(name):
+            yield (path,)
     if launcher := shutil.which("py"):  # the Windows launcher
-        found.append((launcher, f"-{version}"))
+        yield (launcher, f"-{version}")
     pyenv_root = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv")
-    found += [(str(p),) for p in sorted(Path(pyenv_root).glob(f"versions/{version}*/bin/python{version}"))]
+    yield from ((str(p),) for p in sorted(Path(pyenv_root).glob(f"versions/{version}*/bin/python{version}")))
     if uv := shutil.which("uv"):
         try:
             done = subprocess.run([uv, "python", "find", version], capture_output=True, text=True, timeout=30)
-            if done.returncode == 0 and done.stdout.strip():
-                found.append((done.stdout.strip(),))
         except (OSError, subprocess.SubprocessError):
-            pass
-    return found
+            return
+        if done.returncode == 0 and done.stdout.strip():
+            yield (done.stdout.strip(),)
 
 
 @functools.cache
@@ -124,9 +129,7 @@ def find_python(version: str) -> tuple[str, ...] | None:
     to check its version (a pyenv shim for an unselected version fails that check).
     Returns the command to run it, or None when there is none.
     """
-    override = os.environ.get(f"PYTHON_{version.replace('.', '_')}")
-    candidates = ([(override,)] if override else []) + _candidate_interpreters(version)
-    return next((c for c in candidates if _version_of(c) == version), None)
+    return next((c for c in _candidate_interpreters(version) if _version_of(c) == version), None)
 
 
 def missing_interpreter_message(version: str) -> str:
@@ -177,7 +180,7 @@ def strip_installed(directory: Path) -> None:
 def compile_bytecode(directory: Path, *, python: tuple[str, ...], runtime_path: str) -> None:
     """Compile every module with the target interpreter, as Lambda will import it."""
     command = [*python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
-                                   "-s", str(directory), "-p", runtime_path, str(directory)]
+               "-s", str(directory), "-p", runtime_path, str(directory)]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         # A module that does not compile cannot be imported either; report, don't fail.
@@ -275,17 +278,17 @@ def bundling_options(
     )
 
 
-def _require_source(source: Path, needs: str) -> None:
-    if not (source / needs).exists():
+def _require_source(source: Path, *, lock: bool) -> None:
+    if not source.is_dir() or (lock and not (source / LOCK_FILE).is_file()):
         raise BundlingError(
-            f"source={source} has no {needs}; pass source= the folder that holds your application package "
-            f"and its {LOCK_FILE} lock (this repository's lambda_src/ is the example)"
+            f"source={source} has no {LOCK_FILE if lock else 'application code'}; pass source= the folder that "
+            f"holds your application package and its {LOCK_FILE} lock (this repository's lambda_src/ is the example)"
         )
 
 
 def dependencies_code(*, source: Path = LAMBDA_SRC, target: BundlingTarget, use_docker: bool = False) -> lambda_.Code:
     """Layer code: only the lock is part of the asset's files."""
-    _require_source(source, LOCK_FILE)
+    _require_source(source, lock=True)
     return lambda_.Code.from_asset(
         str(source),
         exclude=["*", ".*", f"!{LOCK_FILE}"],  # globs skip dotfiles unless named
@@ -295,7 +298,7 @@ def dependencies_code(*, source: Path = LAMBDA_SRC, target: BundlingTarget, use_
 
 def application_code(*, source: Path = LAMBDA_SRC, target: BundlingTarget, use_docker: bool = False) -> lambda_.Code:
     """Function code: the application source without the lock or caches."""
-    _require_source(source, "")
+    _require_source(source, lock=False)
     return lambda_.Code.from_asset(
         str(source),
         exclude=list(CODE_EXCLUDES),

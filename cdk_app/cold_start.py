@@ -20,6 +20,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from cdk_app.config import import_mode_for
+
 #: The key the handler recognizes (service.cold_start.WARMUP_MARKER).
 WARMUP_MARKER = "fastapi-lambda-warmup"
 
@@ -90,8 +92,7 @@ class ColdStart:
 
     @property
     def effective_import_mode(self) -> ImportMode:
-        """Eager where init is paid before traffic (provisioned, SnapStart), else lazy."""
-        return self.import_mode or ("eager" if self.strategy in ("provisioned", "snapstart") else "lazy")
+        return self.import_mode or import_mode_for(self.strategy)
 
     def validate(self, runtime: lambda_.Runtime, reserved_concurrency: int | None = None) -> None:
         """Raise ValueError naming the conflict and the fix."""

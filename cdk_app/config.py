@@ -147,6 +147,11 @@ class WarmupSettings(_Settings):
 DEFAULT_STRATEGIES = {"dev": "warmup", "staging": "snapstart", "prod": "provisioned"}
 
 
+def import_mode_for(strategy: str) -> Literal["eager", "lazy"]:
+    """Eager where init is paid before traffic (provisioned concurrency, SnapStart), else lazy."""
+    return "eager" if strategy in ("provisioned", "snapstart") else "lazy"
+
+
 class ColdStartSettings(_Settings):
     """One cold-start strategy and its parameters."""
 
@@ -169,7 +174,7 @@ class ColdStartSettings(_Settings):
         if strategy == "warmup":
             data.setdefault("warmup", {})
         if data.get("import_mode") is None:
-            data["import_mode"] = "eager" if strategy in ("provisioned", "snapstart") else "lazy"
+            data["import_mode"] = import_mode_for(strategy)
         return data
 
     @model_validator(mode="after")
@@ -307,9 +312,8 @@ def _describe(error: Mapping[str, Any]) -> str:
     loc = tuple(error["loc"])
     where = ".".join(str(part) for part in loc) or "(top level)"
     message = error["msg"].removeprefix("Value error, ")
-    fix = _FIXES.get(error["type"], "").format(allowed=_allowed_keys(loc)) if error["type"] in _FIXES else ""
-    if not fix and error["type"] != "value_error":
-        fix = "correct the value"
+    fix = _FIXES.get(error["type"], "correct the value" if error["type"] != "value_error" else "")
+    fix = fix.format(allowed=_allowed_keys(loc)) if "{allowed}" in fix else fix
     value = error.get("input")
     shown = "" if error["type"] in ("missing",) or isinstance(value, Mapping) else f"{json.dumps(value, default=str)} is not allowed: "
     return f"{where}: {shown}{message}" + (f". Fix: {fix}" if fix else "")
