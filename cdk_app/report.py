@@ -33,17 +33,22 @@ class StackSummary:
     assets_mb: float
 
 
-def cfn_lint(template: Path) -> Counter[str]:
-    """cfn-lint findings of one template, counted by level (settings from .cfnlintrc.yaml)."""
+def cfn_lint(*templates: Path) -> dict[str, Counter[str]]:
+    """cfn-lint findings per template file name, counted by level (settings from .cfnlintrc.yaml).
+
+    One cfn-lint process for all templates: its start-up costs more than linting one.
+    """
     cli = Path(sys.executable).with_name("cfn-lint")
-    done = subprocess.run([str(cli), "--format", "json", str(template)], capture_output=True, text=True)
+    done = subprocess.run([str(cli), "--format", "json", *map(str, templates)], capture_output=True, text=True)
     if done.returncode not in (0, 2, 4, 6, 8, 10, 12, 14):  # cfn-lint's exit code is a bitmask of levels
-        raise RuntimeError(f"cfn-lint failed on {template}: {done.stderr.strip()}")
-    findings = json.loads(done.stdout or "[]")
-    for finding in findings:
-        location = finding["Location"]["Start"]
-        print(f"  cfn-lint {finding['Rule']['Id']} {template.name}:{location['LineNumber']}: {finding['Message']}")
-    return Counter(finding["Level"] for finding in findings)
+        raise RuntimeError(f"cfn-lint failed: {done.stderr.strip()}")
+    counts: dict[str, Counter[str]] = {template.name: Counter() for template in templates}
+    for finding in json.loads(done.stdout or "[]"):
+        name = Path(finding["Filename"]).name
+        counts[name][finding["Level"]] += 1
+        line = finding["Location"]["Start"]["LineNumber"]
+        print(f"  cfn-lint {finding['Rule']['Id']} {name}:{line}: {finding['Message']}")
+    return counts
 
 
 def acknowledgements(assembly: Path, stack: str) -> dict[str, str]:
@@ -76,15 +81,17 @@ def _cold_start(resources: dict, function: dict) -> str:
     return f"{strategy}{' +warmup' if rules and strategy != 'warmup' else ''}, {mode}"
 
 
-def summarize(assembly: Path, stack: str, artifact: dict) -> StackSummary:
-    template_path = assembly / artifact["properties"]["templateFile"]
-    resources = json.loads(template_path.read_text())["Resources"]
+def template_path(assembly: Path, artifact: dict) -> Path:
+    return assembly / artifact["properties"]["templateFile"]
+
+
+def summarize(assembly: Path, stack: str, artifact: dict, levels: Counter[str]) -> StackSummary:
+    resources = json.loads(template_path(assembly, artifact).read_text())["Resources"]
     types = Counter(r["Type"] for r in resources.values())
     function = next(r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::Function")
     assets = json.loads((assembly / f"{stack}.assets.json").read_text())["files"]
     sizes = [_directory_mb(assembly / a["source"]["path"]) for a in assets.values()
              if (assembly / a["source"]["path"]).is_dir()]
-    levels = cfn_lint(template_path)
     return StackSummary(
         stack=stack,
         resources=len(resources),
@@ -107,7 +114,9 @@ def main(argv: list[str]) -> int:
     if not stacks:
         print(f"No stacks in {assembly}; run cdk synth first.", file=sys.stderr)
         return 1
-    rows = [summarize(assembly, name, artifact) for name, artifact in stacks.items()]
+    lint = cfn_lint(*(template_path(assembly, artifact) for artifact in stacks.values()))
+    rows = [summarize(assembly, name, artifact, lint[template_path(assembly, artifact).name])
+            for name, artifact in stacks.items()]
     header = f"{'stack':<24} {'resources':>9} {'api':<9} {'runtime':<17} {'memory':>6} {'timeout':>7} " \
              f"{'cold start':<25} {'cdk-nag':<15} {'cfn-lint':<18} {'assets':>7}"
     print(header)
