@@ -36,6 +36,23 @@ def template_of(stack: Stack) -> Template:
     return Template.from_stack(stack)
 
 
+def only(template: Template, resource_type: str) -> tuple[str, dict]:
+    """The logical id and body of the single resource of ``resource_type``."""
+    found = template.find_resources(resource_type)
+    assert len(found) == 1, f"expected one {resource_type}, found {len(found)}"
+    return next(iter(found.items()))
+
+
+def alias_logical_id(template: Template) -> str:
+    return only(template, "AWS::Lambda::Alias")[0]
+
+
+@pytest.fixture
+def context() -> dict[str, Any]:
+    """The cdk.json context, freshly parsed: each test may change it."""
+    return read_cdk_json_context()
+
+
 @dataclass
 class Synth:
     app: App

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 
 import pytest
@@ -15,15 +14,11 @@ from cdk_app.cold_start import WARMUP_MARKER, ColdStart, ProvisionedConcurrency,
 from cdk_app.config import ConfigError, load_settings, read_cdk_json_context
 from cdk_app.function import FastApiFunction
 from cdk_app.stack import build_stacks
-from tests.infra.conftest import SKIP_BUNDLING, make_app, template_of
-
-
-def alias_id(template) -> str:
-    return next(iter(template.find_resources("AWS::Lambda::Alias")))
+from tests.infra.conftest import SKIP_BUNDLING, alias_logical_id, make_app, only, template_of
 
 
 def function_properties(template) -> dict:
-    return next(iter(template.find_resources("AWS::Lambda::Function").values()))["Properties"]
+    return only(template, "AWS::Lambda::Function")[1]["Properties"]
 
 
 def import_mode(template) -> str:
@@ -31,7 +26,7 @@ def import_mode(template) -> str:
 
 
 def synth_env(name: str, cold_start: dict):
-    context = copy.deepcopy(read_cdk_json_context())
+    context = read_cdk_json_context()
     context["environments"][name]["cold_start"] = cold_start
     return template_of(build_stacks(make_app({**context, "env": name}))[name])
 
@@ -45,11 +40,11 @@ def test_dev_warms_one_instance_every_five_minutes_through_the_alias(synth):
     properties = next(iter(rule.values()))["Properties"]
     assert properties["ScheduleExpression"] == "rate(5 minutes)"
     (target,) = properties["Targets"]
-    assert target["Arn"] == {"Ref": alias_id(template)}
+    assert target["Arn"] == {"Ref": alias_logical_id(template)}
     assert json.loads(target["Input"]) == {WARMUP_MARKER: {"concurrency": 1, "hold_ms": 100}}
     assert target["RetryPolicy"] == {"MaximumRetryAttempts": 0}
     template.has_resource_properties("AWS::Lambda::Permission", {
-        "Principal": "events.amazonaws.com", "FunctionName": {"Ref": alias_id(template)}})
+        "Principal": "events.amazonaws.com", "FunctionName": {"Ref": alias_logical_id(template)}})
     assert import_mode(template) == "lazy"
     assert "SnapStart" not in function_properties(template)
     template.resource_count_is("AWS::ApplicationAutoScaling::ScalableTarget", 0)
@@ -59,8 +54,7 @@ def test_dev_warms_one_instance_every_five_minutes_through_the_alias(synth):
 def test_staging_uses_snapstart_on_published_versions(synth):
     template = synth.templates["staging"]
     assert function_properties(template)["SnapStart"] == {"ApplyOn": "PublishedVersions"}
-    assert "ProvisionedConcurrencyConfig" not in template.find_resources("AWS::Lambda::Alias")[alias_id(template)][
-        "Properties"]
+    assert "ProvisionedConcurrencyConfig" not in only(template, "AWS::Lambda::Alias")[1]["Properties"]
     template.resource_count_is("AWS::Events::Rule", 0)
     assert import_mode(template) == "eager"
 
@@ -144,7 +138,7 @@ def test_no_strategy_means_no_cold_start_resources():
 
 
 def test_environments_without_a_setting_get_the_documented_defaults():
-    context = copy.deepcopy(read_cdk_json_context())
+    context = read_cdk_json_context()
     for env in context["environments"].values():
         env.pop("cold_start")
     context["environments"]["qa"] = {}
@@ -187,7 +181,7 @@ REFUSED_SETTINGS = {
 
 @pytest.mark.parametrize(("cold_start", "message"), REFUSED_SETTINGS.values(), ids=REFUSED_SETTINGS.keys())
 def test_refused_settings_name_the_environment_and_the_fix(cold_start, message):
-    context = copy.deepcopy(read_cdk_json_context())
+    context = read_cdk_json_context()
     context["environments"]["prod"]["cold_start"] = cold_start
 
     with pytest.raises(ConfigError) as caught:
@@ -238,7 +232,7 @@ def test_forced_warmup_beside_provisioned_is_accepted_by_the_construct():
     ({"strategy": "warmup", "warmup": {"concurrency": 4}}, "cold_start.warmup.concurrency=4"),
 ])
 def test_cold_start_must_fit_the_reserved_concurrency(cold_start, key):
-    context = copy.deepcopy(read_cdk_json_context())
+    context = read_cdk_json_context()
     context["environments"]["staging"]["function"]["reserved_concurrency"] = 3
     context["environments"]["staging"]["cold_start"] = cold_start
 

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 
 from cdk_app.config import ConfigError, load_settings, read_cdk_json_context, select_environments
 from cdk_app.stack import build_stacks
 from tests.infra.conftest import make_app
-
-
-@pytest.fixture
-def context():
-    return copy.deepcopy(read_cdk_json_context())
 
 
 def error_for(context) -> str:
@@ -121,7 +114,7 @@ def test_env_context_limits_synth_to_one_stack():
 
 
 def test_explicit_account_and_region_are_used():
-    context = copy.deepcopy(read_cdk_json_context())
+    context = read_cdk_json_context()
     context["environments"]["prod"].update(account="123456789012", region="eu-west-1")
 
     stack = build_stacks(make_app({**context, "env": "prod"}))["prod"]
@@ -130,7 +123,7 @@ def test_explicit_account_and_region_are_used():
 
 
 def test_invalid_context_stops_synth():
-    context = copy.deepcopy(read_cdk_json_context())
+    context = read_cdk_json_context()
     context["environments"]["dev"]["api"]["throttle_rate_limit"] = -5
 
     with pytest.raises(ConfigError, match=r"environments.dev.api.throttle_rate_limit: -5 is not allowed"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 
 import pytest
@@ -13,19 +12,9 @@ from aws_cdk.assertions import Match, Template
 from cdk_app.config import load_settings, read_cdk_json_context
 from cdk_app.function import FastApiFunction
 from cdk_app.stack import build_stacks
-from tests.infra.conftest import SKIP_BUNDLING, make_app
+from tests.infra.conftest import SKIP_BUNDLING, alias_logical_id, make_app, only
 
 SETTINGS = load_settings(read_cdk_json_context()).environments
-
-
-def only(template, resource_type: str) -> tuple[str, dict]:
-    found = template.find_resources(resource_type)
-    assert len(found) == 1, f"expected one {resource_type}, found {len(found)}"
-    return next(iter(found.items()))
-
-
-def alias_logical_id(template) -> str:
-    return only(template, "AWS::Lambda::Alias")[0]
 
 
 def test_one_stack_per_environment(synth):
@@ -168,8 +157,7 @@ def test_stacks_are_environment_agnostic_by_default(synth):
         assert stack.account.startswith("${Token[") and stack.region.startswith("${Token[")
 
 
-def test_rest_api_cors_preflight():
-    context = copy.deepcopy(read_cdk_json_context())
+def test_rest_api_cors_preflight(context):
     context["environments"]["prod"]["api"]["cors"] = {"allow_origins": ["https://app.example.com"],
                                                       "allow_methods": ["GET", "POST"]}
     template = Template.from_stack(build_stacks(make_app({**context, "env": "prod"}))["prod"])
