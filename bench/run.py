@@ -97,7 +97,8 @@ SCENARIOS = [
 ]
 
 
-def find_interpreter(version: str) -> list[str]:
+def find_interpreter(version: str) -> tuple[list[str], str]:
+    """The target interpreter's real binary, and its full version string."""
     from cdk_app.bundling import find_python, missing_interpreter_message
 
     command = find_python(version)
@@ -105,9 +106,10 @@ def find_interpreter(version: str) -> list[str]:
         sys.exit(missing_interpreter_message(version))
     # Run the real binary, not a shim or launcher: those add their own start-up to every
     # sample and need the caller's environment, which the Lambda-like one does not carry.
-    done = subprocess.run([*command, "-c", "import sys; print(sys.executable)"],
+    done = subprocess.run([*command, "-c", "import sys; print(sys.executable); print(sys.version)"],
                           capture_output=True, text=True, check=True)
-    return [done.stdout.strip()]
+    executable, version = done.stdout.strip().split("\n", 1)
+    return [executable], version
 
 
 def build_ours(target, runtime: Path) -> list[Variant]:
@@ -141,12 +143,9 @@ def pip_install_cached(name: str, requirements: Path, target, python: list[str] 
     if not cached:
         shutil.rmtree(root, ignore_errors=True)
         stamp.unlink(missing_ok=True)
-        command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                   "--no-compile", "--target", str(root), "--only-binary=:all:", "--implementation", "cp",
-                   "--python-version", target.python_version,
-                   "--platform", f"manylinux2014_{target.machine}", "--platform", f"manylinux_2_28_{target.machine}",
-                   "--requirement", str(requirements)]
-        done = subprocess.run(command, capture_output=True, text=True)
+        from cdk_app.bundling import pip_install_command  # the layer's flags; both files pin every package
+
+        done = subprocess.run(pip_install_command(requirements, root, target), capture_output=True, text=True)
         if done.returncode != 0:
             sys.exit(f"pip could not install the {name}:\n{(done.stderr or done.stdout)[-3000:]}")
         if python:
@@ -266,17 +265,9 @@ def print_table(rows: list[dict], names: tuple[str, ...]) -> None:
 
 
 def git_commit() -> str | None:
-    """HEAD's commit, read from .git directly (no git process); None before the first commit."""
-    try:
-        head = (REPO / ".git" / "HEAD").read_text().strip()
-        if not head.startswith("ref: "):
-            return head
-        ref = REPO / ".git" / head[5:]
-        packed = REPO / ".git" / "packed-refs"  # refs move here on `git gc`
-        return ref.read_text().strip() if ref.is_file() else next(
-            (line.split()[0] for line in packed.read_text().splitlines() if line.endswith(" " + head[5:])), None)
-    except OSError:  # no repository, or a worktree
-        return None
+    """HEAD's commit; None outside a repository or before the first commit."""
+    done = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else None
 
 
 def main() -> None:
@@ -294,9 +285,7 @@ def main() -> None:
     machine = platform.machine().lower()
     architecture = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[machine]
     target = BundlingTarget(python_version=args.python_version, architecture=architecture)
-    python = find_interpreter(args.python_version)
-    version = subprocess.run([*python, "-c", "import sys; print(sys.version)"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    python, version = find_interpreter(args.python_version)
     started = time.perf_counter()
     reference = build_reference(target)
     variants = [*build_ours(target, build_runtime(target, python)), reference]  # the interleaving order
