@@ -1,15 +1,18 @@
 """Docker-free bundling of the Lambda code and of its dependency layer.
 
 The layer is built with ``pip install --platform ... --only-binary=:all: --target``
-from the pinned lock, for the target architecture and Python version, and ships
-``.pyc`` files compiled by an interpreter of exactly that version
+from the pinned lock (plus what the runtime package needs), resolved for the target
+architecture and Python version, then checked: every installed distribution's
+requirements must be installed too, or synth stops naming what is missing. Both
+assets ship ``.pyc`` files compiled by an interpreter of exactly the target version
 (``--invalidation-mode unchecked-hash``): ``/var/task`` and ``/opt`` are read-only
-on Lambda, so without them every cold start compiles every module again.
+on Lambda, so without them every cold start compiles every module again. The code
+asset carries the runtime package :mod:`fastapi_lambda` next to the user's code.
 
 The asset hash is CDK's source hash: the asset's files plus the ``BundlingOptions``.
-The target architecture, Python version, SDK choice and this module's own revision
-are written into ``BundlingOptions.environment`` so that a change to any of them
-changes the hash; nothing else about the build machine does.
+The target architecture, Python version, SDK choice, this module's own revision and
+the runtime package's are written into ``BundlingOptions.environment`` so that a
+change to any of them changes the hash; nothing else about the build machine does.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import hashlib
+import importlib.metadata
 import os
 import shutil
 import subprocess
@@ -26,21 +30,40 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import fastapi_lambda
 import jsii
 from aws_cdk import BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
+from fastapi_lambda.constants import RUNTIME_REQUIREMENTS
+from packaging.markers import UndefinedEnvironmentName
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
 Architecture = Literal["arm64", "x86_64"]
+Kind = Literal["layer", "code"]
+
+
+def _digest(*files: Path) -> str:
+    return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
+
 
 #: Changes whenever this file changes, so bundler fixes reach already-built assets.
-BUNDLER_REVISION = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+BUNDLER_REVISION = _digest(Path(__file__))
+#: The runtime package shipped in every code asset, and its revision (part of the code's hash).
+RUNTIME_PACKAGE = Path(fastapi_lambda.__file__).resolve().parent
+RUNTIME_REVISION = _digest(*sorted(RUNTIME_PACKAGE.glob("*.py")))
 
-#: Default asset root: the repository's ``lambda_src`` folder.
+#: This repository's asset root (its example app); other apps pass ``source=``.
 LAMBDA_SRC = Path(__file__).resolve().parent.parent / "lambda_src"
 LOCK_FILE = "requirements.txt"
+#: Seconds before a pip or compileall run is given up (a hung index, a huge tree).
+PIP_TIMEOUT_S = 900
+COMPILE_TIMEOUT_S = 300
 
 #: The Lambda Python runtimes already ship these; bundling them only adds weight.
 AWS_SDK_PACKAGES = frozenset({"boto3", "botocore", "s3transfer"})
+#: What ``from fastapi_lambda import ...`` looks up in a user's source: a folder of that name would shadow it.
+RUNTIME_NAME = RUNTIME_PACKAGE.name
 
 #: Never part of the function code asset (also excluded from its hash).
 CODE_EXCLUDES = (LOCK_FILE, "__pycache__", "*.pyc", "tests", ".*", "*.egg-info")
@@ -81,13 +104,26 @@ class BundlingTarget:
     def machine(self) -> str:
         return "aarch64" if self.architecture == "arm64" else "x86_64"
 
-    def hash_inputs(self) -> dict[str, str]:
-        """Everything besides the files that must change the asset hash."""
+    def hash_inputs(self, kind: Kind) -> dict[str, str]:
+        """Everything besides the asset's files that must change its hash."""
+        extra = {"RUNTIME_REVISION": RUNTIME_REVISION} if kind == "code" else \
+            {"RUNTIME_REQUIREMENTS": ";".join(RUNTIME_REQUIREMENTS)}
         return {
             "TARGET_PYTHON": self.python_version,
             "TARGET_ARCHITECTURE": self.architecture,
             "INCLUDE_AWS_SDK": str(self.include_aws_sdk).lower(),
             "BUNDLER_REVISION": BUNDLER_REVISION,
+            **extra,
+        }
+
+    def marker_environment(self) -> dict[str, str]:
+        """PEP 508 marker values of the Lambda runtime, to evaluate requirements for it."""
+        return {
+            "python_version": self.python_version, "python_full_version": f"{self.python_version}.0",
+            "implementation_name": "cpython", "implementation_version": f"{self.python_version}.0",
+            "platform_python_implementation": "CPython", "platform_machine": self.machine,
+            "platform_system": "Linux", "sys_platform": "linux", "os_name": "posix",
+            "platform_release": "", "platform_version": "",
         }
 
 
@@ -141,26 +177,45 @@ def missing_interpreter_message(version: str) -> str:
     )
 
 
+def _logical_lines(text: str) -> list[str]:
+    """The lock's requirement lines, continuations joined and comments dropped."""
+    joined = text.replace("\\\n", " ")
+    return [line.split(" #", 1)[0].strip() for line in joined.splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
 def locked_requirements(lock_file: Path, *, include_aws_sdk: bool) -> list[str]:
-    """The requirement lines of the lock, without the AWS SDK unless asked for."""
+    """The requirement lines of the lock (hashes kept), without the AWS SDK unless asked for."""
     lines = []
-    for raw in lock_file.read_text().splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if not line:
+    for line in _logical_lines(lock_file.read_text()):
+        if line.startswith("-"):  # pip options (--index-url, --hash on its own line ...)
+            lines.append(line)
             continue
-        name = line.split("==", 1)[0].split("[", 1)[0].strip().lower().replace("_", "-")
-        if name in AWS_SDK_PACKAGES and not include_aws_sdk:
+        try:
+            requirement = Requirement(line.split(" --", 1)[0])
+        except InvalidRequirement as exc:
+            raise BundlingError(f"{lock_file}: '{line}' is not a valid requirement ({exc}).") from None
+        if canonicalize_name(requirement.name) in AWS_SDK_PACKAGES and not include_aws_sdk:
             continue
-        if "==" not in line and not line.startswith("-"):
+        pins = [spec for spec in requirement.specifier if spec.operator in ("==", "===")]
+        if not pins and not requirement.url:
             raise BundlingError(f"{lock_file}: '{line}' is not pinned; the lock must pin exact versions (name==version).")
         lines.append(line)
     return lines
 
 
+def _uses_hashes(lines: list[str]) -> bool:
+    return any("--hash" in line for line in lines)
+
+
 def pip_install_command(requirements_file: Path, target_dir: Path, target: BundlingTarget) -> list[str]:
-    """The pip command that installs the lock for the Lambda platform, never building from source."""
+    """The pip command that resolves and installs the lock for the Lambda platform, never from source.
+
+    Dependencies are resolved (an incomplete lock still gives a complete bundle); exact
+    pins win, and a lock with ``--hash`` puts pip in hash-checking mode.
+    """
     command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-               "--no-deps", "--no-compile", "--only-binary=:all:", "--implementation", "cp",
+               "--no-compile", "--only-binary=:all:", "--implementation", "cp",
                "--python-version", target.python_version, "--target", str(target_dir),
                "--requirement", str(requirements_file)]
     for tag in _PLATFORM_TAGS:
@@ -177,11 +232,61 @@ def strip_installed(directory: Path) -> None:
             path.unlink()
 
 
+def remove_distributions(site: Path, names: frozenset[str]) -> None:
+    """Uninstall distributions that a dependency pulled in but the runtime provides (the AWS SDK)."""
+    for dist in importlib.metadata.distributions(path=[str(site)]):
+        if canonicalize_name(dist.metadata["Name"]) in names:
+            for file in dist.files or ():
+                (site / file).unlink(missing_ok=True)
+            for top in {Path(str(f)).parts[0] for f in dist.files or ()} - {"..", "bin"}:
+                if (site / top).is_dir():
+                    shutil.rmtree(site / top, ignore_errors=True)
+
+
+def unmet_requirements(site: Path, target: BundlingTarget, wanted: list[str]) -> list[str]:
+    """What the installed tree needs but lacks, evaluated for ``target``; empty when complete.
+
+    ``wanted`` are the top-level requirement lines (the lock). Runtime-provided packages
+    (the AWS SDK, unless it is bundled) count as present. Checked on the files: the
+    ``*.dist-info`` metadata in ``site``.
+    """
+    installed = {canonicalize_name(d.metadata["Name"]): d for d in importlib.metadata.distributions(path=[str(site)])}
+    provided = set() if target.include_aws_sdk else AWS_SDK_PACKAGES
+    environment = target.marker_environment()
+    problems: list[str] = []
+    pending = [(Requirement(line.split(" --", 1)[0]), "requirements.txt") for line in wanted if not line.startswith("-")]
+    seen: set[tuple[str, str]] = set()
+    while pending:
+        requirement, needed_by = pending.pop()
+        name = canonicalize_name(requirement.name)
+        if name in provided:
+            continue
+        dist = installed.get(name)
+        if dist is None:
+            problems.append(f"{requirement} (needed by {needed_by}) is not installed")
+            continue
+        if not requirement.specifier.contains(dist.version, prereleases=True):
+            problems.append(f"{requirement} (needed by {needed_by}) is installed as {dist.version}")
+        for extra in ("", *sorted(requirement.extras)):
+            if (name, extra) in seen:
+                continue
+            seen.add((name, extra))
+            for line in dist.requires or ():
+                dependency = Requirement(line)
+                try:
+                    applies = dependency.marker is None or dependency.marker.evaluate({**environment, "extra": extra})
+                except UndefinedEnvironmentName:
+                    applies = True
+                if applies:
+                    pending.append((dependency, f"{dist.metadata['Name']} {dist.version}"))
+    return sorted(set(problems))
+
+
 def compile_bytecode(directory: Path, *, python: tuple[str, ...], runtime_path: str) -> None:
     """Compile every module with the target interpreter, as Lambda will import it."""
     command = [*python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
                "-s", str(directory), "-p", runtime_path, str(directory)]
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = _run(command, COMPILE_TIMEOUT_S, "compileall")
     if done.returncode != 0:
         # A module that does not compile cannot be imported either; report, don't fail.
         print(f"[bundling] warning: some modules did not compile:\n{done.stdout[-2000:]}", file=sys.stderr)
@@ -189,15 +294,15 @@ def compile_bytecode(directory: Path, *, python: tuple[str, ...], runtime_path: 
 
 @jsii.implements(ILocalBundling)
 class LocalPythonBundler:
-    """Builds an asset on this machine instead of in Docker.
+    """Builds an asset on this machine; there is no Docker fallback.
 
     ``kind="layer"`` installs the lock into ``python/`` (the layer layout);
-    ``kind="code"`` copies the application source. Both compile ``.pyc`` when an
-    interpreter of the target version exists. Returning False would make CDK fall
-    back to Docker, which is not available: failures raise a clear error instead.
+    ``kind="code"`` copies the application source and the runtime package. Both
+    compile ``.pyc`` when an interpreter of the target version exists. Returning
+    False would make CDK fall back to Docker: failures raise a clear error instead.
     """
 
-    def __init__(self, *, kind: Literal["layer", "code"], source: Path, target: BundlingTarget) -> None:
+    def __init__(self, *, kind: Kind, source: Path, target: BundlingTarget) -> None:
         self.kind = kind
         self.source = Path(source)
         self.target = target
@@ -210,7 +315,7 @@ class LocalPythonBundler:
             runtime_path = "/opt/python"
         else:
             site = output
-            _copy_source(self.source, site)
+            copy_code(self.source, site)
             runtime_path = "/var/task"
         python = find_python(self.target.python_version)
         if python is None:
@@ -227,19 +332,37 @@ class LocalPythonBundler:
         if not lock.is_file():
             raise BundlingError(f"The dependency lock {lock} does not exist; create it with exact pins (name==version).")
         site.mkdir(parents=True, exist_ok=True)
+        wanted = locked_requirements(lock, include_aws_sdk=self.target.include_aws_sdk)
+        # The runtime package's needs go in unless hash-checking mode forbids unhashed lines.
+        requested = wanted if _uses_hashes(wanted) else [*wanted, *RUNTIME_REQUIREMENTS]
         filtered = site.parent / "requirements.lock.txt"
-        filtered.write_text("\n".join(locked_requirements(lock, include_aws_sdk=self.target.include_aws_sdk)) + "\n")
-        command = pip_install_command(filtered, site, self.target)
-        done = subprocess.run(command, capture_output=True, text=True)
-        filtered.unlink()
+        filtered.write_text("\n".join(requested) + "\n")
+        try:
+            done = _run(pip_install_command(filtered, site, self.target), PIP_TIMEOUT_S, "pip")
+        finally:
+            filtered.unlink()
+        where = f"{lock} for Python {self.target.python_version} on {self.target.architecture}"
         if done.returncode != 0:
             raise BundlingError(
-                f"pip could not install {lock} for Python {self.target.python_version} on "
-                f"{self.target.architecture} (manylinux wheels only, no source builds):\n"
+                f"pip could not install {where} (manylinux wheels only, no source builds):\n"
                 f"{_pip_errors(done.stderr or done.stdout)}\n"
                 "Check the pins in the lock and that every package publishes a wheel for this platform."
             )
+        if not self.target.include_aws_sdk:
+            remove_distributions(site, AWS_SDK_PACKAGES)
+        missing = unmet_requirements(site, self.target, [*wanted, *RUNTIME_REQUIREMENTS])
+        if missing:
+            raise BundlingError(f"The bundle of {where} is incomplete:\n  " + "\n  ".join(missing)
+                                + "\nAdd the missing packages to the lock with exact pins (and hashes if it has them).")
         strip_installed(site)
+
+
+def _run(command: list[str], timeout: float, what: str) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise BundlingError(f"{what} did not finish within {timeout:g} s: {' '.join(command[:6])} ...; "
+                            "check the network to the package index and try again") from None
 
 
 def _pip_errors(output: str) -> str:
@@ -248,66 +371,69 @@ def _pip_errors(output: str) -> str:
     return "\n".join(line if len(line) < 300 else line[:300] + " …" for line in lines or output.strip().splitlines()[-10:])
 
 
-def _copy_source(source: Path, destination: Path) -> None:
-    def ignored(directory: str, names: list[str]) -> set[str]:
-        return {n for n in names for pattern in CODE_EXCLUDES if fnmatch.fnmatch(n, pattern)}
-
-    shutil.copytree(source, destination, ignore=ignored, dirs_exist_ok=True)
+def _ignored(directory: str, names: list[str]) -> set[str]:
+    return {n for n in names for pattern in CODE_EXCLUDES if fnmatch.fnmatch(n, pattern)}
 
 
-def _docker_command(kind: Literal["layer", "code"], target: BundlingTarget) -> list[str]:
-    compile_ = "python -m compileall -q --invalidation-mode unchecked-hash"
-    if kind == "layer":
-        script = (f"pip install --no-deps --no-compile -r {LOCK_FILE} -t /asset-output/python && "
-                  f"rm -rf /asset-output/python/bin && {compile_} -s /asset-output/python -p /opt/python /asset-output/python")
-    else:
-        script = f"cp -r . /asset-output && {compile_} -s /asset-output -p /var/task /asset-output"
-    return ["bash", "-c", script]
+def copy_code(source: Path, destination: Path) -> None:
+    """The user's source, then the runtime package beside it (unless the source is where it lives)."""
+    shutil.copytree(source, destination, ignore=_ignored, dirs_exist_ok=True)
+    if not (source / RUNTIME_NAME).is_dir():
+        shutil.copytree(RUNTIME_PACKAGE, destination / RUNTIME_NAME, ignore=_ignored)
 
 
-def bundling_options(
-    kind: Literal["layer", "code"], *, source: Path, target: BundlingTarget, use_docker: bool = False
-) -> BundlingOptions:
-    """``BundlingOptions`` for a layer or code asset; local unless ``use_docker``."""
+def bundling_options(kind: Kind, *, source: Path, target: BundlingTarget) -> BundlingOptions:
+    """``BundlingOptions`` for a layer or code asset, built by :class:`LocalPythonBundler`."""
     return BundlingOptions(
-        image=target.runtime.bundling_image if use_docker else DockerImage.from_registry("local-bundling-only"),
-        command=_docker_command(kind, target) if use_docker else None,
+        # CDK requires an image; it is never pulled, the local bundler always succeeds or raises.
+        image=DockerImage.from_registry("local-bundling-only"),
         platform=f"linux/{'arm64' if target.architecture == 'arm64' else 'amd64'}",
-        environment=target.hash_inputs(),
-        local=None if use_docker else LocalPythonBundler(kind=kind, source=source, target=target),
+        environment=target.hash_inputs(kind),
+        local=LocalPythonBundler(kind=kind, source=source, target=target),
     )
 
 
-def _require_source(source: Path, *, lock: bool) -> None:
-    if not source.is_dir() or (lock and not (source / LOCK_FILE).is_file()):
-        raise BundlingError(
-            f"source={source} has no {LOCK_FILE if lock else 'application code'}; pass source= the folder that "
-            f"holds your application package and its {LOCK_FILE} lock (this repository's lambda_src/ is the example)"
-        )
+def default_source() -> Path:
+    """``./lambda_src`` of the app being synthesized (the CDK CLI runs apps in their project folder)."""
+    return Path.cwd() / "lambda_src"
 
 
-def dependencies_code(*, source: Path = LAMBDA_SRC, target: BundlingTarget, use_docker: bool = False) -> lambda_.Code:
+def resolve_source(source: Path | str | None, *, lock: bool) -> Path:
+    """The asset root to use, or a clear error naming ``source=``."""
+    path = Path(source) if source is not None else default_source()
+    what = f"source={path}" if source is not None else f"source= was not given and {path}"
+    if not path.is_dir():
+        raise BundlingError(f"{what} does not exist; pass source= the folder that holds your application "
+                            f"package and its {LOCK_FILE} lock (this repository's lambda_src/ is the example)")
+    if lock and not (path / LOCK_FILE).is_file():
+        raise BundlingError(f"{what} has no {LOCK_FILE}; pass source= the folder that holds your application "
+                            f"package and its {LOCK_FILE} lock (exact pins, name==version)")
+    own = path / RUNTIME_NAME
+    if own.is_dir() and own.resolve() != RUNTIME_PACKAGE:
+        raise BundlingError(f"{what} has its own {RUNTIME_NAME}/ folder, which would shadow the runtime package "
+                            "the constructs ship; rename it")
+    return path
+
+
+def dependencies_code(*, source: Path, target: BundlingTarget) -> lambda_.Code:
     """Layer code: only the lock is part of the asset's files."""
-    _require_source(source, lock=True)
     return lambda_.Code.from_asset(
         str(source),
         exclude=["*", ".*", f"!{LOCK_FILE}"],  # globs skip dotfiles unless named
-        bundling=bundling_options("layer", source=source, target=target, use_docker=use_docker),
+        bundling=bundling_options("layer", source=source, target=target),
     )
 
 
-def application_code(*, source: Path = LAMBDA_SRC, target: BundlingTarget, use_docker: bool = False) -> lambda_.Code:
-    """Function code: the application source without the lock or caches."""
-    _require_source(source, lock=False)
+def application_code(*, source: Path, target: BundlingTarget) -> lambda_.Code:
+    """Function code: the application source without the lock or caches, plus the runtime package."""
     return lambda_.Code.from_asset(
         str(source),
         exclude=list(CODE_EXCLUDES),
-        bundling=bundling_options("code", source=source, target=target, use_docker=use_docker),
+        bundling=bundling_options("code", source=source, target=target),
     )
 
 
-def build_locally(kind: Literal["layer", "code"], output_dir: Path, *, source: Path = LAMBDA_SRC,
-                  target: BundlingTarget) -> Path:
+def build_locally(kind: Kind, output_dir: Path, *, source: Path = LAMBDA_SRC, target: BundlingTarget) -> Path:
     """Build an asset outside CDK (benchmarks, import tests); returns ``output_dir``."""
     output_dir.mkdir(parents=True, exist_ok=True)
     LocalPythonBundler(kind=kind, source=source, target=target).try_bundle(str(output_dir))

@@ -9,7 +9,6 @@ the spillover alarm, the warmup rule and its permission).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 from aws_cdk import ArnFormat, Duration, Stack, TimeZone
 from aws_cdk import aws_applicationautoscaling as appscaling
@@ -19,14 +18,12 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
+from fastapi_lambda.constants import DEFAULT_HOLD_MS, WARMUP_MARKER, ImportMode
 
-from cdk_app.config import import_mode_for
+from cdk_app.rules import Strategy, check_bounds, check_cold_start, import_mode_for
 
-#: The key the handler recognizes (service.cold_start.WARMUP_MARKER).
-WARMUP_MARKER = "fastapi-lambda-warmup"
-
-Strategy = Literal["provisioned", "snapstart", "warmup", "none"]
-ImportMode = Literal["eager", "lazy"]
+#: Async invocations older than this are dropped, not delivered late (Lambda's minimum).
+WARMUP_MAX_EVENT_AGE = Duration.seconds(60)
 
 
 @dataclass(frozen=True)
@@ -56,7 +53,7 @@ class Warmup:
 
     rate: Duration = field(default_factory=lambda: Duration.minutes(5))
     concurrency: int = 1
-    hold_ms: int = 100  # how long fanned-out pings stay busy, so they land on distinct instances
+    hold_ms: int = DEFAULT_HOLD_MS  # how long fanned-out pings stay busy, so they land on distinct instances
 
     def payload(self) -> dict:
         return {WARMUP_MARKER: {"concurrency": self.concurrency, "hold_ms": self.hold_ms}}
@@ -95,40 +92,20 @@ class ColdStart:
         return self.import_mode or import_mode_for(self.strategy)
 
     def validate(self, runtime: lambda_.Runtime, reserved_concurrency: int | None = None) -> None:
-        """Raise ValueError naming the conflict and the fix."""
-        wanted = {"provisioned max_capacity": self.provisioned_settings and self.provisioned_settings.max_capacity,
-                  "warmup concurrency": self.warmup and self.warmup.concurrency}
-        for what, value in wanted.items():
-            if reserved_concurrency is not None and value and value > reserved_concurrency:
-                raise ValueError(f"{what}={value} exceeds reserved_concurrency={reserved_concurrency}; "
-                                 "raise the reservation or lower it")
-        if self.provisioned is not None and self.strategy != "provisioned":
-            raise ValueError(
-                "provisioned concurrency is set but the strategy is "
-                f"'{self.strategy}'" + (": SnapStart does not support provisioned concurrency; choose one"
-                                        if self.strategy == "snapstart" else "; set the strategy to 'provisioned'")
-            )
-        if (p := self.provisioned_settings) is not None:
-            if not 1 <= p.min_capacity <= p.max_capacity:
-                raise ValueError(f"provisioned concurrency needs 1 <= min ({p.min_capacity}) <= max ({p.max_capacity})")
-            if not 0 < p.target_utilization < 1:
-                raise ValueError(f"target_utilization={p.target_utilization} must be between 0 and 1 (e.g. 0.7)")
-        if self.strategy == "warmup" and self.warmup is None:
-            raise ValueError("the warmup strategy needs warmup settings (rate, concurrency)")
-        if self.warmup is not None and self.strategy != "warmup" and not self.force_warmup:
-            raise ValueError(
-                f"a warmup rule beside the '{self.strategy}' strategy is redundant (its instances are already "
-                "initialized) and costs invocations; remove the warmup settings or force them explicitly"
-            )
-        if self.strategy == "snapstart":
-            if runtime.name == lambda_.Runtime.FROM_IMAGE.name:
-                raise ValueError("SnapStart does not support container images; use a zip package or another strategy")
-            if runtime.family != lambda_.RuntimeFamily.PYTHON or _python_version(runtime) < (3, 12):
-                raise ValueError(f"SnapStart for Python needs Python 3.12 or later; the runtime is {runtime.name}")
-
-
-def _python_version(runtime: lambda_.Runtime) -> tuple[int, ...]:
-    return tuple(int(part) for part in runtime.name.removeprefix("python").split("."))
+        """Raise :class:`~cdk_app.rules.RuleError` naming the conflict and the fix."""
+        is_python = runtime.family == lambda_.RuntimeFamily.PYTHON and runtime.name.startswith("python")
+        p = self.provisioned_settings if self.strategy == "provisioned" else self.provisioned
+        check_cold_start(
+            self.strategy,
+            provisioned=p and (p.min_capacity, p.max_capacity, p.target_utilization),
+            warmup_concurrency=self.warmup and self.warmup.concurrency,
+            force_warmup=self.force_warmup,
+            python_version=runtime.name.removeprefix("python") if is_python else None,
+            container_image=runtime.name == lambda_.Runtime.FROM_IMAGE.name,
+            reserved_concurrency=reserved_concurrency,
+        )
+        for schedule in p.schedules if p else ():
+            check_bounds(schedule.min_capacity, schedule.max_capacity, low=0, what=f"schedule {schedule.name!r}")
 
 
 class ColdStartControl(Construct):
@@ -181,9 +158,11 @@ class ColdStartControl(Construct):
             self, "WarmupRule", schedule=events.Schedule.rate(settings.rate),
             description=f"Keeps {settings.concurrency} instance(s) of {alias.alias_name} warm",
         )
-        # No retries: a ping that failed is superseded by the next one.
+        # No retries: a ping that failed is superseded by the next one. EventBridge invokes
+        # asynchronously, so Lambda's own two async retries must be switched off on the alias too.
         self.warmup_rule.add_target(targets.LambdaFunction(
             alias, event=events.RuleTargetInput.from_object(settings.payload()), retry_attempts=0))
+        alias.configure_async_invoke(retry_attempts=0, max_event_age=WARMUP_MAX_EVENT_AGE)
         if settings.concurrency > 1 and function.role is not None:
             # Fan-out invokes the alias itself. A separate policy, with the ARN spelled out,
             # because the function already depends on its default policy (a cycle otherwise).

@@ -17,7 +17,7 @@ from constructs import IConstruct
 
 if TYPE_CHECKING:
     from cdk_app.api import FastApiGateway
-    from cdk_app.function import FastApiFunction
+    from cdk_app.function import ServiceFunction
 
 #: The newest Python runtime cdk-nag's AwsSolutions-L1 expects.
 LATEST_PYTHON = lambda_.Runtime.PYTHON_3_14.name
@@ -32,13 +32,24 @@ def acknowledge(scope: IConstruct, rule: str, reason: str) -> None:
     Validations.of(scope).acknowledge(Acknowledgment(id=f"AwsSolutions-{rule}", reason=reason))
 
 
-def acknowledge_function(construct: FastApiFunction) -> None:
-    role_policy = construct.role.node.try_find_child("DefaultPolicy")
-    if role_policy is not None:
+#: The managed policy CDK attaches to a function's own role when it joins a VPC.
+VPC_ACCESS_POLICY = "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+
+
+def acknowledge_function(construct: ServiceFunction) -> None:
+    # Only the construct's own policy holding X-Ray's statement: a '*' grant a user adds to
+    # the role (its default policy) is still reported.
+    if construct.tracing_policy is not None:
         acknowledge(
-            role_policy, "IAM5[Resource::*]",
+            construct.tracing_policy, "IAM5[Resource::*]",
             "X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level permissions "
-            "(AWS documents Resource '*'); every other statement in this policy names its resources.",
+            "(AWS documents Resource '*'); this policy holds only that statement.",
+        )
+    if construct.function.is_bound_to_vpc and construct.owns_role:
+        acknowledge(
+            construct.role, f"IAM4[{VPC_ACCESS_POLICY}]",
+            "Lambda needs the EC2 network-interface permissions of this AWS-maintained policy to attach the "
+            "function to its VPC subnets; they cannot be scoped to resources that do not exist yet.",
         )
     if construct.cold_start.plan.strategy == "snapstart":
         Annotations.of(construct.function).acknowledge_warning(

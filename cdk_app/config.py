@@ -10,27 +10,27 @@ the bad value and the fix, e.g.::
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from fastapi_lambda.constants import MAX_WARMUP_CONCURRENCY
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
+from cdk_app.rules import (
+    CONFIG_NAMES,
+    GATEWAY_TIMEOUT_LIMITS,
+    check_bounds,
+    check_cold_start,
+    check_timeout,
+    import_mode_for,
+    timeout_for,
+)
 
-#: Longest integration timeout each front door allows, in seconds.
-GATEWAY_TIMEOUT_LIMITS = {"http": 30, "rest": 29}
-#: The function timeout is this multiple of the expected duration.
-TIMEOUT_HEADROOM = 1.2
+CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 #: The values CloudWatch Logs accepts for retention, in days.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
                       2557, 2922, 3288, 3653)
-
-
-def timeout_for(expected_duration_seconds: float) -> int:
-    """The function timeout for an expected duration: 120%, rounded up to whole seconds."""
-    return max(1, math.ceil(expected_duration_seconds * TIMEOUT_HEADROOM))
 
 
 class ConfigError(ValueError):
@@ -89,7 +89,6 @@ class ApiSettings(_Settings):
 class BundlingSettings(_Settings):
     """How the code and dependencies are packaged."""
 
-    use_docker: bool = Field(False, description="Bundle in the SAM build image instead of locally")
     include_aws_sdk: bool = Field(False, description="Ship boto3/botocore instead of the runtime's")
     require_compiled: bool = Field(
         False, description="Fail instead of warn when no interpreter can compile .pyc (on in CI)"
@@ -101,8 +100,7 @@ class _CapacityBounds(_Settings):
 
     @model_validator(mode="after")
     def _min_not_above_max(self) -> _CapacityBounds:
-        if self.min > self.max:  # type: ignore[attr-defined]
-            raise ValueError(f"min={self.min} is above max={self.max}; set min <= max")  # type: ignore[attr-defined]
+        check_bounds(self.min, self.max, low=0, names={"min": "min", "max": "max"})  # type: ignore[attr-defined]
         return self
 
 
@@ -139,17 +137,12 @@ class WarmupSettings(_Settings):
     """An EventBridge schedule that pings the alias."""
 
     rate_minutes: int = Field(5, ge=1, le=60)
-    concurrency: int = Field(1, ge=1, le=50, description="Instances to keep warm (fan-out when > 1)")
+    concurrency: int = Field(1, ge=1, le=MAX_WARMUP_CONCURRENCY, description="Instances to keep warm (fan-out when > 1)")
     force: bool = Field(False, description="Allow a warmup rule beside another strategy")
 
 
 #: The strategy an environment gets when cdk.json names none.
 DEFAULT_STRATEGIES = {"dev": "warmup", "staging": "snapstart", "prod": "provisioned"}
-
-
-def import_mode_for(strategy: str) -> Literal["eager", "lazy"]:
-    """Eager where init is paid before traffic (provisioned concurrency, SnapStart), else lazy."""
-    return "eager" if strategy in ("provisioned", "snapstart") else "lazy"
 
 
 class ColdStartSettings(_Settings):
@@ -177,21 +170,6 @@ class ColdStartSettings(_Settings):
             data["import_mode"] = import_mode_for(strategy)
         return data
 
-    @model_validator(mode="after")
-    def _one_strategy(self) -> ColdStartSettings:
-        if self.provisioned is not None and self.strategy != "provisioned":
-            why = ("SnapStart does not support provisioned concurrency"
-                   if self.strategy == "snapstart" else f"the strategy is '{self.strategy}'")
-            raise ValueError(
-                f"provisioned is set but {why}; choose one: set strategy to 'provisioned' or remove provisioned"
-            )
-        if self.warmup is not None and self.strategy != "warmup" and not self.warmup.force:
-            raise ValueError(
-                f"warmup beside the '{self.strategy}' strategy is redundant (its instances are already "
-                "initialized) and costs invocations; remove warmup, or set warmup.force to true to keep both"
-            )
-        return self
-
 
 class EnvironmentSettings(_Settings):
     """Everything that differs between dev, staging and prod."""
@@ -215,30 +193,22 @@ class EnvironmentSettings(_Settings):
         return value
 
     @model_validator(mode="after")
-    def _cold_start_fits_reservation(self) -> EnvironmentSettings:
-        reserved = self.function.reserved_concurrency
-        cold_start = self.cold_start
-        wanted = {"cold_start.provisioned.max": cold_start.provisioned and cold_start.provisioned.max,
-                  "cold_start.warmup.concurrency": cold_start.warmup and cold_start.warmup.concurrency}
-        for key, value in wanted.items():
-            if reserved is not None and value and value > reserved:
-                raise ValueError(
-                    f"{key}={value} exceeds function.reserved_concurrency={reserved}: those instances count "
-                    f"against the reservation; raise function.reserved_concurrency or lower {key}"
-                )
-        return self
-
-    @model_validator(mode="after")
-    def _timeout_fits_gateway(self) -> EnvironmentSettings:
-        limit = GATEWAY_TIMEOUT_LIMITS[self.api.type]
-        timeout = self.function.timeout_seconds
-        if timeout > limit:
-            longest = int(limit / TIMEOUT_HEADROOM)
-            raise ValueError(
-                f"function.expected_duration_seconds={self.function.expected_duration_seconds:g} gives a "
-                f"{timeout} s timeout (120%), above the {limit} s a {self.api.type.upper()} API allows; set "
-                f"function.expected_duration_seconds to {longest} or less, or move long work to a queue"
-            )
+    def _settings_fit_together(self) -> EnvironmentSettings:
+        # The constructs' own rules, with cdk.json's names for the settings.
+        cold_start, function = self.cold_start, self.function
+        p = cold_start.provisioned
+        check_cold_start(
+            cold_start.strategy,
+            provisioned=p and (p.min, p.max, p.target_utilization),
+            warmup_concurrency=cold_start.warmup and cold_start.warmup.concurrency,
+            force_warmup=bool(cold_start.warmup and cold_start.warmup.force),
+            python_version=function.python_version,
+            reserved_concurrency=function.reserved_concurrency,
+            names=CONFIG_NAMES,
+        )
+        check_timeout(function.timeout_seconds, GATEWAY_TIMEOUT_LIMITS[self.api.type],
+                      f"a {self.api.type.upper()} API", expected_duration_seconds=function.expected_duration_seconds,
+                      names=CONFIG_NAMES)
         return self
 
 

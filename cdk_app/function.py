@@ -1,32 +1,59 @@
-"""The FastAPI Lambda function: a published version, the ``live`` alias, tracing and logs."""
+"""One building block for every Lambda function, and the FastAPI function built on it.
+
+:class:`ServiceFunction` sets up everything a function of this library has: the code
+asset (the user's source plus the runtime package :mod:`fastapi_lambda`), the shared
+dependency layer, its own role and log group, X-Ray tracing, JSON logs, a published
+version with the ``live`` alias, the cold-start plan, and optionally a VPC.
+:class:`FastApiFunction` is the variant behind an API Gateway (its timeout is capped
+by the gateway); the queue worker is another.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import inspect
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+import jsii
 from aws_cdk import Annotations, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+from fastapi_lambda.constants import APP_VARIABLE, GENERIC_HANDLER, IMPORT_MODE_VARIABLE
 
 from cdk_app import compliance
 from cdk_app.bundling import (
-    LAMBDA_SRC,
+    RUNTIME_NAME,
     BundlingError,
     BundlingTarget,
     application_code,
     dependencies_code,
     find_python,
     missing_interpreter_message,
+    resolve_source,
 )
 from cdk_app.cold_start import ColdStart, ColdStartControl
-from cdk_app.config import TIMEOUT_HEADROOM, timeout_for
+from cdk_app.rules import GATEWAY_TIMEOUT_LIMITS, check_timeout, timeout_for
 
+#: The example app's handler in this repository's ``lambda_src``.
 DEFAULT_HANDLER = "service.handler.handler"
 ALIAS_NAME = "live"
+DEFAULT_EXPECTED_DURATION = Duration.seconds(5)
+
+#: ``lambda_.Function`` props this construct sets itself, and the prop of ours to use instead.
+_MANAGED_PROPS = {
+    "code": "source", "handler": "handler or app", "runtime": "target", "architecture": "target",
+    "role": "role", "layers": "layers (and dependencies)", "memory_size": "memory_size", "timeout": "timeout",
+    "reserved_concurrent_executions": "reserved_concurrency", "environment": "environment",
+    "log_group": "log_group", "log_retention": "log_group", "logging_format": "(always JSON)",
+    "tracing": "tracing", "vpc": "vpc", "vpc_subnets": "vpc_subnets", "security_groups": "security_groups",
+    "snap_start": "cold_start", "description": "description", "initial_policy": "initial_policy",
+    "current_version_options": "(managed: the live alias)",
+}
 
 
 def _check_target_interpreter(scope: Construct, target: BundlingTarget) -> None:
@@ -39,10 +66,56 @@ def _check_target_interpreter(scope: Construct, target: BundlingTarget) -> None:
     Annotations.of(scope).add_warning_v2("fastapi-lambda:no-target-python", message)
 
 
+def _check_module_exists(source: Path, module: str, prop: str) -> None:
+    """The module a handler or app names must be in the code asset (the runtime package always is)."""
+    if module == RUNTIME_NAME or module.startswith(f"{RUNTIME_NAME}."):
+        return
+    path = source.joinpath(*module.split("."))
+    if not (path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()):
+        raise BundlingError(
+            f"{prop}: module '{module}' is not in the code asset {source} (looked for "
+            f"{path.relative_to(source)}.py and {path.relative_to(source)}/__init__.py); pass source= the folder "
+            "that holds your package, or name a module in it"
+        )
+
+
+def _entry_point(source: Path, handler: str | None, app: str | None) -> tuple[str, dict[str, str]]:
+    """The Lambda handler string and the environment it needs, checked against the source."""
+    if handler is not None and app is not None:
+        raise ValueError(f"handler={handler!r} and app={app!r} are both set; pass one: app= uses the runtime "
+                         "package's generic entry point, handler= your own module")
+    if app is not None:
+        module, _, attribute = app.partition(":")
+        if not module or not attribute.isidentifier():
+            raise ValueError(f"app={app!r} must look like 'package.module:attribute', e.g. 'orders.main:app'")
+        _check_module_exists(source, module, f"app={app!r}")
+        return GENERIC_HANDLER, {APP_VARIABLE: app}
+    handler = handler or DEFAULT_HANDLER
+    module, _, function = handler.rpartition(".")
+    if not module or not function.isidentifier():
+        raise ValueError(f"handler={handler!r} must look like 'package.module.function'")
+    _check_module_exists(source, module, f"handler={handler!r}" + (
+        " (the default; pass app='package.module:app' for your own app)" if handler == DEFAULT_HANDLER else ""))
+    return handler, {}
+
+
+def _check_function_props(props: Mapping[str, Any]) -> None:
+    allowed = set(inspect.signature(lambda_.FunctionProps.__init__).parameters) - {"self"}
+    for key in props:
+        if key in _MANAGED_PROPS:
+            raise ValueError(f"function_props[{key!r}] is set by the construct; use its {_MANAGED_PROPS[key]} "
+                             "prop instead")
+        if key not in allowed:
+            raise ValueError(f"function_props[{key!r}] is not a lambda Function prop; valid ones include "
+                             f"{', '.join(sorted(allowed - set(_MANAGED_PROPS)))}")
+
+
 class DependenciesLayer(Construct):
     """The locked third-party dependencies as one Lambda layer, shared by every function.
 
-    Code-only changes then upload only the (kilobyte-sized) function code.
+    Code-only changes then upload only the (kilobyte-sized) function code. ``source``
+    is the folder holding the ``requirements.txt`` lock (default: ``./lambda_src`` of
+    the app being synthesized).
     """
 
     def __init__(
@@ -50,18 +123,18 @@ class DependenciesLayer(Construct):
         scope: Construct,
         id: str,
         *,
-        source: Path = LAMBDA_SRC,
+        source: Path | str | None = None,
         target: BundlingTarget | None = None,
-        use_docker: bool = False,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     ) -> None:
         super().__init__(scope, id)
         self.target = target or BundlingTarget()
+        self.source = resolve_source(source, lock=True)
         _check_target_interpreter(self, self.target)
         self.layer = lambda_.LayerVersion(
             self,
             "Layer",
-            code=dependencies_code(source=Path(source), target=self.target, use_docker=use_docker),
+            code=dependencies_code(source=self.source, target=self.target),
             compatible_runtimes=[self.target.runtime],
             compatible_architectures=[self.target.lambda_architecture],
             description=f"Locked dependencies for Python {self.target.python_version} on {self.target.architecture}",
@@ -69,17 +142,22 @@ class DependenciesLayer(Construct):
         )
 
 
-class FastApiFunction(Construct):
-    """A Python Lambda function that serves the FastAPI app through the ``live`` alias.
+@jsii.implements(iam.IGrantable, ec2.IConnectable)
+class ServiceFunction(Construct):
+    """A Python Lambda function of this library, invoked through its ``live`` alias.
 
     Everything that invokes it (API Gateway, schedules, queues) should target
     :attr:`alias`, never ``$LATEST``: the alias is where provisioned concurrency and
     SnapStart apply and what a deployment shifts atomically.
 
-    The timeout is 120% of ``expected_duration`` (rounded up to whole seconds);
-    ``max_timeout`` (the front door's integration limit) caps it with a clear error.
-    ``cold_start`` picks one strategy (provisioned concurrency, SnapStart, a warmup
-    rule or none) and with it the app's import mode (``IMPORT_MODE``).
+    Code: ``source`` (default ``./lambda_src``) holds your package and its
+    ``requirements.txt`` lock; name the entry with ``app="package.module:app"`` (any
+    ASGI app, no handler module needed) or ``handler="package.module.function"``.
+    Dependencies come from ``dependencies`` (a shared layer) or a layer built from
+    the lock. The timeout is ``timeout``, or 120% of ``expected_duration``; ``max_timeout``
+    caps it with a clear error. ``cold_start`` picks one strategy and with it the
+    app's import mode. ``vpc`` puts the function in a VPC (:attr:`connections`).
+    ``function_props`` passes any other ``lambda_.Function`` prop through.
     """
 
     def __init__(
@@ -87,65 +165,90 @@ class FastApiFunction(Construct):
         scope: Construct,
         id: str,
         *,
-        source: Path = LAMBDA_SRC,
-        handler: str = DEFAULT_HANDLER,
+        source: Path | str | None = None,
+        handler: str | None = None,
+        app: str | None = None,
         target: BundlingTarget | None = None,
         dependencies: lambda_.ILayerVersion | None = None,
-        use_docker: bool = False,
+        layers: Sequence[lambda_.ILayerVersion] = (),
         memory_size: int = 1024,
-        expected_duration: Duration = Duration.seconds(5),
-        max_timeout: Duration | None = Duration.seconds(29),
+        timeout: Duration | None = None,
+        expected_duration: Duration | None = None,
+        max_timeout: Duration | None = None,
+        max_timeout_reason: str = "max_timeout",
         reserved_concurrency: int | None = None,
         environment: Mapping[str, str] | None = None,
+        log_group: logs.ILogGroup | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         description: str | None = None,
         cold_start: ColdStart = ColdStart(),
         role: iam.IRole | None = None,
+        initial_policy: Sequence[iam.PolicyStatement] = (),
+        tracing: lambda_.Tracing = lambda_.Tracing.ACTIVE,
+        vpc: ec2.IVpc | None = None,
+        vpc_subnets: ec2.SubnetSelection | None = None,
+        security_groups: Sequence[ec2.ISecurityGroup] | None = None,
+        function_props: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(scope, id)
         self.target = target or BundlingTarget()
         cold_start.validate(self.target.runtime, reserved_concurrency)
-        timeout_seconds = timeout_for(expected_duration.to_seconds())
-        if max_timeout is not None and timeout_seconds > max_timeout.to_seconds():
-            raise ValueError(
-                f"expected_duration={expected_duration.to_seconds():g}s gives a {timeout_seconds}s timeout (120%), "
-                f"above max_timeout={max_timeout.to_seconds():g}s; lower expected_duration to "
-                f"{int(max_timeout.to_seconds() / TIMEOUT_HEADROOM)}s or less"
-            )
+        _check_function_props(function_props or {})
+        if timeout is not None and expected_duration is not None:
+            raise ValueError("timeout and expected_duration are both set; pass one (the timeout is 120% of "
+                             "expected_duration)")
+        if timeout is not None:
+            timeout_seconds = timeout.to_seconds()
+            check_timeout(timeout_seconds, max_timeout and max_timeout.to_seconds(), max_timeout_reason)
+        else:
+            expected = (expected_duration or DEFAULT_EXPECTED_DURATION).to_seconds()
+            timeout_seconds = timeout_for(expected)
+            check_timeout(timeout_seconds, max_timeout and max_timeout.to_seconds(), max_timeout_reason,
+                          expected_duration_seconds=expected)
+        if vpc is None and (vpc_subnets is not None or security_groups):
+            raise ValueError("vpc_subnets and security_groups need vpc=; pass the VPC the function should join")
+        self.source = resolve_source(source, lock=dependencies is None)
+        handler_name, entry_environment = _entry_point(self.source, handler, app)
         if dependencies is None:
-            dependencies = DependenciesLayer(
-                self, "Dependencies", source=source, target=self.target, use_docker=use_docker,
-                removal_policy=removal_policy,
-            ).layer
+            dependencies = DependenciesLayer(self, "Dependencies", source=self.source, target=self.target,
+                                             removal_policy=removal_policy).layer
         else:
             _check_target_interpreter(self, self.target)
 
-        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=removal_policy)
+        self.log_group = log_group or logs.LogGroup(self, "Logs", retention=log_retention,
+                                                    removal_policy=removal_policy)
         # Own role instead of AWSLambdaBasicExecutionRole: it may write to its own log group only.
+        self.owns_role = role is None
         self.role = role or iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
         self.log_group.grant_write(self.role)
         self.function = lambda_.Function(
             self,
             "Function",
-            code=application_code(source=Path(source), target=self.target, use_docker=use_docker),
-            handler=handler,
+            code=application_code(source=self.source, target=self.target),
+            handler=handler_name,
             role=self.role,
             runtime=self.target.runtime,
             architecture=self.target.lambda_architecture,
-            layers=[dependencies],
+            layers=[dependencies, *layers],
             memory_size=memory_size,
             timeout=Duration.seconds(timeout_seconds),
             reserved_concurrent_executions=reserved_concurrency,
-            tracing=lambda_.Tracing.ACTIVE,
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,
             application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
             system_log_level_v2=lambda_.SystemLogLevel.WARN,
-            environment={"IMPORT_MODE": cold_start.effective_import_mode, **(environment or {})},
+            environment={IMPORT_MODE_VARIABLE: cold_start.effective_import_mode, **entry_environment,
+                         **(environment or {})},
             description=description,
             snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if cold_start.strategy == "snapstart" else None,
+            initial_policy=list(initial_policy) or None,
+            vpc=vpc,
+            vpc_subnets=vpc_subnets,
+            security_groups=list(security_groups) if security_groups else None,
+            **(function_props or {}),
         )
+        self.tracing_policy = self._trace(tracing)
         self.alias = lambda_.Alias(
             self, "Alias", alias_name=ALIAS_NAME, version=self.function.current_version,
             provisioned_concurrent_executions=cold_start.provisioned_settings.min_capacity
@@ -154,6 +257,46 @@ class FastApiFunction(Construct):
         self.cold_start = ColdStartControl(self, "ColdStart", function=self.function, alias=self.alias,
                                            plan=cold_start)
         compliance.acknowledge_function(self)
+
+    def _trace(self, mode: lambda_.Tracing) -> iam.Policy | None:
+        """Tracing on the function, and X-Ray's unavoidable ``*`` statement in a policy of its own.
+
+        Set on the CloudFormation resource rather than through ``tracing=``, which would put
+        the ``*`` statement into the role's default policy, where an acknowledgement would
+        also hide any ``*`` grant added later.
+        """
+        cfn_mode = {lambda_.Tracing.ACTIVE: "Active", lambda_.Tracing.PASS_THROUGH: "PassThrough"}.get(mode)
+        if cfn_mode is not None:
+            self.function.node.default_child.tracing_config = lambda_.CfnFunction.TracingConfigProperty(mode=cfn_mode)
+        if mode != lambda_.Tracing.ACTIVE:
+            return None
+        policy = iam.Policy(self, "TracingPolicy", statements=[iam.PolicyStatement(
+            actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"])])
+        self.role.attach_inline_policy(policy)
+        self.function.node.add_dependency(policy)  # traces are sent from the first invocation on
+        return policy
+
+    # --- what users extend it with ---------------------------------------------------------
+
+    @property
+    def grant_principal(self) -> iam.IPrincipal:
+        """The function's role: ``queue.grant_send_messages(function)`` works directly."""
+        return self.role
+
+    @property
+    def connections(self) -> ec2.Connections:
+        """The function's security groups (``cache.connections.allow_default_port_from(fn)``); needs ``vpc=``."""
+        if not self.function.is_bound_to_vpc:
+            raise ValueError(f"{self.node.path} is not in a VPC, so it has no connections; pass vpc= to place it in one")
+        return self.function.connections
+
+    def add_environment(self, key: str, value: str) -> ServiceFunction:
+        """Add an environment variable (names of parameters and secrets, never their values)."""
+        self.function.add_environment(key, value)
+        return self
+
+    def add_to_role_policy(self, statement: iam.PolicyStatement) -> None:
+        self.function.add_to_role_policy(statement)
 
     def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
         """Allow ``grantee`` to invoke the ``live`` alias (only)."""
@@ -170,3 +313,18 @@ class FastApiFunction(Construct):
 
     def metric_invocations(self, **props) -> cloudwatch.Metric:
         return self.alias.metric_invocations(**props)
+
+
+class FastApiFunction(ServiceFunction):
+    """The function behind an API Gateway: a :class:`ServiceFunction` whose timeout must fit
+    the gateway's integration limit (``max_timeout``, 29 s by default: the REST API's).
+
+    ``FastApiFunction(self, "Api", source="src", app="orders.main:app")`` is all an app needs.
+    """
+
+    def __init__(self, scope: Construct, id: str, *,
+                 max_timeout: Duration | None = Duration.seconds(GATEWAY_TIMEOUT_LIMITS["rest"]),
+                 **props: Any) -> None:
+        super().__init__(scope, id, max_timeout=max_timeout,
+                         max_timeout_reason=props.pop("max_timeout_reason", "the API gateway (max_timeout)"),
+                         **props)

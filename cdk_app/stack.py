@@ -10,7 +10,7 @@ from constructs import Construct
 
 from cdk_app import compliance
 from cdk_app.api import FastApiGateway
-from cdk_app.bundling import BundlingTarget
+from cdk_app.bundling import LAMBDA_SRC, BundlingTarget
 from cdk_app.cold_start import ColdStart, ProvisionedConcurrency, ScheduledCapacity, Warmup
 from cdk_app.config import (
     LOG_RETENTION_DAYS,
@@ -65,18 +65,19 @@ class FastApiStack(Stack):
             require_compiled=settings.bundling.require_compiled,
         )
         self.dependencies_layer = DependenciesLayer(
-            self, "Dependencies", target=target, use_docker=settings.bundling.use_docker,
-            removal_policy=removal_policy,
+            self, "Dependencies", source=LAMBDA_SRC, target=target, removal_policy=removal_policy,
         )
         self.api_function = FastApiFunction(
             self,
             "Api",
+            source=LAMBDA_SRC,
+            handler="service.handler.handler",
             target=target,
             dependencies=self.dependencies_layer.layer,
-            use_docker=settings.bundling.use_docker,
             memory_size=settings.function.memory_mb,
             expected_duration=Duration.millis(int(settings.function.expected_duration_seconds * 1000)),
             max_timeout=FastApiGateway.max_integration_timeout(settings.api.type),
+            max_timeout_reason=f"a {settings.api.type.upper()} API",
             reserved_concurrency=settings.function.reserved_concurrency,
             environment={"APP_ENVIRONMENT": environment_name},
             log_retention=retention,

@@ -40,10 +40,10 @@ def lambda_context():
 @pytest.fixture
 def mangum_must_not_run(monkeypatch):
     """Fails the test if the event reaches Mangum (and so the web app)."""
-    from service import handler
+    from service.handler import handler
 
     def fail(event, context):
         # pytest.fail raises a BaseException, which the handler's 400 guard cannot swallow.
         pytest.fail("a non-HTTP event reached Mangum")
 
-    monkeypatch.setattr(handler, "asgi_handler", fail)
+    monkeypatch.setattr(handler, "asgi", fail)

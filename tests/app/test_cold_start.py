@@ -8,8 +8,9 @@ import random
 import threading
 
 import pytest
-from service import cold_start
-from service import handler as entry
+from fastapi_lambda import cold_start, lifecycle
+from fastapi_lambda.constants import MAX_WARMUP_CONCURRENCY, WARMUP_MARKER
+from service.handler import handler
 from service.main import create_app
 
 ALIAS_ARN = "arn:aws:lambda:us-east-1:123456789012:function:fastapi-lambda-dev-Api:live"
@@ -52,9 +53,9 @@ def alias_context(lambda_context):
 
 
 def test_warmup_marker_is_answered_before_mangum(alias_context, mangum_must_not_run):
-    answer = entry.handler({cold_start.WARMUP_MARKER: {"concurrency": 1}}, alias_context)
+    answer = handler({WARMUP_MARKER: {"concurrency": 1}}, alias_context)
 
-    assert answer == {"handled": "warmup", "warmed": True, "instance": cold_start.instance_id, "instances": 1}
+    assert answer == {"handled": "warmup", "warmed": True, "instance": lifecycle.instance_id, "instances": 1}
 
 
 @pytest.mark.parametrize("concurrency", [2, 5, 10])
@@ -67,19 +68,19 @@ def test_fan_out_makes_n_minus_1_concurrent_invocations_of_its_own_alias(concurr
     for call in client.calls:
         assert call["FunctionName"] == ALIAS_ARN
         assert call["InvocationType"] == "RequestResponse"
-        assert json.loads(call["Payload"]) == {cold_start.WARMUP_MARKER: {"fanned_out": True, "hold_ms": 50}}
+        assert json.loads(call["Payload"]) == {WARMUP_MARKER: {"fanned_out": True, "hold_ms": 50}}
     assert answer["instances"] == concurrency and answer["failed"] == 0 and answer["requested"] == concurrency
 
 
 def test_fanned_out_ping_holds_and_never_fans_out_again(alias_context, mangum_must_not_run, monkeypatch):
     slept = []
     monkeypatch.setattr(cold_start.time, "sleep", slept.append)
-    monkeypatch.setattr(cold_start, "lambda_client", lambda: ForbiddenClient())
-    payload = {cold_start.WARMUP_MARKER: {"fanned_out": True, "concurrency": 10, "hold_ms": 80}}
+    monkeypatch.setattr(cold_start.lambda_client, "value", ForbiddenClient())
+    payload = {WARMUP_MARKER: {"fanned_out": True, "concurrency": 10, "hold_ms": 80}}
 
-    answer = entry.handler(payload, alias_context)
+    answer = handler(payload, alias_context)
 
-    assert answer == {"handled": "warmup", "warmed": True, "instance": cold_start.instance_id}
+    assert answer == {"handled": "warmup", "warmed": True, "instance": lifecycle.instance_id}
     assert slept == [0.08]
 
 
@@ -103,7 +104,7 @@ def test_no_fan_out_without_an_alias(lambda_context):
     assert answer["instances"] == 1
 
 
-@pytest.mark.parametrize(("requested", "expected_calls"), [("3", 2), (None, 0), ("many", 0), (-4, 0), (500, 49)])
+@pytest.mark.parametrize(("requested", "expected_calls"), [("3", 2), (None, 0), ("many", 0), (-4, 0), (500, MAX_WARMUP_CONCURRENCY - 1)])
 def test_concurrency_is_parsed_and_bounded(requested, expected_calls, alias_context):
     client = FakeLambdaClient(expected_calls)
 
@@ -113,12 +114,12 @@ def test_concurrency_is_parsed_and_bounded(requested, expected_calls, alias_cont
 
 
 def test_warmup_marker_with_a_malformed_body_is_still_safe(alias_context, mangum_must_not_run):
-    assert entry.handler({cold_start.WARMUP_MARKER: "please"}, alias_context)["instances"] == 1
+    assert handler({WARMUP_MARKER: "please"}, alias_context)["instances"] == 1
 
 
 @pytest.fixture
 def fresh_state(monkeypatch):
-    monkeypatch.setattr(cold_start, "_lambda_client", None)
+    monkeypatch.setattr(cold_start.lambda_client, "value", None)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
 
 
@@ -126,19 +127,19 @@ def test_lazy_mode_defers_the_sdk_and_the_middleware_stack(fresh_state, monkeypa
     monkeypatch.setenv("IMPORT_MODE", "lazy")
     app = create_app()
 
-    cold_start.prepare(app)
+    lifecycle.prepare(app)
 
-    assert cold_start._lambda_client is None and app.middleware_stack is None
+    assert cold_start.lambda_client.value is None and app.middleware_stack is None
 
 
 def test_eager_mode_builds_everything_at_init(fresh_state, monkeypatch):
     monkeypatch.setenv("IMPORT_MODE", "eager")
     app = create_app()
 
-    cold_start.prepare(app)
+    lifecycle.prepare(app)
 
-    assert cold_start._lambda_client is not None
-    assert cold_start._lambda_client.meta.service_model.service_name == "lambda"
+    assert cold_start.lambda_client.value is not None
+    assert cold_start.lambda_client.value.meta.service_model.service_name == "lambda"
     assert app.middleware_stack is not None and app.openapi_schema is not None
 
 
@@ -147,25 +148,104 @@ def test_snapstart_restore_hook_is_registered_and_renews_state(fresh_state, monk
 
     monkeypatch.setattr(snapshot_restore_py, "_after_restore_registry", [])
     monkeypatch.setenv("IMPORT_MODE", "lazy")
-    assert cold_start.register_snapstart_hooks()
-    stale_client, old_instance = object(), cold_start.instance_id
-    monkeypatch.setattr(cold_start, "_lambda_client", stale_client)
+    monkeypatch.setattr(lifecycle, "_hooks_registered", False)
+    assert lifecycle.register_snapstart_hooks()
+    stale_client, old_instance = object(), lifecycle.instance_id
+    monkeypatch.setattr(cold_start.lambda_client, "value", stale_client)
     random.seed(1234)
     seeded_state = random.getstate()
 
     for hook, args, kwargs in snapshot_restore_py._after_restore_registry:  # as the runtime does
         hook(*args, **kwargs)
 
-    assert cold_start._lambda_client is None
-    assert cold_start.instance_id != old_instance
+    assert cold_start.lambda_client.value is None
+    assert lifecycle.instance_id != old_instance
     assert random.getstate() != seeded_state
 
 
 def test_restore_in_eager_mode_creates_a_new_client(fresh_state, monkeypatch):
     monkeypatch.setenv("IMPORT_MODE", "eager")
     stale_client = object()
-    monkeypatch.setattr(cold_start, "_lambda_client", stale_client)
+    monkeypatch.setattr(cold_start.lambda_client, "value", stale_client)
 
-    cold_start.after_restore()
+    lifecycle.after_restore()
 
-    assert cold_start._lambda_client is not None and cold_start._lambda_client is not stale_client
+    assert cold_start.lambda_client.value is not None and cold_start.lambda_client.value is not stale_client
+
+
+# --- bad input and failure edges: every ping answers, none raises -------------------------------
+
+@pytest.mark.parametrize("body", [
+    '{"concurrency": 1e400}', '{"concurrency": -1e400}', '{"concurrency": 1e400, "hold_ms": 1e400}',
+    '{"concurrency": 2, "hold_ms": -1e400}', '{"concurrency": [2]}', '{"concurrency": true, "fanned_out": "yes"}',
+])
+def test_absurd_numbers_are_clamped_not_raised(body, alias_context, monkeypatch):
+    monkeypatch.setattr(cold_start.time, "sleep", lambda seconds: None)
+    request = json.loads(body)  # json turns 1e400 into inf, which int() refuses with OverflowError
+    client = FakeLambdaClient(cold_start._bounded(request["concurrency"], 1, 1, MAX_WARMUP_CONCURRENCY) - 1)
+
+    answer = cold_start.answer_warmup(request, alias_context, client)
+
+    assert answer["warmed"] is True and answer["instances"] >= 1
+
+
+def test_infinite_concurrency_warms_the_cap(alias_context):
+    client = FakeLambdaClient(MAX_WARMUP_CONCURRENCY - 1)
+
+    answer = cold_start.answer_warmup(json.loads('{"concurrency": 1e400, "hold_ms": 0}'), alias_context, client)
+
+    assert len(client.calls) == MAX_WARMUP_CONCURRENCY - 1 and answer["requested"] == MAX_WARMUP_CONCURRENCY
+
+
+def test_failing_client_creation_is_answered(alias_context, mangum_must_not_run, monkeypatch):
+    def no_client():
+        raise RuntimeError("no region configured")
+
+    monkeypatch.setattr(cold_start.lambda_client, "value", None)
+    monkeypatch.setattr(cold_start.lambda_client, "factory", no_client)
+
+    answer = handler({WARMUP_MARKER: {"concurrency": 3}}, alias_context)
+
+    assert answer["handled"] == "warmup" and answer["instances"] == 1 and answer["failed"] == 2
+
+
+@pytest.mark.parametrize("qualifier", ["$LATEST", "7"])
+def test_no_fan_out_through_latest_or_a_version(qualifier, lambda_context):
+    lambda_context.invoked_function_arn = ALIAS_ARN.rsplit(":", 1)[0] + ":" + qualifier
+
+    answer = cold_start.answer_warmup({"concurrency": 3}, lambda_context, ForbiddenClient())
+
+    assert answer["instances"] == 1
+
+
+class StuckClient:
+    """Invocations that hang until released, like a throttled or unreachable endpoint."""
+
+    def __init__(self):
+        self.release = threading.Event()
+
+    def invoke(self, **kwargs):
+        self.release.wait(timeout=30)
+        raise TimeoutError("released")
+
+
+def test_fan_out_answers_before_the_function_times_out(alias_context):
+    alias_context.get_remaining_time_in_millis = lambda: 1200  # 0.7 s of budget after the margin
+    client = StuckClient()
+    try:
+        answer = cold_start.answer_warmup({"concurrency": 4, "hold_ms": 0}, alias_context, client)
+
+        assert not client.release.is_set(), "answered without waiting for the stuck invocations"
+        assert answer["failed"] == 3 and answer["instances"] == 1
+    finally:
+        client.release.set()
+
+
+def test_hold_never_outlasts_the_remaining_time(alias_context, monkeypatch):
+    slept = []
+    monkeypatch.setattr(cold_start.time, "sleep", slept.append)
+    alias_context.get_remaining_time_in_millis = lambda: 800
+
+    cold_start.answer_warmup({"fanned_out": True, "hold_ms": 1000}, alias_context)
+
+    assert slept == [0.3]

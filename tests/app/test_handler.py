@@ -6,14 +6,16 @@ import json
 import logging
 
 import pytest
-from service import handler as entry
+from fastapi_lambda import dispatch
+from fastapi_lambda.constants import WARMUP_MARKER
+from service.handler import handler
 
 from tests.app.conftest import HTTP_EVENTS
 
 
 @pytest.mark.parametrize("name", HTTP_EVENTS)
 def test_http_events_are_served_by_the_app(name, event, lambda_context):
-    response = entry.handler(event(name), lambda_context)
+    response = handler(event(name), lambda_context)
 
     assert response["statusCode"] == 200
     assert json.loads(response["body"]) == {"status": "ok"}
@@ -24,7 +26,7 @@ def test_http_events_are_served_by_the_app(name, event, lambda_context):
     [("rest_api_v1", "http-v1"), ("http_api_v2", "http-v2"), ("function_url", "http-v2"), ("alb", "alb")],
 )
 def test_http_events_are_classified_by_payload_format(name, kind, event):
-    assert entry.classify_event(event(name)) == kind
+    assert dispatch.classify_event(event(name)) == kind
 
 
 def test_http_api_payload_v1_goes_to_the_app(event, lambda_context):
@@ -32,30 +34,30 @@ def test_http_api_payload_v1_goes_to_the_app(event, lambda_context):
     v1["version"] = "1.0"
     del v1["resource"]
 
-    assert entry.handler(v1, lambda_context)["statusCode"] == 200
+    assert handler(v1, lambda_context)["statusCode"] == 200
 
 
 def test_unknown_route_is_a_404_not_an_error(event, lambda_context):
     request = event("http_api_v2")
     request["rawPath"] = request["requestContext"]["http"]["path"] = "/no-such-page"
 
-    assert entry.handler(request, lambda_context)["statusCode"] == 404
+    assert handler(request, lambda_context)["statusCode"] == 404
 
 
 def test_wrong_method_is_a_405(event, lambda_context):
     request = event("rest_api_v1")
     request["httpMethod"] = "DELETE"
 
-    assert entry.handler(request, lambda_context)["statusCode"] == 405
+    assert handler(request, lambda_context)["statusCode"] == 405
 
 
 NON_HTTP_EVENTS = {
-    "warmup marker": {entry.WARMUP_MARKER: {"concurrency": 1}},
+    "warmup marker": {WARMUP_MARKER: {"concurrency": 1}},
     "empty object": {},
     "list": [1, 2, 3],
     "string": "ping",
     "null": None,
-    "sqs-shaped": {"Records": [{"eventSource": "aws:sqs", "body": "{}"}]},
+    "records of mixed sources": {"Records": [{"eventSource": "aws:sqs"}, {"eventSource": "aws:s3"}]},
     "v2 without http block": {"version": "2.0", "rawPath": "/", "requestContext": {}},
     "v2 with non-text path": {"version": "2.0", "rawPath": 7, "requestContext": {"http": {"method": "GET"}}},
     "v1 without method": {"resource": "/", "path": "/", "requestContext": {}},
@@ -65,31 +67,31 @@ NON_HTTP_EVENTS = {
 
 @pytest.mark.parametrize("payload", NON_HTTP_EVENTS.values(), ids=NON_HTTP_EVENTS.keys())
 def test_non_http_events_never_reach_mangum(payload, lambda_context, mangum_must_not_run, caplog):
-    caplog.set_level(logging.DEBUG, logger=entry.logger.name)
+    caplog.set_level(logging.DEBUG, logger=dispatch.logger.name)
 
-    response = entry.handler(payload, lambda_context)
+    response = handler(payload, lambda_context)
 
     assert response["handled"] in {"warmup", "unknown"}
     assert any(getattr(r, "event_kind", None) == response["handled"] for r in caplog.records)
 
 
 def test_eventbridge_scheduled_event_is_answered_safely(event, lambda_context, mangum_must_not_run, caplog):
-    caplog.set_level(logging.INFO, logger=entry.logger.name)
+    caplog.set_level(logging.INFO, logger=dispatch.logger.name)
 
-    assert entry.handler(event("eventbridge_schedule"), lambda_context) == {"handled": "schedule"}
+    assert handler(event("eventbridge_schedule"), lambda_context) == {"handled": "schedule"}
     assert "non-HTTP event" in caplog.text
 
 
 def test_mangum_runs_without_lifespan():
     # Lifespan "auto" would run startup and shutdown on every invocation.
-    assert entry.asgi_handler.lifespan == "off"
+    assert handler.asgi.lifespan == "off"
 
 
 def test_successful_requests_add_no_log_line(event, lambda_context, caplog):
     # The gateway's access log records each request; Mangum's own INFO line would double it.
     caplog.set_level(logging.INFO)
 
-    assert entry.handler(event("http_api_v2"), lambda_context)["statusCode"] == 200
+    assert handler(event("http_api_v2"), lambda_context)["statusCode"] == 200
     assert [r for r in caplog.records if r.name.startswith("mangum")] == []
 
 
@@ -106,7 +108,7 @@ def test_malformed_http_events_get_a_400_not_a_crash(name, spoil, event, lambda_
     request = event(name)
     spoil(request)
 
-    response = entry.handler(request, lambda_context)
+    response = handler(request, lambda_context)
 
     assert response["statusCode"] == 400
     assert json.loads(response["body"]) == {"detail": "Malformed request event"}
@@ -123,6 +125,56 @@ def test_app_errors_stay_500_from_mangum(event, lambda_context, monkeypatch):
     async def health():
         raise RuntimeError("a bug in a route")
 
-    monkeypatch.setattr(entry, "asgi_handler", Mangum(failing, lifespan="off"))
+    monkeypatch.setattr(handler, "asgi", Mangum(failing, lifespan="off"))
 
-    assert entry.handler(event("http_api_v2"), lambda_context)["statusCode"] == 500
+    assert handler(event("http_api_v2"), lambda_context)["statusCode"] == 500
+
+
+SQS_BATCH = {"Records": [{"eventSource": "aws:sqs", "messageId": "m1", "body": "{}"}]}
+
+
+def test_sqs_batch_without_a_worker_raises_so_nothing_is_lost(lambda_context, mangum_must_not_run):
+    # Answering would make SQS delete the batch; raising returns it to the queue.
+    with pytest.raises(RuntimeError, match="no 'sqs' handler"):
+        handler(SQS_BATCH, lambda_context)
+
+
+def test_registered_handlers_receive_their_kind(lambda_context, mangum_must_not_run, monkeypatch):
+    received = []
+    monkeypatch.setitem(handler.handlers, "sqs", lambda event, context: received.append(event) or {"ok": 1})
+
+    assert handler(SQS_BATCH, lambda_context) == {"ok": 1}
+    assert received == [SQS_BATCH]
+
+
+def test_any_asgi_app_gets_the_same_dispatch(event, lambda_context):
+    from fastapi_lambda import lambda_handler
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    own = lambda_handler(Starlette(routes=[Route("/health", lambda request: PlainTextResponse("mine"))]))
+
+    assert own(event("http_api_v2"), lambda_context)["body"] == "mine"
+    assert own({WARMUP_MARKER: {}}, lambda_context)["handled"] == "warmup"
+    assert own.asgi.lifespan == "off"
+
+
+@pytest.mark.parametrize("reference", ["service.handler:app", "service.main:create_app"])
+def test_generic_entry_serves_the_app_named_by_the_environment(reference, event, lambda_context, monkeypatch):
+    import importlib
+    import sys
+
+    monkeypatch.setenv("FASTAPI_LAMBDA_APP", reference)
+    monkeypatch.delitem(sys.modules, "fastapi_lambda.entry", raising=False)
+    entry = importlib.import_module("fastapi_lambda.entry")
+
+    assert entry.handler(event("http_api_v2"), lambda_context)["statusCode"] == 200
+
+
+@pytest.mark.parametrize("reference", ["", "service.main", "service.main:"])
+def test_generic_entry_refuses_a_malformed_app_reference(reference):
+    from fastapi_lambda.entry import load_app
+
+    with pytest.raises(ValueError, match="must look like 'package.module:app'"):
+        load_app(reference)

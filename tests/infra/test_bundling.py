@@ -37,7 +37,8 @@ def asset_keys(source: Path, target: BundlingTarget = BundlingTarget()) -> tuple
 @pytest.fixture
 def source(tmp_path) -> Path:
     copy = tmp_path / "lambda_src"
-    shutil.copytree(LAMBDA_SRC, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    # As a user's source: their package and lock; the runtime package comes from the library.
+    shutil.copytree(LAMBDA_SRC, copy, ignore=shutil.ignore_patterns("__pycache__", "fastapi_lambda"))
     return copy
 
 
@@ -110,11 +111,12 @@ def test_aws_sdk_is_left_out_unless_asked_for(tmp_path):
     assert locked_requirements(lock, include_aws_sdk=True) == ["boto3==1.44.5", "botocore==1.44.5", "fastapi==0.163.2"]
 
 
-def test_pip_command_targets_the_lambda_platform_and_never_builds_from_source(tmp_path):
+def test_pip_command_targets_the_lambda_platform_resolves_and_never_builds_from_source(tmp_path):
     command = bundling.pip_install_command(tmp_path / "r.txt", tmp_path / "out", BundlingTarget())
 
     text = " ".join(command)
-    assert "--only-binary=:all:" in command and "--no-compile" in command and "--no-deps" in command
+    assert "--only-binary=:all:" in command and "--no-compile" in command
+    assert "--no-deps" not in command, "an incomplete lock must be resolved, not installed as is"
     assert "--python-version 3.13" in text and "--implementation cp" in text
     assert "--platform manylinux2014_aarch64" in text
 
@@ -148,7 +150,8 @@ def test_function_timeout_beyond_max_is_refused():
     from aws_cdk import Duration
 
     stack = Stack(App(context=SKIP_BUNDLING), "Timeouts")
-    with pytest.raises(ValueError, match=r"expected_duration=30s gives a 36s timeout .* lower expected_duration to 24s"):
+    with pytest.raises(ValueError, match=r"expected_duration=30 gives a 36 s timeout \(120%\), above the 29 s the API "
+                                         r"gateway \(max_timeout\) allows; set expected_duration to 24 or less"):
         FastApiFunction(stack, "Api", expected_duration=Duration.seconds(30), max_timeout=Duration.seconds(29))
 
 
@@ -215,5 +218,5 @@ def test_pip_failure_is_a_clear_error(tmp_path):
 def test_missing_source_folder_is_a_clear_error(tmp_path):
     stack = Stack(App(context=SKIP_BUNDLING), "Missing")
 
-    with pytest.raises(BundlingError, match=r"has no requirements.txt; pass source= the folder"):
+    with pytest.raises(BundlingError, match=r"source=.*nowhere does not exist; pass source= the folder"):
         FastApiFunction(stack, "Api", source=tmp_path / "nowhere")

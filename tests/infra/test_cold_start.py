@@ -48,7 +48,13 @@ def test_dev_warms_one_instance_every_five_minutes_through_the_alias(synth):
     assert import_mode(template) == "lazy"
     assert "SnapStart" not in function_properties(template)
     template.resource_count_is("AWS::ApplicationAutoScaling::ScalableTarget", 0)
-    template.resource_count_is("AWS::IAM::Policy", 1)  # one invocation: no fan-out permission
+    assert not template.find_resources("AWS::IAM::Policy", {"Properties": {"PolicyName": Match.string_like_regexp(
+        "FanOut")}}), "one invocation: no fan-out permission"
+    # EventBridge invokes asynchronously: Lambda's own retries are off too, and stale pings dropped.
+    _, invoke_config = only(template, "AWS::Lambda::EventInvokeConfig")
+    assert invoke_config["Properties"]["MaximumRetryAttempts"] == 0
+    assert invoke_config["Properties"]["MaximumEventAgeInSeconds"] == 60
+    assert alias_logical_id(template) in json.dumps(invoke_config["Properties"]["Qualifier"])
 
 
 def test_staging_uses_snapstart_on_published_versions(synth):
@@ -148,10 +154,15 @@ def test_environments_without_a_setting_get_the_documented_defaults():
     assert strategies == {"dev": "warmup", "staging": "snapstart", "prod": "provisioned", "qa": "none"}
 
 
-def test_app_and_infra_agree_on_the_marker():
-    from service.cold_start import WARMUP_MARKER as APP_MARKER
+def test_the_rule_payload_is_what_the_handler_answers_as_a_warmup():
+    from fastapi_lambda.dispatch import classify_event
 
-    assert APP_MARKER == WARMUP_MARKER
+    assert classify_event(Warmup(concurrency=3).payload()) == "warmup"
+
+
+def test_only_the_warmup_strategy_configures_async_invokes(synth):
+    for env in ("staging", "prod"):
+        synth.templates[env].resource_count_is("AWS::Lambda::EventInvokeConfig", 0)
 
 
 # --- refused combinations: configuration -----------------------------------------------------
@@ -162,8 +173,8 @@ REFUSED_SETTINGS = {
         "SnapStart does not support provisioned concurrency; choose one"),
     "warmup beside provisioned": (
         {"strategy": "provisioned", "warmup": {"rate_minutes": 5}},
-        "warmup beside the 'provisioned' strategy is redundant (its instances are already initialized) and costs "
-        "invocations; remove warmup, or set warmup.force to true"),
+        "cold_start.warmup beside the 'provisioned' strategy is redundant (its instances are already initialized) "
+        "and costs invocations; remove cold_start.warmup, or set cold_start.warmup.force to true"),
     "warmup beside snapstart": (
         {"strategy": "snapstart", "warmup": {}}, "warmup beside the 'snapstart' strategy is redundant"),
     "provisioned min above max": (
@@ -202,13 +213,13 @@ REFUSED_PLANS = {
         "SnapStart does not support provisioned concurrency; choose one"),
     "snapstart on python 3.11": (
         ColdStart.snap_start(), BundlingTarget(python_version="3.11"),
-        "SnapStart for Python needs Python 3.12 or later; the runtime is python3.11"),
+        "SnapStart for Python needs Python 3.12 or later, not 3.11"),
     "warmup beside provisioned": (
         ColdStart.provisioned_concurrency(warmup=Warmup()), BundlingTarget(),
-        "a warmup rule beside the 'provisioned' strategy is redundant"),
+        "cold_start.warmup beside the 'provisioned' strategy is redundant"),
     "min above max": (
         ColdStart.provisioned_concurrency(ProvisionedConcurrency(min_capacity=3, max_capacity=1)), BundlingTarget(),
-        "needs 1 <= min (3) <= max (1)"),
+        "provisioned.min_capacity=3 is above provisioned.max_capacity=1; set min <= max"),
 }
 
 
@@ -241,6 +252,6 @@ def test_cold_start_must_fit_the_reserved_concurrency(cold_start, key):
 
 
 def test_construct_refuses_provisioned_beyond_the_reservation():
-    with pytest.raises(ValueError, match=r"provisioned max_capacity=5 exceeds reserved_concurrency=4"):
+    with pytest.raises(ValueError, match=r"provisioned.max_capacity=5 exceeds reserved_concurrency=4"):
         FastApiFunction(Stack(App(context=SKIP_BUNDLING), "Reserved"), "Api", reserved_concurrency=4,
                         cold_start=ColdStart.provisioned_concurrency())

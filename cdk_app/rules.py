@@ -1,0 +1,116 @@
+"""Every cross-setting rule, written once.
+
+The constructs call these with their prop names; ``config.py`` calls them with the
+``cdk.json`` keys (:data:`CONFIG_NAMES`), so a message always names what the reader
+wrote. Plain Python, no CDK: each rule raises :class:`RuleError` with the fix.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Literal
+
+from fastapi_lambda.constants import ImportMode
+
+Strategy = Literal["provisioned", "snapstart", "warmup", "none"]
+
+#: Longest integration timeout each front door allows, in seconds.
+GATEWAY_TIMEOUT_LIMITS = {"http": 30, "rest": 29}
+#: The function timeout is this multiple of the expected duration.
+TIMEOUT_HEADROOM = 1.2
+
+#: How the constructs name each setting (the default) ...
+PROP_NAMES: Mapping[str, str] = {
+    "strategy": "cold_start.strategy", "provisioned": "cold_start.provisioned", "warmup": "cold_start.warmup",
+    "force_warmup": "cold_start.force_warmup", "min": "provisioned.min_capacity",
+    "max": "provisioned.max_capacity", "utilization": "provisioned.target_utilization",
+    "warmup_concurrency": "warmup.concurrency", "reserved": "reserved_concurrency",
+    "expected_duration": "expected_duration", "timeout": "timeout",
+}
+#: ... and how cdk.json does.
+CONFIG_NAMES: Mapping[str, str] = {
+    "strategy": "cold_start.strategy", "provisioned": "cold_start.provisioned", "warmup": "cold_start.warmup",
+    "force_warmup": "cold_start.warmup.force", "min": "cold_start.provisioned.min",
+    "max": "cold_start.provisioned.max", "utilization": "cold_start.provisioned.target_utilization",
+    "warmup_concurrency": "cold_start.warmup.concurrency", "reserved": "function.reserved_concurrency",
+    "expected_duration": "function.expected_duration_seconds", "timeout": "function.expected_duration_seconds",
+}
+
+
+def import_mode_for(strategy: Strategy) -> ImportMode:
+    """Eager where init is paid before traffic (provisioned concurrency, SnapStart), else lazy."""
+    return "eager" if strategy in ("provisioned", "snapstart") else "lazy"
+
+
+class RuleError(ValueError):
+    """A combination of settings that cannot work; the message names the settings and the fix."""
+
+
+def timeout_for(expected_duration_seconds: float) -> int:
+    """The function timeout for an expected duration: 120%, rounded up to whole seconds."""
+    return max(1, math.ceil(expected_duration_seconds * TIMEOUT_HEADROOM))
+
+
+def check_timeout(timeout_seconds: float, limit_seconds: float | None, limit: str, *,
+                  expected_duration_seconds: float | None = None, names: Mapping[str, str] = PROP_NAMES) -> None:
+    """The timeout must fit the front door's limit (``limit`` says whose, e.g. "a REST API")."""
+    if limit_seconds is None or timeout_seconds <= limit_seconds:
+        return
+    if expected_duration_seconds is None:
+        raise RuleError(f"{names['timeout']}={timeout_seconds:g}s is above the {limit_seconds:g}s {limit} allows; "
+                        f"set {names['timeout']} to {limit_seconds:g}s or less, or move long work to a queue")
+    raise RuleError(
+        f"{names['expected_duration']}={expected_duration_seconds:g} gives a {timeout_seconds:g} s timeout (120%), "
+        f"above the {limit_seconds:g} s {limit} allows; set {names['expected_duration']} to "
+        f"{int(limit_seconds / TIMEOUT_HEADROOM)} or less, or move long work to a queue")
+
+
+def check_bounds(minimum: int, maximum: int, *, low: int = 1, what: str = "",
+                 names: Mapping[str, str] = PROP_NAMES) -> None:
+    """``low <= min <= max`` for instance counts."""
+    prefix = f"{what}: " if what else ""
+    if minimum > maximum:
+        raise RuleError(f"{prefix}{names['min']}={minimum} is above {names['max']}={maximum}; set min <= max")
+    if minimum < low:
+        raise RuleError(f"{prefix}{names['min']}={minimum} is below {low}; set it to {low} or more")
+
+
+def check_cold_start(strategy: Strategy, *, provisioned: tuple[int, int, float] | None, warmup_concurrency: int | None,
+                     force_warmup: bool, python_version: str | None, container_image: bool = False,
+                     reserved_concurrency: int | None = None, names: Mapping[str, str] = PROP_NAMES) -> None:
+    """One cold-start strategy per function, and what it needs.
+
+    ``provisioned`` is (min, max, target utilization) when provisioned settings are given;
+    ``warmup_concurrency`` is set when warmup settings are given.
+    """
+    n = names
+    if provisioned is not None and strategy != "provisioned":
+        why = "SnapStart does not support provisioned concurrency" if strategy == "snapstart" \
+            else f"{n['strategy']} is '{strategy}'"
+        raise RuleError(f"{n['provisioned']} is set but {why}; choose one: set {n['strategy']} to 'provisioned' "
+                        f"or remove {n['provisioned']}")
+    if warmup_concurrency is not None and strategy != "warmup" and not force_warmup:
+        raise RuleError(f"{n['warmup']} beside the '{strategy}' strategy is redundant (its instances are already "
+                        f"initialized) and costs invocations; remove {n['warmup']}, or set {n['force_warmup']} "
+                        "to true to keep both")
+    if strategy == "warmup" and warmup_concurrency is None:
+        raise RuleError(f"{n['strategy']} 'warmup' needs {n['warmup']} settings (rate, concurrency)")
+    if provisioned is not None:
+        minimum, maximum, utilization = provisioned
+        check_bounds(minimum, maximum, names=names)
+        if not 0 < utilization < 1:
+            raise RuleError(f"{n['utilization']}={utilization} must be between 0 and 1 (e.g. 0.7)")
+    if strategy == "snapstart":
+        if container_image:
+            raise RuleError("SnapStart does not support container images; use a zip package or another strategy")
+        if python_version is None or tuple(map(int, python_version.split("."))) < (3, 12):
+            raise RuleError(f"SnapStart for Python needs Python 3.12 or later, not {python_version}; "
+                            "raise the Python version or choose another strategy")
+    if reserved_concurrency is not None:
+        wanted = {n["max"]: provisioned and strategy == "provisioned" and provisioned[1],
+                  n["warmup_concurrency"]: warmup_concurrency}
+        for key, value in wanted.items():
+            if value and value > reserved_concurrency:
+                raise RuleError(f"{key}={value} exceeds {n['reserved']}={reserved_concurrency}: those instances "
+                                f"count against the reservation; raise {n['reserved']} or lower {key}")

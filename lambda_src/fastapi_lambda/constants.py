@@ -1,0 +1,28 @@
+"""Values both sides need: the constructs (at synth) and the function (at run time).
+
+Defined once here; ``cdk_app`` imports them, so a cap or a marker can never differ
+between the rule that sends a ping and the handler that answers it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+#: The key of a warmup ping's payload: ``{"fastapi-lambda-warmup": {"concurrency": N}}``.
+WARMUP_MARKER = "fastapi-lambda-warmup"
+#: Most instances one warmup ping may warm (the rule's setting and the handler's clamp).
+MAX_WARMUP_CONCURRENCY = 50
+#: How long a fanned-out ping stays busy so that concurrent pings land on distinct instances.
+DEFAULT_HOLD_MS = 100
+MAX_HOLD_MS = 1000
+
+#: What the function builds at init: everything (``eager``) or only what every request needs.
+ImportMode = Literal["eager", "lazy"]
+IMPORT_MODE_VARIABLE = "IMPORT_MODE"
+
+#: ``package.module:attribute`` of the ASGI app, for the generic entry point.
+APP_VARIABLE = "FASTAPI_LAMBDA_APP"
+GENERIC_HANDLER = "fastapi_lambda.entry.handler"
+
+#: What this package needs at run time; the dependency layer installs it with the user's lock.
+RUNTIME_REQUIREMENTS = ("mangum>=0.17,<1",)

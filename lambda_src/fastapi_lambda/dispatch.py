@@ -1,0 +1,129 @@
+"""The Lambda entry point for an ASGI app: a dispatch table from event kind to handler.
+
+HTTP events (API Gateway REST v1, HTTP API v1/v2, Function URL, ALB) go to
+``Mangum(app, lifespan="off")``. Everything else is answered before Mangum, which
+raises ``RuntimeError`` on events it cannot infer (Lambda would count an error and
+retry): warmup pings, EventBridge schedules and unknown shapes are answered and
+logged. An SQS batch goes to the handler registered for ``"sqs"``; with none, it
+raises, so the messages return to the queue instead of being lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from mangum import Mangum
+
+from fastapi_lambda import cold_start, lifecycle
+from fastapi_lambda.constants import WARMUP_MARKER
+
+logger = logging.getLogger(__name__)
+
+EventHandler = Callable[[Any, Any], Any]
+#: Payload v1: REST API and HTTP API format 1.0; v2: HTTP API format 2.0 and Function URLs.
+HTTP_EVENT_KINDS = frozenset({"alb", "http-v1", "http-v2"})
+
+
+def _has_text(mapping: dict[str, Any], *keys: str) -> bool:
+    return all(isinstance(mapping.get(key), str) for key in keys)
+
+
+def classify_event(event: Any) -> str:
+    """Name the kind of a Lambda event without raising, whatever its shape.
+
+    An event is only called HTTP when it carries every field Mangum reads, so a
+    malformed one can never crash the adapter.
+    """
+    if not isinstance(event, dict):
+        return "unknown"
+    if WARMUP_MARKER in event:
+        return "warmup"
+    context = event.get("requestContext")
+    if isinstance(context, dict):
+        if "elb" in context:
+            return "alb" if _has_text(event, "httpMethod", "path") else "unknown"
+        if event.get("version") == "2.0":
+            http = context.get("http")
+            ok = isinstance(http, dict) and _has_text(http, "method") and _has_text(event, "rawPath")
+            return "http-v2" if ok else "unknown"
+        if event.get("version") == "1.0" or "resource" in event:
+            return "http-v1" if _has_text(event, "httpMethod", "path") else "unknown"
+    records = event.get("Records")
+    if isinstance(records, list) and records and all(
+            isinstance(r, dict) and r.get("eventSource") == "aws:sqs" for r in records):
+        return "sqs"
+    if event.get("source") == "aws.events" or event.get("detail-type") == "Scheduled Event":
+        return "schedule"
+    return "unknown"
+
+
+def bad_request(kind: str) -> dict[str, Any]:
+    response = {"statusCode": 400, "headers": {"content-type": "application/json"},
+                "body": '{"detail":"Malformed request event"}', "isBase64Encoded": False}
+    if kind == "alb":
+        response["statusDescription"] = "400 Bad Request"
+    return response
+
+
+class LambdaHandler:
+    """A Lambda handler for one ASGI app; call it with ``(event, context)``.
+
+    Built once per execution environment (at init). :meth:`register` adds or replaces
+    the handler of an event kind (``"sqs"`` for a queue worker, ``"schedule"``, ...).
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        # lifespan="off": Mangum would otherwise run startup and shutdown on every invocation.
+        self.asgi = Mangum(app, lifespan="off")
+        self.handlers: dict[str, EventHandler] = {kind: self._http for kind in HTTP_EVENT_KINDS}
+        self.handlers.update(warmup=self._warmup, schedule=self._other, unknown=self._other, sqs=self._unhandled)
+        # Mangum logs "GET / 200" at INFO for every request (~15% of a warm request with Lambda's
+        # logging), which the gateway's access log already records; its errors still get through.
+        logging.getLogger("mangum.http").setLevel(logging.WARNING)
+        lifecycle.prepare(app)
+
+    def register(self, kind: str, handler: EventHandler) -> None:
+        """Send events of ``kind`` (see :func:`classify_event`) to ``handler(event, context)``."""
+        self.handlers[kind] = handler
+
+    def __call__(self, event: Any, context: Any) -> Any:
+        kind = classify_event(event)
+        if kind in HTTP_EVENT_KINDS:  # the hot path: no table lookup, no extra call
+            return self._http(event, context, kind)
+        return self.handlers[kind](event, context)
+
+    def _http(self, event: Any, context: Any, kind: str = "http") -> dict[str, Any]:
+        try:
+            return self.asgi(event, context)
+        except Exception:
+            # Mangum answers the app's own errors with a 500 itself; what escapes it is an
+            # event it could not translate (bad base64 body, mistyped headers): a client fault.
+            logger.warning("Malformed %s event", kind, exc_info=True)
+            return bad_request(kind)
+
+    @staticmethod
+    def _warmup(event: Any, context: Any) -> dict[str, Any]:
+        # DEBUG: pings arrive every few minutes per instance and are expected; the
+        # fan-out's outcome is logged at INFO.
+        logger.debug("Answered a warmup ping without the web app", extra={"event_kind": "warmup"})
+        return {"handled": "warmup", **cold_start.answer_warmup(event[WARMUP_MARKER], context)}
+
+    @staticmethod
+    def _other(event: Any, context: Any) -> dict[str, Any]:
+        kind = classify_event(event)
+        logger.info("Answered a non-HTTP event without the web app", extra={"event_kind": kind})
+        return {"handled": kind}
+
+    @staticmethod
+    def _unhandled(event: Any, context: Any) -> Any:
+        # Answering would delete the batch: raise, so SQS redelivers it (and, at last, dead-letters it).
+        raise RuntimeError("An SQS batch reached a function with no 'sqs' handler; register one with "
+                           "handler.register('sqs', ...) or remove the event source")
+
+
+def lambda_handler(app: Any) -> LambdaHandler:
+    """The Lambda handler for ``app``: ``handler = lambda_handler(app)`` in your module."""
+    return LambdaHandler(app)

@@ -1,0 +1,105 @@
+"""Per-instance state: clients created once, the import mode, and SnapStart restore.
+
+A capability declares each network client with :func:`per_instance`. In ``eager``
+mode (provisioned concurrency, SnapStart: init is paid before traffic) all of them are
+created at init; in ``lazy`` mode on first use. After a SnapStart restore every one is
+dropped (its connections belong to the environment that took the snapshot) and, in
+eager mode, created again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import uuid
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from fastapi_lambda.constants import IMPORT_MODE_VARIABLE, ImportMode
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Identifies this execution environment (in warmup answers); new after every restore.
+instance_id = uuid.uuid4().hex
+
+
+class PerInstance(Generic[T]):
+    """A value made by ``factory`` once per execution environment, on first :meth:`get`."""
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self.factory = factory
+        self.value: T | None = None
+
+    def get(self) -> T:
+        if self.value is None:
+            self.value = self.factory()
+        return self.value
+
+    def reset(self) -> None:
+        self.value = None
+
+
+_registry: list[PerInstance[Any]] = []
+
+
+def per_instance(factory: Callable[[], T]) -> PerInstance[T]:
+    """Declare a per-instance value (a boto3 client, a Redis pool) made by ``factory``."""
+    resource = PerInstance(factory)
+    _registry.append(resource)
+    return resource
+
+
+def import_mode() -> ImportMode:
+    return "eager" if os.environ.get(IMPORT_MODE_VARIABLE, "lazy") == "eager" else "lazy"
+
+
+def _create_all() -> None:
+    for resource in _registry:
+        try:
+            resource.get()
+        except Exception:  # a client that cannot be made now is retried on first use
+            logger.warning("Could not create %s at init", resource.factory.__qualname__, exc_info=True)
+
+
+def prepare(app: Any) -> None:
+    """Do at init what the import mode asks for (called once per handler)."""
+    register_snapstart_hooks()
+    if import_mode() != "eager":
+        return
+    _create_all()
+    # Starlette builds its middleware stack on the first request, FastAPI its OpenAPI
+    # schema on the first /openapi.json: both happen here instead, before traffic.
+    if hasattr(app, "build_middleware_stack"):
+        app.middleware_stack = app.build_middleware_stack()
+    if hasattr(app, "openapi"):
+        app.openapi()
+
+
+def after_restore() -> None:
+    """Run by the Lambda runtime after a SnapStart restore."""
+    global instance_id
+    for resource in _registry:
+        resource.reset()
+    random.seed()  # every restored copy would otherwise draw the same numbers
+    instance_id = uuid.uuid4().hex
+    if import_mode() == "eager":
+        _create_all()
+
+
+_hooks_registered = False
+
+
+def register_snapstart_hooks() -> bool:
+    """Register :func:`after_restore` once where the runtime offers hooks (Python 3.12+ on Lambda)."""
+    global _hooks_registered
+    if _hooks_registered:
+        return True
+    try:
+        from snapshot_restore_py import register_after_restore
+    except ImportError:  # not on Lambda (local runs, tests without the package)
+        return False
+    register_after_restore(after_restore)
+    _hooks_registered = True
+    return True
