@@ -180,7 +180,7 @@ def missing_interpreter_message(version: str) -> str:
 def _logical_lines(text: str) -> list[str]:
     """The lock's requirement lines, continuations joined and comments dropped."""
     joined = text.replace("\\\n", " ")
-    return [line.split(" #", 1)[0].strip() for line in joined.splitlines()
+    return [" ".join(line.split(" #", 1)[0].split()) for line in joined.splitlines()
             if line.strip() and not line.lstrip().startswith("#")]
 
 

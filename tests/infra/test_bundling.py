@@ -220,3 +220,73 @@ def test_missing_source_folder_is_a_clear_error(tmp_path):
 
     with pytest.raises(BundlingError, match=r"source=.*nowhere does not exist; pass source= the folder"):
         FastApiFunction(stack, "Api", source=tmp_path / "nowhere")
+
+
+# --- completeness: every installed distribution's requirements, for the target -----------------
+
+def fake_distribution(site: Path, name: str, version: str, *requires: str) -> None:
+    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}", *(f"Requires-Dist: {r}" for r in requires)]
+    (info / "METADATA").write_text("\n".join(lines) + "\n")
+
+
+def test_a_complete_tree_has_no_unmet_requirements(tmp_path):
+    fake_distribution(tmp_path, "fastapi", "0.163.2", "starlette>=0.40", "pydantic>=2")
+    fake_distribution(tmp_path, "starlette", "1.10.0")
+    fake_distribution(tmp_path, "pydantic", "2.14.4")
+
+    assert bundling.unmet_requirements(tmp_path, BundlingTarget(), ["fastapi==0.163.2"]) == []
+
+
+def test_missing_and_mismatched_requirements_are_named_with_who_needs_them(tmp_path):
+    fake_distribution(tmp_path, "fastapi", "0.163.2", "starlette>=2", "typing-extensions>=4.8")
+    fake_distribution(tmp_path, "starlette", "1.10.0")
+
+    unmet = bundling.unmet_requirements(tmp_path, BundlingTarget(), ["fastapi==0.163.2", "mangum>=0.17"])
+
+    assert unmet == ["mangum>=0.17 (needed by requirements.txt) is not installed",
+                     "starlette>=2 (needed by fastapi 0.163.2) is installed as 1.10.0",
+                     "typing-extensions>=4.8 (needed by fastapi 0.163.2) is not installed"]
+
+
+def test_markers_and_extras_are_evaluated_for_the_target(tmp_path):
+    fake_distribution(tmp_path, "web", "1.0", "uvloop; sys_platform == 'linux'", "colorama; sys_platform == 'win32'",
+                      "tomli; python_version < '3.11'", "arm-only; platform_machine == 'aarch64'",
+                      "orjson; extra == 'fast'", "brotli; extra == 'compress'")
+
+    arm = bundling.unmet_requirements(tmp_path, BundlingTarget(architecture="arm64"), ["web[fast]==1.0"])
+    x86 = bundling.unmet_requirements(tmp_path, BundlingTarget(architecture="x86_64"), ["web==1.0"])
+
+    assert [line.split(";")[0] for line in arm] == ["arm-only", "orjson", "uvloop"]
+    assert [line.split(";")[0] for line in x86] == ["uvloop"]
+
+
+def test_the_runtime_provided_sdk_counts_as_present_unless_bundled(tmp_path):
+    fake_distribution(tmp_path, "aws-xray-sdk", "2.14.0", "botocore>=1.11.3", "wrapt")
+    fake_distribution(tmp_path, "wrapt", "1.17.0")
+
+    assert bundling.unmet_requirements(tmp_path, BundlingTarget(), ["aws-xray-sdk==2.14.0"]) == []
+    assert bundling.unmet_requirements(tmp_path, BundlingTarget(include_aws_sdk=True), ["aws-xray-sdk==2.14.0"]) \
+        == ["botocore>=1.11.3 (needed by aws-xray-sdk 2.14.0) is not installed"]
+
+
+def test_hashed_locks_keep_their_hashes_and_drop_the_sdk_whole(tmp_path):
+    lock = tmp_path / "requirements.txt"
+    lock.write_text("boto3==1.44.5 \\\n    --hash=sha256:aaa\n"
+                    "fastapi==0.163.2 \\\n    --hash=sha256:bbb \\\n    --hash=sha256:ccc  # via -r in\n")
+
+    lines = locked_requirements(lock, include_aws_sdk=False)
+
+    assert lines == ["fastapi==0.163.2 --hash=sha256:bbb --hash=sha256:ccc"]
+    assert bundling._uses_hashes(lines)
+
+
+@pytest.mark.slow
+def test_an_incomplete_hashed_lock_is_refused_by_pip_with_the_reason(tmp_path):
+    # Hash-checking mode cannot resolve what the lock leaves out: a clear error, not a broken bundle.
+    (tmp_path / "requirements.txt").write_text(
+        "mangum==0.22.0 --hash=sha256:" + "0" * 64 + "\n")
+
+    with pytest.raises(BundlingError, match=r"(?s)pip could not install .*(hash|Hash)"):
+        build_locally("layer", tmp_path / "out", source=tmp_path, target=HOST_TARGET)

@@ -1,0 +1,1 @@
+"""A consumer's own FastAPI package (not this repository's example app)."""
