@@ -56,6 +56,14 @@ RUNTIME_REVISION = _digest(*sorted(RUNTIME_PACKAGE.glob("*.py")))
 #: This repository's asset root (its example app); other apps pass ``source=``.
 LAMBDA_SRC = Path(__file__).resolve().parent.parent / "lambda_src"
 LOCK_FILE = "requirements.txt"
+#: Other locks, exported to requirements.txt form by their own tool (which must be installed).
+TOOL_LOCKS = {
+    "uv.lock": ("uv", ["export", "--frozen", "--no-dev", "--no-emit-project", "--format", "requirements-txt",
+                       "--output-file"]),
+    "poetry.lock": ("poetry", ["export", "--format", "requirements.txt", "--output"]),
+}
+#: The files of a source folder that make up the layer asset (and its hash).
+LOCK_INPUTS = (LOCK_FILE, *TOOL_LOCKS, "pyproject.toml")
 #: Seconds before a pip or compileall run is given up (a hung index, a huge tree).
 PIP_TIMEOUT_S = 900
 COMPILE_TIMEOUT_S = 300
@@ -66,7 +74,7 @@ AWS_SDK_PACKAGES = frozenset({"boto3", "botocore", "s3transfer"})
 RUNTIME_NAME = RUNTIME_PACKAGE.name
 
 #: Never part of the function code asset (also excluded from its hash).
-CODE_EXCLUDES = (LOCK_FILE, "__pycache__", "*.pyc", "tests", ".*", "*.egg-info")
+CODE_EXCLUDES = (*LOCK_INPUTS, "__pycache__", "*.pyc", "tests", ".*", "*.egg-info")
 
 #: Removed from installed dependencies: console scripts carry absolute shebangs,
 #: RECORD files list hashes of files we delete, tests are dead weight.
@@ -328,11 +336,18 @@ class LocalPythonBundler:
         return True
 
     def _install_dependencies(self, site: Path) -> None:
-        lock = self.source / LOCK_FILE
-        if not lock.is_file():
-            raise BundlingError(f"The dependency lock {lock} does not exist; create it with exact pins (name==version).")
         site.mkdir(parents=True, exist_ok=True)
-        wanted = locked_requirements(lock, include_aws_sdk=self.target.include_aws_sdk)
+        lock = find_lock(self.source)
+        if lock is None:
+            raise BundlingError(f"{self.source} has no dependency lock ({', '.join(LOCK_INPUTS[:-1])}); "
+                                "create requirements.txt with exact pins (name==version).")
+        if lock.name in TOOL_LOCKS:
+            exported = site.parent / "exported-requirements.txt"
+            export_lock(lock, exported)
+            wanted = locked_requirements(exported, include_aws_sdk=self.target.include_aws_sdk)
+            exported.unlink()
+        else:
+            wanted = locked_requirements(lock, include_aws_sdk=self.target.include_aws_sdk)
         # The runtime package's needs go in unless hash-checking mode forbids unhashed lines.
         requested = wanted if _uses_hashes(wanted) else [*wanted, *RUNTIME_REQUIREMENTS]
         filtered = site.parent / "requirements.lock.txt"
@@ -357,9 +372,32 @@ class LocalPythonBundler:
         strip_installed(site)
 
 
-def _run(command: list[str], timeout: float, what: str) -> subprocess.CompletedProcess[str]:
+def find_lock(source: Path) -> Path | None:
+    """The source's lock: requirements.txt, else a uv or Poetry lock."""
+    return next((source / name for name in (LOCK_FILE, *TOOL_LOCKS) if (source / name).is_file()), None)
+
+
+def _tool(name: str) -> str | None:
+    """A command on PATH, or beside this interpreter (a virtual environment that is not activated)."""
+    beside = Path(sys.executable).with_name(name)
+    return shutil.which(name) or (str(beside) if beside.is_file() else None)
+
+
+def export_lock(lock: Path, output: Path) -> None:
+    """Export a uv or Poetry lock to requirements.txt form (pins and hashes) with its own tool."""
+    name, arguments = TOOL_LOCKS[lock.name]
+    tool = _tool(name)
+    if tool is None:
+        raise BundlingError(f"{lock} needs `{name}` to export it, and {name} is not installed; install {name}, "
+                            f"or write {LOCK_FILE} yourself (e.g. `{name} export ... > {LOCK_FILE}`)")
+    done = _run([tool, *arguments, str(output)], PIP_TIMEOUT_S, f"{name} export", cwd=lock.parent)
+    if done.returncode != 0:
+        raise BundlingError(f"`{name} export` could not export {lock}:\n{(done.stderr or done.stdout)[-2000:]}")
+
+
+def _run(command: list[str], timeout: float, what: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     try:
-        return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=cwd)
     except subprocess.TimeoutExpired:
         raise BundlingError(f"{what} did not finish within {timeout:g} s: {' '.join(command[:6])} ...; "
                             "check the network to the package index and try again") from None
@@ -405,9 +443,9 @@ def resolve_source(source: Path | str | None, *, lock: bool) -> Path:
     if not path.is_dir():
         raise BundlingError(f"{what} does not exist; pass source= the folder that holds your application "
                             f"package and its {LOCK_FILE} lock (this repository's lambda_src/ is the example)")
-    if lock and not (path / LOCK_FILE).is_file():
-        raise BundlingError(f"{what} has no {LOCK_FILE}; pass source= the folder that holds your application "
-                            f"package and its {LOCK_FILE} lock (exact pins, name==version)")
+    if lock and find_lock(path) is None:
+        raise BundlingError(f"{what} has no {LOCK_FILE} (nor uv.lock or poetry.lock); pass source= the folder that "
+                            f"holds your application package and its {LOCK_FILE} lock (exact pins, name==version)")
     own = path / RUNTIME_NAME
     if own.is_dir() and own.resolve() != RUNTIME_PACKAGE:
         raise BundlingError(f"{what} has its own {RUNTIME_NAME}/ folder, which would shadow the runtime package "
@@ -416,10 +454,10 @@ def resolve_source(source: Path | str | None, *, lock: bool) -> Path:
 
 
 def dependencies_code(*, source: Path, target: BundlingTarget) -> lambda_.Code:
-    """Layer code: only the lock is part of the asset's files."""
+    """Layer code: only the lock (and a uv/Poetry project file) is part of the asset's files."""
     return lambda_.Code.from_asset(
         str(source),
-        exclude=["*", ".*", f"!{LOCK_FILE}"],  # globs skip dotfiles unless named
+        exclude=["*", ".*", *(f"!{name}" for name in LOCK_INPUTS)],  # globs skip dotfiles unless named
         bundling=bundling_options("layer", source=source, target=target),
     )
 

@@ -15,7 +15,7 @@ from aws_cdk import App, Stack
 import cdk_app.bundling as bundling
 import cdk_app.function as function_module
 from cdk_app.bundling import LAMBDA_SRC, BundlingError, BundlingTarget, build_locally, find_python, locked_requirements
-from cdk_app.function import FastApiFunction
+from cdk_app.function import DependenciesLayer, FastApiFunction
 from tests.infra.conftest import SKIP_BUNDLING, template_of
 
 HOST_ARCHITECTURE = "arm64" if platform.machine() in ("aarch64", "arm64") else "x86_64"
@@ -289,4 +289,45 @@ def test_an_incomplete_hashed_lock_is_refused_by_pip_with_the_reason(tmp_path):
         "mangum==0.22.0 --hash=sha256:" + "0" * 64 + "\n")
 
     with pytest.raises(BundlingError, match=r"(?s)pip could not install .*(hash|Hash)"):
+        build_locally("layer", tmp_path / "out", source=tmp_path, target=HOST_TARGET)
+
+
+# --- uv and Poetry locks --------------------------------------------------------------------
+
+UV_PROJECT = Path(__file__).parent / "fixtures" / "uv_project"
+
+
+def layer_key(source: Path) -> str:
+    app = App(context=SKIP_BUNDLING, builtin_cloud_formation_validation=False)
+    stack = Stack(app, "Locks")
+    DependenciesLayer(stack, "Deps", source=source)
+    (layer,) = template_of(stack).find_resources("AWS::Lambda::LayerVersion").values()
+    return layer["Properties"]["Content"]["S3Key"]
+
+
+def test_a_uv_lock_is_a_lock_and_its_changes_change_the_layer(tmp_path):
+    source = tmp_path / "uv_project"
+    shutil.copytree(UV_PROJECT, source)
+    before = layer_key(source)
+    lock = source / "uv.lock"
+    lock.write_text(lock.read_text().replace('version = "4.16.0"', 'version = "4.15.0"', 1))
+
+    assert layer_key(source) != before
+
+
+@pytest.mark.slow
+def test_a_uv_lock_is_exported_with_its_hashes_and_installed(tmp_path):
+    if bundling._tool("uv") is None:
+        pytest.skip("uv is not installed (requirements-dev.txt installs it)")
+    site = build_locally("layer", tmp_path / "out", source=UV_PROJECT, target=HOST_TARGET) / "python"
+
+    assert (site / "fastapi").is_dir() and (site / "mangum").is_dir() and (site / "starlette").is_dir()
+    assert not (site.parent / "exported-requirements.txt").exists()
+
+
+def test_a_poetry_lock_without_poetry_says_what_to_do(tmp_path, monkeypatch):
+    (tmp_path / "poetry.lock").write_text("# a lock\n")
+    monkeypatch.setattr(bundling, "_tool", lambda name: None)
+
+    with pytest.raises(BundlingError, match=r"poetry.lock needs `poetry` to export it, and poetry is not installed"):
         build_locally("layer", tmp_path / "out", source=tmp_path, target=HOST_TARGET)
