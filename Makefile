@@ -1,7 +1,8 @@
 # Two commands do everything on a fresh machine (see README.md):
 #   make synth   synthesize every environment with cdk-nag, cfn-lint and a summary
 #   make test    run the test suite
-# ENV=<name> limits synth to one environment; STRICT=true fails when .pyc cannot be built.
+# ENV=<name> limits synth to one environment; STRICT=true fails when .pyc cannot be built;
+# ARGS=... passes options to the benchmark (make bench ARGS=--quick).
 
 PYTHON ?= python3
 VENV := .venv
@@ -32,7 +33,7 @@ test: setup
 	$(PY) -m pytest
 
 bench: setup
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(ARGS)
 
 serve: setup
 	cd lambda_src && ../$(PY) -m uvicorn service.main:create_app --factory --reload --port 8000

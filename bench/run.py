@@ -80,10 +80,10 @@ def warm_processes(a: argparse.Namespace) -> int:
 # New scenarios go here; child.py runs them. Tables are grouped by `variants`.
 SCENARIOS = [
     Scenario("cold_import", lambda v: ["import", v.module],
-             (Metric("import_ms", "cold import (ms)", 0.60), Metric("wall_ms", "cold process wall (ms)")),
+             (Metric("import_ms", "cold import (ms)", 0.50), Metric("wall_ms", "cold process wall (ms)")),
              lambda a: a.runs),
     Scenario("warm_get", lambda v: ["warm", v.handler, "GET /", str(WARMUP_CALLS), str(TIMED_CALLS), str(EVENTS_PY)],
-             (Metric("us_per_call", "warm GET (µs)", 0.40),), warm_processes),
+             (Metric("us_per_call", "warm GET (µs)", 0.35),), warm_processes),
     # Ours only (the reference has no warmup path): both calls timed in the same process.
     Scenario("warmup_ping", lambda v: ["ping", v.handler, str(WARMUP_CALLS), str(PING_CALLS), str(TIMED_CALLS),
                                        str(EVENTS_PY)],
