@@ -255,3 +255,16 @@ def test_construct_refuses_provisioned_beyond_the_reservation():
     with pytest.raises(ValueError, match=r"provisioned.max_capacity=5 exceeds reserved_concurrency=4"):
         FastApiFunction(Stack(App(context=SKIP_BUNDLING), "Reserved"), "Api", reserved_concurrency=4,
                         cold_start=ColdStart.provisioned_concurrency())
+
+
+def test_config_caps_warmup_concurrency_where_the_handler_clamps():
+    from fastapi_lambda.constants import MAX_WARMUP_CONCURRENCY
+
+    context = read_cdk_json_context()
+    context["environments"]["dev"]["cold_start"] = {"strategy": "warmup",
+                                                    "warmup": {"concurrency": MAX_WARMUP_CONCURRENCY}}
+    assert load_settings(context).environments["dev"].cold_start.warmup.concurrency == MAX_WARMUP_CONCURRENCY
+
+    context["environments"]["dev"]["cold_start"]["warmup"]["concurrency"] = MAX_WARMUP_CONCURRENCY + 1
+    with pytest.raises(ConfigError, match=rf"cold_start.warmup.concurrency: {MAX_WARMUP_CONCURRENCY + 1} is not allowed"):
+        load_settings(context)
