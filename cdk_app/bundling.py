@@ -240,15 +240,24 @@ def strip_installed(directory: Path) -> None:
             path.unlink()
 
 
+def _distributions(site: Path) -> dict[str, importlib.metadata.Distribution]:
+    """The distributions installed in ``site``, by canonical name."""
+    found = (d for d in importlib.metadata.distributions(path=[str(site)]) if d.metadata["Name"])
+    return {canonicalize_name(d.metadata["Name"]): d for d in found}
+
+
 def remove_distributions(site: Path, names: frozenset[str]) -> None:
     """Uninstall distributions that a dependency pulled in but the runtime provides (the AWS SDK)."""
-    for dist in importlib.metadata.distributions(path=[str(site)]):
-        if canonicalize_name(dist.metadata["Name"]) in names:
-            for file in dist.files or ():
-                (site / file).unlink(missing_ok=True)
-            for top in {Path(str(f)).parts[0] for f in dist.files or ()} - {"..", "bin"}:
-                if (site / top).is_dir():
-                    shutil.rmtree(site / top, ignore_errors=True)
+    for name, dist in _distributions(site).items():
+        if name not in names:
+            continue
+        files = list(dist.files or ())  # read once: RECORD itself is among them
+        for top in {Path(str(f)).parts[0] for f in files} - {"..", "bin"}:
+            target = site / top
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
 
 
 def unmet_requirements(site: Path, target: BundlingTarget, wanted: list[str]) -> list[str]:
@@ -258,7 +267,7 @@ def unmet_requirements(site: Path, target: BundlingTarget, wanted: list[str]) ->
     (the AWS SDK, unless it is bundled) count as present. Checked on the files: the
     ``*.dist-info`` metadata in ``site``.
     """
-    installed = {canonicalize_name(d.metadata["Name"]): d for d in importlib.metadata.distributions(path=[str(site)])}
+    installed = _distributions(site)
     provided = set() if target.include_aws_sdk else AWS_SDK_PACKAGES
     environment = target.marker_environment()
     problems: list[str] = []

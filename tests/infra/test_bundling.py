@@ -331,3 +331,14 @@ def test_a_poetry_lock_without_poetry_says_what_to_do(tmp_path, monkeypatch):
 
     with pytest.raises(BundlingError, match=r"poetry.lock needs `poetry` to export it, and poetry is not installed"):
         build_locally("layer", tmp_path / "out", source=tmp_path, target=HOST_TARGET)
+
+
+@pytest.mark.slow
+def test_an_sdk_pulled_in_by_a_dependency_is_left_to_the_runtime(tmp_path):
+    # aws-xray-sdk needs botocore: pip resolves it in, the bundler takes it out again (Lambda has it).
+    (tmp_path / "requirements.txt").write_text("aws-xray-sdk==2.15.0\n")
+
+    site = build_locally("layer", tmp_path / "out", source=tmp_path, target=HOST_TARGET) / "python"
+
+    assert (site / "aws_xray_sdk").is_dir() and (site / "wrapt").is_dir() and (site / "mangum").is_dir()
+    assert not (site / "botocore").exists() and not list(site.glob("botocore-*.dist-info"))
