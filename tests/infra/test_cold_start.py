@@ -170,12 +170,12 @@ REFUSED_SETTINGS = {
         {"strategy": "provisioned", "provisioned": {"min": 6, "max": 5}}, "min=6 is above max=5; set min <= max"),
     "utilization out of range": (
         {"strategy": "provisioned", "provisioned": {"target_utilization": 1.5}},
-        "cold_start.provisioned.target_utilization: 1.5 is not allowed: Input should be less than 1"),
+        "cold_start.provisioned.target_utilization: 1.5 is not allowed (allowed: more than 0 and less than 1)"),
     "cron with five fields": (
         {"strategy": "provisioned", "provisioned": {"schedules": [{"name": "x", "cron": "0 8 * * 1", "min": 1,
                                                                    "max": 2}]}},
         "cron needs 6 fields"),
-    "unknown strategy": ({"strategy": "keepwarm"}, "'provisioned', 'snapstart', 'warmup' or 'none'"),
+    "unknown strategy": ({"strategy": "keepwarm"}, '(allowed: "provisioned", "snapstart", "warmup", "none")'),
 }
 
 
