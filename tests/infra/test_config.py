@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from cdk_app.config import (
@@ -14,6 +20,7 @@ from cdk_app.config import (
 from cdk_app.stack import build_stacks
 from tests.infra.conftest import make_app
 
+ROOT = Path(__file__).resolve().parents[2]
 MEMORY_64_IN_PROD = ("environments.prod.function.memory_mb: 64 is not allowed (allowed: 128 to 10240). "
                      "Fix: set a whole number from 128 to 10240.")
 
@@ -169,6 +176,25 @@ def test_invalid_context_stops_synth():
 
     with pytest.raises(ConfigError, match=r"environments.dev.api.throttle_rate_limit: -5 is not allowed"):
         build_stacks(make_app(context))
+
+
+def run_app(context: dict, outdir: Path) -> subprocess.CompletedProcess:
+    """``python app.py`` as the CDK CLI runs it: context and output folder in the environment."""
+    env = {**os.environ, "CDK_CONTEXT_JSON": json.dumps(context), "CDK_OUTDIR": str(outdir)}
+    return subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_entry_point_prints_one_line_per_problem_and_no_traceback(context, tmp_path):
+    problems = [ONE_LINE_ERRORS["literal"], ONE_LINE_ERRORS["below the range"]]  # dev, then prod
+    for path, value, _ in problems:
+        set_key(context, path, value)
+
+    done = run_app(context, tmp_path)
+
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [line for _, _, line in problems]
+    assert not (tmp_path / "manifest.json").exists()
 
 
 @pytest.mark.parametrize(("value", "bundled"), [("true", False), ("false", True)])
