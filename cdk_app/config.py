@@ -11,7 +11,8 @@ from __future__ import annotations
 import difflib
 import json
 import math
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import UnionType
 from typing import Any, Literal, Union, get_args, get_origin
@@ -373,25 +374,42 @@ def _describe(error: Mapping[str, Any]) -> str:
     return f"{where}: {_shown(value)} is not allowed (allowed: {allowed}). Fix: {fix}."
 
 
-def load_settings(context: Mapping[str, Any]) -> ProjectSettings:
-    """Validate the CDK context; raise :class:`ConfigError` with one line per problem."""
-    raw = {key: context[key] for key in ("app_name", "environments") if key in context}
+def _validate(raw: Mapping[str, Any]) -> ProjectSettings:
     try:
         return ProjectSettings.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(*(_describe(error) for error in exc.errors())) from None
 
 
+def warn_on_stderr(problem: str) -> None:
+    print(f"warning: {problem}", file=sys.stderr)
+
+
+def load_settings(context: Mapping[str, Any], only: str | None = None,
+                  warn: Callable[[str], None] = warn_on_stderr) -> ProjectSettings:
+    """Validate the CDK context; raise :class:`ConfigError` with one line per problem.
+
+    ``only`` (``-c env=<name>``) keeps just that environment. Each other environment's
+    problems then go to ``warn`` instead: a typo in prod must not block a dev synth.
+    Top-level keys (``app_name``) are always errors.
+    """
+    raw = {key: context[key] for key in ("app_name", "environments") if key in context}
+    environments = raw.get("environments")
+    if only is not None and isinstance(environments, Mapping):
+        if only not in environments:
+            known = ", ".join(sorted(environments))
+            raise ConfigError(f"-c env={only}: no such environment. Fix: use one of {known}, or omit -c env "
+                              "to synth all.")
+        if others := {name: env for name, env in environments.items() if name != only}:
+            try:
+                _validate({"environments": others})
+            except ConfigError as problems:
+                for problem in problems.problems:
+                    warn(problem)
+        raw["environments"] = {only: environments[only]}
+    return _validate(raw)
+
+
 def read_cdk_json_context(path: Path = CDK_JSON) -> dict[str, Any]:
     """The ``context`` block of ``cdk.json`` (``python app.py`` and tests do not get it from the CLI)."""
     return dict(json.loads(path.read_text()).get("context", {}))
-
-
-def select_environments(settings: ProjectSettings, only: str | None) -> dict[str, EnvironmentSettings]:
-    """All environments, or the one named by ``-c env=<name>``."""
-    if only is None:
-        return dict(settings.environments)
-    if only not in settings.environments:
-        known = ", ".join(sorted(settings.environments))
-        raise ConfigError(f"-c env={only}: no such environment. Fix: use one of {known}, or omit -c env to synth all")
-    return {only: settings.environments[only]}

@@ -10,15 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from cdk_app.config import (
-    LOG_RETENTION_DAYS,
-    ConfigError,
-    load_settings,
-    read_cdk_json_context,
-    select_environments,
-)
+from cdk_app.config import LOG_RETENTION_DAYS, ConfigError, load_settings, read_cdk_json_context
 from cdk_app.stack import build_stacks
-from tests.infra.conftest import make_app
+from tests.infra.conftest import make_app, template_of
 
 ROOT = Path(__file__).resolve().parents[2]
 MEMORY_64_IN_PROD = ("environments.prod.function.memory_mb: 64 is not allowed (allowed: 128 to 10240). "
@@ -152,7 +146,27 @@ def test_every_problem_is_reported_at_once(context):
 
 def test_unknown_environment_selection_lists_the_known_ones(context):
     with pytest.raises(ConfigError, match=r"-c env=qa: no such environment. Fix: use one of dev, prod, staging"):
-        select_environments(load_settings(context), "qa")
+        load_settings(context, only="qa")
+
+
+def test_other_environments_problems_are_warnings_when_one_is_selected(context):
+    set_key(context, "prod.function.memory_mb", 64)
+    warnings = []
+
+    settings = load_settings(context, only="dev", warn=warnings.append)
+
+    assert list(settings.environments) == ["dev"]
+    assert warnings == [MEMORY_64_IN_PROD]
+
+
+def test_the_selected_environment_and_top_level_keys_still_fail(context):
+    set_key(context, "prod.function.memory_mb", 64)
+    with pytest.raises(ConfigError, match="environments.prod.function.memory_mb: 64"):
+        load_settings(context, only="prod", warn=pytest.fail)
+
+    context["app_name"] = "Bad Name"
+    with pytest.raises(ConfigError, match=r'^app_name: "Bad Name" is not allowed'):
+        load_settings(context, only="dev")
 
 
 def test_env_context_limits_synth_to_one_stack():
@@ -176,6 +190,16 @@ def test_invalid_context_stops_synth():
 
     with pytest.raises(ConfigError, match=r"environments.dev.api.throttle_rate_limit: -5 is not allowed"):
         build_stacks(make_app(context))
+
+
+def test_env_selection_synthesizes_it_and_warns_about_the_others(context, capsys):
+    set_key(context, "prod.function.memory_mb", 64)
+
+    stacks = build_stacks(make_app({**context, "env": "dev"}))
+
+    assert list(stacks) == ["dev"]
+    template_of(stacks["dev"]).resource_count_is("AWS::Lambda::Function", 1)
+    assert capsys.readouterr().err.splitlines() == [f"warning: {MEMORY_64_IN_PROD}"]
 
 
 def run_app(context: dict, outdir: Path) -> subprocess.CompletedProcess:
