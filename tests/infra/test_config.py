@@ -9,7 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from aws_cdk.assertions import Annotations, Match
 
+import cdk_app.function as function_module
+from cdk_app.bundling import BundlingError, LocalPythonBundler
 from cdk_app.config import LOG_RETENTION_DAYS, ConfigError, load_settings, read_cdk_json_context
 from cdk_app.stack import build_stacks
 from tests.infra.conftest import make_app, template_of
@@ -227,3 +230,36 @@ def test_skip_bundling_setting(value, bundled):
 
     assert stack.bundling_required is bundled
 
+
+@pytest.fixture
+def no_target_python(monkeypatch):
+    """Bundling on, no interpreter of the target Python, and a stand-in bundler (no pip) that counts builds."""
+    built = []
+    monkeypatch.setattr(function_module, "find_python", lambda version: None)
+
+    def fake_bundle(self, output_dir, options=None, **_):
+        (Path(output_dir) / self.kind).write_text("stand-in")
+        built.append(self.kind)
+        return True
+
+    monkeypatch.setattr(LocalPythonBundler, "try_bundle", fake_bundle)
+    return built
+
+
+def bundled_app(strict: str):
+    return make_app({"aws:cdk:bundling-stacks": ["**"], "skip_bundling": "false", "env": "dev",
+                     "strict_bundling": strict})
+
+
+def test_strict_bundling_fails_synth_without_the_target_python(no_target_python):
+    with pytest.raises(BundlingError, match="No Python 3.13 interpreter"):
+        build_stacks(bundled_app("true"))
+
+    assert no_target_python == [], "strict mode must fail before building anything"
+
+
+def test_without_strict_bundling_a_missing_python_is_a_warning(no_target_python):
+    stack = build_stacks(bundled_app("false"))["dev"]
+
+    assert sorted(no_target_python) == ["code", "layer"]
+    Annotations.from_stack(stack).has_warning("*", Match.string_like_regexp("No Python 3.13 interpreter"))
