@@ -73,14 +73,23 @@ def test_prod_provisions_2_to_5_on_the_alias_with_target_tracking_and_a_spillove
             "PredefinedMetricSpecification": {"PredefinedMetricType": "LambdaProvisionedConcurrencyUtilization"},
         }),
     })
-    template.has_resource_properties("AWS::CloudWatch::Alarm", {
-        "MetricName": "ProvisionedConcurrencySpilloverInvocations", "Namespace": "AWS/Lambda", "Statistic": "Sum",
-        "Threshold": 1, "ComparisonOperator": "GreaterThanOrEqualToThreshold",
-        "Dimensions": Match.array_with([Match.object_like({"Name": "Resource"})]),
-    })
     template.resource_count_is("AWS::Events::Rule", 0)
     assert "SnapStart" not in function_properties(template)
     assert import_mode(template) == "eager"
+
+
+def test_spillover_alarm_fires_on_sustained_spillover_of_the_alias(synth):
+    # Any spillover in 3 of 5 one-minute periods; no traffic is not a problem.
+    alarm = only(synth.templates["prod"], "AWS::CloudWatch::Alarm")[1]["Properties"]
+
+    assert {key: alarm[key] for key in ("Namespace", "MetricName", "Statistic", "Period", "Threshold",
+                                        "ComparisonOperator", "EvaluationPeriods", "DatapointsToAlarm",
+                                        "TreatMissingData")} == {
+        "Namespace": "AWS/Lambda", "MetricName": "ProvisionedConcurrencySpilloverInvocations", "Statistic": "Sum",
+        "Period": 60, "Threshold": 1, "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        "EvaluationPeriods": 5, "DatapointsToAlarm": 3, "TreatMissingData": "notBreaching"}
+    resource = next(d["Value"] for d in alarm["Dimensions"] if d["Name"] == "Resource")
+    assert ":live" in json.dumps(resource), "the alarm must watch the alias, where provisioned concurrency lives"
 
 
 def test_scalable_target_is_the_live_alias(synth):
