@@ -1,21 +1,24 @@
 """Typed, validated per-environment settings, read from the ``cdk.json`` context.
 
-Every problem stops synth with one message that names the environment, the key,
-the bad value and the fix, e.g.::
+Every problem is one line that names the environment, the key, the bad value,
+what is allowed (read from the field's type and ``Field`` constraints) and the fix::
 
-    environments.prod.function.memory_mb: 64 is not allowed: Input should be greater
-    than or equal to 128. Fix: set a whole number of MB from 128 to 10240.
+    environments.prod.function.memory_mb: 64 is not allowed (allowed: 128 to 10240). Fix: set a whole number from 128 to 10240.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 from fastapi_lambda.constants import MAX_WARMUP_CONCURRENCY
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 
 from cdk_app.rules import (
     CONFIG_NAMES,
@@ -34,7 +37,11 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 
 
 class ConfigError(ValueError):
-    """Invalid configuration; the message says where, what and how to fix it."""
+    """Invalid configuration: one line per problem (``problems``) saying where, what and how to fix it."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
 
 
 class _Settings(BaseModel):
@@ -107,7 +114,7 @@ class _CapacityBounds(_Settings):
 class ScheduleSettings(_CapacityBounds):
     """Provisioned-concurrency bounds on a schedule (e.g. business hours)."""
 
-    name: str = Field(..., pattern=r"^[A-Za-z][A-Za-z0-9-]{0,63}$")
+    name: str = Field(..., pattern=r"^[A-Za-z][A-Za-z0-9-]{0,63}$", examples=["business-hours"])
     cron: str = Field(..., description="Application Auto Scaling cron, 6 fields: '0 8 ? * MON-FRI *'")
     min: int = Field(..., ge=0)
     max: int = Field(..., ge=1)
@@ -174,23 +181,18 @@ class ColdStartSettings(_Settings):
 class EnvironmentSettings(_Settings):
     """Everything that differs between dev, staging and prod."""
 
-    account: str | None = Field(None, pattern=r"^\d{12}$", description="Target account; agnostic if absent")
-    region: str | None = Field(None, pattern=r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$", description="Target region")
+    account: str | None = Field(None, pattern=r"^\d{12}$", examples=["123456789012"],
+                                description="Target account; agnostic if absent")
+    region: str | None = Field(None, pattern=r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$", examples=["eu-west-1"],
+                               description="Target region")
     removal_policy: Literal["destroy", "retain"] = Field("retain", description="For logs and other stateful resources")
-    log_retention_days: int = Field(30, description="CloudWatch Logs retention")
+    log_retention_days: Literal[LOG_RETENTION_DAYS] = Field(30, description="CloudWatch Logs retention")
     termination_protection: bool = False
     tags: dict[str, str] = {}
     function: FunctionSettings = FunctionSettings()
     api: ApiSettings = ApiSettings()
     bundling: BundlingSettings = BundlingSettings()
     cold_start: ColdStartSettings = ColdStartSettings()
-
-    @field_validator("log_retention_days")
-    @classmethod
-    def _retention_is_supported(cls, value: int) -> int:
-        if value not in LOG_RETENTION_DAYS:
-            raise ValueError(f"CloudWatch Logs accepts only {', '.join(map(str, LOG_RETENTION_DAYS))} days. Fix: use one of those")
-        return value
 
     @model_validator(mode="after")
     def _settings_fit_together(self) -> EnvironmentSettings:
@@ -215,7 +217,8 @@ class EnvironmentSettings(_Settings):
 class ProjectSettings(_Settings):
     """The ``cdk.json`` context this project reads."""
 
-    app_name: str = Field("fastapi-lambda", pattern=r"^[a-z][a-z0-9-]{1,30}$", description="Prefix of stack names")
+    app_name: str = Field("fastapi-lambda", pattern=r"^[a-z][a-z0-9-]{1,30}$", examples=["fastapi-lambda"],
+                          description="Prefix of stack names")
     environments: dict[str, EnvironmentSettings] = Field(..., min_length=1)
 
     @field_validator("environments", mode="before")
@@ -239,76 +242,144 @@ class ProjectSettings(_Settings):
         return value
 
 
-_FIXES = {
-    "extra_forbidden": "remove it or correct its spelling; allowed keys are {allowed}",
-    "literal_error": "use one of the values listed",
-    "missing": "add it",
-    "greater_than": "use a larger value",
-    "greater_than_equal": "use a value at least as large as shown",
-    "less_than": "use a smaller value",
-    "less_than_equal": "use a value no larger than shown",
-    "string_pattern_mismatch": "write it in the format the pattern shows",
-    "int_parsing": "write a whole number",
-    "int_type": "write a whole number",
-    "float_parsing": "write a number",
-    "bool_parsing": "write true or false",
-    "bool_type": "write true or false",
-    "too_short": "add at least one entry",
-}
+_BOUND_WORDS = {"gt": "more than", "ge": "at least", "lt": "less than", "le": "at most"}
 
 
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The settings model that holds the last key of ``loc``."""
-    model: type[BaseModel] | None = ProjectSettings
-    parts = list(loc[:-1])
-    while parts and model is not None:
-        part = parts.pop(0)
-        if model is ProjectSettings and part == "environments":
-            parts.pop(0)  # the environment's name
-            model = EnvironmentSettings
-            continue
-        field = model.model_fields.get(str(part))
-        kinds = (field.annotation, *get_args(field.annotation)) if field else ()
-        model = next((k for k in kinds if isinstance(k, type) and issubclass(k, BaseModel)), None)
-    return model
+def _unwrap(annotation: Any) -> Any:
+    """``X`` for ``X | None``: a key that may be left out is described by what it holds."""
+    kinds = [kind for kind in get_args(annotation) if kind is not type(None)]
+    return kinds[0] if get_origin(annotation) in (Union, UnionType) and len(kinds) == 1 else annotation
 
 
-def _allowed_keys(loc: tuple[Any, ...]) -> str:
-    model = _model_at(loc)
-    return ", ".join(sorted(model.model_fields)) if model else "(see README)"
+def _target(loc: tuple[Any, ...]) -> tuple[Any, FieldInfo | None]:
+    """The type at ``loc`` and the field whose constraints apply there (none inside lists and dicts)."""
+    annotation: Any = ProjectSettings
+    field: FieldInfo | None = None
+    for part in loc:
+        annotation = _unwrap(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(part))
+            annotation = field.annotation if field else None
+        else:  # an entry of a list or a value of a dict
+            field, annotation = None, (get_args(annotation) or (None,))[-1]
+    return _unwrap(annotation), field
+
+
+def _keys(model: Any) -> str:
+    return ", ".join(sorted(model.model_fields)) if isinstance(model, type) and issubclass(model, BaseModel) else ""
+
+
+def _closest(value: Any, options: Iterable[Any]) -> Any | None:
+    """The option a mistyped ``value`` most likely meant, if one is close."""
+    options = list(options)
+    if isinstance(value, str):
+        match = difflib.get_close_matches(value, [str(option) for option in options], n=1)
+        return next((option for option in options if [str(option)] == match), None)
+    numbers = all(isinstance(x, int | float) and not isinstance(x, bool) for x in (value, *options))
+    return min(options, key=lambda option: abs(option - value)) if numbers and options else None
+
+
+def _constraint(field: FieldInfo | None, name: str) -> Any | None:
+    """A ``Field`` constraint (``ge``, ``pattern``, ``min_length``...), if ``field`` has it."""
+    return next((getattr(item, name) for item in (field.metadata if field else ())
+                 if getattr(item, name, None) is not None), None)
+
+
+def _range(field: FieldInfo | None) -> tuple[str, str]:
+    """The ``ge/gt/le/lt`` constraints of ``field`` as (what is allowed, the same after "set a number")."""
+    limits = {name: limit for name in _BOUND_WORDS if (limit := _constraint(field, name)) is not None}
+    if {"ge", "le"} <= limits.keys():
+        return f"{limits['ge']} to {limits['le']}", f"from {limits['ge']} to {limits['le']}"
+    words = " and ".join(f"{_BOUND_WORDS[name]} {limit}" for name, limit in limits.items())
+    return words, words
+
+
+def _allowed(annotation: Any, field: FieldInfo | None, value: Any) -> tuple[str, str]:
+    """What a key accepts and how to fix ``value``, both read from its type and ``Field`` constraints."""
+    if get_origin(annotation) is Literal:
+        options = get_args(annotation)
+        closest = _closest(value, options)
+        hint = f"; the closest is {json.dumps(closest)}" if closest is not None else ""
+        return ", ".join(json.dumps(option) for option in options), f"use one of the allowed values{hint}"
+    if annotation in (int, float):
+        noun = "whole number" if annotation is int else "number"
+        allowed, phrase = _range(field)
+        return allowed or f"any {noun}", f"set a {noun} {phrase}".rstrip()
+    if annotation is bool:
+        return "true or false", "set true or false"
+    if annotation is str:
+        if (pattern := _constraint(field, "pattern")) is None:
+            return "text", "write it as text in double quotes"
+        example = f", e.g. {json.dumps(field.examples[0])}" if field and field.examples else ""
+        return f"text matching {pattern}", f"write it in that format{example}"
+    noun = "a list" if get_origin(annotation) is list else "an object"
+    size = f" of {least} or more entries" if (least := _constraint(field, "min_length")) else ""
+    keys = _keys(annotation)
+    return f"{noun}{size}" + (f" with the keys {keys}" if keys else ""), f"write {noun}{size}"
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _describe(error: Mapping[str, Any]) -> str:
+    """One line for one problem: where, the value, what is allowed and the fix."""
     loc = tuple(error["loc"])
     where = ".".join(str(part) for part in loc) or "(top level)"
-    message = error["msg"].removeprefix("Value error, ")
-    fix = _FIXES.get(error["type"], "correct the value" if error["type"] != "value_error" else "")
-    fix = fix.format(allowed=_allowed_keys(loc)) if "{allowed}" in fix else fix
-    value = error.get("input")
-    shown = "" if error["type"] in ("missing",) or isinstance(value, Mapping) else f"{json.dumps(value, default=str)} is not allowed: "
-    return f"{where}: {shown}{message}" + (f". Fix: {fix}" if fix else "")
+    value, kind = error.get("input"), error["type"]
+    if kind == "extra_forbidden":
+        keys = _keys(_target(loc[:-1])[0])
+        closest = _closest(str(loc[-1]), keys.split(", "))
+        fix = f"rename it to {closest}, or remove it" if closest else "remove it or correct its spelling"
+        set_to = "" if isinstance(value, Mapping | list) else f", set to {_shown(value)}"
+        return f"{where}: unknown key{set_to} (allowed keys: {keys}). Fix: {fix}."
+    if kind in ("value_error", "assertion_error"):  # our validators' messages carry their own fix
+        message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ").rstrip(".")
+        shown = "" if isinstance(value, Mapping) else f"{_shown(value)} is not allowed: "
+        return f"{where}: {shown}{message}."
+    allowed, fix = _allowed(*_target(loc), value)
+    if kind == "missing":
+        return f"{where}: missing (required: {allowed}). Fix: add it: {fix}."
+    return f"{where}: {_shown(value)} is not allowed (allowed: {allowed}). Fix: {fix}."
 
 
-def load_settings(context: Mapping[str, Any]) -> ProjectSettings:
-    """Validate the CDK context; raise :class:`ConfigError` listing every problem."""
-    raw = {key: context[key] for key in ("app_name", "environments") if key in context}
+def _validate(raw: Mapping[str, Any]) -> ProjectSettings:
     try:
         return ProjectSettings.model_validate(raw)
     except ValidationError as exc:
-        problems = "\n  ".join(_describe(error) for error in exc.errors())
-        raise ConfigError(f"Invalid settings in cdk.json context:\n  {problems}") from None
+        raise ConfigError(*(_describe(error) for error in exc.errors())) from None
+
+
+def warn_on_stderr(problem: str) -> None:
+    print(f"warning: {problem}", file=sys.stderr)
+
+
+def load_settings(context: Mapping[str, Any], only: str | None = None,
+                  warn: Callable[[str], None] = warn_on_stderr) -> ProjectSettings:
+    """Validate the CDK context; raise :class:`ConfigError` with one line per problem.
+
+    ``only`` (``-c env=<name>``) keeps just that environment. Each other environment's
+    problems then go to ``warn`` instead: a typo in prod must not block a dev synth.
+    Top-level keys (``app_name``) are always errors.
+    """
+    raw = {key: context[key] for key in ("app_name", "environments") if key in context}
+    environments = raw.get("environments")
+    if only is not None and isinstance(environments, Mapping):
+        if only not in environments:
+            known = ", ".join(sorted(environments))
+            raise ConfigError(f"-c env={only}: no such environment. Fix: use one of {known}, or omit -c env "
+                              "to synth all.")
+        if others := {name: env for name, env in environments.items() if name != only}:
+            try:
+                _validate({"environments": others})
+            except ConfigError as problems:
+                for problem in problems.problems:
+                    warn(problem)
+        raw["environments"] = {only: environments[only]}
+    return _validate(raw)
 
 
 def read_cdk_json_context(path: Path = CDK_JSON) -> dict[str, Any]:
     """The ``context`` block of ``cdk.json`` (``python app.py`` and tests do not get it from the CLI)."""
     return dict(json.loads(path.read_text()).get("context", {}))
-
-
-def select_environments(settings: ProjectSettings, only: str | None) -> dict[str, EnvironmentSettings]:
-    """All environments, or the one named by ``-c env=<name>``."""
-    if only is None:
-        return dict(settings.environments)
-    if only not in settings.environments:
-        known = ", ".join(sorted(settings.environments))
-        raise ConfigError(f"-c env={only}: no such environment. Fix: use one of {known}, or omit -c env to synth all")
-    return {only: settings.environments[only]}

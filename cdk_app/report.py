@@ -9,6 +9,7 @@ acknowledgements from the assembly metadata.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -16,6 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ACKNOWLEDGED = "aws:cdk:acknowledged-rules"
+#: cfn-lint takes seconds on our templates; minutes means it hangs, and CI should say so, not wait.
+CFN_LINT_TIMEOUT_SECONDS = 300
+
+
+class ReportError(RuntimeError):
+    """cfn-lint could not run; the message says why and what to do."""
 
 
 @dataclass
@@ -37,11 +44,20 @@ def cfn_lint(*templates: Path) -> dict[str, Counter[str]]:
     """cfn-lint findings per template file name, counted by level (settings from .cfnlintrc.yaml).
 
     One cfn-lint process for all templates: its start-up costs more than linting one.
+    It is the one installed beside this Python (``make setup`` puts it in the venv).
     """
-    cli = Path(sys.executable).with_name("cfn-lint")
-    done = subprocess.run([str(cli), "--format", "json", *map(str, templates)], capture_output=True, text=True)
+    cli = shutil.which("cfn-lint", path=str(Path(sys.executable).parent))
+    if cli is None:
+        raise ReportError(f"cfn-lint is not installed for {sys.executable}; install it with `make setup` "
+                          f"or `{sys.executable} -m pip install -r requirements-dev.txt`.")
+    command = [cli, "--format", "json", *map(str, templates)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=CFN_LINT_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise ReportError(f"cfn-lint did not finish within {CFN_LINT_TIMEOUT_SECONDS} s and was stopped; "
+                          f"run it alone to see where it hangs: {' '.join(command)}") from None
     if done.returncode not in (0, 2, 4, 6, 8, 10, 12, 14):  # cfn-lint's exit code is a bitmask of levels
-        raise RuntimeError(f"cfn-lint failed: {done.stderr.strip()}")
+        raise ReportError(f"cfn-lint failed: {done.stderr.strip()}")
     counts: dict[str, Counter[str]] = {template.name: Counter() for template in templates}
     for finding in json.loads(done.stdout or "[]"):
         name = Path(finding["Filename"]).name
@@ -109,12 +125,17 @@ def summarize(assembly: Path, stack: str, artifact: dict, levels: Counter[str]) 
 
 def main(argv: list[str]) -> int:
     assembly = Path(argv[0] if argv else "cdk.out")
-    manifest = json.loads((assembly / "manifest.json").read_text())
-    stacks = {name: a for name, a in manifest["artifacts"].items() if a["type"] == "aws:cloudformation:stack"}
+    manifest = assembly / "manifest.json"
+    artifacts = json.loads(manifest.read_text())["artifacts"] if manifest.is_file() else {}
+    stacks = {name: a for name, a in artifacts.items() if a["type"] == "aws:cloudformation:stack"}
     if not stacks:
         print(f"No stacks in {assembly}; run cdk synth first.", file=sys.stderr)
         return 1
-    lint = cfn_lint(*(template_path(assembly, artifact) for artifact in stacks.values()))
+    try:
+        lint = cfn_lint(*(template_path(assembly, artifact) for artifact in stacks.values()))
+    except ReportError as error:
+        print(error, file=sys.stderr)  # one line that says what to do; a traceback would bury it
+        return 1
     rows = [summarize(assembly, name, artifact, lint[template_path(assembly, artifact).name])
             for name, artifact in stacks.items()]
     header = f"{'stack':<24} {'resources':>9} {'api':<9} {'runtime':<17} {'memory':>6} {'timeout':>7} " \

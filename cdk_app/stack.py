@@ -18,7 +18,6 @@ from cdk_app.config import (
     EnvironmentSettings,
     load_settings,
     read_cdk_json_context,
-    select_environments,
 )
 from cdk_app.function import DependenciesLayer, FastApiFunction
 
@@ -112,21 +111,23 @@ def build_stacks(app: App) -> dict[str, FastApiStack]:
     """Add one :class:`FastApiStack` per environment of the context, with cdk-nag checks.
 
     Reads the ``cdk.json`` context (the CLI passes it; ``python app.py`` and tests
-    fall back to the file). ``-c env=<name>`` limits synth to one environment,
-    ``-c strict_bundling=true`` makes a missing target interpreter an error and
-    ``-c skip_bundling=true`` skips bundling (fast template checks; not deployable).
+    fall back to the file) and raises :class:`ConfigError` when it is invalid.
+    ``-c env=<name>`` limits synth to one environment (the others' problems are
+    then warnings on stderr), ``-c strict_bundling=true`` makes a missing target
+    interpreter an error and ``-c skip_bundling=true`` skips bundling (fast
+    template checks; not deployable).
     """
     context = {key: app.node.try_get_context(key) for key in ("app_name", "environments")}
     if context["environments"] is None:
         context = read_cdk_json_context()
-    settings = load_settings({k: v for k, v in context.items() if v is not None})
+    settings = load_settings({k: v for k, v in context.items() if v is not None},
+                             only=app.node.try_get_context("env"))
     if _flag(app.node.try_get_context("skip_bundling")):
         # CDK's own switch: assets keep their source hash, so templates match a bundled synth.
         app.node.set_context("aws:cdk:bundling-stacks", [])
     strict = _flag(app.node.try_get_context("strict_bundling"))
-    only = app.node.try_get_context("env")
     stacks = {}
-    for name, env_settings in select_environments(settings, only).items():
+    for name, env_settings in settings.environments.items():
         if strict:
             env_settings = env_settings.model_copy(
                 update={"bundling": env_settings.bundling.model_copy(update={"require_compiled": True})}

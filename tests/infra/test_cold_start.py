@@ -79,14 +79,23 @@ def test_prod_provisions_2_to_5_on_the_alias_with_target_tracking_and_a_spillove
             "PredefinedMetricSpecification": {"PredefinedMetricType": "LambdaProvisionedConcurrencyUtilization"},
         }),
     })
-    template.has_resource_properties("AWS::CloudWatch::Alarm", {
-        "MetricName": "ProvisionedConcurrencySpilloverInvocations", "Namespace": "AWS/Lambda", "Statistic": "Sum",
-        "Threshold": 1, "ComparisonOperator": "GreaterThanOrEqualToThreshold",
-        "Dimensions": Match.array_with([Match.object_like({"Name": "Resource"})]),
-    })
     template.resource_count_is("AWS::Events::Rule", 0)
     assert "SnapStart" not in function_properties(template)
     assert import_mode(template) == "eager"
+
+
+def test_spillover_alarm_fires_on_sustained_spillover_of_the_alias(synth):
+    # Any spillover in 3 of 5 one-minute periods; no traffic is not a problem.
+    alarm = only(synth.templates["prod"], "AWS::CloudWatch::Alarm")[1]["Properties"]
+
+    assert {key: alarm[key] for key in ("Namespace", "MetricName", "Statistic", "Period", "Threshold",
+                                        "ComparisonOperator", "EvaluationPeriods", "DatapointsToAlarm",
+                                        "TreatMissingData")} == {
+        "Namespace": "AWS/Lambda", "MetricName": "ProvisionedConcurrencySpilloverInvocations", "Statistic": "Sum",
+        "Period": 60, "Threshold": 1, "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        "EvaluationPeriods": 5, "DatapointsToAlarm": 3, "TreatMissingData": "notBreaching"}
+    resource = next(d["Value"] for d in alarm["Dimensions"] if d["Name"] == "Resource")
+    assert ":live" in json.dumps(resource), "the alarm must watch the alias, where provisioned concurrency lives"
 
 
 def test_scalable_target_is_the_live_alias(synth):
@@ -181,12 +190,12 @@ REFUSED_SETTINGS = {
         {"strategy": "provisioned", "provisioned": {"min": 6, "max": 5}}, "min=6 is above max=5; set min <= max"),
     "utilization out of range": (
         {"strategy": "provisioned", "provisioned": {"target_utilization": 1.5}},
-        "cold_start.provisioned.target_utilization: 1.5 is not allowed: Input should be less than 1"),
+        "cold_start.provisioned.target_utilization: 1.5 is not allowed (allowed: more than 0 and less than 1)"),
     "cron with five fields": (
         {"strategy": "provisioned", "provisioned": {"schedules": [{"name": "x", "cron": "0 8 * * 1", "min": 1,
                                                                    "max": 2}]}},
         "cron needs 6 fields"),
-    "unknown strategy": ({"strategy": "keepwarm"}, "'provisioned', 'snapstart', 'warmup' or 'none'"),
+    "unknown strategy": ({"strategy": "keepwarm"}, '(allowed: "provisioned", "snapstart", "warmup", "none")'),
 }
 
 

@@ -1,12 +1,25 @@
-"""Settings validation: every mistake stops synth with where, what and how to fix it."""
+"""Settings validation: every mistake is one line with where, what is allowed and how to fix it."""
 
 from __future__ import annotations
 
-import pytest
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
-from cdk_app.config import ConfigError, load_settings, read_cdk_json_context, select_environments
+import pytest
+from aws_cdk.assertions import Annotations, Match
+
+import cdk_app.function as function_module
+from cdk_app.bundling import BundlingError, LocalPythonBundler
+from cdk_app.config import LOG_RETENTION_DAYS, ConfigError, load_settings, read_cdk_json_context
 from cdk_app.stack import build_stacks
-from tests.infra.conftest import make_app
+from tests.infra.conftest import make_app, template_of
+
+ROOT = Path(__file__).resolve().parents[2]
+MEMORY_64_IN_PROD = ("environments.prod.function.memory_mb: 64 is not allowed (allowed: 128 to 10240). "
+                     "Fix: set a whole number from 128 to 10240.")
 
 
 def error_for(context) -> str:
@@ -15,42 +28,71 @@ def error_for(context) -> str:
     return str(caught.value)
 
 
+def set_key(context, path: str, value) -> None:
+    """Set ``environments.<path>`` (dotted) in ``context``."""
+    *parents, key = path.split(".")
+    node = context["environments"]
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[key] = value
+
+
 def test_cdk_json_is_valid_and_has_the_three_environments(context):
     assert sorted(load_settings(context).environments) == ["dev", "prod", "staging"]
 
 
-def test_unknown_key_names_environment_key_and_allowed_keys(context):
-    context["environments"]["prod"]["function"]["memroy_mb"] = 2048
+ONE_LINE_ERRORS = {
+    "below the range": ("prod.function.memory_mb", 64, MEMORY_64_IN_PROD),
+    "above the range": (
+        "prod.function.memory_mb", 10241,
+        "environments.prod.function.memory_mb: 10241 is not allowed (allowed: 128 to 10240). "
+        "Fix: set a whole number from 128 to 10240."),
+    "open range": (
+        "dev.function.expected_duration_seconds", 0,
+        "environments.dev.function.expected_duration_seconds: 0 is not allowed (allowed: more than 0 and at most "
+        "900). Fix: set a number more than 0 and at most 900."),
+    "literal": (
+        "dev.function.architecture", "arm",
+        'environments.dev.function.architecture: "arm" is not allowed (allowed: "arm64", "x86_64"). '
+        'Fix: use one of the allowed values; the closest is "arm64".'),
+    "literal, nothing close": (
+        "staging.api.type", "graphql",
+        'environments.staging.api.type: "graphql" is not allowed (allowed: "http", "rest"). '
+        "Fix: use one of the allowed values."),
+    "type": (
+        "staging.function.memory_mb", "lots",
+        'environments.staging.function.memory_mb: "lots" is not allowed (allowed: 128 to 10240). '
+        "Fix: set a whole number from 128 to 10240."),
+    "boolean": (
+        "prod.termination_protection", "yes please",
+        'environments.prod.termination_protection: "yes please" is not allowed (allowed: true or false). '
+        "Fix: set true or false."),
+    "pattern": (
+        "prod.account", "12345",
+        r'environments.prod.account: "12345" is not allowed (allowed: text matching ^\d{12}$). '
+        'Fix: write it in that format, e.g. "123456789012".'),
+    "unknown key": (
+        "prod.function.memroy_mb", 2048,
+        "environments.prod.function.memroy_mb: unknown key, set to 2048 (allowed keys: architecture, "
+        "expected_duration_seconds, memory_mb, python_version, reserved_concurrency). "
+        "Fix: rename it to memory_mb, or remove it."),
+    "unknown key, nothing close": (
+        "dev.owner", "team-a",
+        'environments.dev.owner: unknown key, set to "team-a" (allowed keys: account, api, bundling, cold_start, '
+        "function, log_retention_days, region, removal_policy, tags, termination_protection). "
+        "Fix: remove it or correct its spelling."),
+    "missing": (
+        "dev.api.cors", {"allow_credentials": False},
+        "environments.dev.api.cors.allow_origins: missing (required: a list of 1 or more entries). "
+        "Fix: add it: write a list of 1 or more entries."),
+}
 
-    message = error_for(context)
 
-    assert "environments.prod.function.memroy_mb: 2048" in message
-    assert "Extra inputs are not permitted" in message
-    assert "allowed keys are architecture, expected_duration_seconds, memory_mb" in message
+@pytest.mark.parametrize(("path", "value", "line"), ONE_LINE_ERRORS.values(), ids=ONE_LINE_ERRORS.keys())
+def test_each_problem_is_one_line_with_the_allowed_values_and_the_fix(context, path, value, line):
+    set_key(context, path, value)
 
-
-def test_wrong_type_names_the_value_and_the_fix(context):
-    context["environments"]["staging"]["function"]["memory_mb"] = "lots"
-
-    message = error_for(context)
-
-    assert 'environments.staging.function.memory_mb: "lots" is not allowed' in message
-    assert "Fix: write a whole number" in message
-
-
-def test_out_of_range_value(context):
-    context["environments"]["dev"]["function"]["memory_mb"] = 64
-
-    assert "environments.dev.function.memory_mb: 64 is not allowed: Input should be greater than or equal to 128" \
-        in error_for(context)
-
-
-def test_choice_lists_the_allowed_values(context):
-    context["environments"]["dev"]["function"]["architecture"] = "arm"
-
-    message = error_for(context)
-
-    assert "environments.dev.function.architecture" in message and "'arm64' or 'x86_64'" in message
+    assert error_for(context) == line
 
 
 def test_timeout_beyond_the_gateway_limit_is_refused_with_the_largest_valid_value(context):
@@ -58,7 +100,7 @@ def test_timeout_beyond_the_gateway_limit_is_refused_with_the_largest_valid_valu
 
     message = error_for(context)
 
-    assert message.count("\n") == 1, "one message per problem"
+    assert message.count("\n") == 0, "one line per problem"
     assert "environments.prod" in message
     assert "expected_duration_seconds=26 gives a 32 s timeout (120%), above the 29 s a REST API allows" in message
     assert "set function.expected_duration_seconds to 24 or less" in message
@@ -73,14 +115,17 @@ def test_http_api_allows_up_to_30_seconds(context):
 def test_log_retention_must_be_a_supported_value(context):
     context["environments"]["dev"]["log_retention_days"] = 10
 
-    assert "environments.dev.log_retention_days: 10 is not allowed: CloudWatch Logs accepts only 1, 3, 5" \
-        in error_for(context)
+    assert error_for(context) == (
+        f"environments.dev.log_retention_days: 10 is not allowed (allowed: {', '.join(map(str, LOG_RETENTION_DAYS))})."
+        " Fix: use one of the allowed values; the closest is 7.")
 
 
 def test_cors_credentials_with_wildcard_origin_is_refused(context):
     context["environments"]["dev"]["api"]["cors"] = {"allow_origins": ["*"], "allow_credentials": True}
 
-    assert "environments.dev.api.cors: allow_credentials=true with allow_origins ['*']" in error_for(context)
+    assert error_for(context) == (
+        "environments.dev.api.cors: allow_credentials=true with allow_origins ['*'] is refused by browsers; "
+        "list the exact origins or set allow_credentials to false.")
 
 
 def test_account_and_region_are_validated(context):
@@ -97,14 +142,34 @@ def test_every_problem_is_reported_at_once(context):
     context["environments"]["dev"]["api"]["type"] = "graphql"
     context["environments"]["prod"]["removal_policy"] = "keep"
 
-    message = error_for(context)
+    lines = error_for(context).splitlines()
 
-    assert "environments.dev.api.type" in message and "environments.prod.removal_policy" in message
+    assert [line.split(":")[0] for line in lines] == ["environments.dev.api.type", "environments.prod.removal_policy"]
 
 
 def test_unknown_environment_selection_lists_the_known_ones(context):
     with pytest.raises(ConfigError, match=r"-c env=qa: no such environment. Fix: use one of dev, prod, staging"):
-        select_environments(load_settings(context), "qa")
+        load_settings(context, only="qa")
+
+
+def test_other_environments_problems_are_warnings_when_one_is_selected(context):
+    set_key(context, "prod.function.memory_mb", 64)
+    warnings = []
+
+    settings = load_settings(context, only="dev", warn=warnings.append)
+
+    assert list(settings.environments) == ["dev"]
+    assert warnings == [MEMORY_64_IN_PROD]
+
+
+def test_the_selected_environment_and_top_level_keys_still_fail(context):
+    set_key(context, "prod.function.memory_mb", 64)
+    with pytest.raises(ConfigError, match="environments.prod.function.memory_mb: 64"):
+        load_settings(context, only="prod", warn=pytest.fail)
+
+    context["app_name"] = "Bad Name"
+    with pytest.raises(ConfigError, match=r'^app_name: "Bad Name" is not allowed'):
+        load_settings(context, only="dev")
 
 
 def test_env_context_limits_synth_to_one_stack():
@@ -130,8 +195,71 @@ def test_invalid_context_stops_synth():
         build_stacks(make_app(context))
 
 
+def test_env_selection_synthesizes_it_and_warns_about_the_others(context, capsys):
+    set_key(context, "prod.function.memory_mb", 64)
+
+    stacks = build_stacks(make_app({**context, "env": "dev"}))
+
+    assert list(stacks) == ["dev"]
+    template_of(stacks["dev"]).resource_count_is("AWS::Lambda::Function", 1)
+    assert capsys.readouterr().err.splitlines() == [f"warning: {MEMORY_64_IN_PROD}"]
+
+
+def run_app(context: dict, outdir: Path) -> subprocess.CompletedProcess:
+    """``python app.py`` as the CDK CLI runs it: context and output folder in the environment."""
+    env = {**os.environ, "CDK_CONTEXT_JSON": json.dumps(context), "CDK_OUTDIR": str(outdir)}
+    return subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_entry_point_prints_one_line_per_problem_and_no_traceback(context, tmp_path):
+    problems = [ONE_LINE_ERRORS["literal"], ONE_LINE_ERRORS["below the range"]]  # dev, then prod
+    for path, value, _ in problems:
+        set_key(context, path, value)
+
+    done = run_app(context, tmp_path)
+
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [line for _, _, line in problems]
+    assert not (tmp_path / "manifest.json").exists()
+
+
 @pytest.mark.parametrize(("value", "bundled"), [("true", False), ("false", True)])
 def test_skip_bundling_setting(value, bundled):
     stack = build_stacks(make_app({"skip_bundling": value, "env": "dev", "strict_bundling": "false"}))["dev"]
 
     assert stack.bundling_required is bundled
+
+
+@pytest.fixture
+def no_target_python(monkeypatch):
+    """Bundling on, no interpreter of the target Python, and a stand-in bundler (no pip) that counts builds."""
+    built = []
+    monkeypatch.setattr(function_module, "find_python", lambda version: None)
+
+    def fake_bundle(self, output_dir, options=None, **_):
+        (Path(output_dir) / self.kind).write_text("stand-in")
+        built.append(self.kind)
+        return True
+
+    monkeypatch.setattr(LocalPythonBundler, "try_bundle", fake_bundle)
+    return built
+
+
+def bundled_app(strict: str):
+    return make_app({"aws:cdk:bundling-stacks": ["**"], "skip_bundling": "false", "env": "dev",
+                     "strict_bundling": strict})
+
+
+def test_strict_bundling_fails_synth_without_the_target_python(no_target_python):
+    with pytest.raises(BundlingError, match="No Python 3.13 interpreter"):
+        build_stacks(bundled_app("true"))
+
+    assert no_target_python == [], "strict mode must fail before building anything"
+
+
+def test_without_strict_bundling_a_missing_python_is_a_warning(no_target_python):
+    stack = build_stacks(bundled_app("false"))["dev"]
+
+    assert sorted(no_target_python) == ["code", "layer"]
+    Annotations.from_stack(stack).has_warning("*", Match.string_like_regexp("No Python 3.13 interpreter"))

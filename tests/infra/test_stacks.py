@@ -88,6 +88,23 @@ def test_log_groups_follow_the_environment(template, env_name):
         assert group["DeletionPolicy"] == deletion
 
 
+def tags_of(resource: dict) -> dict[str, str]:
+    """CloudFormation tags as a dict (HTTP APIs take a map, the rest a list of Key/Value)."""
+    tags = resource["Properties"].get("Tags", {})
+    return tags if isinstance(tags, dict) else {tag["Key"]: tag["Value"] for tag in tags}
+
+
+def test_function_logs_and_api_carry_the_service_and_environment_tags(template, env_name):
+    assert SETTINGS[env_name].tags, "cdk.json sets tags in every environment"
+    expected = {"service": f"fastapi-lambda-{env_name}", **SETTINGS[env_name].tags}
+    api = {"http": "AWS::ApiGatewayV2::Api", "rest": "AWS::ApiGateway::RestApi"}[SETTINGS[env_name].api.type]
+    tagged = {kind: [tags_of(r) for r in template.find_resources(kind).values()]
+              for kind in ("AWS::Lambda::Function", "AWS::Logs::LogGroup", api)}
+
+    assert tagged == {"AWS::Lambda::Function": [expected], "AWS::Logs::LogGroup": [expected, expected],
+                      api: [expected]}
+
+
 def test_prod_retains_and_protects_dev_does_not(synth):
     assert synth.stacks["prod"].termination_protection is True
     assert synth.stacks["dev"].termination_protection is False

@@ -1,0 +1,56 @@
+"""The main job's summary: what it says when cfn-lint is missing or hangs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from cdk_app import report
+from cdk_app.report import ReportError, cfn_lint
+
+
+@pytest.fixture
+def assembly(tmp_path) -> Path:
+    """A cloud assembly with one (empty) stack: enough for the report to get to cfn-lint."""
+    out = tmp_path / "cdk.out"
+    out.mkdir()
+    (out / "Demo.template.json").write_text(json.dumps({"Resources": {}}))
+    (out / "manifest.json").write_text(json.dumps({"artifacts": {"Demo": {
+        "type": "aws:cloudformation:stack", "properties": {"templateFile": "Demo.template.json"}}}}))
+    return out
+
+
+@pytest.fixture
+def venv_bin(tmp_path, monkeypatch) -> Path:
+    """A Python environment's bin folder with no cfn-lint in it (yet)."""
+    folder = tmp_path / "venv" / "bin"
+    folder.mkdir(parents=True)
+    monkeypatch.setattr(sys, "executable", str(folder / "python"))
+    return folder
+
+
+def test_missing_cfn_lint_says_how_to_install_it(assembly, venv_bin, capsys):
+    assert report.main([str(assembly)]) == 1
+
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == (f"cfn-lint is not installed for {venv_bin / 'python'}; install it with `make setup` or "
+                    f"`{venv_bin / 'python'} -m pip install -r requirements-dev.txt`.")
+
+
+def test_cfn_lint_that_hangs_is_stopped(assembly, venv_bin, monkeypatch):
+    hanging = venv_bin / "cfn-lint"
+    hanging.write_text("#!/bin/sh\nexec sleep 30\n")  # exec: no orphan left holding the output pipe
+    hanging.chmod(0o755)
+    monkeypatch.setattr(report, "CFN_LINT_TIMEOUT_SECONDS", 1)
+
+    with pytest.raises(ReportError, match=r"cfn-lint did not finish within 1 s and was stopped; run it alone"):
+        cfn_lint(assembly / "Demo.template.json")
+
+
+def test_no_assembly_is_one_line_too(tmp_path, capsys):
+    assert report.main([str(tmp_path / "nowhere")]) == 1
+
+    assert capsys.readouterr().err == f"No stacks in {tmp_path / 'nowhere'}; run cdk synth first.\n"
