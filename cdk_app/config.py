@@ -13,9 +13,11 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from cdk_app.routes import parse_route
 
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 
@@ -77,6 +79,10 @@ class CorsSettings(_Settings):
         return self
 
 
+#: "METHOD /path", checked by the rule the gateway itself applies.
+Route = Annotated[str, AfterValidator(lambda spec: parse_route(spec) and spec)]
+
+
 class ApiSettings(_Settings):
     """The API Gateway front door."""
 
@@ -84,6 +90,9 @@ class ApiSettings(_Settings):
     throttle_rate_limit: float = Field(100, gt=0, description="Steady-state requests per second")
     throttle_burst_limit: int = Field(200, gt=0, description="Burst bucket size")
     cors: CorsSettings | None = Field(None, description="CORS; off when absent")
+    public_routes: list[Route] = Field(
+        ["GET /", "GET /health"], description="'METHOD /path' open to anyone; every other route needs IAM (SigV4)"
+    )
 
 
 class BundlingSettings(_Settings):
