@@ -16,6 +16,7 @@ from constructs import Construct
 
 from cdk_app import compliance
 from cdk_app.config import GATEWAY_TIMEOUT_LIMITS, CorsSettings
+from cdk_app.function import FastApiFunction
 
 ApiType = Literal["http", "rest"]
 
@@ -56,7 +57,8 @@ class FastApiGateway(Construct):
     ``api_type="http"`` creates an HTTP API (cheaper, lower latency, JWT authorizers);
     ``"rest"`` a regional REST API (X-Ray at the gateway, WAF, usage plans). Both get
     stage throttling, JSON access logs in their own log group and optional CORS;
-    :attr:`url` is the invoke URL.
+    :attr:`url` is the invoke URL. Without ``handler`` the construct creates its own
+    :class:`FastApiFunction` (:attr:`function`).
     """
 
     def __init__(
@@ -64,7 +66,7 @@ class FastApiGateway(Construct):
         scope: Construct,
         id: str,
         *,
-        handler: lambda_.IFunction,
+        handler: lambda_.IFunction | None = None,
         api_type: ApiType = "http",
         api_name: str | None = None,
         throttle_rate_limit: float = 100,
@@ -78,19 +80,24 @@ class FastApiGateway(Construct):
         if api_type not in GATEWAY_TIMEOUT_LIMITS:
             raise ValueError(f"api_type={api_type!r} is not supported; use 'http' or 'rest'")
         self.api_type = api_type
-        self.handler = handler
+        self.function = FastApiFunction(
+            self, "Function", max_timeout=self.max_integration_timeout(api_type)) if handler is None else None
+        self.handler = handler or self.function.alias
         self.access_log_group = logs.LogGroup(
             self, "AccessLogs", retention=access_log_retention, removal_policy=removal_policy
         )
         self.http_api: apigwv2.HttpApi | None = None
+        self.http_stage: apigwv2.HttpStage | None = None
         self.rest_api: apigw.RestApi | None = None
+        self.rest_stage: apigw.Stage | None = None
         if api_type == "http":
             self.http_api = self._http_api(api_name, throttle_rate_limit, throttle_burst_limit, cors)
-            self.url: str = self.stage_url
+            self.url: str = self.http_stage.url
         else:
             self.rest_api = self._rest_api(
                 api_name, throttle_rate_limit, throttle_burst_limit, cors, rest_cloud_watch_role, removal_policy
             )
+            self.rest_stage = self.rest_api.deployment_stage
             self.url = self.rest_api.url
         compliance.acknowledge_gateway(self)
 
@@ -115,7 +122,7 @@ class FastApiGateway(Construct):
                 max_age=Duration.seconds(cors.max_age_seconds),
             ),
         )
-        stage = apigwv2.HttpStage(
+        self.http_stage = apigwv2.HttpStage(
             self,
             "Stage",
             http_api=api,
@@ -124,7 +131,6 @@ class FastApiGateway(Construct):
             throttle=apigwv2.ThrottleSettings(rate_limit=rate, burst_limit=burst),
             access_log_settings=_HttpAccessLogs(self.access_log_group),
         )
-        self.stage_url = stage.url
         return api
 
     def _rest_api(self, name: str | None, rate: float, burst: int, cors: CorsSettings | None,
