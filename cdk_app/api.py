@@ -1,14 +1,19 @@
-"""The API Gateway front door: HTTP API (default) or REST API, both on the function alias."""
+"""The API Gateway front door: HTTP API (default) or REST API, both on the function alias.
+
+Public only where declared: everything else needs IAM (SigV4) or the authorizer given.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Literal
 
 import jsii
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import CfnResource, Duration, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -16,6 +21,8 @@ from constructs import Construct
 
 from cdk_app import compliance
 from cdk_app.config import GATEWAY_TIMEOUT_LIMITS, CorsSettings
+from cdk_app.function import FastApiFunction
+from cdk_app.routes import parse_route
 
 ApiType = Literal["http", "rest"]
 
@@ -50,13 +57,47 @@ class _HttpAccessLogs:
         return apigw.AccessLogFormat.custom(json.dumps(_HTTP_ACCESS_LOG))
 
 
+#: The routes/methods the construct created: declared public, CORS preflight, protected.
+_CreatedRoutes = tuple[list[CfnResource], list[CfnResource], list[CfnResource]]
+
+
+def _implements(obj: object, interface: type) -> bool:
+    """Whether a jsii object implements ``interface`` (a Protocol, so isinstance cannot tell)."""
+    declared = any(interface in vars(cls).get("__jsii_ifaces__", ()) for cls in type(obj).__mro__)
+    return declared or isinstance(obj, interface.__jsii_proxy_class__())  # type: ignore[attr-defined]
+
+
+def _parse_public_routes(public_routes: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    if isinstance(public_routes, str):
+        raise ValueError(f"public_routes={public_routes!r} is one string; pass a list, e.g. [{public_routes!r}]")
+    try:
+        return tuple(dict.fromkeys(parse_route(spec) for spec in public_routes))
+    except ValueError as error:
+        raise ValueError(f"public_routes: {error}") from None
+
+
+def _resource_paths(path: str) -> list[str]:
+    """The REST resources a path needs: ``"/a/{b}"`` -> ``["/a", "/a/{b}"]``."""
+    parts = [part for part in path.split("/") if part]
+    return ["/" + "/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
 class FastApiGateway(Construct):
-    """Routes every path and method to ``handler`` (pass the function's alias).
+    """Routes every path and method to ``handler`` (pass the function's alias); public only where declared.
 
     ``api_type="http"`` creates an HTTP API (cheaper, lower latency, JWT authorizers);
     ``"rest"`` a regional REST API (X-Ray at the gateway, WAF, usage plans). Both get
     stage throttling, JSON access logs in their own log group and optional CORS;
     :attr:`url` is the invoke URL.
+
+    ``public_routes`` ("METHOD /path", e.g. ``"GET /health"``) answer anyone. Every other
+    request (the HTTP API's ``$default`` route; the REST API's ``ANY /`` and
+    ``ANY /{proxy+}``) needs ``authorizer`` (an ``aws_apigatewayv2`` route authorizer for
+    HTTP, an ``aws_apigateway`` authorizer for REST) or, without one, an IAM (SigV4)
+    signature. Routes added later to :attr:`http_api` / :attr:`rest_api` get the same
+    protection unless they say otherwise, and cdk-nag reports those made public.
+    Without ``handler`` the construct creates its own :class:`FastApiFunction`
+    (:attr:`function`).
     """
 
     def __init__(
@@ -64,8 +105,10 @@ class FastApiGateway(Construct):
         scope: Construct,
         id: str,
         *,
-        handler: lambda_.IFunction,
+        handler: lambda_.IFunction | None = None,
         api_type: ApiType = "http",
+        public_routes: Sequence[str] = (),
+        authorizer: apigwv2.IHttpRouteAuthorizer | apigw.IAuthorizer | None = None,
         api_name: str | None = None,
         throttle_rate_limit: float = 100,
         throttle_burst_limit: int = 200,
@@ -77,35 +120,52 @@ class FastApiGateway(Construct):
         super().__init__(scope, id)
         if api_type not in GATEWAY_TIMEOUT_LIMITS:
             raise ValueError(f"api_type={api_type!r} is not supported; use 'http' or 'rest'")
+        self.public_routes = _parse_public_routes(public_routes)
+        expected = apigwv2.IHttpRouteAuthorizer if api_type == "http" else apigw.IAuthorizer
+        if authorizer is not None and not _implements(authorizer, expected):
+            raise TypeError(
+                f"authorizer={type(authorizer).__name__} does not fit api_type={api_type!r}; pass an "
+                + ("aws_apigatewayv2 route authorizer (e.g. HttpJwtAuthorizer, HttpUserPoolAuthorizer)"
+                   if api_type == "http" else "aws_apigateway authorizer (e.g. CognitoUserPoolsAuthorizer)")
+            )
         self.api_type = api_type
-        self.handler = handler
+        self.function = FastApiFunction(
+            self, "Function", max_timeout=self.max_integration_timeout(api_type)) if handler is None else None
+        self.handler = handler or self.function.alias
         self.access_log_group = logs.LogGroup(
             self, "AccessLogs", retention=access_log_retention, removal_policy=removal_policy
         )
         self.http_api: apigwv2.HttpApi | None = None
+        self.http_stage: apigwv2.HttpStage | None = None
         self.rest_api: apigw.RestApi | None = None
+        self.rest_stage: apigw.Stage | None = None
         if api_type == "http":
-            self.http_api = self._http_api(api_name, throttle_rate_limit, throttle_burst_limit, cors)
-            self.url: str = self.stage_url
+            public, preflight, protected = self._http_api(
+                api_name, throttle_rate_limit, throttle_burst_limit, cors, authorizer)
         else:
-            self.rest_api = self._rest_api(
-                api_name, throttle_rate_limit, throttle_burst_limit, cors, rest_cloud_watch_role, removal_policy
-            )
-            self.url = self.rest_api.url
-        compliance.acknowledge_gateway(self)
+            public, preflight, protected = self._rest_api(
+                api_name, throttle_rate_limit, throttle_burst_limit, cors, authorizer, rest_cloud_watch_role,
+                removal_policy)
+        compliance.acknowledge_gateway(self, public=public, preflight=preflight,
+                                       iam_protected=protected if authorizer is None else [])
 
     @staticmethod
     def max_integration_timeout(api_type: ApiType) -> Duration:
         """The longest a request may take behind this kind of API."""
         return Duration.seconds(GATEWAY_TIMEOUT_LIMITS[api_type])
 
-    def _http_api(self, name: str | None, rate: float, burst: int, cors: CorsSettings | None) -> apigwv2.HttpApi:
-        api = apigwv2.HttpApi(
+    def _http_api(self, name: str | None, rate: float, burst: int, cors: CorsSettings | None,
+                  authorizer: apigwv2.IHttpRouteAuthorizer | None) -> _CreatedRoutes:
+        """The API and its stage. The $default route is the only protected one, and needs no acknowledgement."""
+        integration = integrations.HttpLambdaIntegration("Lambda", self.handler)
+        self.http_api = apigwv2.HttpApi(
             self,
             "HttpApi",
             api_name=name,
             create_default_stage=False,
-            default_integration=integrations.HttpLambdaIntegration("Lambda", self.handler),
+            default_integration=integration,
+            # For the $default catch-all and every route added later without an authorizer of its own.
+            default_authorizer=authorizer or authorizers.HttpIamAuthorizer(),
             cors_preflight=None if cors is None else apigwv2.CorsPreflightOptions(
                 allow_origins=cors.allow_origins,
                 allow_methods=[apigwv2.CorsHttpMethod(m) if m != "*" else apigwv2.CorsHttpMethod.ANY
@@ -115,27 +175,42 @@ class FastApiGateway(Construct):
                 max_age=Duration.seconds(cors.max_age_seconds),
             ),
         )
-        stage = apigwv2.HttpStage(
+
+        def open_routes(routes: Sequence[tuple[str, str]]) -> list[CfnResource]:
+            return [route.node.default_child for method, path in routes for route in self.http_api.add_routes(
+                path=path, methods=[apigwv2.HttpMethod(method)], integration=integration,
+                authorizer=apigwv2.HttpNoneAuthorizer())]
+
+        public = open_routes(self.public_routes)
+        # Browsers send preflight requests unsigned and without tokens, and the $default route
+        # would refuse them (AWS: "CORS and authorization for the $default route").
+        preflight = open_routes([r for r in (("OPTIONS", "/"), ("OPTIONS", "/{proxy+}"))
+                                 if cors and r not in self.public_routes])
+        self.http_stage = apigwv2.HttpStage(
             self,
             "Stage",
-            http_api=api,
+            http_api=self.http_api,
             stage_name="$default",
             auto_deploy=True,
             throttle=apigwv2.ThrottleSettings(rate_limit=rate, burst_limit=burst),
             access_log_settings=_HttpAccessLogs(self.access_log_group),
         )
-        self.stage_url = stage.url
-        return api
+        self.url: str = self.http_stage.url
+        return public, preflight, []
 
     def _rest_api(self, name: str | None, rate: float, burst: int, cors: CorsSettings | None,
-                  cloud_watch_role: bool, removal_policy: RemovalPolicy) -> apigw.RestApi:
-        return apigw.LambdaRestApi(
+                  authorizer: apigw.IAuthorizer | None, cloud_watch_role: bool,
+                  removal_policy: RemovalPolicy) -> _CreatedRoutes:
+        """The API and its stage. Its CORS preflight methods are mocks cdk-nag already exempts."""
+        self.rest_api = apigw.RestApi(
             self,
             "RestApi",
-            handler=self.handler,
-            proxy=True,
             rest_api_name=name,
             endpoint_types=[apigw.EndpointType.REGIONAL],
+            default_integration=apigw.LambdaIntegration(self.handler),
+            # For the construct's catch-alls and every method added later without options of its own.
+            default_method_options=apigw.MethodOptions(authorizer=authorizer) if authorizer
+            else apigw.MethodOptions(authorization_type=apigw.AuthorizationType.IAM),
             # Execution logging (and so access logs) needs the account-level CloudWatch role.
             cloud_watch_role=cloud_watch_role,
             cloud_watch_role_removal_policy=removal_policy if cloud_watch_role else None,
@@ -157,3 +232,15 @@ class FastApiGateway(Construct):
                 max_age=Duration.seconds(cors.max_age_seconds),
             ),
         )
+        self.rest_stage = self.rest_api.deployment_stage
+        self.url = self.rest_api.url
+        root = self.rest_api.root
+        public = [root.resource_for_path(path).add_method(method, authorization_type=apigw.AuthorizationType.NONE)
+                  for method, path in self.public_routes]
+        # API Gateway matches the most specific resource, then its methods: each resource a public
+        # route creates gets a protected ANY too, or its other methods would never reach the app.
+        catch_alls = dict.fromkeys(["/", "/{proxy+}", *(p for _, path in self.public_routes
+                                                          for p in _resource_paths(path))])
+        protected = [root.resource_for_path(path).add_method("ANY")
+                     for path in catch_alls if ("ANY", path) not in self.public_routes]
+        return [m.node.default_child for m in public], [], [m.node.default_child for m in protected]

@@ -1,16 +1,17 @@
 """cdk-nag (AWS Solutions rules) on every stack, and every acknowledgement with its reason.
 
 cdk-nag 3.x is a CDK validation plugin: findings fail ``cdk synth`` and are written to
-``cdk.out/policy-validation-report.json``. Each acknowledgement lives here, next to its
+``cdk.out/validation-report.json``. Each acknowledgement lives here, next to its
 reason, and is applied by the construct that causes it to the narrowest scope, so
 the constructs stay clean when imported into other apps too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from aws_cdk import Acknowledgment, Annotations, App, Validations
+from aws_cdk import Acknowledgment, Annotations, App, CfnResource, Validations
 from aws_cdk import aws_lambda as lambda_
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
@@ -65,29 +66,47 @@ def acknowledge_function(construct: ServiceFunction) -> None:
         )
 
 
-def acknowledge_gateway(gateway: FastApiGateway) -> None:
-    no_auth = (
-        "The routes served so far (/ and /health) are public and read-only by design; routes that need a "
-        "caller's identity get a Cognito JWT authorizer at the gateway once the identity construct is added."
-    )
-    acknowledge(gateway, "APIG4", no_auth)
+_PUBLIC_ROUTE = (
+    "This route is declared public (public_routes) because it serves callers without an identity by design; "
+    "every route not declared there requires IAM (SigV4) or the authorizer the gateway was given."
+)
+
+
+def acknowledge_gateway(gateway: FastApiGateway, *, public: Sequence[CfnResource], preflight: Sequence[CfnResource],
+                        iam_protected: Sequence[CfnResource]) -> None:
+    """Each route or method the gateway created, one by one: a route added later is still reported."""
+    for route in public:
+        acknowledge(route, "APIG4", _PUBLIC_ROUTE)
+        if gateway.rest_api is not None:
+            acknowledge(route, "COG4", _PUBLIC_ROUTE)
+    for route in preflight:
+        acknowledge(
+            route, "APIG4",
+            "Browsers send CORS preflight requests without credentials, so these OPTIONS routes cannot require "
+            "authorization; API Gateway answers them from the API's CORS configuration.",
+        )
+    for method in iam_protected:
+        acknowledge(
+            method, "COG4",
+            "This method requires IAM (SigV4) authorization, the construct's default until an authorizer is "
+            "passed; a Cognito user pool authorizer is one option, not the only safe one.",
+        )
     if gateway.rest_api is None:
         return
-    acknowledge(gateway, "COG4", no_auth)
     acknowledge(
-        gateway.rest_api, "APIG2",
+        gateway.rest_api.node.default_child, "APIG2",
         "Requests are validated by FastAPI (pydantic models, 422 with the field and reason) inside the proxy "
         "integration; a gateway request model would duplicate that schema and drift from it.",
     )
     acknowledge(
-        gateway.rest_api, "APIG3",
+        gateway.rest_stage.node.default_child, "APIG3",
         "A WAF web ACL is an account-level choice of rules and cost; attach one to the stage "
-        "(rest_api.deployment_stage.stage_arn) where the threat model needs it.",
+        "(rest_stage.stage_arn) where the threat model needs it.",
     )
     cloud_watch_role = gateway.rest_api.node.try_find_child("CloudWatchRole")
     if cloud_watch_role is not None:
         acknowledge(
-            cloud_watch_role,
+            cloud_watch_role.node.default_child,
             "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
             "API Gateway's account-level logging role needs exactly this AWS-maintained policy: it writes the "
             "REST API's execution logs to log groups API Gateway itself names and creates.",

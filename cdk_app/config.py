@@ -14,12 +14,13 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import UnionType
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from fastapi_lambda.constants import MAX_WARMUP_CONCURRENCY
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
+from cdk_app.routes import parse_route
 from cdk_app.rules import (
     CONFIG_NAMES,
     GATEWAY_TIMEOUT_LIMITS,
@@ -84,6 +85,10 @@ class CorsSettings(_Settings):
         return self
 
 
+#: "METHOD /path", checked by the rule the gateway itself applies.
+Route = Annotated[str, AfterValidator(lambda spec: parse_route(spec) and spec)]
+
+
 class ApiSettings(_Settings):
     """The API Gateway front door."""
 
@@ -91,6 +96,9 @@ class ApiSettings(_Settings):
     throttle_rate_limit: float = Field(100, gt=0, description="Steady-state requests per second")
     throttle_burst_limit: int = Field(200, gt=0, description="Burst bucket size")
     cors: CorsSettings | None = Field(None, description="CORS; off when absent")
+    public_routes: list[Route] = Field(
+        ["GET /", "GET /health"], description="'METHOD /path' open to anyone; every other route needs IAM (SigV4)"
+    )
 
 
 class BundlingSettings(_Settings):

@@ -89,6 +89,7 @@ class FastApiStack(Stack):
             "Gateway",
             handler=self.api_function.alias,
             api_type=settings.api.type,
+            public_routes=settings.api.public_routes,
             api_name=id,
             throttle_rate_limit=settings.api.throttle_rate_limit,
             throttle_burst_limit=settings.api.throttle_burst_limit,

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """An app of your own that reuses the constructs differently.
 
-Two FastAPI functions (a public HTTP API and an internal REST API) on x86_64 and
-Python 3.12 share one dependency layer, and an alarm watches the public one.
+Two FastAPI functions (an HTTP API with two public routes and an internal REST API
+that only IAM-signed callers reach) on x86_64 and Python 3.12 share one dependency
+layer, and an alarm watches the public one.
 Synthesize it with ``npx cdk synth --app ".venv/bin/python examples/two_apis_app.py"``.
 """
 
@@ -35,7 +36,7 @@ class TwoApisStack(Stack):
                                    environment={"APP_ENVIRONMENT": "internal"}, removal_policy=RemovalPolicy.DESTROY)
 
         public_api = FastApiGateway(self, "PublicApi", handler=public.alias, api_type="http",
-                                    removal_policy=RemovalPolicy.DESTROY)
+                                    public_routes=["GET /", "GET /health"], removal_policy=RemovalPolicy.DESTROY)
         internal_api = FastApiGateway(self, "InternalApi", handler=internal.alias, api_type="rest",
                                       throttle_rate_limit=10, throttle_burst_limit=20,
                                       removal_policy=RemovalPolicy.DESTROY)

@@ -128,6 +128,20 @@ def test_cors_credentials_with_wildcard_origin_is_refused(context):
         "list the exact origins or set allow_credentials to false.")
 
 
+def test_public_routes_default_to_the_apps_static_routes(context):
+    assert load_settings(context).environments["staging"].api.public_routes == ["GET /", "GET /health"]
+
+
+def test_public_routes_follow_the_gateways_rule(context):
+    context["environments"]["staging"]["api"]["public_routes"] = ["GET /health", "get /docs"]
+
+    message = error_for(context)
+
+    assert ("environments.staging.api.public_routes.1: \"get /docs\" is not allowed: 'get /docs' is not a route; "
+            "write 'METHOD /path'") in message
+    assert "e.g. 'GET /health'" in message
+
+
 def test_account_and_region_are_validated(context):
     context["environments"]["prod"]["account"] = "12345"
     context["environments"]["prod"]["region"] = "Europe"

@@ -35,6 +35,9 @@ def test_example_app_synthesizes_with_a_shared_layer(tmp_path):
         assert function["Properties"]["Layers"] == [{"Ref": layer_id}]
     template.resource_count_is("AWS::ApiGatewayV2::Api", 1)
     template.resource_count_is("AWS::ApiGateway::RestApi", 1)
+    template.has_resource_properties("AWS::ApiGatewayV2::Route", {"RouteKey": "GET /health", "AuthorizationType": "NONE"})
+    methods = template.find_resources("AWS::ApiGateway::Method").values()
+    assert {m["Properties"]["AuthorizationType"] for m in methods} == {"AWS_IAM"}  # the internal API
     template.has_resource_properties("AWS::Lambda::Function", {"ReservedConcurrentExecutions": 5, "Timeout": 24})
     template.has_resource_properties("AWS::CloudWatch::Alarm", {
         "MetricName": "Errors", "Dimensions": Match.array_with([{"Name": "Resource", "Value": Match.any_value()}])})
