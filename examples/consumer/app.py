@@ -35,7 +35,9 @@ class OrdersStack(Stack):
             self, "Admin", source=SRC, handler="orders.handler.handler", target=target, dependencies=shared.layer,
             removal_policy=RemovalPolicy.DESTROY,
         )
-        self.api = FastApiGateway(self, "Api", handler=self.orders.alias, removal_policy=RemovalPolicy.DESTROY)
+        # Only /health is public; every other route needs IAM (SigV4) until an authorizer is passed.
+        self.api = FastApiGateway(self, "Api", handler=self.orders.alias, public_routes=["GET /health"],
+                                  removal_policy=RemovalPolicy.DESTROY)
         CfnOutput(self, "ApiUrl", value=self.api.url)
 
 
