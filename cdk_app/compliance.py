@@ -48,7 +48,7 @@ def acknowledge_function(construct: ServiceFunction) -> None:
         )
     if construct.function.is_bound_to_vpc and construct.owns_role:
         acknowledge(
-            construct.role, f"IAM4[{VPC_ACCESS_POLICY}]",
+            construct.role.node.default_child, f"IAM4[{VPC_ACCESS_POLICY}]",
             "Lambda needs the EC2 network-interface permissions of this AWS-maintained policy to attach the "
             "function to its VPC subnets; they cannot be scoped to resources that do not exist yet.",
         )
