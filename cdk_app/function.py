@@ -222,6 +222,11 @@ class ServiceFunction(Construct):
         self.owns_role = role is None
         self.role = role or iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
         self.log_group.grant_write(self.role)
+        if vpc is not None and self.owns_role:
+            # Lambda creates the function's network interfaces with its role (CDK adds this only to
+            # roles it creates itself). A role brought with vpc= must carry these permissions.
+            self.role.add_managed_policy(
+                iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaVPCAccessExecutionRole"))
         self.function = lambda_.Function(
             self,
             "Function",

@@ -129,6 +129,8 @@ def test_grantable_and_connectable_in_a_vpc():
     template = Template.from_stack(scope)
 
     assert "SecurityGroupIds" in function_properties(template)["VpcConfig"]
+    template.has_resource_properties("AWS::IAM::Role", {"ManagedPolicyArns": [{"Fn::Join": ["", Match.array_with([
+        Match.string_like_regexp("service-role/AWSLambdaVPCAccessExecutionRole")])]}]})
     template.has_resource_properties("AWS::EC2::SecurityGroupIngress", {"FromPort": 6379, "ToPort": 6379})
     template.has_resource_properties("AWS::IAM::Policy", {"PolicyDocument": {"Statement": Match.array_with([
         Match.object_like({"Action": Match.array_with(["sqs:SendMessage"])})])}})
