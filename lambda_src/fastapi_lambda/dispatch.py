@@ -67,6 +67,16 @@ def bad_request(kind: str) -> dict[str, Any]:
     return response
 
 
+def _answer(kind: str) -> EventHandler:
+    """A handler that answers events of ``kind`` without the web app, and logs them."""
+
+    def answer(event: Any, context: Any) -> dict[str, Any]:
+        logger.info("Answered a non-HTTP event without the web app", extra={"event_kind": kind})
+        return {"handled": kind}
+
+    return answer
+
+
 class LambdaHandler:
     """A Lambda handler for one ASGI app; call it with ``(event, context)``.
 
@@ -79,7 +89,8 @@ class LambdaHandler:
         # lifespan="off": Mangum would otherwise run startup and shutdown on every invocation.
         self.asgi = Mangum(app, lifespan="off")
         self.handlers: dict[str, EventHandler] = {kind: self._http for kind in HTTP_EVENT_KINDS}
-        self.handlers.update(warmup=self._warmup, schedule=self._other, unknown=self._other, sqs=self._unhandled)
+        self.handlers.update(warmup=self._warmup, schedule=_answer("schedule"), unknown=_answer("unknown"),
+                             sqs=self._unhandled)
         # Mangum logs "GET / 200" at INFO for every request (~15% of a warm request with Lambda's
         # logging), which the gateway's access log already records; its errors still get through.
         logging.getLogger("mangum.http").setLevel(logging.WARNING)
@@ -110,12 +121,6 @@ class LambdaHandler:
         # fan-out's outcome is logged at INFO.
         logger.debug("Answered a warmup ping without the web app", extra={"event_kind": "warmup"})
         return {"handled": "warmup", **cold_start.answer_warmup(event[WARMUP_MARKER], context)}
-
-    @staticmethod
-    def _other(event: Any, context: Any) -> dict[str, Any]:
-        kind = classify_event(event)
-        logger.info("Answered a non-HTTP event without the web app", extra={"event_kind": kind})
-        return {"handled": kind}
 
     @staticmethod
     def _unhandled(event: Any, context: Any) -> Any:
