@@ -16,7 +16,7 @@ from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from fastapi_lambda.constants import MAX_WARMUP_CONCURRENCY
+from fastapi_lambda.constants import MAX_WARMUP_CONCURRENCY, ImportMode
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
@@ -24,6 +24,7 @@ from cdk_app.routes import parse_route
 from cdk_app.rules import (
     CONFIG_NAMES,
     GATEWAY_TIMEOUT_LIMITS,
+    Strategy,
     check_bounds,
     check_cold_start,
     check_timeout,
@@ -163,10 +164,10 @@ DEFAULT_STRATEGIES = {"dev": "warmup", "staging": "snapstart", "prod": "provisio
 class ColdStartSettings(_Settings):
     """One cold-start strategy and its parameters."""
 
-    strategy: Literal["provisioned", "snapstart", "warmup", "none"] = "none"
+    strategy: Strategy = "none"
     provisioned: ProvisionedSettings | None = None
     warmup: WarmupSettings | None = None
-    import_mode: Literal["eager", "lazy"] = Field(
+    import_mode: ImportMode = Field(
         None, description="eager for provisioned/snapstart, lazy otherwise, unless set"  # type: ignore[arg-type]
     )
 
