@@ -25,4 +25,20 @@ APP_VARIABLE = "FASTAPI_LAMBDA_APP"
 GENERIC_HANDLER = "fastapi_lambda.entry.handler"
 
 #: What this package needs at run time; the dependency layer installs it with the user's lock.
-RUNTIME_REQUIREMENTS = ("mangum>=0.17,<1",)
+RUNTIME_REQUIREMENTS = ("mangum>=0.17,<1", "pydantic>=2,<3", "aws-lambda-powertools>=3,<4")
+
+# --- background tasks (cdk_app.tasks sets these; fastapi_lambda.tasks reads them) ----------------
+
+#: The queue tasks are sent to; unset means tasks run in-process (local development).
+TASK_QUEUE_URL_VARIABLE = "TASK_QUEUE_URL"
+#: The DynamoDB table of task statuses (idempotency and GET /tasks/{id}); unset means in memory.
+TASK_TABLE_VARIABLE = "TASK_TABLE_NAME"
+#: ``package.module:attribute`` of the task registry, for the generic entry point of a worker.
+TASK_REGISTRY_VARIABLE = "FASTAPI_LAMBDA_TASKS"
+#: The table's partition key (the task id) and its TTL attribute (epoch seconds).
+TASK_TABLE_KEY = "id"
+TASK_TABLE_TTL_ATTRIBUTE = "expires_at"
+#: Objects created under this prefix of the files bucket become ``process-file`` tasks; results go under the other.
+FILES_INCOMING_PREFIX = "incoming/"
+FILES_RESULTS_PREFIX = "results/"
+FILE_TASK_TYPE = "process-file"
