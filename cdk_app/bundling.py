@@ -25,7 +25,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -260,10 +260,11 @@ def remove_distributions(site: Path, names: frozenset[str]) -> None:
                 target.unlink(missing_ok=True)
 
 
-def unmet_requirements(site: Path, target: BundlingTarget, wanted: list[str]) -> list[str]:
+def unmet_requirements(site: Path, target: BundlingTarget, wanted: list[str], runtime: Sequence[str]) -> list[str]:
     """What the installed tree needs but lacks, evaluated for ``target``; empty when complete.
 
-    ``wanted`` are the top-level requirement lines (the lock). Runtime-provided packages
+    ``wanted`` are the top-level requirement lines (the lock), ``runtime`` what the runtime
+    package needs. Runtime-provided packages
     (the AWS SDK, unless it is bundled) count as present. Checked on the files: the
     ``*.dist-info`` metadata in ``site``.
     """
@@ -271,7 +272,8 @@ def unmet_requirements(site: Path, target: BundlingTarget, wanted: list[str]) ->
     provided = set() if target.include_aws_sdk else AWS_SDK_PACKAGES
     environment = target.marker_environment()
     problems: list[str] = []
-    pending = [(Requirement(line.split(" --", 1)[0]), "requirements.txt") for line in wanted if not line.startswith("-")]
+    pending = [(Requirement(line.split(" --", 1)[0]), "the lock") for line in wanted if not line.startswith("-")]
+    pending += [(Requirement(line), "the runtime package fastapi_lambda") for line in runtime]
     seen: set[tuple[str, str]] = set()
     while pending:
         requirement, needed_by = pending.pop()
@@ -374,7 +376,7 @@ class LocalPythonBundler:
             )
         if not self.target.include_aws_sdk:
             remove_distributions(site, AWS_SDK_PACKAGES)
-        missing = unmet_requirements(site, self.target, [*wanted, *RUNTIME_REQUIREMENTS])
+        missing = unmet_requirements(site, self.target, wanted, RUNTIME_REQUIREMENTS)
         if missing:
             raise BundlingError(f"The bundle of {where} is incomplete:\n  " + "\n  ".join(missing)
                                 + "\nAdd the missing packages to the lock with exact pins (and hashes if it has them).")

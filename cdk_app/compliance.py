@@ -11,14 +11,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from aws_cdk import Acknowledgment, Annotations, App, CfnResource, Validations
+from aws_cdk import Acknowledgment, Annotations, App, CfnResource, Stack, Validations
 from aws_cdk import aws_lambda as lambda_
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
+from fastapi_lambda.constants import FILES_INCOMING_PREFIX, FILES_RESULTS_PREFIX
 
 if TYPE_CHECKING:
     from cdk_app.api import FastApiGateway
     from cdk_app.function import ServiceFunction
+    from cdk_app.tasks import FileIntake, TaskQueue
 
 #: The newest Python runtime cdk-nag's AwsSolutions-L1 expects.
 LATEST_PYTHON = lambda_.Runtime.PYTHON_3_14.name
@@ -110,4 +112,42 @@ def acknowledge_gateway(gateway: FastApiGateway, *, public: Sequence[CfnResource
             "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
             "API Gateway's account-level logging role needs exactly this AWS-maintained policy: it writes the "
             "REST API's execution logs to log groups API Gateway itself names and creates.",
+        )
+
+
+def acknowledge_task_queue(tasks: TaskQueue, *, point_in_time_recovery: bool) -> None:
+    table = tasks.table.node.default_child
+    if not point_in_time_recovery and table is not None:
+        acknowledge(
+            table, "DDB3",
+            "The table holds short-lived task statuses (they expire by TTL after days) in an environment whose "
+            "settings turn point-in-time recovery off; tasks.point_in_time_recovery turns it on (prod does).",
+        )
+
+
+#: CDK's singleton Lambda that applies bucket notification configurations (one per stack).
+BUCKET_NOTIFICATIONS_HANDLER = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
+
+
+def acknowledge_file_intake(intake: FileIntake, stack: Stack) -> None:
+    handler = stack.node.try_find_child(BUCKET_NOTIFICATIONS_HANDLER)
+    if handler is not None:
+        acknowledge(
+            handler.node.find_child("Role").node.default_child,
+            "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+            "This is aws-cdk-lib's own deploy-time handler that writes bucket notification configurations; CDK "
+            "gives it the basic execution role for its logs and offers no way to replace it.",
+        )
+    if intake.access_log_bucket is not None:
+        acknowledge(
+            intake.access_log_bucket.node.default_child, "S1",
+            "This is the access-log bucket of the file intake; logging a log bucket to itself would loop and "
+            "to another bucket would only move the same finding there.",
+        )
+    for prefix in (FILES_INCOMING_PREFIX, FILES_RESULTS_PREFIX):
+        acknowledge(
+            intake.worker_policy.node.default_child,
+            f"IAM5[Resource::<{stack.get_logical_id(intake.bucket.node.default_child)}.Arn>/{prefix}*]",
+            f"The worker reads any new object under {FILES_INCOMING_PREFIX} and writes its result under "
+            f"{FILES_RESULTS_PREFIX}: object keys are chosen by uploaders, so the prefix is the narrowest scope.",
         )

@@ -29,6 +29,7 @@ from cdk_app.rules import (
     check_cold_start,
     check_timeout,
     import_mode_for,
+    task_queue_visibility,
     timeout_for,
 )
 
@@ -109,6 +110,36 @@ class BundlingSettings(_Settings):
     require_compiled: bool = Field(
         False, description="Fail instead of warn when no interpreter can compile .pyc (on in CI)"
     )
+
+
+class FilesSettings(_Settings):
+    """The S3 file pipeline: objects created under incoming/ become process-file tasks."""
+
+    enabled: bool = Field(False, description="An intake bucket whose new objects are tasks")
+    noncurrent_version_days: int = Field(30, ge=1, le=3650, description="Days old object versions are kept")
+    access_logs: bool = Field(True, description="Server access logs to a log bucket of its own")
+
+
+class TaskSettings(_Settings):
+    """The task queue, its dead-letter queue, the worker and the status table."""
+
+    enabled: bool = Field(False, description="A queue, a worker and POST /tasks; false: no queue at all")
+    expected_duration_seconds: float = Field(60, gt=0, le=900, description="Slowest expected task batch")
+    memory_mb: int = Field(1024, ge=128, le=10240, description="The worker's memory")
+    max_receive_count: int = Field(5, ge=1, le=1000, description="Receives before a message goes to the DLQ")
+    visibility_timeout_seconds: int | None = Field(None, ge=0, le=43200,
+                                                   description="Default: 6 x the worker's timeout")
+    retention_days: int = Field(4, ge=1, le=14, description="How long an unprocessed message is kept")
+    batch_size: int = Field(10, ge=1, le=10000, description="Messages per worker invocation")
+    max_batching_window_seconds: int = Field(0, ge=0, le=300, description="Wait this long to fill a batch")
+    max_concurrency: int | None = Field(None, ge=2, le=1000, description="Cap on concurrent worker instances")
+    oldest_message_alarm_seconds: int = Field(300, ge=60, le=1209600, description="Alarm above this queue age")
+    point_in_time_recovery: bool = Field(False, description="Point-in-time recovery of the status table")
+    files: FilesSettings = FilesSettings()
+
+    @property
+    def worker_timeout_seconds(self) -> int:
+        return timeout_for(self.expected_duration_seconds)
 
 
 class _CapacityBounds(_Settings):
@@ -202,6 +233,7 @@ class EnvironmentSettings(_Settings):
     api: ApiSettings = ApiSettings()
     bundling: BundlingSettings = BundlingSettings()
     cold_start: ColdStartSettings = ColdStartSettings()
+    tasks: TaskSettings = TaskSettings()
 
     @model_validator(mode="after")
     def _settings_fit_together(self) -> EnvironmentSettings:
@@ -220,6 +252,12 @@ class EnvironmentSettings(_Settings):
         check_timeout(function.timeout_seconds, GATEWAY_TIMEOUT_LIMITS[self.api.type],
                       f"a {self.api.type.upper()} API", expected_duration_seconds=function.expected_duration_seconds,
                       names=CONFIG_NAMES)
+        if self.tasks.enabled:
+            task_queue_visibility(self.tasks.worker_timeout_seconds,
+                                  visibility_timeout_seconds=self.tasks.visibility_timeout_seconds,
+                                  batch_size=self.tasks.batch_size,
+                                  max_batching_window_seconds=self.tasks.max_batching_window_seconds,
+                                  names=CONFIG_NAMES)
         return self
 
 

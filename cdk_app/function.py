@@ -23,7 +23,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
-from fastapi_lambda.constants import APP_VARIABLE, GENERIC_HANDLER, IMPORT_MODE_VARIABLE
+from fastapi_lambda.constants import APP_VARIABLE, GENERIC_HANDLER, IMPORT_MODE_VARIABLE, TASK_REGISTRY_VARIABLE
 
 from cdk_app import compliance
 from cdk_app.bundling import (
@@ -79,24 +79,38 @@ def _check_module_exists(source: Path, module: str, prop: str) -> None:
         )
 
 
-def _entry_point(source: Path, handler: str | None, app: str | None) -> tuple[str, dict[str, str]]:
-    """The Lambda handler string and the environment it needs, checked against the source."""
+def _reference(source: Path, prop: str, value: str) -> None:
+    """Check a ``package.module:attribute`` reference against the code asset."""
+    module, _, attribute = value.partition(":")
+    if not module or not attribute.isidentifier():
+        raise ValueError(f"{prop}={value!r} must look like 'package.module:attribute', e.g. 'orders.main:app'")
+    _check_module_exists(source, module, f"{prop}={value!r}")
+
+
+def _entry_point(source: Path, handler: str | None, app: str | None,
+                 tasks: str | None = None) -> tuple[str, dict[str, str]]:
+    """The Lambda handler string and the environment it needs, checked against the source.
+
+    ``app`` and ``tasks`` (a task registry) use the runtime package's generic entry point;
+    ``handler`` names a module of your own (which may serve both itself).
+    """
     if handler is not None and app is not None:
         raise ValueError(f"handler={handler!r} and app={app!r} are both set; pass one: app= uses the runtime "
                          "package's generic entry point, handler= your own module")
-    if app is not None:
-        module, _, attribute = app.partition(":")
-        if not module or not attribute.isidentifier():
-            raise ValueError(f"app={app!r} must look like 'package.module:attribute', e.g. 'orders.main:app'")
-        _check_module_exists(source, module, f"app={app!r}")
-        return GENERIC_HANDLER, {APP_VARIABLE: app}
+    environment = {}
+    for prop, value, variable in (("app", app, APP_VARIABLE), ("tasks", tasks, TASK_REGISTRY_VARIABLE)):
+        if value is not None:
+            _reference(source, prop, value)
+            environment[variable] = value
+    if handler is None and environment:
+        return GENERIC_HANDLER, environment
     handler = handler or DEFAULT_HANDLER
     module, _, function = handler.rpartition(".")
     if not module or not function.isidentifier():
         raise ValueError(f"handler={handler!r} must look like 'package.module.function'")
     _check_module_exists(source, module, f"handler={handler!r}" + (
         " (the default; pass app='package.module:app' for your own app)" if handler == DEFAULT_HANDLER else ""))
-    return handler, {}
+    return handler, environment
 
 
 def _check_function_props(props: Mapping[str, Any]) -> None:
@@ -152,7 +166,8 @@ class ServiceFunction(Construct):
 
     Code: ``source`` (default ``./lambda_src``) holds your package and its
     ``requirements.txt`` lock; name the entry with ``app="package.module:app"`` (any
-    ASGI app, no handler module needed) or ``handler="package.module.function"``.
+    ASGI app, no handler module needed) or ``handler="package.module.function"``;
+    ``tasks="package.module:registry"`` gives it a task registry (a queue worker).
     Dependencies come from ``dependencies`` (a shared layer) or a layer built from
     the lock. The timeout is ``timeout``, or 120% of ``expected_duration``; ``max_timeout``
     caps it with a clear error. ``cold_start`` picks one strategy and with it the
@@ -168,6 +183,7 @@ class ServiceFunction(Construct):
         source: Path | str | None = None,
         handler: str | None = None,
         app: str | None = None,
+        tasks: str | None = None,
         target: BundlingTarget | None = None,
         dependencies: lambda_.ILayerVersion | None = None,
         layers: Sequence[lambda_.ILayerVersion] = (),
@@ -209,7 +225,7 @@ class ServiceFunction(Construct):
         if vpc is None and (vpc_subnets is not None or security_groups):
             raise ValueError("vpc_subnets and security_groups need vpc=; pass the VPC the function should join")
         self.source = resolve_source(source, lock=dependencies is None)
-        handler_name, entry_environment = _entry_point(self.source, handler, app)
+        handler_name, entry_environment = _entry_point(self.source, handler, app, tasks)
         if dependencies is None:
             dependencies = DependenciesLayer(self, "Dependencies", source=self.source, target=self.target,
                                              removal_policy=removal_policy).layer

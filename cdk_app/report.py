@@ -81,7 +81,7 @@ def _directory_mb(path: Path) -> float:
 def _cold_start(resources: dict, function: dict) -> str:
     """The strategy as the template shows it, with the app's import mode."""
     mode = function.get("Environment", {}).get("Variables", {}).get("IMPORT_MODE", "?")
-    alias = next(r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::Alias")
+    alias = _api_resource(resources, "AWS::Lambda::Alias")
     scaling = [r["Properties"] for r in resources.values()
                if r["Type"] == "AWS::ApplicationAutoScaling::ScalableTarget"]
     rules = [r for r in resources.values() if r["Type"] == "AWS::Events::Rule"]
@@ -97,6 +97,13 @@ def _cold_start(resources: dict, function: dict) -> str:
     return f"{strategy}{' +warmup' if rules and strategy != 'warmup' else ''}, {mode}"
 
 
+def _api_resource(resources: dict, resource_type: str) -> dict:
+    """The API function's resource of a type (FastApiStack names it "Api..."; the worker's is "TasksWorker...")."""
+    found = [r["Properties"] for name, r in resources.items() if r["Type"] == resource_type]
+    named = [r["Properties"] for name, r in resources.items() if r["Type"] == resource_type and name.startswith("Api")]
+    return (named or found)[0]
+
+
 def template_path(assembly: Path, artifact: dict) -> Path:
     return assembly / artifact["properties"]["templateFile"]
 
@@ -104,7 +111,7 @@ def template_path(assembly: Path, artifact: dict) -> Path:
 def summarize(assembly: Path, stack: str, artifact: dict, levels: Counter[str]) -> StackSummary:
     resources = json.loads(template_path(assembly, artifact).read_text())["Resources"]
     types = Counter(r["Type"] for r in resources.values())
-    function = next(r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::Function")
+    function = _api_resource(resources, "AWS::Lambda::Function")
     assets = json.loads((assembly / f"{stack}.assets.json").read_text())["files"]
     sizes = [_directory_mb(assembly / a["source"]["path"]) for a in assets.values()
              if (assembly / a["source"]["path"]).is_dir()]

@@ -27,6 +27,8 @@ PROP_NAMES: Mapping[str, str] = {
     "max": "provisioned.max_capacity", "utilization": "provisioned.target_utilization",
     "warmup_concurrency": "warmup.concurrency", "reserved": "reserved_concurrency",
     "expected_duration": "expected_duration", "timeout": "timeout",
+    "visibility_timeout": "visibility_timeout", "worker_timeout": "the worker's timeout",
+    "batch_size": "batch_size", "batching_window": "max_batching_window",
 }
 #: ... and how cdk.json does.
 CONFIG_NAMES: Mapping[str, str] = {
@@ -35,6 +37,9 @@ CONFIG_NAMES: Mapping[str, str] = {
     "max": "cold_start.provisioned.max", "utilization": "cold_start.provisioned.target_utilization",
     "warmup_concurrency": "cold_start.warmup.concurrency", "reserved": "function.reserved_concurrency",
     "expected_duration": "function.expected_duration_seconds", "timeout": "function.expected_duration_seconds",
+    "visibility_timeout": "tasks.visibility_timeout_seconds",
+    "worker_timeout": "the worker's timeout (tasks.expected_duration_seconds)",
+    "batch_size": "tasks.batch_size", "batching_window": "tasks.max_batching_window_seconds",
 }
 
 
@@ -114,3 +119,30 @@ def check_cold_start(strategy: Strategy, *, provisioned: tuple[int, int, float] 
             if value and value > reserved_concurrency:
                 raise RuleError(f"{key}={value} exceeds {n['reserved']}={reserved_concurrency}: those instances "
                                 f"count against the reservation; raise {n['reserved']} or lower {key}")
+
+
+#: A message must stay invisible this many worker timeouts (AWS's advice for Lambda event sources),
+#: or a batch still running reappears and runs twice.
+VISIBILITY_TIMEOUT_FACTOR = 6
+#: SQS's own limit on the visibility timeout.
+MAX_VISIBILITY_TIMEOUT_SECONDS = 43200
+
+
+def task_queue_visibility(worker_timeout_seconds: float, *, visibility_timeout_seconds: float | None = None,
+                          batch_size: int = 10, max_batching_window_seconds: float = 0,
+                          names: Mapping[str, str] = PROP_NAMES) -> int:
+    """The queue's visibility timeout (6 x the worker's timeout unless set), checked with the batching settings."""
+    n = names
+    needed = math.ceil(worker_timeout_seconds * VISIBILITY_TIMEOUT_FACTOR)
+    if needed > MAX_VISIBILITY_TIMEOUT_SECONDS:
+        raise RuleError(f"{n['worker_timeout']} of {worker_timeout_seconds:g}s needs a visibility timeout of "
+                        f"{needed}s (6x), above SQS's {MAX_VISIBILITY_TIMEOUT_SECONDS}s; lower it")
+    if visibility_timeout_seconds is not None and visibility_timeout_seconds < needed:
+        raise RuleError(f"{n['visibility_timeout']}={visibility_timeout_seconds:g}s is below 6 x {n['worker_timeout']} "
+                        f"of {worker_timeout_seconds:g}s: a message would reappear while its batch still runs, and "
+                        f"run twice; set {n['visibility_timeout']} to {needed} or more, or leave it unset")
+    if batch_size > 10 and max_batching_window_seconds <= 0:
+        raise RuleError(f"{n['batch_size']}={batch_size} needs {n['batching_window']} of at least 1 second "
+                        f"(Lambda reads more than 10 messages only within a batching window); set one, or "
+                        f"{n['batch_size']} to 10 or less")
+    return int(visibility_timeout_seconds if visibility_timeout_seconds is not None else needed)

@@ -7,6 +7,7 @@ from typing import Any
 from aws_cdk import App, CfnOutput, Duration, Environment, RemovalPolicy, Stack, Tags
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+from fastapi_lambda.constants import FILES_INCOMING_PREFIX
 
 from cdk_app import compliance
 from cdk_app.api import FastApiGateway
@@ -20,6 +21,7 @@ from cdk_app.config import (
     read_cdk_json_context,
 )
 from cdk_app.function import DependenciesLayer, FastApiFunction
+from cdk_app.tasks import FileIntake, TaskQueue
 
 
 def cold_start_of(settings: ColdStartSettings) -> ColdStart:
@@ -84,6 +86,7 @@ class FastApiStack(Stack):
             description=f"FastAPI service ({environment_name})",
             cold_start=cold_start_of(settings.cold_start),
         )
+        self.tasks = self._tasks(settings, environment_name, target, retention, removal_policy)
         self.gateway = FastApiGateway(
             self,
             "Gateway",
@@ -102,6 +105,44 @@ class FastApiStack(Stack):
                   description="ARN of the live alias")
         for key, value in {"service": id, **settings.tags}.items():
             Tags.of(self).add(key, value)
+
+
+    def _tasks(self, settings: EnvironmentSettings, environment_name: str, target: BundlingTarget,
+               retention: logs.RetentionDays, removal_policy: RemovalPolicy) -> TaskQueue | None:
+        """The task queue and its worker (the same handler module as the API), when enabled."""
+        t = settings.tasks
+        if not t.enabled:
+            return None
+        tasks = TaskQueue(
+            self, "Tasks",
+            worker_props={
+                "source": LAMBDA_SRC, "handler": "service.handler.handler", "target": target,
+                "dependencies": self.dependencies_layer.layer, "memory_size": t.memory_mb,
+                "expected_duration": Duration.millis(int(t.expected_duration_seconds * 1000)),
+                "environment": {"APP_ENVIRONMENT": environment_name}, "log_retention": retention,
+                "removal_policy": removal_policy, "description": f"Task worker ({environment_name})",
+            },
+            max_receive_count=t.max_receive_count,
+            visibility_timeout=Duration.seconds(t.visibility_timeout_seconds)
+            if t.visibility_timeout_seconds is not None else None,
+            retention=Duration.days(t.retention_days),
+            batch_size=t.batch_size,
+            max_batching_window=Duration.seconds(t.max_batching_window_seconds)
+            if t.max_batching_window_seconds else None,
+            max_concurrency=t.max_concurrency,
+            oldest_message_alarm=Duration.seconds(t.oldest_message_alarm_seconds),
+            point_in_time_recovery=t.point_in_time_recovery,
+            removal_policy=removal_policy,
+        )
+        tasks.add_producer(self.api_function)
+        if t.files.enabled:
+            self.files = FileIntake(self, "Files", tasks=tasks, access_logs=t.files.access_logs,
+                                    noncurrent_version_expiration=Duration.days(t.files.noncurrent_version_days),
+                                    removal_policy=removal_policy)
+            CfnOutput(self, "FilesBucket", value=self.files.bucket.bucket_name,
+                      description=f"Put objects under {FILES_INCOMING_PREFIX} to process them")
+        CfnOutput(self, "TaskQueueUrl", value=tasks.queue.queue_url, description="The task queue")
+        return tasks
 
 
 def _flag(value: Any) -> bool:

@@ -36,15 +36,20 @@ def template_of(stack: Stack) -> Template:
     return Template.from_stack(stack)
 
 
-def only(template: Template, resource_type: str) -> tuple[str, dict]:
-    """The logical id and body of the single resource of ``resource_type``."""
-    found = template.find_resources(resource_type)
-    assert len(found) == 1, f"expected one {resource_type}, found {len(found)}"
+def only(template: Template, resource_type: str, prefix: str = "") -> tuple[str, dict]:
+    """The logical id and body of the single resource of ``resource_type`` (whose id starts with ``prefix``)."""
+    found = {k: v for k, v in template.find_resources(resource_type).items() if k.startswith(prefix)}
+    assert len(found) == 1, f"expected one {resource_type} {prefix}*, found {len(found)}"
     return next(iter(found.items()))
 
 
-def alias_logical_id(template: Template) -> str:
-    return only(template, "AWS::Lambda::Alias")[0]
+#: Logical-id prefix of the API function's resources in this repository's stacks (the worker's is "TasksWorker").
+API = "Api"
+
+
+def alias_logical_id(template: Template, prefix: str = API) -> str:
+    """The ``live`` alias of the function whose ids start with ``prefix`` (default: the API function)."""
+    return only(template, "AWS::Lambda::Alias", prefix)[0]
 
 
 @pytest.fixture

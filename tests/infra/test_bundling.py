@@ -236,16 +236,16 @@ def test_a_complete_tree_has_no_unmet_requirements(tmp_path):
     fake_distribution(tmp_path, "starlette", "1.10.0")
     fake_distribution(tmp_path, "pydantic", "2.14.4")
 
-    assert bundling.unmet_requirements(tmp_path, BundlingTarget(), ["fastapi==0.163.2"]) == []
+    assert bundling.unmet_requirements(tmp_path, BundlingTarget(), ["fastapi==0.163.2"], runtime=()) == []
 
 
 def test_missing_and_mismatched_requirements_are_named_with_who_needs_them(tmp_path):
     fake_distribution(tmp_path, "fastapi", "0.163.2", "starlette>=2", "typing-extensions>=4.8")
     fake_distribution(tmp_path, "starlette", "1.10.0")
 
-    unmet = bundling.unmet_requirements(tmp_path, BundlingTarget(), ["fastapi==0.163.2", "mangum>=0.17"])
+    unmet = bundling.unmet_requirements(tmp_path, BundlingTarget(), ["fastapi==0.163.2"], runtime=("mangum>=0.17",))
 
-    assert unmet == ["mangum>=0.17 (needed by requirements.txt) is not installed",
+    assert unmet == ["mangum>=0.17 (needed by the runtime package fastapi_lambda) is not installed",
                      "starlette>=2 (needed by fastapi 0.163.2) is installed as 1.10.0",
                      "typing-extensions>=4.8 (needed by fastapi 0.163.2) is not installed"]
 
@@ -255,8 +255,8 @@ def test_markers_and_extras_are_evaluated_for_the_target(tmp_path):
                       "tomli; python_version < '3.11'", "arm-only; platform_machine == 'aarch64'",
                       "orjson; extra == 'fast'", "brotli; extra == 'compress'")
 
-    arm = bundling.unmet_requirements(tmp_path, BundlingTarget(architecture="arm64"), ["web[fast]==1.0"])
-    x86 = bundling.unmet_requirements(tmp_path, BundlingTarget(architecture="x86_64"), ["web==1.0"])
+    arm = bundling.unmet_requirements(tmp_path, BundlingTarget(architecture="arm64"), ["web[fast]==1.0"], runtime=())
+    x86 = bundling.unmet_requirements(tmp_path, BundlingTarget(architecture="x86_64"), ["web==1.0"], runtime=())
 
     assert [line.split(";")[0] for line in arm] == ["arm-only", "orjson", "uvloop"]
     assert [line.split(";")[0] for line in x86] == ["uvloop"]
@@ -266,8 +266,9 @@ def test_the_runtime_provided_sdk_counts_as_present_unless_bundled(tmp_path):
     fake_distribution(tmp_path, "aws-xray-sdk", "2.14.0", "botocore>=1.11.3", "wrapt")
     fake_distribution(tmp_path, "wrapt", "1.17.0")
 
-    assert bundling.unmet_requirements(tmp_path, BundlingTarget(), ["aws-xray-sdk==2.14.0"]) == []
-    assert bundling.unmet_requirements(tmp_path, BundlingTarget(include_aws_sdk=True), ["aws-xray-sdk==2.14.0"]) \
+    assert bundling.unmet_requirements(tmp_path, BundlingTarget(), ["aws-xray-sdk==2.14.0"], runtime=()) == []
+    assert bundling.unmet_requirements(tmp_path, BundlingTarget(include_aws_sdk=True), ["aws-xray-sdk==2.14.0"],
+                                       runtime=()) \
         == ["botocore>=1.11.3 (needed by aws-xray-sdk 2.14.0) is not installed"]
 
 
@@ -313,6 +314,22 @@ def test_a_uv_lock_is_a_lock_and_its_changes_change_the_layer(tmp_path):
     lock.write_text(lock.read_text().replace('version = "4.16.0"', 'version = "4.15.0"', 1))
 
     assert layer_key(source) != before
+
+
+@pytest.mark.slow
+@pytest.mark.slow
+def test_a_hashed_lock_missing_what_the_runtime_needs_is_refused(tmp_path):
+    if bundling._tool("uv") is None:
+        pytest.skip("uv is not installed (requirements-dev.txt installs it)")
+    source = tmp_path / "uv_project"
+    shutil.copytree(UV_PROJECT, source)
+    needs = (*bundling.RUNTIME_REQUIREMENTS, "no-such-runtime-need>=1")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bundling, "RUNTIME_REQUIREMENTS", needs)
+        with pytest.raises(BundlingError, match=r"(?s)is incomplete:\n  no-such-runtime-need>=1 \(needed by the "
+                                                r"runtime package fastapi_lambda\) is not installed"):
+            build_locally("layer", tmp_path / "out", source=source, target=HOST_TARGET)
 
 
 @pytest.mark.slow

@@ -79,7 +79,7 @@ ONE_LINE_ERRORS = {
     "unknown key, nothing close": (
         "dev.owner", "team-a",
         'environments.dev.owner: unknown key, set to "team-a" (allowed keys: account, api, bundling, cold_start, '
-        "function, log_retention_days, region, removal_policy, tags, termination_protection). "
+        "function, log_retention_days, region, removal_policy, tags, tasks, termination_protection). "
         "Fix: remove it or correct its spelling."),
     "missing": (
         "dev.api.cors", {"allow_credentials": False},
@@ -215,7 +215,7 @@ def test_env_selection_synthesizes_it_and_warns_about_the_others(context, capsys
     stacks = build_stacks(make_app({**context, "env": "dev"}))
 
     assert list(stacks) == ["dev"]
-    template_of(stacks["dev"]).resource_count_is("AWS::Lambda::Function", 1)
+    template_of(stacks["dev"]).resource_count_is("AWS::ApiGatewayV2::Api", 1)
     assert capsys.readouterr().err.splitlines() == [f"warning: {MEMORY_64_IN_PROD}"]
 
 

@@ -46,7 +46,9 @@ def routes_of(template: Template) -> dict[str, dict]:
 
 
 def integrates_the_alias(route: dict, template: Template) -> bool:
-    alias = alias_logical_id(template)
+    """Whether the route reaches the stack's one function alias (the session's stacks: the API's)."""
+    aliases = template.find_resources("AWS::Lambda::Alias")
+    alias = next(iter(aliases)) if len(aliases) == 1 else alias_logical_id(template)
     if "Integration" in route:  # REST: the method holds its integration
         return f'"Ref": "{alias}"' in json.dumps(route["Integration"]["Uri"])
     integration_id = route["Target"]["Fn::Join"][1][1]["Ref"]

@@ -12,7 +12,7 @@ from aws_cdk.assertions import Match, Template
 from cdk_app.config import load_settings, read_cdk_json_context
 from cdk_app.function import FastApiFunction
 from cdk_app.stack import build_stacks
-from tests.infra.conftest import SKIP_BUNDLING, alias_logical_id, make_app, only
+from tests.infra.conftest import API, SKIP_BUNDLING, alias_logical_id, make_app, only
 
 SETTINGS = load_settings(read_cdk_json_context()).environments
 
@@ -36,20 +36,20 @@ def test_function_runtime_memory_timeout_and_tracing(template, env_name):
         "LoggingConfig": Match.object_like({"LogFormat": "JSON", "LogGroup": {"Ref": Match.any_value()}}),
         "Environment": {"Variables": {"APP_ENVIRONMENT": env_name}},
     })
-    assert "ReservedConcurrentExecutions" not in only(template, "AWS::Lambda::Function")[1]["Properties"]
+    assert "ReservedConcurrentExecutions" not in only(template, "AWS::Lambda::Function", API)[1]["Properties"]
 
 
 def test_timeout_is_120_percent_of_expected_duration(template):
     # cdk.json: expected_duration_seconds 10 everywhere -> 12 s.
-    assert only(template, "AWS::Lambda::Function")[1]["Properties"]["Timeout"] == 12
+    assert only(template, "AWS::Lambda::Function", API)[1]["Properties"]["Timeout"] == 12
 
 
-def test_live_alias_points_at_a_published_version(template):
-    template.resource_count_is("AWS::Lambda::Version", 1)
-    template.has_resource_properties("AWS::Lambda::Alias", {
-        "Name": "live",
-        "FunctionVersion": {"Fn::GetAtt": [Match.string_like_regexp("ApiFunctionCurrentVersion"), "Version"]},
-    })
+@pytest.mark.parametrize("function", [API, "TasksWorker"])
+def test_each_function_has_a_live_alias_on_a_published_version(template, function):
+    _, alias = only(template, "AWS::Lambda::Alias", function)
+    version_id = alias["Properties"]["FunctionVersion"]["Fn::GetAtt"][0]
+    assert alias["Properties"]["Name"] == "live" and version_id.startswith(f"{function}FunctionCurrentVersion")
+    assert only(template, "AWS::Lambda::Version", function)[0] == version_id
 
 
 def test_gateway_invokes_the_alias_never_latest(template):
@@ -64,14 +64,17 @@ def test_gateway_invokes_the_alias_never_latest(template):
 def test_function_role_writes_only_its_own_log_group(template):
     lambda_roles = template.find_resources("AWS::IAM::Role", {"Properties": {"AssumeRolePolicyDocument": {
         "Statement": [Match.object_like({"Principal": {"Service": "lambda.amazonaws.com"}})], "Version": Match.any_value()}}})
-    assert len(lambda_roles) == 1
-    assert "ManagedPolicyArns" not in next(iter(lambda_roles.values()))["Properties"]
-    role = {"Ref": next(iter(lambda_roles))}
+    api_role = [name for name in lambda_roles if name.startswith(API)]
+    assert len(api_role) == 1
+    assert "ManagedPolicyArns" not in lambda_roles[api_role[0]]["Properties"]
+    role = {"Ref": api_role[0]}
     policies = template.find_resources("AWS::IAM::Policy", {"Properties": {"Roles": [role]}})
     statements = {name: p["Properties"]["PolicyDocument"]["Statement"] for name, p in policies.items()}
     default = next(s for name, s in statements.items() if "DefaultPolicy" in name)
-    assert [(st["Action"], st["Resource"]["Fn::GetAtt"][0][:7]) for st in default] == [
-        (["logs:CreateLogStream", "logs:PutLogEvents"], "ApiLogs")]
+    assert [(st["Action"], st["Resource"]["Fn::GetAtt"][0][:7]) for st in default
+            if str(st["Action"]).startswith("['logs")] == [(["logs:CreateLogStream", "logs:PutLogEvents"], "ApiLogs")]
+    # Nothing else but what the tasks' producer needs (tests/infra/test_tasks.py checks those).
+    assert {str(st["Action"])[:6] for st in default} <= {"['logs", "['sqs:", "['dyna"}
     # X-Ray's unavoidable '*' lives in a policy of its own, so nothing else can hide behind its acknowledgement.
     tracing = next(s for name, s in statements.items() if "TracingPolicy" in name)
     assert tracing == [{"Action": ["xray:PutTelemetryRecords", "xray:PutTraceSegments"], "Effect": "Allow",
@@ -82,7 +85,7 @@ def test_log_groups_follow_the_environment(template, env_name):
     settings = SETTINGS[env_name]
     deletion = "Retain" if settings.removal_policy == "retain" else "Delete"
     groups = template.find_resources("AWS::Logs::LogGroup")
-    assert len(groups) == 2  # function logs and access logs
+    assert len(groups) == 3  # the API function's and the worker's logs, and the access logs
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == settings.log_retention_days
         assert group["DeletionPolicy"] == deletion
@@ -101,8 +104,9 @@ def test_function_logs_and_api_carry_the_service_and_environment_tags(template, 
     tagged = {kind: [tags_of(r) for r in template.find_resources(kind).values()]
               for kind in ("AWS::Lambda::Function", "AWS::Logs::LogGroup", api)}
 
-    assert tagged == {"AWS::Lambda::Function": [expected], "AWS::Logs::LogGroup": [expected, expected],
-                      api: [expected]}
+    assert {kind: all(tags == expected for tags in found) and len(found) for kind, found in tagged.items()} == {
+        "AWS::Lambda::Function": len(template.find_resources("AWS::Lambda::Function")),
+        "AWS::Logs::LogGroup": 3, api: 1}
 
 
 def test_prod_retains_and_protects_dev_does_not(synth):

@@ -1,0 +1,217 @@
+"""Background tasks: a queue with a dead-letter queue, a worker, a status table, and a file intake.
+
+:class:`TaskQueue` wires a standard SQS queue (SQS-managed encryption, TLS only) and
+its dead-letter queue to a worker function through an event source that reports
+partial batch failures, so one poison message never re-runs its batch. A DynamoDB
+table records each task's status: it makes a redelivered task run once, and serves
+``GET /tasks/{id}``. :meth:`TaskQueue.add_producer` lets a function (the API) send.
+:class:`FileIntake` is an S3 bucket whose new objects under ``incoming/`` become
+``process-file`` tasks on the same queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_notifications as s3n
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+from fastapi_lambda.constants import (
+    FILES_INCOMING_PREFIX,
+    FILES_RESULTS_PREFIX,
+    TASK_QUEUE_URL_VARIABLE,
+    TASK_TABLE_KEY,
+    TASK_TABLE_TTL_ATTRIBUTE,
+    TASK_TABLE_VARIABLE,
+)
+
+from cdk_app import compliance
+from cdk_app.function import ServiceFunction
+from cdk_app.rules import task_queue_visibility
+
+DEFAULT_WORKER_DURATION = Duration.seconds(60)
+DEAD_LETTER_RETENTION = Duration.days(14)
+
+#: What a producer (the API) does with the status table: record a task, read it, undo a failed send.
+PRODUCER_TABLE_ACTIONS = ("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+#: What the worker does with it: read a status, claim and complete a task with conditional writes.
+WORKER_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+
+
+class TaskWorker(ServiceFunction):
+    """The queue's worker: a :class:`ServiceFunction` whose timeout is its own (no gateway cap).
+
+    Name the task registry with ``tasks="package.module:registry"`` (the runtime package's
+    generic entry point), or a handler module built with ``lambda_handler(app, tasks=registry)``
+    that serves the API and the worker alike.
+    """
+
+    def __init__(self, scope: Construct, id: str, **props: Any) -> None:
+        if props.get("timeout") is None:
+            props.setdefault("expected_duration", DEFAULT_WORKER_DURATION)
+        super().__init__(scope, id, **props)
+
+
+class TaskQueue(Construct):
+    """A task queue, its dead-letter queue, the status table and the worker that drains the queue.
+
+    Brings its own worker (``worker=``, any :class:`ServiceFunction`) or builds a
+    :class:`TaskWorker` from ``worker_props``. ``queue=``/``dead_letter_queue=``/``table=``
+    accept existing resources. The visibility timeout is 6 x the worker's timeout unless
+    set (and never less). Alarms: any message in the dead-letter queue, and the oldest
+    message older than ``oldest_message_alarm``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        worker: ServiceFunction | None = None,
+        worker_props: Mapping[str, Any] | None = None,
+        queue: sqs.IQueue | None = None,
+        dead_letter_queue: sqs.IQueue | None = None,
+        table: dynamodb.ITableV2 | None = None,
+        max_receive_count: int = 5,
+        visibility_timeout: Duration | None = None,
+        retention: Duration = Duration.days(4),
+        batch_size: int = 10,
+        max_batching_window: Duration | None = None,
+        max_concurrency: int | None = None,
+        oldest_message_alarm: Duration = Duration.minutes(5),
+        point_in_time_recovery: bool = True,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+    ) -> None:
+        super().__init__(scope, id)
+        if worker is not None and worker_props:
+            raise ValueError("worker and worker_props are both set; pass your worker, or the props to build one")
+        self.worker = worker or TaskWorker(self, "Worker", **(worker_props or {}))
+        visibility = task_queue_visibility(
+            self.worker.function.timeout.to_seconds(),
+            visibility_timeout_seconds=visibility_timeout and visibility_timeout.to_seconds(),
+            batch_size=batch_size,
+            max_batching_window_seconds=max_batching_window.to_seconds() if max_batching_window else 0,
+        )
+        if queue is None:
+            self.dead_letter_queue = dead_letter_queue or sqs.Queue(
+                self, "DeadLetterQueue", encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
+                retention_period=DEAD_LETTER_RETENTION, removal_policy=removal_policy,
+            )
+            self.queue: sqs.IQueue = sqs.Queue(
+                self, "Queue", encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
+                visibility_timeout=Duration.seconds(visibility), retention_period=retention,
+                dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=max_receive_count,
+                                                      queue=self.dead_letter_queue),
+                removal_policy=removal_policy,
+            )
+        else:  # the queue's own settings (redrive, encryption, policy) are its owner's
+            self.queue, self.dead_letter_queue = queue, dead_letter_queue
+        self.table = table or dynamodb.TableV2(
+            self, "Statuses",
+            partition_key=dynamodb.Attribute(name=TASK_TABLE_KEY, type=dynamodb.AttributeType.STRING),
+            billing=dynamodb.Billing.on_demand(),
+            encryption=dynamodb.TableEncryptionV2.aws_managed_key(),
+            time_to_live_attribute=TASK_TABLE_TTL_ATTRIBUTE,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=point_in_time_recovery),
+            removal_policy=removal_policy,
+        )
+        self.worker.alias.add_event_source(event_sources.SqsEventSource(
+            self.queue, batch_size=batch_size, max_batching_window=max_batching_window,
+            max_concurrency=max_concurrency, report_batch_item_failures=True,
+        ))
+        self._grant_table(self.worker, WORKER_TABLE_ACTIONS)
+        self.worker.add_environment(TASK_TABLE_VARIABLE, self.table.table_name)
+        self.dead_letter_alarm = self.dead_letter_queue and cloudwatch.Alarm(
+            self, "DeadLetterAlarm", metric=self.metric_dead_letters(), threshold=1, evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description="Task messages failed max_receive_count times and wait in the dead-letter queue: "
+                              "read them, fix the cause, then redrive them to the queue.",
+        )
+        self.oldest_message_alarm = cloudwatch.Alarm(
+            self, "OldestMessageAlarm", metric=self.metric_oldest_message_age(),
+            threshold=oldest_message_alarm.to_seconds(), evaluation_periods=5, datapoints_to_alarm=3,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description="Tasks wait longer than expected: the worker is failing, throttled or too slow "
+                              "(raise max_concurrency or memory).",
+        )
+        compliance.acknowledge_task_queue(self, point_in_time_recovery=table is None and point_in_time_recovery)
+
+    def _grant_table(self, function: ServiceFunction, actions: tuple[str, ...]) -> None:
+        # Exactly these actions on exactly this table (table.grant would also allow its indexes).
+        function.add_to_role_policy(iam.PolicyStatement(actions=list(actions), resources=[self.table.table_arn]))
+
+    def add_producer(self, function: ServiceFunction) -> None:
+        """Let ``function`` submit tasks: send to the queue, record statuses, and find both by name."""
+        self.grant_send(function)
+        self._grant_table(function, PRODUCER_TABLE_ACTIONS)
+        function.add_environment(TASK_QUEUE_URL_VARIABLE, self.queue.queue_url)
+        function.add_environment(TASK_TABLE_VARIABLE, self.table.table_name)
+
+    def grant_send(self, grantee: iam.IGrantable) -> iam.Grant:
+        return self.queue.grant_send_messages(grantee)
+
+    def metric_dead_letters(self, **props: Any) -> cloudwatch.Metric:
+        """Messages waiting in the dead-letter queue (maximum per minute)."""
+        if self.dead_letter_queue is None:
+            raise ValueError("this TaskQueue has no dead_letter_queue; pass the one your queue redrives to")
+        return self.dead_letter_queue.metric_approximate_number_of_messages_visible(
+            **{"period": Duration.minutes(1), "statistic": "Maximum", **props})
+
+    def metric_oldest_message_age(self, **props: Any) -> cloudwatch.Metric:
+        """Seconds the oldest message has waited (maximum per minute)."""
+        return self.queue.metric_approximate_age_of_oldest_message(
+            **{"period": Duration.minutes(1), "statistic": "Maximum", **props})
+
+    def metric_visible_messages(self, **props: Any) -> cloudwatch.Metric:
+        return self.queue.metric_approximate_number_of_messages_visible(**props)
+
+    def metric_sent(self, **props: Any) -> cloudwatch.Metric:
+        return self.queue.metric_number_of_messages_sent(**props)
+
+
+class FileIntake(Construct):
+    """An S3 bucket whose new objects under ``incoming/`` become ``process-file`` tasks.
+
+    Encrypted, TLS only, versioned, public access blocked, old versions and unfinished
+    uploads expire; server access logs go to a log bucket of its own (``access_logs``).
+    The worker may read ``incoming/*`` and write ``results/*``, nothing else.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, tasks: TaskQueue, access_logs: bool = True,
+                 noncurrent_version_expiration: Duration = Duration.days(30),
+                 removal_policy: RemovalPolicy = RemovalPolicy.RETAIN) -> None:
+        super().__init__(scope, id)
+        secure = {"encryption": s3.BucketEncryption.S3_MANAGED, "enforce_ssl": True,
+                  "block_public_access": s3.BlockPublicAccess.BLOCK_ALL, "removal_policy": removal_policy}
+        self.access_log_bucket = s3.Bucket(
+            self, "AccessLogs", object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(365))], **secure,
+        ) if access_logs else None
+        self.bucket = s3.Bucket(
+            self, "Bucket", versioned=True, server_access_logs_bucket=self.access_log_bucket,
+            server_access_logs_prefix="files/" if access_logs else None,
+            lifecycle_rules=[s3.LifecycleRule(noncurrent_version_expiration=noncurrent_version_expiration,
+                                              abort_incomplete_multipart_upload_after=Duration.days(7))],
+            **secure,
+        )
+        self.bucket.add_event_notification(s3.EventType.OBJECT_CREATED, s3n.SqsDestination(tasks.queue),
+                                           s3.NotificationKeyFilter(prefix=FILES_INCOMING_PREFIX))
+        # Its own policy, so that the acknowledgement of its prefix wildcards covers nothing else.
+        self.worker_policy = iam.Policy(self, "WorkerPolicy", statements=[
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[self.bucket.arn_for_objects(
+                f"{FILES_INCOMING_PREFIX}*")]),
+            iam.PolicyStatement(actions=["s3:PutObject"], resources=[self.bucket.arn_for_objects(
+                f"{FILES_RESULTS_PREFIX}*")]),
+        ])
+        tasks.worker.role.attach_inline_policy(self.worker_policy)
+        compliance.acknowledge_file_intake(self, Stack.of(self))
