@@ -53,6 +53,9 @@ DEFAULT_LEASE_S = 900
 MAX_MESSAGE_BYTES = 256 * 1024
 #: Seconds a client is told to wait after a 503.
 RETRY_AFTER_S = 5
+#: Set by Lambda in every function. There a task needs the queue (a thread would be frozen with the
+#: instance after the response) and the table (in memory, each instance would see only its own tasks).
+LAMBDA_VARIABLE = "AWS_LAMBDA_FUNCTION_NAME"
 #: The X-Ray trace header Lambda sets for every invocation; a task carries it to the worker's logs.
 TRACE_VARIABLE = "_X_AMZN_TRACE_ID"
 
@@ -320,7 +323,11 @@ class TaskRegistry:
 
     def store(self) -> DynamoStore | MemoryStore:
         table = os.environ.get(TASK_TABLE_VARIABLE)
-        return DynamoStore(table) if table else self.memory
+        if table:
+            return DynamoStore(table)
+        if os.environ.get(LAMBDA_VARIABLE):
+            raise RuntimeError(f"{TASK_TABLE_VARIABLE} is not set: on Lambda, task statuses need the DynamoDB table")
+        return self.memory
 
     def validate(self, envelope: TaskEnvelope) -> BaseModel:
         """The envelope's payload as its type's model; :class:`TaskRejected` if either is wrong."""
@@ -351,14 +358,18 @@ class TaskRegistry:
 
         With no queue configured it runs in a thread of this process instead.
         """
-        store = self.store()
+        queue_url = os.environ.get(TASK_QUEUE_URL_VARIABLE)
+        if not queue_url and os.environ.get(LAMBDA_VARIABLE):
+            logger.error(f"{TASK_QUEUE_URL_VARIABLE} is not set: on Lambda a task cannot run in-process",
+                         extra={"task_id": envelope.id})
+            raise TaskSendError("no task queue is configured")
         try:
+            store = self.store()
             store.add(envelope)
         except Exception as error:
             logger.error("Could not record a task", extra={"task_id": envelope.id}, exc_info=True)
             raise TaskSendError("the task could not be recorded") from error
         body = envelope.model_dump_json()
-        queue_url = os.environ.get(TASK_QUEUE_URL_VARIABLE)
         if not queue_url:
             threading.Thread(target=self._run_local, args=(body, envelope.id), name=f"task-{envelope.id}",
                              daemon=True).start()
@@ -386,6 +397,7 @@ class TaskRegistry:
         """The SQS worker: ``{"batchItemFailures": [...]}`` names the messages to retry."""
         from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
+        self.store()  # a missing table fails the invocation: every message returns to the queue
         # False: a batch where every message failed is reported like any other, not raised.
         processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         return process_partial_response(
@@ -427,6 +439,7 @@ class TaskRegistry:
             logger.info("Skipped a task that already succeeded", extra=log)
             return
         if blocked == "running":
+            logger.warning("Task is running elsewhere; its message is retried later", extra=log)
             raise TaskBusy(f"task {envelope.id} is running elsewhere")
         try:
             result = to_jsonable_python(self.types[envelope.type].handler(payload, envelope))

@@ -180,6 +180,26 @@ def test_a_failed_send_is_a_503_and_nothing_claims_the_task(service, stopped_end
     assert receive(aws.sqs, task_infra.queue_url) == []
 
 
+@pytest.mark.parametrize("missing", ["TASK_QUEUE_URL", "TASK_TABLE_NAME"])
+def test_on_lambda_a_missing_queue_or_table_is_a_503_not_a_thread(missing, aws, task_infra, monkeypatch, caplog):
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "fastapi-lambda-dev-Api")
+    monkeypatch.delenv(missing)
+
+    status, headers, _ = api("POST", "/tasks", REPORT)
+
+    assert status == 503 and headers["retry-after"] == "5" and missing in caplog.text
+    assert receive(aws.sqs, task_infra.queue_url) == []
+
+
+def test_on_lambda_a_worker_without_the_table_returns_the_batch(monkeypatch, lambda_context):
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "fastapi-lambda-dev-Worker")
+    monkeypatch.delenv("TASK_TABLE_NAME", raising=False)
+    body = TaskEnvelope.model_validate({**REPORT, "id": "t1", "created_at": "2026-11-28T01:00:00Z"}).model_dump_json()
+
+    with pytest.raises(RuntimeError, match="TASK_TABLE_NAME is not set"):
+        handler({"Records": [{"eventSource": "aws:sqs", "messageId": "m1", "body": body}]}, lambda_context)
+
+
 def test_unknown_and_malformed_task_ids_are_404_and_422(aws, task_infra):
     assert api("GET", "/tasks/0123456789abcdef")[0] == 404
     assert api("GET", "/tasks/" + "a" * 129)[0] == 422
