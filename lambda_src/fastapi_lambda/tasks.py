@@ -410,7 +410,9 @@ class TaskRegistry:
             for envelope in self._parse(body):
                 self.execute(envelope, context, message_id)
         except TaskRejected as rejected:  # never valid: fails until it reaches the dead-letter queue
-            logger.error("Rejected a task message", extra={"message_id": message_id, "errors": rejected.errors})
+            # Without the inputs: a payload may hold personal data, and the message is kept in the DLQ.
+            errors = [{k: v for k, v in e.items() if k != "input"} for e in rejected.errors]
+            logger.error("Rejected a task message", extra={"message_id": message_id, "errors": errors})
             raise
 
     def _parse(self, body: str) -> list[TaskEnvelope]:

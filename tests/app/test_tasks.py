@@ -292,8 +292,9 @@ def test_bad_bodies_are_reported_failed_and_logged_never_raised(aws, task_infra,
 
     assert {f["itemIdentifier"] for f in response["batchItemFailures"]} == {m["MessageId"] for m in messages}
     assert len(messages) == len(BAD_BODIES) and calls == {}
-    logged = {r.message_id for r in caplog.records if r.getMessage() == "Rejected a task message"}
-    assert logged == {m["MessageId"] for m in messages}
+    rejected = [r for r in caplog.records if r.getMessage() == "Rejected a task message"]
+    assert {r.message_id for r in rejected} == {m["MessageId"] for m in messages}
+    assert all(r.errors and "input" not in e for r in rejected for e in r.errors)
 
 
 # --- the S3 file pipeline ------------------------------------------------------------------------
