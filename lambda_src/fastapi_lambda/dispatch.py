@@ -4,8 +4,9 @@ HTTP events (API Gateway REST v1, HTTP API v1/v2, Function URL, ALB) go to
 ``Mangum(app, lifespan="off")``. Everything else is answered before Mangum, which
 raises ``RuntimeError`` on events it cannot infer (Lambda would count an error and
 retry): warmup pings, EventBridge schedules and unknown shapes are answered and
-logged. An SQS batch goes to the handler registered for ``"sqs"``; with none, it
-raises, so the messages return to the queue instead of being lost.
+logged. An SQS batch goes to the handler registered for ``"sqs"`` (the task worker,
+with ``tasks=``); with none, it raises, so the messages return to the queue instead of
+being lost.
 """
 
 from __future__ import annotations
@@ -82,12 +83,13 @@ class LambdaHandler:
 
     Built once per execution environment (at init). :meth:`register` adds or replaces
     the handler of an event kind (``"sqs"`` for a queue worker, ``"schedule"``, ...).
+    With ``app=None`` (a worker-only function) HTTP events are answered 400.
     """
 
     def __init__(self, app: Any) -> None:
         self.app = app
         # lifespan="off": Mangum would otherwise run startup and shutdown on every invocation.
-        self.asgi = Mangum(app, lifespan="off")
+        self.asgi = Mangum(app, lifespan="off") if app is not None else self._no_app
         self.handlers: dict[str, EventHandler] = {kind: self._http for kind in HTTP_EVENT_KINDS}
         self.handlers.update(warmup=self._warmup, schedule=_answer("schedule"), unknown=_answer("unknown"),
                              sqs=self._unhandled)
@@ -123,12 +125,26 @@ class LambdaHandler:
         return {"handled": "warmup", **cold_start.answer_warmup(event[WARMUP_MARKER], context)}
 
     @staticmethod
+    def _no_app(event: Any, context: Any) -> dict[str, Any]:
+        logger.warning("An HTTP event reached a function without a web app", extra={"event_kind": "http"})
+        return bad_request(classify_event(event))
+
+    @staticmethod
     def _unhandled(event: Any, context: Any) -> Any:
         # Answering would delete the batch: raise, so SQS redelivers it (and, at last, dead-letters it).
         raise RuntimeError("An SQS batch reached a function with no 'sqs' handler; register one with "
                            "handler.register('sqs', ...) or remove the event source")
 
 
-def lambda_handler(app: Any) -> LambdaHandler:
-    """The Lambda handler for ``app``: ``handler = lambda_handler(app)`` in your module."""
-    return LambdaHandler(app)
+def lambda_handler(app: Any = None, *, tasks: Any = None) -> LambdaHandler:
+    """The Lambda handler for ``app``: ``handler = lambda_handler(app)`` in your module.
+
+    ``tasks`` (a :class:`fastapi_lambda.tasks.TaskRegistry`) makes the same handler the
+    queue's worker: SQS batches go to ``tasks.process_batch``. ``app`` may then be None.
+    """
+    if app is None and tasks is None:
+        raise ValueError("lambda_handler needs an ASGI app, a task registry (tasks=...), or both")
+    handler = LambdaHandler(app)
+    if tasks is not None:
+        handler.register("sqs", tasks.process_batch)
+    return handler

@@ -1,13 +1,15 @@
 """Lambda entry point of the example app (``service.handler.handler``).
 
 Everything Lambda-specific (dispatch before Mangum, warmup, import mode, SnapStart
-hooks) comes from the runtime package; this module only names the app.
+hooks, the task worker) comes from the runtime package; this module only names the app
+and the task registry, so the API function and the queue's worker share it.
 """
 
 from fastapi_lambda import lambda_handler
 
 from service.main import create_app
+from service.tasks import registry
 
 # Built once per execution environment (at init), reused by every invocation.
 app = create_app()
-handler = lambda_handler(app)
+handler = lambda_handler(app, tasks=registry)

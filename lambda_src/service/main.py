@@ -8,6 +8,8 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.requests import Request
 
+from service.tasks import router as tasks_router
+
 # FastAPI's built-in OpenTelemetry instrumentation is switched off: Lambda traces
 # through X-Ray, and each enabled signal costs time on every request.
 TELEMETRY_OFF = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
@@ -35,4 +37,5 @@ def create_app(*, environment: str | None = None) -> FastAPI:
     # (about 40% of a warm request). Routes with inputs use the usual decorators.
     app.add_route("/", root, methods=["GET"])
     app.add_route("/health", health, methods=["GET"])
+    app.include_router(tasks_router)
     return app

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
+import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -47,3 +49,60 @@ def mangum_must_not_run(monkeypatch):
         pytest.fail("a non-HTTP event reached Mangum")
 
     monkeypatch.setattr(handler, "asgi", fail)
+
+
+# --- AWS stand-ins: one moto server per session, fresh resources per test ------------------------
+
+MAX_RECEIVE_COUNT = 3
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """A moto server on a free local port; boto3 reaches it through ``AWS_ENDPOINT_URL``."""
+    from fastapi_lambda import lifecycle
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request would bury the app's logs
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    with pytest.MonkeyPatch.context() as session:
+        for name, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+            session.setenv(name, value)
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_DYNAMODB"):
+            session.delenv(name, raising=False)
+        for resource in lifecycle._registry:  # clients made before now point elsewhere
+            session.setattr(resource, "value", None)
+        yield endpoint
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def aws(moto_endpoint):
+    """The tests' own boto3 clients for the moto server."""
+    import boto3
+
+    return SimpleNamespace(**{name: boto3.client(name, endpoint_url=moto_endpoint) for name in ("sqs", "dynamodb", "s3")})
+
+
+@pytest.fixture
+def task_infra(aws, monkeypatch):
+    """A queue with a dead-letter queue, a status table and a files bucket, named for this test only."""
+    from fastapi_lambda.constants import TASK_TABLE_KEY
+
+    name = f"t{uuid.uuid4().hex[:12]}"
+    dlq_url = aws.sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    dlq_arn = aws.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT})
+    queue_url = aws.sqs.create_queue(QueueName=name, Attributes={"RedrivePolicy": redrive,
+                                                                  "VisibilityTimeout": "30"})["QueueUrl"]
+    queue_arn = aws.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    aws.dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                              KeySchema=[{"AttributeName": TASK_TABLE_KEY, "KeyType": "HASH"}],
+                              AttributeDefinitions=[{"AttributeName": TASK_TABLE_KEY, "AttributeType": "S"}])
+    aws.s3.create_bucket(Bucket=name)
+    monkeypatch.setenv("TASK_QUEUE_URL", queue_url)
+    monkeypatch.setenv("TASK_TABLE_NAME", name)
+    return SimpleNamespace(queue_url=queue_url, queue_arn=queue_arn, dlq_url=dlq_url, table=name, bucket=name)

@@ -119,7 +119,9 @@ def test_warmup_marker_with_a_malformed_body_is_still_safe(alias_context, mangum
 
 @pytest.fixture
 def fresh_state(monkeypatch):
-    monkeypatch.setattr(cold_start.lambda_client, "value", None)
+    # Every per-instance client (the tasks' too): what eager mode makes here must not outlive the test.
+    for resource in lifecycle._registry:
+        monkeypatch.setattr(resource, "value", None)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
 
 

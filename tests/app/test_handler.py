@@ -133,10 +133,13 @@ def test_app_errors_stay_500_from_mangum(event, lambda_context, monkeypatch):
 SQS_BATCH = {"Records": [{"eventSource": "aws:sqs", "messageId": "m1", "body": "{}"}]}
 
 
-def test_sqs_batch_without_a_worker_raises_so_nothing_is_lost(lambda_context, mangum_must_not_run):
+def test_sqs_batch_without_a_worker_raises_so_nothing_is_lost(lambda_context):
+    from fastapi_lambda import lambda_handler
+    from service.main import create_app
+
     # Answering would make SQS delete the batch; raising returns it to the queue.
     with pytest.raises(RuntimeError, match="no 'sqs' handler"):
-        handler(SQS_BATCH, lambda_context)
+        lambda_handler(create_app())(SQS_BATCH, lambda_context)
 
 
 def test_registered_handlers_receive_their_kind(lambda_context, mangum_must_not_run, monkeypatch):

@@ -1,0 +1,495 @@
+"""Background tasks: a typed envelope, a registry of handlers, the send, the status store, the worker.
+
+The API validates a task and sends it as JSON to the SQS queue named by ``TASK_QUEUE_URL``;
+the worker runs each message of a batch alone (Powertools' batch utilities) and reports
+only the failed ones. Statuses live in the DynamoDB table ``TASK_TABLE_NAME``: a conditional
+claim there makes a redelivered task a no-op once it succeeded. With no queue configured
+(``make serve``), a task runs in a thread of the same process, through the same JSON; with
+no table, statuses are kept in memory::
+
+    registry = TaskRegistry()
+
+    @registry.task("generate-report", ReportPayload)
+    def generate_report(payload: ReportPayload, envelope: TaskEnvelope) -> dict: ...
+
+    handler = lambda_handler(app, tasks=registry)
+
+Cheap to import: boto3 and Powertools load on first use (or at init in eager mode).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Literal, NamedTuple
+from urllib.parse import unquote_plus
+
+from pydantic import AwareDatetime, BaseModel, Field, ValidationError
+from pydantic_core import to_jsonable_python
+
+from fastapi_lambda import lifecycle
+from fastapi_lambda.constants import (
+    FILE_TASK_TYPE,
+    FILES_INCOMING_PREFIX,
+    TASK_QUEUE_URL_VARIABLE,
+    TASK_TABLE_KEY,
+    TASK_TABLE_TTL_ATTRIBUTE,
+    TASK_TABLE_VARIABLE,
+)
+
+logger = logging.getLogger(__name__)
+
+#: How long a status record is kept after its task was created (DynamoDB deletes it after).
+RECORD_TTL_S = 7 * 24 * 3600
+#: A claim's lease when the time left to run is unknown (local runs): Lambda's longest timeout.
+DEFAULT_LEASE_S = 900
+#: SQS's classic message size limit, checked before sending so a too-large task is a 422, not a 503.
+MAX_MESSAGE_BYTES = 256 * 1024
+#: Seconds a client is told to wait after a 503.
+RETRY_AFTER_S = 5
+#: Set by Lambda in every function. There a task needs the queue (a thread would be frozen with the
+#: instance after the response) and the table (in memory, each instance would see only its own tasks).
+LAMBDA_VARIABLE = "AWS_LAMBDA_FUNCTION_NAME"
+#: The X-Ray trace header Lambda sets for every invocation; a task carries it to the worker's logs.
+TRACE_VARIABLE = "_X_AMZN_TRACE_ID"
+
+Status = Literal["queued", "running", "succeeded", "failed"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class TaskEnvelope(BaseModel):
+    """The JSON body of every task message (and what a handler receives besides its payload).
+
+    No defaults for ``id`` and ``created_at``: a message without them would get a new id
+    on every delivery and run again (:meth:`TaskRegistry.new_task` makes both).
+    """
+
+    id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")
+    type: str = Field(min_length=1, max_length=128)
+    payload: dict[str, Any]
+    created_at: AwareDatetime
+    trace_header: str | None = None
+
+
+class FilePayload(BaseModel):
+    """The payload of a ``process-file`` task made from an S3 object-created notification."""
+
+    bucket: str
+    key: str  # decoded: S3 events carry it URL-encoded
+    version_id: str | None = None
+    size: int | None = None
+    etag: str | None = None
+
+
+class TaskRejected(ValueError):
+    """A task (or a message) that does not validate; ``errors`` are pydantic-style details."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors))
+        self.errors = errors
+
+
+class TaskSendError(RuntimeError):
+    """The task could not be recorded or sent: nothing was accepted (the API answers 503)."""
+
+    retry_after = RETRY_AFTER_S
+
+
+class TaskBusy(RuntimeError):
+    """Another delivery of the same task holds a live lease: fail this one, SQS retries it later."""
+
+
+def _rejected(type_: str, loc: tuple[Any, ...], msg: str, input_: Any = None) -> TaskRejected:
+    return TaskRejected([{"type": type_, "loc": loc, "msg": msg, "input": input_}])
+
+
+def _validation_errors(error: ValidationError, prefix: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    # No URLs or contexts: a context may hold the exception object, which is not JSON.
+    return [{**e, "loc": (*prefix, *e["loc"])} for e in error.errors(include_url=False, include_context=False)]
+
+
+# --- per-instance clients: boto3 is imported by the factories only -----------------------------
+
+def _client(service: str) -> Any:
+    import boto3  # the runtime's; never at import of this module
+    from botocore.config import Config
+
+    # Fail fast: an API request waits on these, and the worker's retry is SQS's redelivery.
+    config = Config(connect_timeout=1, read_timeout=3, retries={"mode": "standard", "total_max_attempts": 2})
+    return boto3.client(service, config=config)
+
+
+def _make_sqs_client() -> Any:
+    return _client("sqs")
+
+
+def _make_dynamodb_client() -> Any:
+    return _client("dynamodb")
+
+
+sqs_client = lifecycle.per_instance(_make_sqs_client)
+dynamodb_client = lifecycle.per_instance(_make_dynamodb_client)
+
+
+# --- status stores: DynamoDB when a table is configured, else memory; the same semantics -------
+
+def _public(record: dict[str, Any]) -> dict[str, Any]:
+    """What ``GET /tasks/{id}`` shows of a record: not the lease nor the expiry."""
+    return {k: v for k, v in record.items() if k not in ("lease_until", TASK_TABLE_TTL_ATTRIBUTE) and v is not None}
+
+
+class MemoryStore:
+    """Statuses in this process, for local runs and tests without a table."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, dict[str, Any]] = {}
+        self.lock = threading.Lock()
+
+    def add(self, envelope: TaskEnvelope) -> None:
+        with self.lock:
+            if envelope.id in self.records:
+                raise ValueError(f"task {envelope.id} exists")
+            self.records[envelope.id] = _new_record(envelope)
+
+    def remove_queued(self, task_id: str) -> None:
+        with self.lock:
+            if self.records.get(task_id, {}).get("status") == "queued":
+                del self.records[task_id]
+
+    def get(self, task_id: str) -> dict[str, Any] | None:
+        with self.lock:
+            record = self.records.get(task_id)
+            return dict(record) if record else None
+
+    def claim(self, envelope: TaskEnvelope, lease_s: float) -> Status | None:
+        with self.lock:
+            record = self.records.get(envelope.id) or _new_record(envelope)
+            blocked = _claim_blocked(record.get("status"), record.get("lease_until"))
+            if blocked:
+                return blocked
+            now = _now().isoformat()
+            record.update(status="running", attempts=record.get("attempts", 0) + 1, started_at=now, updated_at=now,
+                          lease_until=time.time() + lease_s)
+            self.records[envelope.id] = record
+            return None
+
+    def finish(self, task_id: str, status: Status, result: Any = None, error: str | None = None) -> None:
+        with self.lock:
+            record = self.records.setdefault(task_id, {TASK_TABLE_KEY: task_id})
+            now = _now().isoformat()
+            record.update(status=status, result=result, error=error, updated_at=now, finished_at=now, lease_until=None)
+
+
+def _new_record(envelope: TaskEnvelope) -> dict[str, Any]:
+    created = envelope.created_at
+    return {TASK_TABLE_KEY: envelope.id, "type": envelope.type, "status": "queued", "attempts": 0,
+            "created_at": created.isoformat(), "updated_at": _now().isoformat(),
+            TASK_TABLE_TTL_ATTRIBUTE: int(created.timestamp()) + RECORD_TTL_S}
+
+
+def _claim_blocked(status: str | None, lease_until: float | None) -> Status | None:
+    """Why a task with this status may not be claimed now: ``succeeded``, ``running``, or None if it may."""
+    if status == "succeeded":
+        return "succeeded"
+    if status == "running" and (lease_until or 0) > time.time():
+        return "running"
+    return None
+
+
+class DynamoStore:
+    """Statuses in the DynamoDB table: partition key ``id``, TTL ``expires_at`` (epoch seconds)."""
+
+    # The attribute names are reserved words or may be: every expression names them through these.
+    NAMES = {"#id": TASK_TABLE_KEY, "#status": "status", "#type": "type", "#attempts": "attempts",
+             "#lease": "lease_until", "#ttl": TASK_TABLE_TTL_ATTRIBUTE, "#created": "created_at",
+             "#updated": "updated_at", "#started": "started_at", "#finished": "finished_at",
+             "#result": "result", "#error": "error"}
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+
+    @property
+    def client(self) -> Any:
+        return dynamodb_client.get()
+
+    def _key(self, task_id: str) -> dict[str, Any]:
+        return {TASK_TABLE_KEY: {"S": task_id}}
+
+    def _names(self, expression: str) -> dict[str, str]:
+        return {k: v for k, v in self.NAMES.items() if k in expression}
+
+    def add(self, envelope: TaskEnvelope) -> None:
+        item = {k: {"N": str(v)} if isinstance(v, int) else {"S": v} for k, v in _new_record(envelope).items()}
+        self.client.put_item(TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(#id)",
+                             ExpressionAttributeNames={"#id": TASK_TABLE_KEY})
+
+    def remove_queued(self, task_id: str) -> None:
+        try:  # only while queued: a worker that got the message anyway owns the record now
+            self.client.delete_item(TableName=self.table, Key=self._key(task_id), ConditionExpression="#status = :q",
+                                    ExpressionAttributeNames={"#status": "status"},
+                                    ExpressionAttributeValues={":q": {"S": "queued"}})
+        except self.client.exceptions.ConditionalCheckFailedException:
+            pass
+
+    def get(self, task_id: str) -> dict[str, Any] | None:
+        item = self.client.get_item(TableName=self.table, Key=self._key(task_id), ConsistentRead=True).get("Item")
+        return _from_item(item) if item else None
+
+    def claim(self, envelope: TaskEnvelope, lease_s: float) -> Status | None:
+        now, iso = time.time(), _now().isoformat()
+        update = ("SET #status = :running, #type = :type, #attempts = if_not_exists(#attempts, :zero) + :one, "
+                  "#lease = :lease, #started = :iso, #updated = :iso, #created = if_not_exists(#created, :created), "
+                  "#ttl = if_not_exists(#ttl, :ttl)")
+        # queued, failed or missing (an S3 task, a record past its TTL): claim; running: only once its lease is over.
+        condition = ("attribute_not_exists(#id) OR #status IN (:queued, :failed) "
+                     "OR (#status = :running AND #lease < :now)")
+        try:
+            self.client.update_item(
+                TableName=self.table, Key=self._key(envelope.id), UpdateExpression=update,
+                ConditionExpression=condition, ExpressionAttributeNames=self._names(update + condition),
+                ExpressionAttributeValues={
+                    ":running": {"S": "running"}, ":queued": {"S": "queued"}, ":failed": {"S": "failed"},
+                    ":type": {"S": envelope.type}, ":zero": {"N": "0"}, ":one": {"N": "1"},
+                    ":lease": {"N": str(now + lease_s)}, ":now": {"N": str(now)}, ":iso": {"S": iso},
+                    ":created": {"S": envelope.created_at.isoformat()},
+                    ":ttl": {"N": str(int(envelope.created_at.timestamp()) + RECORD_TTL_S)}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        except self.client.exceptions.ConditionalCheckFailedException as refused:
+            old = _from_item(refused.response.get("Item") or {})
+            return _claim_blocked(old.get("status"), old.get("lease_until")) or "running"
+        return None
+
+    def finish(self, task_id: str, status: Status, result: Any = None, error: str | None = None) -> None:
+        outcome, other = ("#result", "#error") if status == "succeeded" else ("#error", "#result")
+        value = json.dumps(result) if status == "succeeded" else error or ""
+        update = f"SET #status = :status, #updated = :iso, #finished = :iso, {outcome} = :value REMOVE #lease, {other}"
+        self.client.update_item(
+            TableName=self.table, Key=self._key(task_id), UpdateExpression=update,
+            ExpressionAttributeNames=self._names(update),
+            ExpressionAttributeValues={":status": {"S": status}, ":iso": {"S": _now().isoformat()},
+                                       ":value": {"S": value}})
+
+
+def _from_item(item: dict[str, Any]) -> dict[str, Any]:
+    record: dict[str, Any] = {}
+    for name, value in item.items():
+        if "N" in value:
+            number = float(value["N"])
+            record[name] = int(number) if number.is_integer() else number
+        else:
+            record[name] = value.get("S")
+    if "result" in record:  # stored as JSON text: DynamoDB's own types cannot hold floats or nulls as given
+        record["result"] = json.loads(record["result"])
+    return record
+
+
+# --- the registry: task types, submission, the worker -------------------------------------------
+
+class TaskType(NamedTuple):
+    model: type[BaseModel]
+    handler: Callable[[Any, TaskEnvelope], Any]
+
+
+class TaskRegistry:
+    """Task types and their handlers; sends tasks (API side) and runs them (worker side).
+
+    Configuration comes from the environment at each use (``TASK_QUEUE_URL``,
+    ``TASK_TABLE_NAME``), so one module-level registry serves every function.
+    """
+
+    def __init__(self) -> None:
+        self.types: dict[str, TaskType] = {}
+        self.memory = MemoryStore()
+
+    def task(self, name: str, model: type[BaseModel]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Register ``fn(payload: model, envelope) -> JSON-able result`` for tasks of type ``name``."""
+
+        def register(handler: Callable[..., Any]) -> Callable[..., Any]:
+            if name in self.types:
+                raise ValueError(f"task type {name!r} is registered twice")
+            self.types[name] = TaskType(model, handler)
+            return handler
+
+        return register
+
+    def store(self) -> DynamoStore | MemoryStore:
+        table = os.environ.get(TASK_TABLE_VARIABLE)
+        if table:
+            return DynamoStore(table)
+        if os.environ.get(LAMBDA_VARIABLE):
+            raise RuntimeError(f"{TASK_TABLE_VARIABLE} is not set: on Lambda, task statuses need the DynamoDB table")
+        return self.memory
+
+    def validate(self, envelope: TaskEnvelope) -> BaseModel:
+        """The envelope's payload as its type's model; :class:`TaskRejected` if either is wrong."""
+        task = self.types.get(envelope.type)
+        if task is None:
+            known = ", ".join(sorted(self.types)) or "none"
+            raise _rejected("unknown_task_type", ("type",), f"Unknown task type; expected one of: {known}",
+                            envelope.type)
+        try:
+            return task.model.model_validate(envelope.payload)
+        except ValidationError as error:
+            raise TaskRejected(_validation_errors(error, ("payload",))) from None
+
+    def new_task(self, type: str, payload: dict[str, Any], trace_header: str | None = None) -> TaskEnvelope:
+        """A validated envelope for a new task (raises :class:`TaskRejected`)."""
+        try:
+            envelope = TaskEnvelope(id=uuid.uuid4().hex, type=type, payload=payload, created_at=_now(),
+                                    trace_header=trace_header or os.environ.get(TRACE_VARIABLE))
+        except ValidationError as error:
+            raise TaskRejected(_validation_errors(error)) from None
+        self.validate(envelope)
+        if len(envelope.model_dump_json().encode()) > MAX_MESSAGE_BYTES:
+            raise _rejected("too_large", ("payload",), f"The task is larger than {MAX_MESSAGE_BYTES} bytes as JSON")
+        return envelope
+
+    def submit(self, envelope: TaskEnvelope) -> TaskEnvelope:
+        """Record the task as queued, then send it; :class:`TaskSendError` when either fails.
+
+        With no queue configured it runs in a thread of this process instead.
+        """
+        queue_url = os.environ.get(TASK_QUEUE_URL_VARIABLE)
+        if not queue_url and os.environ.get(LAMBDA_VARIABLE):
+            logger.error(f"{TASK_QUEUE_URL_VARIABLE} is not set: on Lambda a task cannot run in-process",
+                         extra={"task_id": envelope.id})
+            raise TaskSendError("no task queue is configured")
+        try:
+            store = self.store()
+            store.add(envelope)
+        except Exception as error:
+            logger.error("Could not record a task", extra={"task_id": envelope.id}, exc_info=True)
+            raise TaskSendError("the task could not be recorded") from error
+        body = envelope.model_dump_json()
+        if not queue_url:
+            threading.Thread(target=self._run_local, args=(body, envelope.id), name=f"task-{envelope.id}",
+                             daemon=True).start()
+            return envelope
+        try:
+            sqs_client.get().send_message(QueueUrl=queue_url, MessageBody=body)
+        except Exception as error:
+            logger.error("Could not send a task", extra={"task_id": envelope.id}, exc_info=True)
+            try:  # nothing may claim the task was accepted
+                store.remove_queued(envelope.id)
+            except Exception:
+                logger.warning("Could not remove the record of an unsent task", extra={"task_id": envelope.id},
+                               exc_info=True)
+            raise TaskSendError("the task could not be sent") from error
+        return envelope
+
+    def get_status(self, task_id: str) -> dict[str, Any] | None:
+        """The task's status record (``GET /tasks/{id}``), None if unknown."""
+        record = self.store().get(task_id)
+        return _public(record) if record else None
+
+    # --- worker side ---------------------------------------------------------------------------
+
+    def process_batch(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        """The SQS worker: ``{"batchItemFailures": [...]}`` names the messages to retry."""
+        from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+        self.store()  # a missing table fails the invocation: every message returns to the queue
+        # False: a batch where every message failed is reported like any other, not raised.
+        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        return process_partial_response(
+            event=event, processor=processor, context=context,
+            record_handler=lambda record: self.handle_message(record.body, record.message_id, context))
+
+    def handle_message(self, body: str, message_id: str, context: Any = None) -> None:
+        """Run the task(s) of one message body; raises when the message must be retried or dead-lettered."""
+        try:
+            for envelope in self._parse(body):
+                self.execute(envelope, context, message_id)
+        except TaskRejected as rejected:  # never valid: fails until it reaches the dead-letter queue
+            # Without the inputs: a payload may hold personal data, and the message is kept in the DLQ.
+            errors = [{k: v for k, v in e.items() if k != "input"} for e in rejected.errors]
+            logger.error("Rejected a task message", extra={"message_id": message_id, "errors": errors})
+            raise
+
+    def _parse(self, body: str) -> list[TaskEnvelope]:
+        try:
+            data = json.loads(body)
+        except (TypeError, ValueError):
+            raise _rejected("json_invalid", ("body",), "The message body is not JSON", (body or "")[:200]) from None
+        if isinstance(data, dict) and data.get("Event") == "s3:TestEvent":
+            logger.info("Acknowledged S3's test event", extra={"bucket": data.get("Bucket")})
+            return []
+        try:
+            if isinstance(data, dict) and isinstance(data.get("Records"), list):
+                return s3_envelopes(data)
+            return [TaskEnvelope.model_validate(data)]
+        except ValidationError as error:
+            raise TaskRejected(_validation_errors(error, ("body",))) from None
+
+    def execute(self, envelope: TaskEnvelope, context: Any = None, message_id: str | None = None) -> None:
+        """Run a task at most once to success: claim it, call its handler, record the outcome."""
+        payload = self.validate(envelope)
+        log = {"task_id": envelope.id, "task_type": envelope.type, "message_id": message_id,
+               "trace_header": envelope.trace_header}
+        store = self.store()
+        blocked = store.claim(envelope, _lease_s(context))
+        if blocked == "succeeded":
+            logger.info("Skipped a task that already succeeded", extra=log)
+            return
+        if blocked == "running":
+            logger.warning("Task is running elsewhere; its message is retried later", extra=log)
+            raise TaskBusy(f"task {envelope.id} is running elsewhere")
+        try:
+            result = to_jsonable_python(self.types[envelope.type].handler(payload, envelope))
+        except Exception as error:
+            logger.exception("Task failed", extra=log)
+            store.finish(envelope.id, "failed", error=f"{type(error).__name__}: {error}")
+            raise
+        store.finish(envelope.id, "succeeded", result=result)
+        logger.info("Task succeeded", extra=log)
+
+    def _run_local(self, body: str, task_id: str) -> None:
+        try:
+            self.handle_message(body, f"local-{task_id}")
+        except Exception:  # logged and recorded as failed already; a thread has nobody to raise to
+            pass
+
+
+def _lease_s(context: Any) -> float:
+    """A claim lasts as long as this invocation can: then a redelivery may take the task over."""
+    try:
+        return context.get_remaining_time_in_millis() / 1000
+    except Exception:
+        return DEFAULT_LEASE_S
+
+
+def s3_envelopes(event: dict[str, Any]) -> list[TaskEnvelope]:
+    """``process-file`` envelopes for the objects an S3 notification says were created under the prefix.
+
+    The id is derived from the object's version (or the event's sequencer), so a redelivered
+    or duplicated notification is the same task and runs once.
+    """
+    envelopes = []
+    for record in event["Records"]:
+        try:
+            s3, name = record["s3"], record["eventName"]
+            bucket, obj = s3["bucket"]["name"], s3["object"]
+            key = unquote_plus(obj["key"])
+        except (KeyError, TypeError):
+            raise _rejected("s3_event_invalid", ("body", "Records"), "Not an S3 event notification") from None
+        if record.get("eventSource") != "aws:s3" or not name.startswith("ObjectCreated:") \
+                or not key.startswith(FILES_INCOMING_PREFIX):
+            logger.info("Ignored an S3 notification", extra={"event_name": name, "bucket": bucket, "key": key})
+            continue
+        # moto leaves out the sequencer; the eTag with the event time is as stable across redeliveries.
+        version = obj.get("versionId") or obj.get("sequencer") or f"{obj.get('eTag')}@{record.get('eventTime')}"
+        task_id = uuid.uuid5(uuid.NAMESPACE_URL, f"s3://{bucket}/{key}#{version}").hex
+        payload = FilePayload(bucket=bucket, key=key, version_id=obj.get("versionId"), size=obj.get("size"),
+                              etag=obj.get("eTag"))
+        envelopes.append(TaskEnvelope(id=task_id, type=FILE_TASK_TYPE, payload=payload.model_dump(),
+                                      created_at=record.get("eventTime") or _now()))
+    return envelopes

@@ -1,0 +1,112 @@
+"""Background tasks of the example app: the registry, its two task types, and the task API.
+
+``POST /tasks`` validates and queues a task (202 with a ``Location`` to poll);
+``GET /tasks/{id}`` answers its status. The worker (the same handler module, for SQS
+events) runs ``generate-report`` and ``process-file``; the latter also serves the S3 file
+pipeline: an object created under ``incoming/`` gets a result object under ``results/``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi_lambda import lifecycle
+from fastapi_lambda.constants import FILE_TASK_TYPE, FILES_INCOMING_PREFIX, FILES_RESULTS_PREFIX
+from fastapi_lambda.tasks import FilePayload, TaskEnvelope, TaskRegistry, TaskRejected, TaskSendError
+from pydantic import BaseModel, Field
+
+registry = TaskRegistry()
+
+
+class ReportPayload(BaseModel):
+    """What a report is about: a name and how many rows to produce."""
+
+    name: str = Field(min_length=1, max_length=100)
+    rows: int = Field(ge=1, le=10_000)
+
+
+@registry.task("generate-report", ReportPayload)
+def generate_report(payload: ReportPayload, envelope: TaskEnvelope) -> dict[str, Any]:
+    """A stand-in for long work with a deterministic result."""
+    return {"report": payload.name, "rows": payload.rows, "total": payload.rows * (payload.rows + 1) // 2}
+
+
+def _make_s3_client() -> Any:
+    import boto3  # the runtime's; only a worker handling files needs it
+    from botocore.config import Config
+
+    return boto3.client("s3", config=Config(connect_timeout=2, read_timeout=10, retries={"mode": "standard"}))
+
+
+s3_client = lifecycle.per_instance(_make_s3_client)
+
+
+def count(chunks: Any) -> dict[str, int]:
+    """Bytes, lines and words of a stream of byte chunks, as ``wc`` counts them, in constant memory."""
+    size = lines = words = 0
+    in_word = False
+    for chunk in chunks:
+        if not chunk:
+            continue
+        size += len(chunk)
+        lines += chunk.count(b"\n")
+        # A word split across two chunks is counted once, in the chunk where it starts.
+        words += len(chunk.split()) - (1 if in_word and not chunk[:1].isspace() else 0)
+        in_word = not chunk[-1:].isspace()
+    return {"bytes": size, "lines": lines, "words": words}
+
+
+@registry.task(FILE_TASK_TYPE, FilePayload)
+def process_file(payload: FilePayload, envelope: TaskEnvelope) -> dict[str, Any]:
+    """Count the object's bytes, lines and words; write them to ``results/<rest of key>.json``."""
+    s3 = s3_client.get()
+    version = {"VersionId": payload.version_id} if payload.version_id else {}
+    body = s3.get_object(Bucket=payload.bucket, Key=payload.key, **version)["Body"]
+    counts = count(body.iter_chunks(chunk_size=1024 * 1024))
+    result_key = FILES_RESULTS_PREFIX + payload.key.removeprefix(FILES_INCOMING_PREFIX) + ".json"
+    result = {"bucket": payload.bucket, "key": payload.key, "version_id": payload.version_id, **counts}
+    s3.put_object(Bucket=payload.bucket, Key=result_key, Body=json.dumps(result).encode(),
+                  ContentType="application/json")
+    return {**result, "result_key": result_key}
+
+
+# --- the task API ------------------------------------------------------------------------------
+
+router = APIRouter(tags=["tasks"])
+TaskId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+class TaskRequest(BaseModel):
+    type: str
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+# async, though the SDK blocks: Lambda serves one request per instance, and a thread hop
+# would cost more than it saves (a sync route starts the thread pool on the first call).
+@router.post("/tasks", status_code=202)
+async def create_task(task: TaskRequest, request: Request) -> JSONResponse:
+    """Queue a task: 202 and where to poll it; 422 if invalid; 503 if it could not be queued."""
+    try:
+        envelope = registry.new_task(task.type, task.payload, trace_header=request.headers.get("x-amzn-trace-id"))
+    except TaskRejected as rejected:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in rejected.errors]) from None
+    try:
+        registry.submit(envelope)
+    except TaskSendError as error:
+        return JSONResponse({"detail": "The task could not be queued; try again later"}, status_code=503,
+                            headers={"Retry-After": str(error.retry_after)})
+    return JSONResponse({"id": envelope.id, "status": "queued"}, status_code=202,
+                        headers={"Location": f"/tasks/{envelope.id}"})
+
+
+@router.get("/tasks/{task_id}")
+async def get_task(task_id: TaskId) -> JSONResponse:
+    """The task's status: queued, running, succeeded (with its result) or failed (with the error)."""
+    status = registry.get_status(task_id)
+    if status is None:
+        raise HTTPException(status_code=404, detail="No such task")
+    return JSONResponse(status)
