@@ -40,9 +40,9 @@ DEFAULT_WORKER_DURATION = Duration.seconds(60)
 DEAD_LETTER_RETENTION = Duration.days(14)
 
 #: What a producer (the API) does with the status table: record a task, read it, undo a failed send.
-PRODUCER_TABLE_ACTIONS = ("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
-#: What the worker does with it: read a status, claim and complete a task with conditional writes.
-WORKER_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+PRODUCER_TABLE_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem")
+#: What the worker does with it: claim and complete a task with conditional updates.
+WORKER_TABLE_ACTIONS = ("dynamodb:UpdateItem",)
 
 
 class TaskWorker(ServiceFunction):
@@ -208,7 +208,7 @@ class FileIntake(Construct):
                                            s3.NotificationKeyFilter(prefix=FILES_INCOMING_PREFIX))
         # Its own policy, so that the acknowledgement of its prefix wildcards covers nothing else.
         self.worker_policy = iam.Policy(self, "WorkerPolicy", statements=[
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[self.bucket.arn_for_objects(
+            iam.PolicyStatement(actions=["s3:GetObject", "s3:GetObjectVersion"], resources=[self.bucket.arn_for_objects(
                 f"{FILES_INCOMING_PREFIX}*")]),
             iam.PolicyStatement(actions=["s3:PutObject"], resources=[self.bucket.arn_for_objects(
                 f"{FILES_RESULTS_PREFIX}*")]),
