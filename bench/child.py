@@ -4,7 +4,8 @@
 `python -s child.py warm MODULE:ATTR EVENT WARMUP CALLS EVENTS_PY` prints {"us_per_call": ...};
 `python -s child.py ping MODULE:ATTR WARMUP PING_CALLS GET_CALLS EVENTS_PY` prints
 {"ping_us": ..., "get_us": ..., "ping_over_get": ...} (warmup marker vs `GET /`, one process);
-`python -s child.py first MODULE:ATTR EVENTS_PY` prints {"import_ms": ..., "first_get_ms": ...}.
+`python -s child.py first MODULE:ATTR EVENTS_PY` prints {"import_ms": ..., "first_get_ms": ...};
+`python -s child.py batch MODULE:ATTR WARMUP BATCHES SIZE EVENTS_PY` prints {"batch_ms": ..., "messages_per_s": ...}.
 Only the standard library is imported before the measured import (as in Lambda's
 bootstrap, which has json loaded before it imports the handler).
 """
@@ -63,8 +64,10 @@ def load_events(events_py: str):
 
 
 def is_ok(event_name: str, response: dict) -> bool:
-    """Never time an error path: HTTP must answer 200, a warmup ping must be handled as one."""
-    return response.get("handled") == "warmup" if event_name == "warmup ping" else response.get("statusCode") == 200
+    """Never time an error path: HTTP must answer 200 (202 for a task), a warmup ping must be handled as one."""
+    if event_name == "warmup ping":
+        return response.get("handled") == "warmup"
+    return response.get("statusCode") == (202 if event_name == "POST /tasks" else 200)
 
 
 def per_call_us(handler, events, event_name: str, warmup: int, calls: int) -> tuple[float, dict]:
@@ -130,7 +133,25 @@ def first_get(target: str, events_py: str) -> dict:
     return {"import_ms": import_ms, "first_get_ms": first_get_ms, "boto3_at_init": sdk_loaded}
 
 
+def batch(target: str, warmup: str, batches: str, size: str, events_py: str) -> dict:
+    """The worker on SQS batches of new tasks (against the moto server the parent runs)."""
+    handler = load_handler(target)
+    events = load_events(events_py)
+    elapsed = 0.0
+    for number in range(int(warmup) + int(batches)):
+        event, context = events.sqs_batch(int(size)), events.LambdaContext()
+        start = time.perf_counter()
+        response = handler(event, context)
+        if number >= int(warmup):
+            elapsed += time.perf_counter() - start
+        if response != {"batchItemFailures": []}:
+            sys.exit(f"the batch answered {str(response)[:500]}")
+    check_origins()
+    per_batch = elapsed / int(batches)
+    return {"batch_ms": per_batch * 1000, "messages_per_s": int(size) / per_batch}
+
+
 if __name__ == "__main__":
     mode, *args = sys.argv[1:]
-    result = {"import": cold_import, "warm": warm, "ping": ping, "first": first_get}[mode](*args)
+    result = {"import": cold_import, "warm": warm, "ping": ping, "first": first_get, "batch": batch}[mode](*args)
     print(json.dumps(result))

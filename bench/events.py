@@ -1,5 +1,6 @@
-"""Lambda inputs for the benchmark: an API Gateway HTTP API (payload 2.0) event, a warmup
-ping (the marker the schedule sends) and a context invoked through the `live` alias.
+"""Lambda inputs for the benchmark: API Gateway HTTP API (payload 2.0) events, a warmup
+ping (the marker the schedule sends), an SQS batch of tasks and a context invoked
+through the `live` alias.
 
 Loaded by the child processes from its file path (not from sys.path), so the
 measured interpreter's sys.path stays exactly the Lambda layout.
@@ -7,6 +8,7 @@ measured interpreter's sys.path stays exactly the Lambda layout.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -43,9 +45,34 @@ def http_api_event(method: str = "GET", path: str = "/", query: str = "") -> dic
     }
 
 
+def post_task_event() -> dict:
+    """``POST /tasks`` with a small, valid task: the API records it and sends it to the queue."""
+    event = http_api_event("POST", "/tasks")
+    event["headers"]["content-type"] = "application/json"
+    event["body"] = json.dumps({"type": "generate-report", "payload": {"name": "bench", "rows": 10}})
+    return event
+
+
+def sqs_batch(size: int = 10) -> dict:
+    """An SQS event source mapping's batch of ``size`` new tasks (fresh ids: none was done before)."""
+    now = int(time.time() * 1000)
+    records = []
+    for _ in range(size):
+        envelope = {"id": uuid.uuid4().hex, "type": "generate-report", "payload": {"name": "bench", "rows": 10},
+                    "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "trace_header": None}
+        records.append({
+            "messageId": str(uuid.uuid4()), "receiptHandle": "bench-" + uuid.uuid4().hex, "body": json.dumps(envelope),
+            "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": str(now), "SenderId": "BENCH",
+                           "ApproximateFirstReceiveTimestamp": str(now)},
+            "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:bench-tasks", "awsRegion": "us-east-1"})
+    return {"Records": records}
+
+
 #: Events a scenario can ask the child for, by name.
 EVENTS = {
     "GET /": lambda: http_api_event("GET", "/"),
+    "POST /tasks": post_task_event,
     # Concurrency 1: answered in place, no fan-out (which would invoke the alias through boto3).
     "warmup ping": lambda: {"fastapi-lambda-warmup": {"concurrency": 1}},
 }

@@ -36,6 +36,7 @@ RUNTIME_REQUIREMENTS = BENCH / "runtime-requirements.txt"  # the SDK that Lambda
 MIN_RUNS = 15
 WARMUP_CALLS, TIMED_CALLS = 300, 3000
 PING_CALLS = 30000  # a warmup ping costs about a microsecond: many more calls for a stable figure
+TASK_CALLS, TASK_BATCHES = 200, 20  # each a few ms against moto
 
 sys.path.insert(0, str(REPO))  # for cdk_app, which also loads aws_cdk/jsii
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
@@ -94,6 +95,13 @@ SCENARIOS = [
     Scenario("import_mode", lambda v: ["first", v.handler, str(EVENTS_PY)],
              (Metric("import_ms", "cold import (ms)"), Metric("first_get_ms", "first GET / after import (ms)", digits=2)),
              lambda a: a.runs, ("ours-eager", "ours-lazy")),
+    # Background tasks against a moto server this process runs (an HTTP round trip on loopback, not AWS):
+    # informational, the absolute numbers are moto's as much as ours.
+    Scenario("post_task", lambda v: ["warm", v.handler, "POST /tasks", "20", str(TASK_CALLS), str(EVENTS_PY)],
+             (Metric("us_per_call", "warm POST /tasks, moto server (µs)", digits=0),), warm_processes, ("ours-tasks",)),
+    Scenario("worker_batch", lambda v: ["batch", v.handler, "2", str(TASK_BATCHES), "10", str(EVENTS_PY)],
+             (Metric("batch_ms", "worker, 10-message batch (ms)"), Metric("messages_per_s", "worker messages/s", digits=0)),
+             warm_processes, ("ours-tasks",)),
 ]
 
 
@@ -128,6 +136,27 @@ def build_ours(target, runtime: Path) -> list[Variant]:
         sys.exit("our layer ships boto3: it must come from the runtime")
     ours = Variant("ours", (code, layer / "python", runtime), "service.handler", "service.handler:handler")
     return [ours, *(replace(ours, name=f"ours-{mode}", env={"IMPORT_MODE": mode}) for mode in ("eager", "lazy"))]
+
+
+def start_task_backend() -> dict[str, str]:
+    """A moto server on loopback with a queue and a status table; the function variables that name them."""
+    import boto3
+    from fastapi_lambda.constants import TASK_QUEUE_URL_VARIABLE, TASK_TABLE_KEY, TASK_TABLE_VARIABLE
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    credentials = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "bench",
+                   "AWS_SECRET_ACCESS_KEY": "bench"}
+    clients = {name: boto3.client(name, region_name="us-east-1", endpoint_url=credentials["AWS_ENDPOINT_URL"],
+                                  aws_access_key_id="bench", aws_secret_access_key="bench")
+               for name in ("sqs", "dynamodb")}
+    queue_url = clients["sqs"].create_queue(QueueName="bench-tasks")["QueueUrl"]
+    clients["dynamodb"].create_table(TableName="bench-tasks", BillingMode="PAY_PER_REQUEST",
+                                     KeySchema=[{"AttributeName": TASK_TABLE_KEY, "KeyType": "HASH"}],
+                                     AttributeDefinitions=[{"AttributeName": TASK_TABLE_KEY, "AttributeType": "S"}])
+    return {**credentials, TASK_QUEUE_URL_VARIABLE: queue_url, TASK_TABLE_VARIABLE: "bench-tasks"}
 
 
 def pip_install_cached(name: str, requirements: Path, target, python: list[str] | None = None) -> Path:
@@ -289,6 +318,7 @@ def main() -> None:
     started = time.perf_counter()
     reference = build_reference(target)
     variants = [*build_ours(target, build_runtime(target, python)), reference]  # the interleaving order
+    variants.append(replace(variants[0], name="ours-tasks", env=start_task_backend()))
     print(f"built bundles in {time.perf_counter() - started:.1f} s", file=sys.stderr)
 
     results, rows = {}, []
