@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import math
 import os
 import platform
@@ -144,6 +145,7 @@ def start_task_backend() -> dict[str, str]:
     from fastapi_lambda.constants import TASK_QUEUE_URL_VARIABLE, TASK_TABLE_KEY, TASK_TABLE_VARIABLE
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

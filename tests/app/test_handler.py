@@ -181,3 +181,30 @@ def test_generic_entry_refuses_a_malformed_app_reference(reference):
 
     with pytest.raises(ValueError, match="must look like 'package.module:app'"):
         load_app(reference)
+
+
+def test_mangum_builds_each_request_scope_once(event, lambda_context):
+    from mangum import Mangum
+    from mangum.handlers import HTTPGateway
+
+    built = []
+
+    class Counting(HTTPGateway):
+        @property
+        def scope(self):
+            built.append(1)
+            return super().scope
+
+    adapter = Mangum(handler.app, lifespan="off", custom_handlers=[dispatch._scope_once(Counting)])
+
+    assert adapter(event("http_api_v2"), lambda_context)["statusCode"] == 200
+    assert len(built) == 1  # Mangum itself reads it twice
+
+
+@pytest.mark.parametrize("name", HTTP_EVENTS)
+def test_the_faster_handlers_answer_exactly_as_mangums_own(name, event, lambda_context):
+    from mangum import Mangum
+
+    plain = Mangum(handler.app, lifespan="off")
+
+    assert handler(event(name), lambda_context) == plain(event(name), lambda_context)
