@@ -42,3 +42,14 @@ TASK_TABLE_TTL_ATTRIBUTE = "expires_at"
 FILES_INCOMING_PREFIX = "incoming/"
 FILES_RESULTS_PREFIX = "results/"
 FILE_TASK_TYPE = "process-file"
+
+# --- identity (cdk_app.auth sets these; fastapi_lambda.auth reads them) ---------------------------
+
+#: The token issuer, e.g. https://cognito-idp.<region>.amazonaws.com/<user pool id>.
+AUTH_ISSUER_VARIABLE = "AUTH_ISSUER"
+#: Where the signing keys are; default: the issuer's /.well-known/jwks.json (moto serves it elsewhere).
+AUTH_JWKS_URL_VARIABLE = "AUTH_JWKS_URL"
+#: Comma-separated app client ids whose tokens the API accepts.
+AUTH_CLIENT_IDS_VARIABLE = "AUTH_CLIENT_IDS"
+#: "true": verify the token in the function too (defense in depth), not only at the gateway.
+AUTH_VERIFY_VARIABLE = "AUTH_VERIFY_TOKENS"
