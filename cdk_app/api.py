@@ -6,7 +6,7 @@ Public only where declared: everything else needs IAM (SigV4) or the authorizer 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import jsii
@@ -20,9 +20,11 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from cdk_app import compliance
+from cdk_app.auth import WebFirewall
 from cdk_app.config import GATEWAY_TIMEOUT_LIMITS, CorsSettings
 from cdk_app.function import FastApiFunction
 from cdk_app.routes import parse_route
+from cdk_app.rules import check_edge
 
 ApiType = Literal["http", "rest"]
 
@@ -67,13 +69,17 @@ def _implements(obj: object, interface: type) -> bool:
     return declared or isinstance(obj, interface.__jsii_proxy_class__())  # type: ignore[attr-defined]
 
 
-def _parse_public_routes(public_routes: Sequence[str]) -> tuple[tuple[str, str], ...]:
-    if isinstance(public_routes, str):
-        raise ValueError(f"public_routes={public_routes!r} is one string; pass a list, e.g. [{public_routes!r}]")
+def _parse_routes(prop: str, routes: Sequence[str] | Mapping[str, object]) -> tuple[tuple[str, str], ...]:
+    if isinstance(routes, str):
+        raise ValueError(f"{prop}={routes!r} is one string; pass a list, e.g. [{routes!r}]")
     try:
-        return tuple(dict.fromkeys(parse_route(spec) for spec in public_routes))
+        return tuple(dict.fromkeys(parse_route(spec) for spec in routes))
     except ValueError as error:
-        raise ValueError(f"public_routes: {error}") from None
+        raise ValueError(f"{prop}: {error}") from None
+
+
+#: Rate (requests per second) and burst of one route.
+Throttle = tuple[float, int]
 
 
 def _resource_paths(path: str) -> list[str]:
@@ -108,6 +114,9 @@ class FastApiGateway(Construct):
         handler: lambda_.IFunction | None = None,
         api_type: ApiType = "http",
         public_routes: Sequence[str] = (),
+        route_scopes: Mapping[str, Sequence[str]] | None = None,
+        route_throttles: Mapping[str, Throttle] | None = None,
+        waf_rate_limit: int | None = None,
         authorizer: apigwv2.IHttpRouteAuthorizer | apigw.IAuthorizer | None = None,
         api_name: str | None = None,
         throttle_rate_limit: float = 100,
@@ -120,7 +129,17 @@ class FastApiGateway(Construct):
         super().__init__(scope, id)
         if api_type not in GATEWAY_TIMEOUT_LIMITS:
             raise ValueError(f"api_type={api_type!r} is not supported; use 'http' or 'rest'")
-        self.public_routes = _parse_public_routes(public_routes)
+        self.public_routes = _parse_routes("public_routes", public_routes)
+        self.route_scopes = {route: tuple(scopes) for route, scopes in zip(
+            _parse_routes("route_scopes", route_scopes or {}), (route_scopes or {}).values(), strict=True)}
+        self.route_throttles = dict(zip(_parse_routes("route_throttles", route_throttles or {}),
+                                        (route_throttles or {}).values(), strict=True))
+        check_edge(public_routes=[" ".join(r) for r in self.public_routes],
+                   route_scopes=[" ".join(r) for r in self.route_scopes], token_authorizer=authorizer is not None,
+                   api_type=api_type, waf=waf_rate_limit is not None)
+        # Routes the construct creates explicitly, besides the public ones: scoped or throttled.
+        self.explicit_routes = tuple(dict.fromkeys([*self.route_scopes, *(
+            r for r in self.route_throttles if r not in self.public_routes)]))
         expected = apigwv2.IHttpRouteAuthorizer if api_type == "http" else apigw.IAuthorizer
         if authorizer is not None and not _implements(authorizer, expected):
             raise TypeError(
@@ -146,6 +165,9 @@ class FastApiGateway(Construct):
             public, preflight, protected = self._rest_api(
                 api_name, throttle_rate_limit, throttle_burst_limit, cors, authorizer, rest_cloud_watch_role,
                 removal_policy)
+        # AWS's common rules and a per-IP rate limit in front of the REST stage (HTTP APIs cannot have one).
+        self.firewall = WebFirewall(self, "Firewall", protect=[self.rest_stage.stage_arn],
+                                    rate_limit=waf_rate_limit) if waf_rate_limit is not None else None
         compliance.acknowledge_gateway(self, public=public, preflight=preflight,
                                        iam_protected=protected if authorizer is None else [])
 
@@ -182,6 +204,9 @@ class FastApiGateway(Construct):
                 authorizer=apigwv2.HttpNoneAuthorizer())]
 
         public = open_routes(self.public_routes)
+        for method, path in self.explicit_routes:  # the default authorizer, with the route's scopes
+            self.http_api.add_routes(path=path, methods=[apigwv2.HttpMethod(method)], integration=integration,
+                                     authorization_scopes=list(self.route_scopes.get((method, path), ())) or None)
         # Browsers send preflight requests unsigned and without tokens, and the $default route
         # would refuse them (AWS: "CORS and authorization for the $default route").
         preflight = open_routes([r for r in (("OPTIONS", "/"), ("OPTIONS", "/{proxy+}"))
@@ -195,6 +220,11 @@ class FastApiGateway(Construct):
             throttle=apigwv2.ThrottleSettings(rate_limit=rate, burst_limit=burst),
             access_log_settings=_HttpAccessLogs(self.access_log_group),
         )
+        if self.route_throttles:  # per-route limits, so one route cannot spend the whole stage's budget
+            self.http_stage.node.default_child.route_settings = {
+                # A JSON property: CloudFormation's own key names, not jsii's.
+                f"{method} {path}": {"ThrottlingRateLimit": rate_limit, "ThrottlingBurstLimit": burst_limit}
+                for (method, path), (rate_limit, burst_limit) in self.route_throttles.items()}
         self.url: str = self.http_stage.url
         return public, preflight, []
 
@@ -223,6 +253,9 @@ class FastApiGateway(Construct):
                 metrics_enabled=True,
                 access_log_destination=apigw.LogGroupLogDestination(self.access_log_group),
                 access_log_format=apigw.AccessLogFormat.custom(json.dumps(_REST_ACCESS_LOG)),
+                method_options={f"{path.rstrip('/')}/{method}": apigw.MethodDeploymentOptions(
+                    throttling_rate_limit=rate_limit, throttling_burst_limit=burst_limit)
+                    for (method, path), (rate_limit, burst_limit) in self.route_throttles.items()},
             ),
             default_cors_preflight_options=None if cors is None else apigw.CorsOptions(
                 allow_origins=cors.allow_origins,
@@ -237,10 +270,13 @@ class FastApiGateway(Construct):
         root = self.rest_api.root
         public = [root.resource_for_path(path).add_method(method, authorization_type=apigw.AuthorizationType.NONE)
                   for method, path in self.public_routes]
+        explicit = [root.resource_for_path(path).add_method(  # the default method options, with the route's scopes
+            method, authorization_scopes=list(self.route_scopes.get((method, path), ())) or None)
+            for method, path in self.explicit_routes]
         # API Gateway matches the most specific resource, then its methods: each resource a public
         # route creates gets a protected ANY too, or its other methods would never reach the app.
-        catch_alls = dict.fromkeys(["/", "/{proxy+}", *(p for _, path in self.public_routes
+        catch_alls = dict.fromkeys(["/", "/{proxy+}", *(p for _, path in (*self.public_routes, *self.explicit_routes)
                                                           for p in _resource_paths(path))])
         protected = [root.resource_for_path(path).add_method("ANY")
-                     for path in catch_alls if ("ANY", path) not in self.public_routes]
-        return [m.node.default_child for m in public], [], [m.node.default_child for m in protected]
+                     for path in catch_alls if ("ANY", path) not in (*self.public_routes, *self.explicit_routes)]
+        return [m.node.default_child for m in public], [], [m.node.default_child for m in (*protected, *explicit)]

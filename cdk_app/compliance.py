@@ -19,6 +19,7 @@ from fastapi_lambda.constants import FILES_INCOMING_PREFIX, FILES_RESULTS_PREFIX
 
 if TYPE_CHECKING:
     from cdk_app.api import FastApiGateway
+    from cdk_app.auth import UserPool
     from cdk_app.function import ServiceFunction
     from cdk_app.tasks import FileIntake, TaskQueue
 
@@ -100,11 +101,12 @@ def acknowledge_gateway(gateway: FastApiGateway, *, public: Sequence[CfnResource
         "Requests are validated by FastAPI (pydantic models, 422 with the field and reason) inside the proxy "
         "integration; a gateway request model would duplicate that schema and drift from it.",
     )
-    acknowledge(
-        gateway.rest_stage.node.default_child, "APIG3",
-        "A WAF web ACL is an account-level choice of rules and cost; attach one to the stage "
-        "(rest_stage.stage_arn) where the threat model needs it.",
-    )
+    if gateway.firewall is None:
+        acknowledge(
+            gateway.rest_stage.node.default_child, "APIG3",
+            "A WAF web ACL is a choice of rules and cost per environment; this gateway was built without one "
+            "(waf_rate_limit / api.waf.enabled add it).",
+        )
     cloud_watch_role = gateway.rest_api.node.try_find_child("CloudWatchRole")
     if cloud_watch_role is not None:
         acknowledge(
@@ -150,4 +152,20 @@ def acknowledge_file_intake(intake: FileIntake, stack: Stack) -> None:
             f"IAM5[Resource::<{stack.get_logical_id(intake.bucket.node.default_child)}.Arn>/{prefix}*]",
             f"The worker reads any new object under {FILES_INCOMING_PREFIX} and writes its result under "
             f"{FILES_RESULTS_PREFIX}: object keys are chosen by uploaders, so the prefix is the narrowest scope.",
+        )
+
+
+def acknowledge_user_pool(pool: UserPool, *, threat_protection: str, mfa: str) -> None:
+    resource = pool.user_pool.node.default_child
+    if mfa != "required":
+        acknowledge(
+            resource, "COG2",
+            f"MFA is '{mfa}' in this environment by its settings (auth.mfa): users may enrol a TOTP factor; "
+            "production requires it.",
+        )
+    if threat_protection == "off":
+        acknowledge(
+            resource, "COG8",
+            "The Plus feature plan (threat protection) is billed per active user; this environment's settings "
+            "(auth.threat_protection) leave it off, production turns it on.",
         )

@@ -27,6 +27,7 @@ from cdk_app.rules import (
     Strategy,
     check_bounds,
     check_cold_start,
+    check_edge,
     check_timeout,
     import_mode_for,
     task_queue_visibility,
@@ -91,6 +92,21 @@ class CorsSettings(_Settings):
 Route = Annotated[str, AfterValidator(lambda spec: parse_route(spec) and spec)]
 
 
+class ThrottleSettings(_Settings):
+    """Limits of one route."""
+
+    rate_limit: float = Field(..., gt=0, description="Steady-state requests per second")
+    burst_limit: int = Field(..., gt=0, description="Burst bucket size")
+
+
+class WafSettings(_Settings):
+    """A WAF web ACL on the REST API stage (HTTP APIs cannot have one)."""
+
+    enabled: bool = Field(False, description="AWS managed common rules and a rate limit per IP")
+    rate_limit: int = Field(2000, ge=100, le=2_000_000_000, description="Requests per 5 minutes per IP")
+    protect_user_pool: bool = Field(True, description="Associate the same web ACL with the user pool")
+
+
 class ApiSettings(_Settings):
     """The API Gateway front door."""
 
@@ -101,6 +117,8 @@ class ApiSettings(_Settings):
     public_routes: list[Route] = Field(
         ["GET /", "GET /health"], description="'METHOD /path' open to anyone; every other route needs IAM (SigV4)"
     )
+    route_throttles: dict[Route, ThrottleSettings] = Field({}, description="Per-route limits below the stage's")
+    waf: WafSettings = WafSettings()
 
 
 class BundlingSettings(_Settings):
@@ -110,6 +128,27 @@ class BundlingSettings(_Settings):
     require_compiled: bool = Field(
         False, description="Fail instead of warn when no interpreter can compile .pyc (on in CI)"
     )
+
+
+class AuthSettings(_Settings):
+    """A Cognito user pool whose tokens the gateway (and optionally the function) verifies."""
+
+    enabled: bool = Field(False, description="A user pool, and its authorizer instead of IAM on every non-public route")
+    self_sign_up: bool = False
+    mfa: Literal["off", "optional", "required"] = "optional"
+    threat_protection: Literal["off", "audit", "enforced"] = Field("off", description="Needs the Plus feature plan")
+    password_min_length: int = Field(12, ge=8, le=99)
+    access_token_minutes: int = Field(60, ge=5, le=1440)
+    id_token_minutes: int = Field(60, ge=5, le=1440)
+    refresh_token_days: int = Field(30, ge=1, le=3650)
+    callback_urls: list[str] = Field(["http://localhost:3000/callback"], min_length=1)
+    logout_urls: list[str] = ["http://localhost:3000/"]
+    machine_client: bool = Field(False, description="A client-credentials client granted every scope")
+    domain_prefix: str | None = Field(None, pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$", examples=["my-app"])
+    resource_server_id: str = Field("api", pattern=r"^[A-Za-z0-9_.:/-]{1,256}$", examples=["api"])
+    route_scopes: dict[Route, list[str]] = Field({}, description="Scopes a route needs, e.g. {'POST /tasks': "
+                                                                  "['tasks.write']}")
+    verify_in_function: bool = Field(False, description="The function verifies tokens too (defense in depth)")
 
 
 class FilesSettings(_Settings):
@@ -234,6 +273,7 @@ class EnvironmentSettings(_Settings):
     bundling: BundlingSettings = BundlingSettings()
     cold_start: ColdStartSettings = ColdStartSettings()
     tasks: TaskSettings = TaskSettings()
+    auth: AuthSettings = AuthSettings()
 
     @model_validator(mode="after")
     def _settings_fit_together(self) -> EnvironmentSettings:
@@ -252,6 +292,13 @@ class EnvironmentSettings(_Settings):
         check_timeout(function.timeout_seconds, GATEWAY_TIMEOUT_LIMITS[self.api.type],
                       f"a {self.api.type.upper()} API", expected_duration_seconds=function.expected_duration_seconds,
                       names=CONFIG_NAMES)
+        check_edge(public_routes=self.api.public_routes,
+                   route_scopes=list(self.auth.route_scopes) if self.auth.enabled else [],
+                   token_authorizer=self.auth.enabled, api_type=self.api.type, waf=self.api.waf.enabled,
+                   names=CONFIG_NAMES)
+        if self.auth.route_scopes and not self.auth.enabled:
+            raise ValueError("auth.route_scopes is set but auth.enabled is false: scopes need tokens; set "
+                             "auth.enabled to true or remove auth.route_scopes")
         if self.tasks.enabled:
             task_queue_visibility(self.tasks.worker_timeout_seconds,
                                   visibility_timeout_seconds=self.tasks.visibility_timeout_seconds,

@@ -8,7 +8,7 @@ wrote. Plain Python, no CDK: each rule raises :class:`RuleError` with the fix.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from fastapi_lambda.constants import ImportMode
@@ -29,6 +29,8 @@ PROP_NAMES: Mapping[str, str] = {
     "expected_duration": "expected_duration", "timeout": "timeout",
     "visibility_timeout": "visibility_timeout", "worker_timeout": "the worker's timeout",
     "batch_size": "batch_size", "batching_window": "max_batching_window",
+    "public_routes": "public_routes", "route_scopes": "route_scopes", "authorizer": "authorizer=",
+    "waf": "a web firewall", "api_type": "api_type",
 }
 #: ... and how cdk.json does.
 CONFIG_NAMES: Mapping[str, str] = {
@@ -40,6 +42,8 @@ CONFIG_NAMES: Mapping[str, str] = {
     "visibility_timeout": "tasks.visibility_timeout_seconds",
     "worker_timeout": "the worker's timeout (tasks.expected_duration_seconds)",
     "batch_size": "tasks.batch_size", "batching_window": "tasks.max_batching_window_seconds",
+    "public_routes": "api.public_routes", "route_scopes": "auth.route_scopes", "authorizer": "auth.enabled",
+    "waf": "api.waf.enabled", "api_type": "api.type",
 }
 
 
@@ -146,3 +150,18 @@ def task_queue_visibility(worker_timeout_seconds: float, *, visibility_timeout_s
                         f"(Lambda reads more than 10 messages only within a batching window); set one, or "
                         f"{n['batch_size']} to 10 or less")
     return int(visibility_timeout_seconds if visibility_timeout_seconds is not None else needed)
+
+
+def check_edge(*, public_routes: Sequence[str], route_scopes: Sequence[str], token_authorizer: bool,
+               api_type: str, waf: bool, names: Mapping[str, str] = PROP_NAMES) -> None:
+    """Scopes need tokens and a non-public route; a WAF needs a REST API (an HTTP API cannot have one)."""
+    n = names
+    if clash := sorted(set(route_scopes) & set(public_routes)):
+        raise RuleError(f"{n['route_scopes']} names {', '.join(clash)}, which {n['public_routes']} makes public: a "
+                        "public route has no token to carry scopes; remove it from one of the two")
+    if route_scopes and not token_authorizer:
+        raise RuleError(f"{n['route_scopes']} needs a token authorizer ({n['authorizer']}): IAM authorization has "
+                        "no scopes")
+    if waf and api_type != "rest":
+        raise RuleError(f"{n['waf']} needs a REST API ({n['api_type']} is '{api_type}'): AWS WAF cannot be "
+                        "associated with an HTTP API; use per-route throttles there")

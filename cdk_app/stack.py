@@ -11,6 +11,7 @@ from fastapi_lambda.constants import FILES_INCOMING_PREFIX
 
 from cdk_app import compliance
 from cdk_app.api import FastApiGateway
+from cdk_app.auth import UserPool
 from cdk_app.bundling import LAMBDA_SRC, BundlingTarget
 from cdk_app.cold_start import ColdStart, ProvisionedConcurrency, ScheduledCapacity, Warmup
 from cdk_app.config import (
@@ -87,12 +88,20 @@ class FastApiStack(Stack):
             cold_start=cold_start_of(settings.cold_start),
         )
         self.tasks = self._tasks(settings, environment_name, target, retention, removal_policy)
+        self.identity = self._identity(settings, removal_policy)
+        api = settings.api
         self.gateway = FastApiGateway(
             self,
             "Gateway",
             handler=self.api_function.alias,
-            api_type=settings.api.type,
-            public_routes=settings.api.public_routes,
+            api_type=api.type,
+            public_routes=api.public_routes,
+            authorizer=self.identity and (self.identity.http_authorizer() if api.type == "http"
+                                          else self.identity.rest_authorizer(self)),
+            route_scopes=self.identity and {route: [self.identity.scope(name) for name in names]
+                                            for route, names in settings.auth.route_scopes.items()},
+            route_throttles={route: (t.rate_limit, t.burst_limit) for route, t in api.route_throttles.items()},
+            waf_rate_limit=api.waf.rate_limit if api.waf.enabled else None,
             api_name=id,
             throttle_rate_limit=settings.api.throttle_rate_limit,
             throttle_burst_limit=settings.api.throttle_burst_limit,
@@ -100,12 +109,35 @@ class FastApiStack(Stack):
             access_log_retention=retention,
             removal_policy=removal_policy,
         )
+        if self.identity and self.gateway.firewall and api.waf.protect_user_pool:
+            self.gateway.firewall.protect(self.identity.user_pool.user_pool_arn)
         CfnOutput(self, "ApiUrl", value=self.gateway.url, description="Invoke URL of the API")
         CfnOutput(self, "FunctionAlias", value=self.api_function.alias.function_arn,
                   description="ARN of the live alias")
         for key, value in {"service": id, **settings.tags}.items():
             Tags.of(self).add(key, value)
 
+
+    def _identity(self, settings: EnvironmentSettings, removal_policy: RemovalPolicy) -> UserPool | None:
+        """The user pool whose tokens the gateway checks on every non-public route, when enabled."""
+        a = settings.auth
+        if not a.enabled:
+            return None
+        identity = UserPool(
+            self, "Identity", self_sign_up=a.self_sign_up, mfa=a.mfa, threat_protection=a.threat_protection,
+            password_min_length=a.password_min_length,
+            access_token_validity=Duration.minutes(a.access_token_minutes),
+            id_token_validity=Duration.minutes(a.id_token_minutes),
+            refresh_token_validity=Duration.days(a.refresh_token_days),
+            callback_urls=a.callback_urls, logout_urls=a.logout_urls, resource_server_id=a.resource_server_id,
+            scopes=sorted({name for names in a.route_scopes.values() for name in names}),
+            machine_client=a.machine_client, domain_prefix=a.domain_prefix, removal_policy=removal_policy,
+        )
+        identity.configure(self.api_function, verify_tokens=a.verify_in_function)
+        CfnOutput(self, "UserPoolId", value=identity.user_pool.user_pool_id, description="The user pool")
+        CfnOutput(self, "WebClientId", value=identity.clients[0].user_pool_client_id,
+                  description="The browser app client (no secret, authorization code with PKCE)")
+        return identity
 
     def _tasks(self, settings: EnvironmentSettings, environment_name: str, target: BundlingTarget,
                retention: logs.RetentionDays, removal_policy: RemovalPolicy) -> TaskQueue | None:

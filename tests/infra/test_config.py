@@ -78,7 +78,7 @@ ONE_LINE_ERRORS = {
         "Fix: rename it to memory_mb, or remove it."),
     "unknown key, nothing close": (
         "dev.owner", "team-a",
-        'environments.dev.owner: unknown key, set to "team-a" (allowed keys: account, api, bundling, cold_start, '
+        'environments.dev.owner: unknown key, set to "team-a" (allowed keys: account, api, auth, bundling, cold_start, '
         "function, log_retention_days, region, removal_policy, tags, tasks, termination_protection). "
         "Fix: remove it or correct its spelling."),
     "missing": (

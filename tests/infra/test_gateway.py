@@ -75,15 +75,17 @@ def nag_findings(stack: Stack, outdir) -> list[tuple[str, str]]:
     return []
 
 
-def test_declared_routes_are_public_and_everything_else_needs_iam(template, env_name):
+def test_declared_routes_are_public_and_everything_else_needs_iam_or_a_token(template, env_name):
     api = SETTINGS[env_name].api
+    protected = ({"http": "JWT", "rest": "COGNITO_USER_POOLS"}[api.type] if SETTINGS[env_name].auth.enabled
+                 else "AWS_IAM")
     routes = routes_of(template)
     catch_alls = ["$default"] if api.type == "http" else ["ANY /", "ANY /{proxy+}"]
 
     assert set(api.public_routes) | set(catch_alls) <= set(routes)
     for key, route in routes.items():
         preflight = key.startswith("OPTIONS ") and api.cors is not None  # browsers cannot sign these
-        expected = "NONE" if key in api.public_routes or preflight else "AWS_IAM"
+        expected = "NONE" if key in api.public_routes or preflight else protected
         assert route["AuthorizationType"] == expected, key
         if not (preflight and api.type == "rest"):  # REST preflight is a mock answered by API Gateway
             assert integrates_the_alias(route, template), key

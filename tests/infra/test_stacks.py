@@ -163,12 +163,13 @@ def test_prod_rest_api_is_regional_traced_throttled_and_logged(synth):
     template.has_resource_properties("AWS::ApiGateway::Stage", {
         "TracingEnabled": True,
         "AccessLogSetting": {"DestinationArn": Match.any_value(), "Format": Match.string_like_regexp("requestId")},
-        "MethodSettings": [Match.object_like({
+        "MethodSettings": Match.array_with([Match.object_like({
+            "ResourcePath": "/*", "HttpMethod": "*",
             "ThrottlingRateLimit": api.throttle_rate_limit,
             "ThrottlingBurstLimit": api.throttle_burst_limit,
             "LoggingLevel": "ERROR",
             "DataTraceEnabled": False,
-        })],
+        })]),
     })
     alias = alias_logical_id(template)
     for method in template.find_resources("AWS::ApiGateway::Method", {"Properties": {"HttpMethod": "ANY"}}).values():

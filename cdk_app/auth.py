@@ -1,0 +1,197 @@
+"""Identity and edge protection: a Cognito user pool, its clients and authorizers, and a WAF.
+
+:class:`UserPool` creates (or brings) the user pool, a browser app client (no secret,
+authorization code with PKCE), optionally a machine client (client credentials) with a
+resource server and its scopes, and an optional hosted domain. It hands the gateway its
+authorizer (:meth:`UserPool.http_authorizer` / :meth:`UserPool.rest_authorizer`) and the
+functions the names they need to verify tokens themselves (:meth:`UserPool.configure`).
+:class:`WebFirewall` is a WAF web ACL (AWS managed common rules and a rate limit per IP)
+for a REST API stage and, optionally, the user pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_apigatewayv2_authorizers as authorizers
+from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_wafv2 as wafv2
+from constructs import Construct
+from fastapi_lambda.constants import (
+    AUTH_CLIENT_IDS_VARIABLE,
+    AUTH_ISSUER_VARIABLE,
+    AUTH_VERIFY_VARIABLE,
+)
+
+from cdk_app import compliance
+
+if TYPE_CHECKING:
+    from cdk_app.function import ServiceFunction
+
+Mfa = Literal["off", "optional", "required"]
+ThreatProtection = Literal["off", "audit", "enforced"]
+_MFA = {"off": cognito.Mfa.OFF, "optional": cognito.Mfa.OPTIONAL, "required": cognito.Mfa.REQUIRED}
+_THREAT = {"audit": cognito.StandardThreatProtectionMode.AUDIT_ONLY,
+           "enforced": cognito.StandardThreatProtectionMode.FULL_FUNCTION}
+
+
+class UserPool(Construct):
+    """A Cognito user pool with email sign-in, a strong password policy and its app clients.
+
+    ``threat_protection`` ("audit" or "enforced") needs the Plus feature plan and turns
+    it on; ``mfa`` is "optional" (TOTP) by default. ``scopes`` (e.g. ``["tasks.write"]``)
+    become a resource server ``resource_server_id`` whose scopes the browser client may
+    request and the machine client (``machine_client=True``) is granted. Bring an existing
+    pool with ``user_pool=`` (and its clients with ``clients=``); nothing is created then.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        user_pool: cognito.IUserPool | None = None,
+        clients: Sequence[cognito.IUserPoolClient] = (),
+        self_sign_up: bool = False,
+        mfa: Mfa = "optional",
+        threat_protection: ThreatProtection = "off",
+        password_min_length: int = 12,
+        access_token_validity: Duration = Duration.minutes(60),
+        id_token_validity: Duration = Duration.minutes(60),
+        refresh_token_validity: Duration = Duration.days(30),
+        callback_urls: Sequence[str] = ("http://localhost:3000/callback",),
+        logout_urls: Sequence[str] = ("http://localhost:3000/",),
+        resource_server_id: str = "api",
+        scopes: Sequence[str] = (),
+        machine_client: bool = False,
+        domain_prefix: str | None = None,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+    ) -> None:
+        super().__init__(scope, id)
+        if user_pool is not None and not clients:
+            raise ValueError("user_pool is given without clients; pass the app clients whose tokens the API accepts")
+        if password_min_length < 8:
+            raise ValueError(f"password_min_length={password_min_length} is below 8; use 12 or more")
+        self.resource_server_id = resource_server_id
+        self.scopes = tuple(scopes)
+        self.machine_client: cognito.UserPoolClient | None = None
+        self.web_client: cognito.UserPoolClient | None = None
+        self.resource_server: cognito.UserPoolResourceServer | None = None
+        self.domain: cognito.UserPoolDomain | None = None
+        if user_pool is not None:
+            self.user_pool, self.clients, self.owns_pool = user_pool, tuple(clients), False
+            return
+        self.owns_pool = True
+        self.user_pool = cognito.UserPool(
+            self, "Pool",
+            sign_in_aliases=cognito.SignInAliases(email=True),
+            auto_verify=cognito.AutoVerifiedAttrs(email=True),
+            self_sign_up_enabled=self_sign_up,
+            password_policy=cognito.PasswordPolicy(
+                min_length=password_min_length, require_lowercase=True, require_uppercase=True,
+                require_digits=True, require_symbols=True, temp_password_validity=Duration.days(3)),
+            mfa=_MFA[mfa],
+            mfa_second_factor=cognito.MfaSecondFactor(otp=True, sms=False) if mfa != "off" else None,
+            account_recovery=cognito.AccountRecovery.EMAIL_ONLY,
+            feature_plan=cognito.FeaturePlan.PLUS if threat_protection != "off" else cognito.FeaturePlan.ESSENTIALS,
+            standard_threat_protection_mode=_THREAT.get(threat_protection),
+            deletion_protection=removal_policy == RemovalPolicy.RETAIN,
+            removal_policy=removal_policy,
+        )
+        oauth_scopes = [cognito.OAuthScope.OPENID, cognito.OAuthScope.EMAIL]
+        if self.scopes:
+            server_scopes = [cognito.ResourceServerScope(scope_name=name, scope_description=f"{name} on the API")
+                             for name in self.scopes]
+            self.resource_server = self.user_pool.add_resource_server(
+                "ResourceServer", identifier=resource_server_id, scopes=server_scopes)
+            oauth_scopes += [cognito.OAuthScope.resource_server(self.resource_server, s) for s in server_scopes]
+        validities = {"access_token_validity": access_token_validity, "id_token_validity": id_token_validity,
+                      "refresh_token_validity": refresh_token_validity}
+        self.web_client = self.user_pool.add_client(
+            "WebClient", generate_secret=False, prevent_user_existence_errors=True, enable_token_revocation=True,
+            auth_flows=cognito.AuthFlow(user_srp=True),
+            o_auth=cognito.OAuthSettings(flows=cognito.OAuthFlows(authorization_code_grant=True),
+                                         scopes=oauth_scopes, callback_urls=list(callback_urls),
+                                         logout_urls=list(logout_urls)),
+            **validities,
+        )
+        if machine_client:
+            if not self.scopes:
+                raise ValueError("machine_client=True needs scopes: client credentials grant only resource-server "
+                                 "scopes; pass scopes=[...]")
+            self.machine_client = self.user_pool.add_client(
+                "MachineClient", generate_secret=True, prevent_user_existence_errors=True,
+                o_auth=cognito.OAuthSettings(flows=cognito.OAuthFlows(client_credentials=True),
+                                             scopes=oauth_scopes[2:]),
+                access_token_validity=access_token_validity, refresh_token_validity=refresh_token_validity,
+            )
+        self.clients = tuple(c for c in (self.web_client, self.machine_client) if c is not None)
+        if domain_prefix:
+            self.domain = self.user_pool.add_domain("Domain", cognito_domain=cognito.CognitoDomainOptions(
+                domain_prefix=domain_prefix))
+        compliance.acknowledge_user_pool(self, threat_protection=threat_protection, mfa=mfa)
+
+    def scope(self, name: str) -> str:
+        """The full scope string tokens carry, e.g. ``api/tasks.write``."""
+        return f"{self.resource_server_id}/{name}"
+
+    @property
+    def issuer(self) -> str:
+        return f"https://cognito-idp.{Stack.of(self).region}.amazonaws.com/{self.user_pool.user_pool_id}"
+
+    def http_authorizer(self) -> authorizers.HttpUserPoolAuthorizer:
+        """The HTTP API's JWT authorizer: this pool's issuer, the clients' ids as audience."""
+        return authorizers.HttpUserPoolAuthorizer("Cognito", self.user_pool, user_pool_clients=list(self.clients))
+
+    def rest_authorizer(self, scope: Construct) -> apigw.CognitoUserPoolsAuthorizer:
+        """The REST API's Cognito authorizer (created in ``scope``)."""
+        return apigw.CognitoUserPoolsAuthorizer(scope, "CognitoAuthorizer", cognito_user_pools=[self.user_pool])
+
+    def configure(self, function: ServiceFunction, *, verify_tokens: bool = False) -> None:
+        """Give ``function`` what it needs to check tokens itself (names, no secrets)."""
+        function.add_environment(AUTH_ISSUER_VARIABLE, self.issuer)
+        function.add_environment(AUTH_CLIENT_IDS_VARIABLE, ",".join(c.user_pool_client_id for c in self.clients))
+        function.add_environment(AUTH_VERIFY_VARIABLE, str(verify_tokens).lower())
+
+
+class WebFirewall(Construct):
+    """A regional WAF web ACL: AWS's common rule set and a per-IP rate limit, associated with
+    each ARN in ``protect`` (a REST API stage, a user pool)."""
+
+    def __init__(self, scope: Construct, id: str, *, protect: Sequence[str], rate_limit: int = 2000) -> None:
+        super().__init__(scope, id)
+        if not 100 <= rate_limit <= 2_000_000_000:
+            raise ValueError(f"rate_limit={rate_limit} must be 100 or more requests per 5 minutes per IP")
+        metric = lambda name: wafv2.CfnWebACL.VisibilityConfigProperty(  # noqa: E731
+            cloud_watch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=True)
+        self.web_acl = wafv2.CfnWebACL(
+            self, "WebAcl", scope="REGIONAL", default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+            visibility_config=metric(f"{id}WebAcl"),
+            rules=[
+                wafv2.CfnWebACL.RuleProperty(
+                    name="AWSManagedRulesCommonRuleSet", priority=0,
+                    override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+                    statement=wafv2.CfnWebACL.StatementProperty(
+                        managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                            vendor_name="AWS", name="AWSManagedRulesCommonRuleSet")),
+                    visibility_config=metric(f"{id}CommonRules")),
+                wafv2.CfnWebACL.RuleProperty(
+                    name="RateLimitPerIp", priority=1, action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+                    statement=wafv2.CfnWebACL.StatementProperty(
+                        rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                            limit=rate_limit, aggregate_key_type="IP")),
+                    visibility_config=metric(f"{id}RateLimit")),
+            ],
+        )
+        self._associations = 0
+        for arn in protect:
+            self.protect(arn)
+
+    def protect(self, resource_arn: str) -> wafv2.CfnWebACLAssociation:
+        """Put the web ACL in front of another regional resource (a user pool, another stage)."""
+        self._associations += 1
+        return wafv2.CfnWebACLAssociation(self, f"Association{self._associations}", resource_arn=resource_arn,
+                                          web_acl_arn=self.web_acl.attr_arn)
