@@ -2,7 +2,8 @@
 #   make synth   synthesize every environment with cdk-nag, cfn-lint and a summary
 #   make test    run the test suite
 # ENV=<name> limits synth to one environment; STRICT=true fails when .pyc cannot be built;
-# ARGS=... passes options to the benchmark (make bench ARGS=--quick).
+# ARGS=... passes options to the benchmark (make bench ARGS=--quick) and to make token.
+#   make token   a test user's token from moto's Cognito and the AUTH_* exports for make serve
 
 PYTHON ?= python3
 VENV := .venv
@@ -10,7 +11,7 @@ PY := $(VENV)/bin/python
 STRICT ?= false
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: setup synth test bench serve clean
+.PHONY: setup synth test bench serve token clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -37,6 +38,10 @@ bench: setup
 
 serve: setup
 	cd lambda_src && ../$(PY) -m uvicorn service.main:create_app --factory --reload --port 8000
+
+# Prints only shell exports on stdout: eval "$$(make token ARGS='--endpoint http://127.0.0.1:5000')" works.
+token: setup
+	@cd lambda_src && ../$(PY) -m fastapi_lambda.auth local-token $(ARGS)
 
 clean:
 	rm -rf cdk.out bench/out

@@ -53,3 +53,11 @@ AUTH_JWKS_URL_VARIABLE = "AUTH_JWKS_URL"
 AUTH_CLIENT_IDS_VARIABLE = "AUTH_CLIENT_IDS"
 #: "true": verify the token in the function too (defense in depth), not only at the gateway.
 AUTH_VERIFY_VARIABLE = "AUTH_VERIFY_TOKENS"
+#: Which Cognito token the API accepts: "access" (the default; scopes, no ``aud``) or "id".
+AUTH_TOKEN_USE_VARIABLE = "AUTH_TOKEN_USE"
+
+#: The example app's resource server in the user pool, and its scope as tokens carry it
+#: (``<identifier>/<name>``): ``POST /tasks`` requires it.
+RESOURCE_SERVER_ID = "api"
+TASKS_WRITE_SCOPE_NAME = "tasks.write"
+TASKS_WRITE_SCOPE = f"{RESOURCE_SERVER_ID}/{TASKS_WRITE_SCOPE_NAME}"

@@ -1,9 +1,10 @@
 """Background tasks of the example app: the registry, its two task types, and the task API.
 
-``POST /tasks`` validates and queues a task (202 with a ``Location`` to poll);
-``GET /tasks/{id}`` answers its status. The worker (the same handler module, for SQS
-events) runs ``generate-report`` and ``process-file``; the latter also serves the S3 file
-pipeline: an object created under ``incoming/`` gets a result object under ``results/``.
+``POST /tasks`` validates and queues a task (202 with a ``Location`` to poll; the token
+needs the ``api/tasks.write`` scope); ``GET /tasks/{id}`` answers its status to any
+signed-in caller. The worker (the same handler module, for SQS events) runs
+``generate-report`` and ``process-file``; the latter also serves the S3 file pipeline: an
+object created under ``incoming/`` gets a result object under ``results/``.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_lambda import lifecycle
-from fastapi_lambda.constants import FILE_TASK_TYPE, FILES_INCOMING_PREFIX, FILES_RESULTS_PREFIX
+from fastapi_lambda.auth import current_user, require_scopes
+from fastapi_lambda.constants import FILE_TASK_TYPE, FILES_INCOMING_PREFIX, FILES_RESULTS_PREFIX, TASKS_WRITE_SCOPE
 from fastapi_lambda.tasks import FilePayload, TaskEnvelope, TaskRegistry, TaskRejected, TaskSendError
 from pydantic import BaseModel, Field
 
@@ -87,7 +89,7 @@ class TaskRequest(BaseModel):
 
 # async, though the SDK blocks: Lambda serves one request per instance, and a thread hop
 # would cost more than it saves (a sync route starts the thread pool on the first call).
-@router.post("/tasks", status_code=202)
+@router.post("/tasks", status_code=202, dependencies=[Depends(require_scopes(TASKS_WRITE_SCOPE))])
 async def create_task(task: TaskRequest, request: Request) -> JSONResponse:
     """Queue a task: 202 and where to poll it; 422 if invalid; 503 if it could not be queued."""
     try:
@@ -103,7 +105,7 @@ async def create_task(task: TaskRequest, request: Request) -> JSONResponse:
                         headers={"Location": f"/tasks/{envelope.id}"})
 
 
-@router.get("/tasks/{task_id}")
+@router.get("/tasks/{task_id}", dependencies=[Depends(current_user)])
 async def get_task(task_id: TaskId) -> JSONResponse:
     """The task's status: queued, running, succeeded (with its result) or failed (with the error)."""
     status = registry.get_status(task_id)

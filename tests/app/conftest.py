@@ -19,6 +19,47 @@ def load_event(name: str) -> dict:
     return json.loads((EVENTS / f"{name}.json").read_text())
 
 
+@pytest.fixture(autouse=True)
+def auth_settings(monkeypatch):
+    """No AUTH_* settings from the shell (``local-token`` prints them), and each test's read afresh."""
+    from fastapi_lambda import auth, constants
+
+    for name in dir(constants):
+        if name.startswith("AUTH_") and name.endswith("_VARIABLE"):
+            monkeypatch.delenv(getattr(constants, name), raising=False)
+    auth.settings.reset()
+    auth.signing_keys.reset()
+    yield
+    auth.settings.reset()
+    auth.signing_keys.reset()
+
+
+def jwt_authorizer(*scopes: str, **claims: str) -> dict:
+    """``requestContext.authorizer`` as an HTTP API JWT authorizer writes it (payload 2.0) for the
+    access token it verified: every claim as text, the token's scopes also as a list."""
+    claims = {"sub": "5f4e3d2c-0000-4000-8000-00000000abcd", "iss": GATEWAY_ISSUER, "client_id": GATEWAY_CLIENT_ID,
+              "token_use": "access", "scope": " ".join(scopes), "auth_time": "1764291500", "iat": "1764291500",
+              "exp": "1764295100", "jti": "0f1e2d3c-0000-4000-8000-000000000001",
+              "username": "5f4e3d2c-0000-4000-8000-00000000abcd", **claims}
+    return {"jwt": {"claims": claims, "scopes": list(scopes) or None}}
+
+
+GATEWAY_ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example1"
+GATEWAY_CLIENT_ID = "4example5client6id7abcdefg"
+
+
+def loaded_in_lazy_mode(code: str, packages: set[str]) -> list[str]:
+    """Which of ``packages`` a fresh process in lazy mode, as on Lambda, has imported once it ran ``code``."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).parents[2]
+    script = f"import json, sys\n{code}\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & {packages!r})))"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=root,
+                            env={"PATH": "", "PYTHONPATH": f"{root / 'lambda_src'}:{root}", "IMPORT_MODE": "lazy"})
+    return json.loads(result.stdout)
+
+
 @pytest.fixture
 def event():
     """Load a stored event by name; each call returns a fresh copy to mutate."""

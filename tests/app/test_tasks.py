@@ -12,24 +12,26 @@ import collections
 import json
 import logging
 import time
-from pathlib import Path
 
 import pytest
 from fastapi_lambda import tasks
+from fastapi_lambda.constants import TASKS_WRITE_SCOPE
 from fastapi_lambda.tasks import TaskEnvelope, TaskType
 from pydantic import BaseModel
 from service.handler import handler
 from service.tasks import registry
 
-from tests.app.conftest import MAX_RECEIVE_COUNT, load_event
+from tests.app.conftest import MAX_RECEIVE_COUNT, jwt_authorizer, load_event, loaded_in_lazy_mode
 
 REPORT = {"type": "generate-report", "payload": {"name": "sales", "rows": 4}}
 REPORT_RESULT = {"report": "sales", "rows": 4, "total": 10}
 
 
 def api(method: str, path: str, body: dict | None = None, headers: dict | None = None, context=None):
-    """Call the Lambda handler with an HTTP API (payload 2.0) event; status, headers and JSON body."""
+    """Call the Lambda handler with an HTTP API (payload 2.0) event from a caller the gateway's JWT
+    authorizer let through with the scope tasks need; status, headers and JSON body."""
     event = load_event("http_api_v2")
+    event["requestContext"]["authorizer"] = jwt_authorizer(TASKS_WRITE_SCOPE)
     event.update(rawPath=path, rawQueryString="", body=json.dumps(body) if body is not None else None)
     event.pop("queryStringParameters")
     event["headers"] = {**event["headers"], "content-type": "application/json", **(headers or {})}
@@ -416,17 +418,9 @@ def test_the_generic_entry_needs_an_app_or_a_registry(import_entry):
 
 
 def test_lazy_mode_imports_no_sdk_and_no_powertools_until_used():
-    import subprocess
-    import sys
+    code = "import service.handler as h; from tests.app.conftest import load_event; h.handler(load_event('http_api_v2'), None)"
 
-    code = ("import json, sys, service.handler as h; from tests.app.conftest import load_event;"
-            "h.handler(load_event('http_api_v2'), None);"
-            "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & {'boto3', 'botocore', 'aws_lambda_powertools'})))")
-    root = Path(__file__).parents[2]
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
-                            env={"PATH": "", "PYTHONPATH": f"{root / 'lambda_src'}:{root}", "IMPORT_MODE": "lazy"})
-
-    assert json.loads(result.stdout) == []
+    assert loaded_in_lazy_mode(code, {"boto3", "botocore", "aws_lambda_powertools"}) == []
 
 
 def test_eager_mode_makes_the_task_clients_at_init(monkeypatch):
