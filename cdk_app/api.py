@@ -117,6 +117,7 @@ class FastApiGateway(Construct):
         route_scopes: Mapping[str, Sequence[str]] | None = None,
         route_throttles: Mapping[str, Throttle] | None = None,
         waf_rate_limit: int | None = None,
+        authorization_scopes: Sequence[str] = (),
         authorizer: apigwv2.IHttpRouteAuthorizer | apigw.IAuthorizer | None = None,
         api_name: str | None = None,
         throttle_rate_limit: float = 100,
@@ -134,9 +135,12 @@ class FastApiGateway(Construct):
             _parse_routes("route_scopes", route_scopes or {}), (route_scopes or {}).values(), strict=True)}
         self.route_throttles = dict(zip(_parse_routes("route_throttles", route_throttles or {}),
                                         (route_throttles or {}).values(), strict=True))
+        # Scopes on every protected route make the token authorizers take access tokens only
+        # (REST's Cognito authorizer takes ID tokens on a method without scopes).
+        self.authorization_scopes = tuple(authorization_scopes)
         check_edge(public_routes=[" ".join(r) for r in self.public_routes],
                    route_scopes=[" ".join(r) for r in self.route_scopes], token_authorizer=authorizer is not None,
-                   api_type=api_type, waf=waf_rate_limit is not None)
+                   api_type=api_type, waf=waf_rate_limit is not None, default_scopes=bool(authorization_scopes))
         # Routes the construct creates explicitly, besides the public ones: scoped or throttled.
         self.explicit_routes = tuple(dict.fromkeys([*self.route_scopes, *(
             r for r in self.route_throttles if r not in self.public_routes)]))
@@ -188,6 +192,7 @@ class FastApiGateway(Construct):
             default_integration=integration,
             # For the $default catch-all and every route added later without an authorizer of its own.
             default_authorizer=authorizer or authorizers.HttpIamAuthorizer(),
+            default_authorization_scopes=list(self.authorization_scopes) or None,
             cors_preflight=None if cors is None else apigwv2.CorsPreflightOptions(
                 allow_origins=cors.allow_origins,
                 allow_methods=[apigwv2.CorsHttpMethod(m) if m != "*" else apigwv2.CorsHttpMethod.ANY
@@ -239,7 +244,8 @@ class FastApiGateway(Construct):
             endpoint_types=[apigw.EndpointType.REGIONAL],
             default_integration=apigw.LambdaIntegration(self.handler),
             # For the construct's catch-alls and every method added later without options of its own.
-            default_method_options=apigw.MethodOptions(authorizer=authorizer) if authorizer
+            default_method_options=apigw.MethodOptions(
+                authorizer=authorizer, authorization_scopes=list(self.authorization_scopes) or None) if authorizer
             else apigw.MethodOptions(authorization_type=apigw.AuthorizationType.IAM),
             # Execution logging (and so access logs) needs the account-level CloudWatch role.
             cloud_watch_role=cloud_watch_role,

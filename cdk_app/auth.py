@@ -24,6 +24,7 @@ from fastapi_lambda.constants import (
     AUTH_CLIENT_IDS_VARIABLE,
     AUTH_ISSUER_VARIABLE,
     AUTH_VERIFY_VARIABLE,
+    RESOURCE_SERVER_ID,
 )
 
 from cdk_app import compliance
@@ -64,7 +65,7 @@ class UserPool(Construct):
         refresh_token_validity: Duration = Duration.days(30),
         callback_urls: Sequence[str] = ("http://localhost:3000/callback",),
         logout_urls: Sequence[str] = ("http://localhost:3000/",),
-        resource_server_id: str = "api",
+        resource_server_id: str = RESOURCE_SERVER_ID,
         scopes: Sequence[str] = (),
         machine_client: bool = False,
         domain_prefix: str | None = None,
@@ -133,6 +134,12 @@ class UserPool(Construct):
             self.domain = self.user_pool.add_domain("Domain", cognito_domain=cognito.CognitoDomainOptions(
                 domain_prefix=domain_prefix))
         compliance.acknowledge_user_pool(self, threat_protection=threat_protection, mfa=mfa)
+
+    @property
+    def access_token_scopes(self) -> list[str]:
+        """Scopes any access token of this pool carries one of: put on every protected route, they keep
+        ID tokens out (a REST Cognito authorizer accepts ID tokens on a method without scopes)."""
+        return ["openid", "aws.cognito.signin.user.admin", *(self.scope(name) for name in self.scopes)]
 
     def scope(self, name: str) -> str:
         """The full scope string tokens carry, e.g. ``api/tasks.write``."""

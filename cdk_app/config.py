@@ -16,7 +16,7 @@ from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from fastapi_lambda.constants import MAX_WARMUP_CONCURRENCY, ImportMode
+from fastapi_lambda.constants import MAX_WARMUP_CONCURRENCY, RESOURCE_SERVER_ID, ImportMode
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
@@ -145,7 +145,7 @@ class AuthSettings(_Settings):
     logout_urls: list[str] = ["http://localhost:3000/"]
     machine_client: bool = Field(False, description="A client-credentials client granted every scope")
     domain_prefix: str | None = Field(None, pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$", examples=["my-app"])
-    resource_server_id: str = Field("api", pattern=r"^[A-Za-z0-9_.:/-]{1,256}$", examples=["api"])
+    resource_server_id: str = Field(RESOURCE_SERVER_ID, pattern=r"^[A-Za-z0-9_.:/-]{1,256}$", examples=["api"])
     route_scopes: dict[Route, list[str]] = Field({}, description="Scopes a route needs, e.g. {'POST /tasks': "
                                                                   "['tasks.write']}")
     verify_in_function: bool = Field(False, description="The function verifies tokens too (defense in depth)")

@@ -153,13 +153,13 @@ def task_queue_visibility(worker_timeout_seconds: float, *, visibility_timeout_s
 
 
 def check_edge(*, public_routes: Sequence[str], route_scopes: Sequence[str], token_authorizer: bool,
-               api_type: str, waf: bool, names: Mapping[str, str] = PROP_NAMES) -> None:
+               api_type: str, waf: bool, default_scopes: bool = False, names: Mapping[str, str] = PROP_NAMES) -> None:
     """Scopes need tokens and a non-public route; a WAF needs a REST API (an HTTP API cannot have one)."""
     n = names
     if clash := sorted(set(route_scopes) & set(public_routes)):
         raise RuleError(f"{n['route_scopes']} names {', '.join(clash)}, which {n['public_routes']} makes public: a "
                         "public route has no token to carry scopes; remove it from one of the two")
-    if route_scopes and not token_authorizer:
+    if (route_scopes or default_scopes) and not token_authorizer:
         raise RuleError(f"{n['route_scopes']} needs a token authorizer ({n['authorizer']}): IAM authorization has "
                         "no scopes")
     if waf and api_type != "rest":

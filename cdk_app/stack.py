@@ -101,6 +101,7 @@ class FastApiStack(Stack):
             route_scopes=self.identity and {route: [self.identity.scope(name) for name in names]
                                             for route, names in settings.auth.route_scopes.items()},
             route_throttles={route: (t.rate_limit, t.burst_limit) for route, t in api.route_throttles.items()},
+            authorization_scopes=self.identity.access_token_scopes if self.identity else (),
             waf_rate_limit=api.waf.rate_limit if api.waf.enabled else None,
             api_name=id,
             throttle_rate_limit=settings.api.throttle_rate_limit,

@@ -18,6 +18,8 @@ from cdk_app.report import acknowledgements
 from tests.infra.conftest import API, SKIP_BUNDLING, only, template_of
 
 SETTINGS = load_settings(read_cdk_json_context()).environments
+#: Any access token of the pool carries one of these; an ID token none.
+ACCESS_SCOPES = ["openid", "aws.cognito.signin.user.admin", "api/tasks.write"]
 
 
 def pool(template: Template) -> dict:
@@ -87,6 +89,7 @@ def test_http_api_checks_tokens_on_every_non_public_route_and_scopes_where_confi
     assert only(template, "AWS::Cognito::UserPool")[0] in json.dumps(authorizer["JwtConfiguration"]["Issuer"])
     assert len(authorizer["JwtConfiguration"]["Audience"]) == len(clients(template))
     assert routes["$default"]["AuthorizationType"] == "JWT"
+    assert routes["$default"]["AuthorizationScopes"] == ACCESS_SCOPES  # access tokens only
     assert routes["POST /tasks"]["AuthorizationType"] == "JWT"
     assert routes["POST /tasks"]["AuthorizationScopes"] == ["api/tasks.write"]
     assert routes["GET /health"]["AuthorizationType"] == "NONE"
@@ -96,14 +99,17 @@ def test_rest_api_uses_the_cognito_authorizer_with_scopes(synth):
     template = synth.templates["prod"]
     methods = template.find_resources("AWS::ApiGateway::Method")
     authorizer_id = only(template, "AWS::ApiGateway::Authorizer")[0]
-    scoped = [m["Properties"] for m in methods.values() if m["Properties"].get("AuthorizationScopes")]
+    scoped = [m["Properties"] for m in methods.values() if m["Properties"].get("AuthorizationScopes") == [
+        "api/tasks.write"]]
 
     assert only(template, "AWS::ApiGateway::Authorizer")[1]["Properties"]["Type"] == "COGNITO_USER_POOLS"
-    assert [(m["HttpMethod"], m["AuthorizationScopes"]) for m in scoped] == [("POST", ["api/tasks.write"])]
+    assert [m["HttpMethod"] for m in scoped] == ["POST"]
     for method in methods.values():
         properties = method["Properties"]
         if properties["AuthorizationType"] == "COGNITO_USER_POOLS":
             assert properties["AuthorizerId"] == {"Ref": authorizer_id}
+            # With scopes, the Cognito authorizer takes access tokens only (without, it takes ID tokens).
+            assert properties["AuthorizationScopes"] in (ACCESS_SCOPES, ["api/tasks.write"])
     assert {m["Properties"]["AuthorizationType"] for m in methods.values()} <= {"NONE", "COGNITO_USER_POOLS"}
 
 
