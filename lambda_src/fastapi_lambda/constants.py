@@ -61,3 +61,21 @@ AUTH_TOKEN_USE_VARIABLE = "AUTH_TOKEN_USE"
 RESOURCE_SERVER_ID = "api"
 TASKS_WRITE_SCOPE_NAME = "tasks.write"
 TASKS_WRITE_SCOPE = f"{RESOURCE_SERVER_ID}/{TASKS_WRITE_SCOPE_NAME}"
+
+# --- config, secrets and observability (cdk_app.app_config / observability set these) -------------
+
+#: Non-secret parameters live under this SSM path (``/<app>/<env>/``), read by path and cached.
+CONFIG_PATH_VARIABLE = "CONFIG_PARAMETER_PATH"
+#: JSON object: setting name -> Secrets Manager secret name or ARN (names only, never values).
+SECRETS_VARIABLE = "CONFIG_SECRETS"
+#: JSON object: setting name -> name of an existing SecureString parameter.
+SECURE_PARAMETERS_VARIABLE = "CONFIG_SECURE_PARAMETERS"
+#: Seconds a read parameter or secret is trusted before it is read again.
+CONFIG_MAX_AGE_VARIABLE = "CONFIG_MAX_AGE_SECONDS"
+#: "xray" (default), "adot" (OpenTelemetry through the ADOT layer) or "off".
+TRACING_VARIABLE = "TRACING_MODE"
+#: Powertools' own variables, set on every function by the constructs.
+SERVICE_NAME_VARIABLE = "POWERTOOLS_SERVICE_NAME"
+METRICS_NAMESPACE_VARIABLE = "POWERTOOLS_METRICS_NAMESPACE"
+#: The CloudWatch namespace of the application's own metrics (cold start, cache, tasks).
+METRICS_NAMESPACE = "FastApiLambda"
