@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import jsii
-from aws_cdk import CfnResource, Duration, RemovalPolicy
+from aws_cdk import Annotations, CfnResource, Duration, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
@@ -276,6 +276,10 @@ class FastApiGateway(Construct):
         root = self.rest_api.root
         public = [root.resource_for_path(path).add_method(method, authorization_type=apigw.AuthorizationType.NONE)
                   for method, path in self.public_routes]
+        for method in public:  # CDK warns that the default scopes do not apply to an open method: intended
+            Annotations.of(method).acknowledge_warning(
+                "@aws-cdk/aws-apigateway:invalidAuthScope",
+                "A declared public route needs no token, so the default authorization scopes do not apply to it.")
         explicit = [root.resource_for_path(path).add_method(  # the default method options, with the route's scopes
             method, authorization_scopes=list(self.route_scopes.get((method, path), ())) or None)
             for method, path in self.explicit_routes]

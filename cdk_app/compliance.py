@@ -19,6 +19,7 @@ from fastapi_lambda.constants import FILES_INCOMING_PREFIX, FILES_RESULTS_PREFIX
 
 if TYPE_CHECKING:
     from cdk_app.api import FastApiGateway
+    from cdk_app.app_config import AppConfig
     from cdk_app.auth import UserPool
     from cdk_app.function import ServiceFunction
     from cdk_app.tasks import FileIntake, TaskQueue
@@ -168,4 +169,29 @@ def acknowledge_user_pool(pool: UserPool, *, threat_protection: str, mfa: str) -
             resource, "COG8",
             "The Plus feature plan (threat protection) is billed per active user; this environment's settings "
             "(auth.threat_protection) leave it off, production turns it on.",
+        )
+
+
+def acknowledge_app_config(config: AppConfig) -> None:
+    for secret in config.secrets.values():
+        acknowledge(
+            secret.node.default_child, "SMG4",
+            "The secret is generated and rotation-ready; rotating it needs a rotation function that knows the "
+            "system the secret unlocks, which the application owner adds with secret.add_rotation_schedule.",
+        )
+
+
+def acknowledge_config_reader(config: AppConfig, policy: IConstruct) -> None:
+    stack = Stack.of(config)
+    acknowledge(
+        policy.node.default_child,
+        f"IAM5[Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter{config.path}*]",
+        f"The function reads every parameter under its own path {config.path} (read by path, cached); "
+        "the path is the narrowest scope that lets parameters be added without a deploy.",
+    )
+    if config.secure_parameters:
+        acknowledge(
+            policy.node.default_child, "IAM5[Resource::*]",
+            f"kms:Decrypt is limited by kms:ViaService to SSM in {stack.region}: it decrypts only the SecureString "
+            "parameters this policy may read, with whichever key encrypted them.",
         )

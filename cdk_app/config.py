@@ -151,6 +151,25 @@ class AuthSettings(_Settings):
     verify_in_function: bool = Field(False, description="The function verifies tokens too (defense in depth)")
 
 
+class AppConfigSettings(_Settings):
+    """Parameters and secrets the app reads at run time (names in the environment, never values)."""
+
+    parameters: dict[str, str] = Field({}, description="SSM String parameters under /<app>/<env>/")
+    secrets: list[str] = Field([], description="Generated Secrets Manager secrets, by name")
+    secure_parameters: dict[str, str] = Field({}, description="Existing SecureString parameters: name -> path")
+    max_age_seconds: int = Field(300, ge=0, le=86400, description="How long a read value is trusted")
+
+
+class ObservabilitySettings(_Settings):
+    """Tracing, and the alarms' destination."""
+
+    tracing: Literal["xray", "adot", "off"] = Field("xray", description="X-Ray SDK, OpenTelemetry (ADOT) or none")
+    adot_layer_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[^:]+:\d+$",
+                                       examples=["arn:aws:lambda:eu-west-1:901920570463:layer:aws-otel-python-arm64-ver-1-32-0:1"])
+    alarm_emails: list[str] = Field([], description="Email subscriptions of the alarm topic")
+    api_5xx_percent: float = Field(5, gt=0, le=100, description="Alarm above this share of 5xx answers")
+
+
 class FilesSettings(_Settings):
     """The S3 file pipeline: objects created under incoming/ become process-file tasks."""
 
@@ -274,6 +293,8 @@ class EnvironmentSettings(_Settings):
     cold_start: ColdStartSettings = ColdStartSettings()
     tasks: TaskSettings = TaskSettings()
     auth: AuthSettings = AuthSettings()
+    config: AppConfigSettings = AppConfigSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
 
     @model_validator(mode="after")
     def _settings_fit_together(self) -> EnvironmentSettings:
@@ -296,6 +317,9 @@ class EnvironmentSettings(_Settings):
                    route_scopes=list(self.auth.route_scopes) if self.auth.enabled else [],
                    token_authorizer=self.auth.enabled, api_type=self.api.type, waf=self.api.waf.enabled,
                    names=CONFIG_NAMES)
+        if (self.observability.tracing == "adot") != (self.observability.adot_layer_arn is not None):
+            raise ValueError("observability.tracing 'adot' and observability.adot_layer_arn go together: the ADOT "
+                             "layer's ARN depends on region and architecture; set both, or neither")
         if self.auth.route_scopes and not self.auth.enabled:
             raise ValueError("auth.route_scopes is set but auth.enabled is false: scopes need tokens; set "
                              "auth.enabled to true or remove auth.route_scopes")

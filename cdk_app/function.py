@@ -23,7 +23,16 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
-from fastapi_lambda.constants import APP_VARIABLE, GENERIC_HANDLER, IMPORT_MODE_VARIABLE, TASK_REGISTRY_VARIABLE
+from fastapi_lambda.constants import (
+    APP_VARIABLE,
+    GENERIC_HANDLER,
+    IMPORT_MODE_VARIABLE,
+    METRICS_NAMESPACE,
+    METRICS_NAMESPACE_VARIABLE,
+    SERVICE_NAME_VARIABLE,
+    TASK_REGISTRY_VARIABLE,
+    TRACING_VARIABLE,
+)
 
 from cdk_app import compliance
 from cdk_app.bundling import (
@@ -202,6 +211,8 @@ class ServiceFunction(Construct):
         role: iam.IRole | None = None,
         initial_policy: Sequence[iam.PolicyStatement] = (),
         tracing: lambda_.Tracing = lambda_.Tracing.ACTIVE,
+        adot_layer: lambda_.ILayerVersion | None = None,
+        service_name: str | None = None,
         vpc: ec2.IVpc | None = None,
         vpc_subnets: ec2.SubnetSelection | None = None,
         security_groups: Sequence[ec2.ISecurityGroup] | None = None,
@@ -251,7 +262,7 @@ class ServiceFunction(Construct):
             role=self.role,
             runtime=self.target.runtime,
             architecture=self.target.lambda_architecture,
-            layers=[dependencies, *layers],
+            layers=[dependencies, *layers, *([adot_layer] if adot_layer else [])],
             memory_size=memory_size,
             timeout=Duration.seconds(timeout_seconds),
             reserved_concurrent_executions=reserved_concurrency,
@@ -260,6 +271,7 @@ class ServiceFunction(Construct):
             application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
             system_log_level_v2=lambda_.SystemLogLevel.WARN,
             environment={IMPORT_MODE_VARIABLE: cold_start.effective_import_mode, **entry_environment,
+                         **self._observability_environment(tracing, adot_layer, service_name),
                          **(environment or {})},
             description=description,
             snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if cold_start.strategy == "snapstart" else None,
@@ -278,6 +290,16 @@ class ServiceFunction(Construct):
         self.cold_start = ColdStartControl(self, "ColdStart", function=self.function, alias=self.alias,
                                            plan=cold_start)
         compliance.acknowledge_function(self)
+
+    def _observability_environment(self, tracing: lambda_.Tracing, adot_layer: lambda_.ILayerVersion | None,
+                                   service_name: str | None) -> dict[str, str]:
+        """What the runtime package's logger, metrics and tracer read (Powertools' own variables)."""
+        mode = "adot" if adot_layer else "off" if tracing == lambda_.Tracing.DISABLED else "xray"
+        variables = {SERVICE_NAME_VARIABLE: service_name or Stack.of(self).stack_name,
+                     METRICS_NAMESPACE_VARIABLE: METRICS_NAMESPACE, TRACING_VARIABLE: mode}
+        if adot_layer:  # OpenTelemetry through the ADOT layer's wrapper instead of the X-Ray SDK
+            variables["AWS_LAMBDA_EXEC_WRAPPER"] = "/opt/otel-instrument"
+        return variables
 
     def _trace(self, mode: lambda_.Tracing) -> iam.Policy | None:
         """Tracing on the function, and X-Ray's unavoidable ``*`` statement in a policy of its own.

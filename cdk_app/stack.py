@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aws_cdk import App, CfnOutput, Duration, Environment, RemovalPolicy, Stack, Tags
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 from fastapi_lambda.constants import FILES_INCOMING_PREFIX
 
 from cdk_app import compliance
 from cdk_app.api import FastApiGateway
+from cdk_app.app_config import AppConfig
 from cdk_app.auth import UserPool
 from cdk_app.bundling import LAMBDA_SRC, BundlingTarget
 from cdk_app.cold_start import ColdStart, ProvisionedConcurrency, ScheduledCapacity, Warmup
@@ -21,7 +24,8 @@ from cdk_app.config import (
     load_settings,
     read_cdk_json_context,
 )
-from cdk_app.function import DependenciesLayer, FastApiFunction
+from cdk_app.function import DependenciesLayer, FastApiFunction, ServiceFunction
+from cdk_app.observability import Observability
 from cdk_app.tasks import FileIntake, TaskQueue
 
 
@@ -55,7 +59,7 @@ class FastApiStack(Stack):
     """The whole service for one environment, wired from :class:`EnvironmentSettings`."""
 
     def __init__(self, scope: Construct, id: str, *, environment_name: str, settings: EnvironmentSettings,
-                 **kwargs: Any) -> None:
+                 app_name: str = "fastapi-lambda", **kwargs: Any) -> None:
         super().__init__(scope, id, termination_protection=settings.termination_protection, **kwargs)
         self.settings = settings
         removal_policy = removal_policy_of(settings)
@@ -66,6 +70,13 @@ class FastApiStack(Stack):
             include_aws_sdk=settings.bundling.include_aws_sdk,
             require_compiled=settings.bundling.require_compiled,
         )
+        observed = settings.observability
+        # Every function: X-Ray (the SDK inside), OpenTelemetry through the ADOT layer, or no tracing.
+        self.tracing_props = {
+            "tracing": lambda_.Tracing.DISABLED if observed.tracing == "off" else lambda_.Tracing.ACTIVE,
+            "adot_layer": lambda_.LayerVersion.from_layer_version_arn(self, "AdotLayer", observed.adot_layer_arn)
+            if observed.adot_layer_arn else None,
+        }
         self.dependencies_layer = DependenciesLayer(
             self, "Dependencies", source=LAMBDA_SRC, target=target, removal_policy=removal_policy,
         )
@@ -86,6 +97,7 @@ class FastApiStack(Stack):
             removal_policy=removal_policy,
             description=f"FastAPI service ({environment_name})",
             cold_start=cold_start_of(settings.cold_start),
+            **self.tracing_props,
         )
         self.tasks = self._tasks(settings, environment_name, target, retention, removal_policy)
         self.identity = self._identity(settings, removal_policy)
@@ -112,12 +124,41 @@ class FastApiStack(Stack):
         )
         if self.identity and self.gateway.firewall and api.waf.protect_user_pool:
             self.gateway.firewall.protect(self.identity.user_pool.user_pool_arn)
+        functions = {"Api": self.api_function, **({"Worker": self.tasks.worker} if self.tasks else {})}
+        self.app_config = self._app_config(settings, f"/{app_name}/{environment_name}/", functions.values(),
+                                           removal_policy)
+        self.observability = self._observe(settings, functions)
         CfnOutput(self, "ApiUrl", value=self.gateway.url, description="Invoke URL of the API")
         CfnOutput(self, "FunctionAlias", value=self.api_function.alias.function_arn,
                   description="ARN of the live alias")
         for key, value in {"service": id, **settings.tags}.items():
             Tags.of(self).add(key, value)
 
+
+    def _app_config(self, settings: EnvironmentSettings, path: str, functions: Iterable[ServiceFunction],
+                    removal_policy: RemovalPolicy) -> AppConfig:
+        """Parameters and secrets under ``path``, readable by every function (names only in the environment)."""
+        c = settings.config
+        app_config = AppConfig(self, "Config", path=path, parameters=c.parameters, secrets=c.secrets,
+                               secure_parameters=c.secure_parameters, max_age=Duration.seconds(c.max_age_seconds),
+                               removal_policy=removal_policy)
+        for function in functions:
+            app_config.grant_read(function)
+        return app_config
+
+    def _observe(self, settings: EnvironmentSettings, functions: Mapping[str, ServiceFunction]) -> Observability:
+        """Alarms on every function, the API and what the capabilities watch, all notifying one topic."""
+        observed = settings.observability
+        observability = Observability(self, "Observability", alarm_emails=observed.alarm_emails,
+                                      api_5xx_percent=observed.api_5xx_percent)
+        for name, function in functions.items():
+            observability.watch_function(function, name)
+        observability.watch_api(self.gateway)
+        for alarm in (self.api_function.cold_start.spillover_alarm, self.tasks and self.tasks.dead_letter_alarm,
+                      self.tasks and self.tasks.oldest_message_alarm):
+            if alarm is not None:
+                observability.add_alarm(alarm)
+        return observability
 
     def _identity(self, settings: EnvironmentSettings, removal_policy: RemovalPolicy) -> UserPool | None:
         """The user pool whose tokens the gateway checks on every non-public route, when enabled."""
@@ -149,6 +190,7 @@ class FastApiStack(Stack):
         tasks = TaskQueue(
             self, "Tasks",
             worker_props={
+                **self.tracing_props,
                 "source": LAMBDA_SRC, "handler": "service.handler.handler", "target": target,
                 "dependencies": self.dependencies_layer.layer, "memory_size": t.memory_mb,
                 "expected_duration": Duration.millis(int(t.expected_duration_seconds * 1000)),
@@ -211,6 +253,7 @@ def build_stacks(app: App) -> dict[str, FastApiStack]:
         aws_env = Environment(account=env_settings.account, region=env_settings.region) \
             if env_settings.account or env_settings.region else None
         stacks[name] = FastApiStack(app, stack_id, environment_name=name, settings=env_settings, env=aws_env,
+                                    app_name=settings.app_name,
                                     description=f"FastAPI on AWS Lambda ({name})")
     compliance.add_compliance_checks(app)
     return stacks

@@ -1,0 +1,103 @@
+"""Alarms that reach someone, and one dashboard of the same.
+
+:class:`Observability` owns an encrypted, TLS-only SNS topic (email subscriptions from
+settings), alarms for every function it watches (errors, throttles, p99 duration above
+80% of the timeout), the API's 5xx rate, and any other alarm handed to it (provisioned
+concurrency spillover, dead letters, queue age, cache errors); every alarm notifies the
+topic. Logs, traces and metrics inside the functions come from the runtime package
+(Powertools), configured by the variables :class:`~cdk_app.function.ServiceFunction` sets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from cdk_app.api import FastApiGateway
+from cdk_app.function import ServiceFunction
+
+#: p99 duration above this share of the timeout is an alarm: requests are close to being cut off.
+DURATION_ALARM_SHARE = 0.8
+
+
+class Observability(Construct):
+    """Alarms with an action on one SNS topic, and a dashboard; :meth:`watch` what you build."""
+
+    def __init__(self, scope: Construct, id: str, *, alarm_emails: Sequence[str] = (),
+                 api_5xx_percent: float = 5, dashboard_name: str | None = None) -> None:
+        super().__init__(scope, id)
+        if not 0 < api_5xx_percent <= 100:
+            raise ValueError(f"api_5xx_percent={api_5xx_percent} must be a percentage in (0, 100]")
+        self.api_5xx_percent = api_5xx_percent
+        self.topic = sns.Topic(self, "Alarms", display_name="Service alarms", enforce_ssl=True,
+                               master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"))
+        for email in alarm_emails:
+            self.topic.add_subscription(subscriptions.EmailSubscription(email))
+        self.alarms: list[cloudwatch.Alarm] = []
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=dashboard_name)
+
+    def add_alarm(self, alarm: cloudwatch.Alarm) -> cloudwatch.Alarm:
+        """Notify the topic when ``alarm`` fires and when it recovers; show it on the dashboard."""
+        alarm.add_alarm_action(actions.SnsAction(self.topic))
+        alarm.add_ok_action(actions.SnsAction(self.topic))
+        self.alarms.append(alarm)
+        self.dashboard.add_widgets(cloudwatch.AlarmWidget(alarm=alarm, title=alarm.node.path, width=8))
+        return alarm
+
+    def watch_function(self, function: ServiceFunction, name: str) -> list[cloudwatch.Alarm]:
+        """Errors, throttles and p99 duration near the timeout, on the function's alias."""
+        period = Duration.minutes(5)
+        timeout_ms = function.function.timeout.to_milliseconds()
+        alarms = [
+            cloudwatch.Alarm(self, f"{name}Errors", metric=function.metric_errors(period=period, statistic="Sum"),
+                             threshold=1, evaluation_periods=1,
+                             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                             alarm_description=f"{name}: invocations failed (unhandled errors or timeouts)."),
+            cloudwatch.Alarm(self, f"{name}Throttles",
+                             metric=function.metric_throttles(period=period, statistic="Sum"),
+                             threshold=1, evaluation_periods=1,
+                             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                             alarm_description=f"{name}: invocations were throttled (concurrency limits)."),
+            cloudwatch.Alarm(self, f"{name}SlowP99", metric=function.metric_duration(period=period, statistic="p99"),
+                             threshold=timeout_ms * DURATION_ALARM_SHARE, evaluation_periods=3, datapoints_to_alarm=2,
+                             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                             alarm_description=f"{name}: p99 duration is above {DURATION_ALARM_SHARE:.0%} of the "
+                                               "timeout; requests are close to being cut off."),
+        ]
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(title=f"{name} invocations and errors", width=12,
+                                   left=[function.metric_invocations(period=period),
+                                         function.metric_errors(period=period)]),
+            cloudwatch.GraphWidget(title=f"{name} duration (p50, p99)", width=12,
+                                   left=[function.metric_duration(period=period, statistic="p50"),
+                                         function.metric_duration(period=period, statistic="p99")]))
+        return [self.add_alarm(alarm) for alarm in alarms]
+
+    def watch_api(self, gateway: FastApiGateway) -> cloudwatch.Alarm:
+        """The API's share of 5xx answers, over 5 minutes."""
+        period = Duration.minutes(5)
+        if gateway.http_api is not None:
+            errors, count = gateway.http_api.metric_server_error(period=period), gateway.http_api.metric_count(
+                period=period)
+        else:
+            errors, count = gateway.rest_api.metric_server_error(period=period), gateway.rest_api.metric_count(
+                period=period)
+        rate = cloudwatch.MathExpression(expression="100 * errors / MAX([count, 1])", period=period, label="5xx %",
+                                         using_metrics={"errors": errors, "count": count})
+        self.dashboard.add_widgets(cloudwatch.GraphWidget(title="API requests and 5xx", width=12,
+                                                          left=[count], right=[errors]))
+        return self.add_alarm(cloudwatch.Alarm(
+            self, "Api5xxRate", metric=rate, threshold=self.api_5xx_percent, evaluation_periods=3,
+            datapoints_to_alarm=2, comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description=f"More than {self.api_5xx_percent:g}% of API requests answered 5xx."))
