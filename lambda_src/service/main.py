@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.requests import Request
 
+from service.items import router as items_router
 from service.tasks import router as tasks_router
 
 # FastAPI's built-in OpenTelemetry instrumentation is switched off: Lambda traces
@@ -38,4 +39,5 @@ def create_app(*, environment: str | None = None) -> FastAPI:
     app.add_route("/", root, methods=["GET"])
     app.add_route("/health", health, methods=["GET"])
     app.include_router(tasks_router)
+    app.include_router(items_router)
     return app

@@ -19,6 +19,21 @@ def load_event(name: str) -> dict:
     return json.loads((EVENTS / f"{name}.json").read_text())
 
 
+def loaded_after_a_request(modules: set[str], **environment: str) -> list[str]:
+    """Which of ``modules`` a fresh lazy-mode process has imported after importing the handler and one ``GET /``."""
+    import subprocess
+    import sys
+
+    code = ("import json, sys, service.handler as h; from tests.app.conftest import load_event;"
+            "h.handler(load_event('http_api_v2'), None);"
+            f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({sorted(modules)!r}))))")
+    root = Path(__file__).parents[2]
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
+                            env={"PATH": "", "PYTHONPATH": f"{root / 'lambda_src'}:{root}", "IMPORT_MODE": "lazy",
+                                 **environment})
+    return json.loads(result.stdout)
+
+
 @pytest.fixture
 def event():
     """Load a stored event by name; each call returns a fresh copy to mutate."""

@@ -12,7 +12,6 @@ import collections
 import json
 import logging
 import time
-from pathlib import Path
 
 import pytest
 from fastapi_lambda import tasks
@@ -21,7 +20,7 @@ from pydantic import BaseModel
 from service.handler import handler
 from service.tasks import registry
 
-from tests.app.conftest import MAX_RECEIVE_COUNT, load_event
+from tests.app.conftest import MAX_RECEIVE_COUNT, load_event, loaded_after_a_request
 
 REPORT = {"type": "generate-report", "payload": {"name": "sales", "rows": 4}}
 REPORT_RESULT = {"report": "sales", "rows": 4, "total": 10}
@@ -416,17 +415,7 @@ def test_the_generic_entry_needs_an_app_or_a_registry(import_entry):
 
 
 def test_lazy_mode_imports_no_sdk_and_no_powertools_until_used():
-    import subprocess
-    import sys
-
-    code = ("import json, sys, service.handler as h; from tests.app.conftest import load_event;"
-            "h.handler(load_event('http_api_v2'), None);"
-            "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & {'boto3', 'botocore', 'aws_lambda_powertools'})))")
-    root = Path(__file__).parents[2]
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
-                            env={"PATH": "", "PYTHONPATH": f"{root / 'lambda_src'}:{root}", "IMPORT_MODE": "lazy"})
-
-    assert json.loads(result.stdout) == []
+    assert loaded_after_a_request({"boto3", "botocore", "aws_lambda_powertools"}) == []
 
 
 def test_eager_mode_makes_the_task_clients_at_init(monkeypatch):
