@@ -1,8 +1,8 @@
 """The app's cache: Redis/Valkey (ElastiCache) when configured, in-process otherwise; it never fails a request.
 
 ``cdk_app.cache`` names the endpoint in ``CACHE_HOST``/``CACHE_PORT`` and the Secrets
-Manager secret holding the AUTH token in ``CACHE_SECRET_NAME`` (its name, never its
-value; read once per instance). Without ``CACHE_HOST`` an in-process TTL cache is the
+Manager secret holding the AUTH token in ``CACHE_SECRET_ID`` (its ARN or name, never its
+value; read once per instance, and again after an authentication failure). Without ``CACHE_HOST`` an in-process TTL cache is the
 embedded default (local runs, tests). Values are JSON::
 
     cache = Cache(prefix="items:")
@@ -96,7 +96,7 @@ def _milliseconds(variable: str, default: int) -> float:
 class Settings:
     host: str | None
     port: int
-    secret_name: str | None
+    secret_id: str | None
     mode: str
     tls: bool
     connect_timeout: float
@@ -113,7 +113,7 @@ class Settings:
         return cls(
             host=environ.get(CACHE_HOST_VARIABLE) or None,
             port=int(environ.get(CACHE_PORT_VARIABLE) or 6379),
-            secret_name=environ.get(CACHE_SECRET_VARIABLE) or None,
+            secret_id=environ.get(CACHE_SECRET_VARIABLE) or None,
             mode="cluster" if environ.get(CACHE_MODE_VARIABLE) == "cluster" else "standalone",
             tls=environ.get(CACHE_TLS_VARIABLE, "true").strip().lower() not in ("0", "false", "no", "off"),
             connect_timeout=_milliseconds(CACHE_CONNECT_TIMEOUT_VARIABLE, DEFAULT_CACHE_CONNECT_TIMEOUT_MS),
@@ -187,7 +187,8 @@ def read_secret(name: str) -> str:
     import boto3  # the runtime's
     from botocore.config import Config
 
-    config = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 2})
+    # Once per instance (at init in eager mode), outside the per-call budget: bounded by these instead.
+    config = Config(connect_timeout=1, read_timeout=1, retries={"total_max_attempts": 1})
     return boto3.client("secretsmanager", config=config).get_secret_value(SecretId=name)["SecretString"]
 
 
@@ -201,11 +202,11 @@ def make_backend() -> LocalBackend | RedisBackend:
     if settings.host is None:
         return LocalBackend()
     password = None
-    if settings.secret_name:
+    if settings.secret_id:
         try:
-            password = read_secret(settings.secret_name)
+            password = read_secret(settings.secret_id)
         except Exception as error:
-            raise SecretUnavailable(f"could not read the secret {settings.secret_name}: {error}") from error
+            raise SecretUnavailable(f"could not read the secret {settings.secret_id}: {error}") from error
     return RedisBackend(settings, password)
 
 
@@ -339,6 +340,8 @@ class Cache:
 
     def _failed(self, operation: str, reason: str, error: BaseException | None) -> None:
         self.stats["error"] += 1
+        if reason == "auth":  # the token may have been rotated: the next call reads the secret again
+            backend.reset()
         opened = self.breaker.failed()
         emit_error_metric(reason, operation)
         logger.error("Cache %s failed (%s); answering from the source", operation, reason,

@@ -48,8 +48,8 @@ FILE_TASK_TYPE = "process-file"
 #: The cache endpoint's host; unset means the in-process TTL cache (local runs, no cache configured).
 CACHE_HOST_VARIABLE = "CACHE_HOST"
 CACHE_PORT_VARIABLE = "CACHE_PORT"
-#: The name of the Secrets Manager secret holding the AUTH token (never the token); unset: no password.
-CACHE_SECRET_VARIABLE = "CACHE_SECRET_NAME"
+#: Which Secrets Manager secret holds the AUTH token: its ARN or name (never the token); unset: no password.
+CACHE_SECRET_VARIABLE = "CACHE_SECRET_ID"
 #: "cluster" (ElastiCache Serverless speaks the cluster protocol) or "standalone" (a replication group).
 CACHE_MODE_VARIABLE = "CACHE_MODE"
 CacheMode = Literal["cluster", "standalone"]

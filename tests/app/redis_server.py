@@ -71,6 +71,13 @@ class RedisServer:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> RedisServer:
+        """Start it and wait until it answers (a cluster node: until it also serves every slot)."""
+        self.launch()
+        self.wait_ready(cluster_ok=True)
+        return self
+
+    def launch(self) -> RedisServer:
+        """Start it and wait until it answers; a cluster node gets every slot but may not be ready yet (2 s)."""
         if REDIS_SERVER is None:
             raise RuntimeError(SKIP_REASON)
         command = [REDIS_SERVER, "--port", "0", "--tls-port", str(self.port), "--bind", "127.0.0.1",
@@ -82,23 +89,31 @@ class RedisServer:
             command += ["--cluster-enabled", "yes", "--tls-cluster", "yes", "--cluster-port", str(free_port()),
                         "--cluster-config-file", str(self.directory / f"nodes-{self.port}.conf")]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = self.client()
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except Exception:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    self.stop()
-                    raise RuntimeError(f"redis-server did not start; see {self.directory}") from None
-                time.sleep(0.02)
+        self.wait_ready(cluster_ok=False)
         if self.cluster:
-            client.execute_command("CLUSTER", "ADDSLOTSRANGE", "0", "16383")
-            while client.execute_command("CLUSTER", "INFO").decode().find("cluster_state:ok") < 0:
-                time.sleep(0.02)
-        client.close()
+            with self.client() as client:
+                client.execute_command("CLUSTER", "ADDSLOTSRANGE", "0", "16383")
         return self
+
+    def wait_ready(self, *, cluster_ok: bool = True) -> RedisServer:
+        """Wait until it answers PING (and, with ``cluster_ok``, until a cluster node says its state is ok)."""
+        deadline = time.monotonic() + 10
+        with self.client() as client:
+            while True:
+                try:
+                    client.ping()
+                    if not (self.cluster and cluster_ok):
+                        return self
+                    if b"cluster_state:ok" in client.execute_command("CLUSTER", "INFO"):
+                        return self
+                except Exception:
+                    if self.process is None or self.process.poll() is not None:
+                        self.stop()
+                        raise RuntimeError(f"redis-server did not start; see {self.directory}") from None
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"redis-server was not ready within 10 s; see {self.directory}")
+                time.sleep(0.02)
 
     def client(self):
         """A plain synchronous client for the tests' own checks."""

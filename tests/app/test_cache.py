@@ -1,7 +1,7 @@
 """The app's cache against a real redis-server with TLS and a password, and in process.
 
 The AUTH token is in a Secrets Manager secret (moto, server mode) whose name is in
-``CACHE_SECRET_NAME``; the client trusts the throwaway CA through ``SSL_CERT_FILE``.
+``CACHE_SECRET_ID``; the client trusts the throwaway CA through ``SSL_CERT_FILE``.
 Every failure (server gone, hung, wrong password, no secret) must still answer 200 from
 the source within the cache's time budget, and the breaker must open and close.
 """
@@ -88,12 +88,12 @@ def secret(aws, moto_endpoint):
 def configure(monkeypatch, certificates):
     """Point the app's cache at a port, with the AUTH token's secret name, trusting the test CA."""
 
-    def point(port: int, secret_name: str | None = None, **extra: str) -> None:
+    def point(port: int, secret_id: str | None = None, **extra: str) -> None:
         monkeypatch.setenv("SSL_CERT_FILE", str(certificates[0]))
         monkeypatch.setenv(CACHE_HOST_VARIABLE, "127.0.0.1")
         monkeypatch.setenv(CACHE_PORT_VARIABLE, str(port))
-        if secret_name:
-            monkeypatch.setenv(CACHE_SECRET_VARIABLE, secret_name)
+        if secret_id:
+            monkeypatch.setenv(CACHE_SECRET_VARIABLE, secret_id)
         for name, value in extra.items():
             monkeypatch.setenv(name, value)
 
@@ -229,14 +229,23 @@ def test_unreadable_secret_bypasses_the_cache(aws, configure, caplog):
     assert runtime_cache.backend.value is None  # not cached: the next call reads the secret again
 
 
+@pytest.fixture(scope="module", autouse=True)
+def cluster_node(tmp_path_factory, certificates):
+    """Launched when this module starts: a cluster node takes 2 s to declare itself ready."""
+    if REDIS_SERVER is None:
+        yield None
+        return
+    server = RedisServer(tmp_path_factory.mktemp("cluster"), certificates, PASSWORD, cluster=True).launch()
+    yield server
+    server.stop()
+
+
 @needs_redis
-def test_cluster_mode_talks_to_a_cluster_node(tmp_path, certificates, secret, configure):
-    server = RedisServer(tmp_path, certificates, PASSWORD, cluster=True).start()
-    configure(server.port, secret(PASSWORD), **{CACHE_MODE_VARIABLE: "cluster"})
-    try:
-        answers = [origins(get_item("g")[1]) for _ in range(2)]
-    finally:
-        server.stop()
+def test_cluster_mode_talks_to_a_cluster_node(cluster_node, secret, configure):
+    cluster_node.wait_ready()
+    configure(cluster_node.port, secret(PASSWORD), **{CACHE_MODE_VARIABLE: "cluster"})
+
+    answers = [origins(get_item("g")[1]) for _ in range(2)]
 
     assert answers == [("source", "miss"), ("cache", "hit")]
 
