@@ -19,7 +19,9 @@ from fastapi_lambda.constants import FILES_INCOMING_PREFIX, FILES_RESULTS_PREFIX
 
 if TYPE_CHECKING:
     from cdk_app.api import FastApiGateway
+    from cdk_app.cache import Cache
     from cdk_app.function import ServiceFunction
+    from cdk_app.network import Network
     from cdk_app.tasks import FileIntake, TaskQueue
 
 #: The newest Python runtime cdk-nag's AwsSolutions-L1 expects.
@@ -150,4 +152,30 @@ def acknowledge_file_intake(intake: FileIntake, stack: Stack) -> None:
             f"IAM5[Resource::<{stack.get_logical_id(intake.bucket.node.default_child)}.Arn>/{prefix}*]",
             f"The worker reads any new object under {FILES_INCOMING_PREFIX} and writes its result under "
             f"{FILES_RESULTS_PREFIX}: object keys are chosen by uploaders, so the prefix is the narrowest scope.",
+        )
+
+
+def acknowledge_network(network: Network, *, flow_logs: bool) -> None:
+    if not flow_logs and isinstance(network.vpc.node.default_child, CfnResource):
+        acknowledge(
+            network.vpc.node.default_child, "VPC7",
+            "Flow logs are turned off by this environment's settings (network.flow_logs, default on); the VPC "
+            "holds only the service's functions, their endpoints and its cache.",
+        )
+
+
+def acknowledge_cache(cache: Cache, *, multi_az: bool) -> None:
+    if cache.kind == "cluster" and not multi_az:
+        acknowledge(
+            cache.resource, "AEC4",
+            "This environment's settings run the cache in one zone (cache.multi_az=false, default true): it holds "
+            "copies of data whose source stays available, and the app answers from the source while the cache is down.",
+        )
+    if cache.secret is not None:
+        acknowledge(
+            cache.secret.node.default_child, "SMG4",
+            "Rotating an ElastiCache AUTH token takes a rotation function that calls ModifyReplicationGroup "
+            "(strategy ROTATE, then SET), which is not shipped yet. The token reaches CloudFormation only as a dynamic "
+            "reference, only the functions granted the cache may read it, and the app reads the secret again after "
+            "an authentication failure, so a ROTATE-then-SET rotation is picked up without a deploy.",
         )

@@ -29,6 +29,8 @@ PROP_NAMES: Mapping[str, str] = {
     "expected_duration": "expected_duration", "timeout": "timeout",
     "visibility_timeout": "visibility_timeout", "worker_timeout": "the worker's timeout",
     "batch_size": "batch_size", "batching_window": "max_batching_window",
+    "cache_kind": "kind", "replicas": "replicas", "multi_az": "multi_az", "cache_port": "port",
+    "zones": "the network's zones", "nat_gateways": "nat_gateways",
 }
 #: ... and how cdk.json does.
 CONFIG_NAMES: Mapping[str, str] = {
@@ -40,6 +42,8 @@ CONFIG_NAMES: Mapping[str, str] = {
     "visibility_timeout": "tasks.visibility_timeout_seconds",
     "worker_timeout": "the worker's timeout (tasks.expected_duration_seconds)",
     "batch_size": "tasks.batch_size", "batching_window": "tasks.max_batching_window_seconds",
+    "cache_kind": "cache.kind", "replicas": "cache.replicas", "multi_az": "cache.multi_az", "cache_port": "cache.port",
+    "zones": "network.az_count (or network.availability_zones)", "nat_gateways": "network.nat_gateways",
 }
 
 
@@ -146,3 +150,30 @@ def task_queue_visibility(worker_timeout_seconds: float, *, visibility_timeout_s
                         f"(Lambda reads more than 10 messages only within a batching window); set one, or "
                         f"{n['batch_size']} to 10 or less")
     return int(visibility_timeout_seconds if visibility_timeout_seconds is not None else needed)
+
+
+#: ElastiCache Serverless listens here (and its reader endpoint one port up); a replication group may use another.
+SERVERLESS_PORT = 6379
+
+
+def check_cache(kind: str, *, replicas: int, multi_az: bool, zones: int, port: int,
+                names: Mapping[str, str] = PROP_NAMES) -> None:
+    """A cache's settings fit its kind and its network."""
+    n = names
+    if kind == "serverless" and port != SERVERLESS_PORT:
+        raise RuleError(f"{n['cache_port']}={port} cannot be set for {n['cache_kind']} 'serverless': ElastiCache "
+                        f"Serverless listens on {SERVERLESS_PORT}; remove {n['cache_port']} or choose 'cluster'")
+    if kind == "cluster" and multi_az:
+        if replicas < 1:
+            raise RuleError(f"{n['multi_az']}=true needs {n['replicas']} of 1 or more (a replica in another zone to "
+                            f"fail over to); raise {n['replicas']} or set {n['multi_az']} to false")
+        if zones < 2:
+            raise RuleError(f"{n['multi_az']}=true needs 2 or more zones, but {n['zones']} gives {zones}; add a zone "
+                            f"or set {n['multi_az']} to false")
+
+
+def check_network(*, egress: str, nat_gateways: int, zones: int, names: Mapping[str, str] = PROP_NAMES) -> None:
+    """NAT gateways live one per zone at most."""
+    if egress == "nat" and nat_gateways > zones:
+        raise RuleError(f"{names['nat_gateways']}={nat_gateways} is more than {names['zones']} ({zones}): one NAT "
+                        f"gateway per zone at most; lower {names['nat_gateways']}")
