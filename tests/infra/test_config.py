@@ -78,8 +78,8 @@ ONE_LINE_ERRORS = {
         "Fix: rename it to memory_mb, or remove it."),
     "unknown key, nothing close": (
         "dev.owner", "team-a",
-        'environments.dev.owner: unknown key, set to "team-a" (allowed keys: account, api, bundling, cold_start, '
-        "function, log_retention_days, region, removal_policy, tags, tasks, termination_protection). "
+        'environments.dev.owner: unknown key, set to "team-a" (allowed keys: account, api, bundling, cache, cold_start, '
+        "function, log_retention_days, network, region, removal_policy, tags, tasks, termination_protection). "
         "Fix: remove it or correct its spelling."),
     "missing": (
         "dev.api.cors", {"allow_credentials": False},
