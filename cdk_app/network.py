@@ -10,7 +10,9 @@ the rest unless a NAT gateway routes them. At synth, every function in the netwo
 checked again, so a grant added later without its endpoint fails synth naming it.
 
 Synth stays offline: the availability zones are given (``availability_zones``) or taken
-by CloudFormation at deploy time (``Fn::GetAZs``), never looked up in an account.
+by CloudFormation at deploy time (``Fn::GetAZs``), never looked up in an account. (In a
+stack with a fixed account and region, CDK's ``Vpc`` still checks given zones against the
+stack's, which it looks up: ``FastApiStack`` overrides ``availability_zones`` for that.)
 """
 
 from __future__ import annotations

@@ -251,13 +251,14 @@ class CircuitBreaker:
 
 
 def emit_error_metric(reason: str, operation: str) -> None:
-    """One ``CacheErrors`` count in CloudWatch's embedded metric format (a JSON line on stdout)."""
+    """One ``CacheErrors`` count (dimension ``Cache``: the endpoint) in CloudWatch's embedded metric format,
+    a JSON line on stdout."""
     record = {
         "_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": [{
-            "Namespace": CACHE_METRICS_NAMESPACE, "Dimensions": [[]],
+            "Namespace": CACHE_METRICS_NAMESPACE, "Dimensions": [["Cache"]],
             "Metrics": [{"Name": CACHE_ERRORS_METRIC, "Unit": "Count"}]}]},
-        CACHE_ERRORS_METRIC: 1, "reason": reason, "operation": operation,
-        "function": os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "local"),
+        "Cache": os.environ.get(CACHE_HOST_VARIABLE) or "local", CACHE_ERRORS_METRIC: 1, "reason": reason,
+        "operation": operation, "function": os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "local"),
     }
     sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
 

@@ -159,7 +159,9 @@ def test_server_stopped_mid_test_answers_from_the_source_within_budget_and_the_b
     assert items.cache.breaker.state == "open"
     assert "Cache circuit breaker opened" in caplog.text
     metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if CACHE_ERRORS_METRIC in line]
-    assert len(metrics) == 3 and metrics[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"] == CACHE_ERRORS_METRIC
+    assert len(metrics) == 3 and metrics[0]["_aws"]["CloudWatchMetrics"][0] == {
+        "Namespace": "FastApiLambda", "Dimensions": [["Cache"]], "Metrics": [{"Name": CACHE_ERRORS_METRIC, "Unit": "Count"}]}
+    assert (metrics[0]["Cache"], metrics[0][CACHE_ERRORS_METRIC], metrics[0]["reason"]) == ("127.0.0.1", 1, "connection")
 
     redis_server.start()  # same port, empty
     time.sleep(BREAKER_OPEN_S)
