@@ -71,6 +71,7 @@ class FastApiStack(Stack):
             self, "Dependencies", source=LAMBDA_SRC, target=target, removal_policy=removal_policy,
         )
         self.network, self.cache = self._cache(settings, retention, removal_policy)
+        self.function_placement: dict[str, Any] = self.network.placement() if self.network else {}
         self.api_function = FastApiFunction(
             self,
             "Api",
@@ -154,7 +155,6 @@ class FastApiStack(Stack):
         CfnOutput(self, "TaskQueueUrl", value=tasks.queue.queue_url, description="The task queue")
         return tasks
 
-
     @property
     def availability_zones(self) -> list[str]:
         """Zones picked by CloudFormation at deploy time (``Fn::GetAZs``): with a fixed account and region,
@@ -165,7 +165,6 @@ class FastApiStack(Stack):
                removal_policy: RemovalPolicy) -> tuple[Network | None, Cache | None]:
         """The cache and the network it needs, when ``cache.kind`` is not ``none`` (no VPC otherwise)."""
         c, n = settings.cache, settings.network
-        self.function_placement: dict[str, Any] = {}
         if c.kind == "none":
             return None, None
         network = Network(self, "Network", egress=n.egress, az_count=n.az_count, availability_zones=n.availability_zones,
@@ -176,7 +175,6 @@ class FastApiStack(Stack):
                       multi_az=c.multi_az, port=c.port, snapshot_retention_days=c.snapshot_retention_days,
                       snapshot_time=c.snapshot_time, connect_timeout=Duration.millis(c.connect_timeout_ms),
                       command_timeout=Duration.millis(c.command_timeout_ms), removal_policy=removal_policy)
-        self.function_placement = network.placement()
         CfnOutput(self, "CacheEndpoint", value=cache.endpoint_address, description=f"The cache ({c.kind})")
         return network, cache
 
