@@ -5,7 +5,9 @@
 `python -s child.py ping MODULE:ATTR WARMUP PING_CALLS GET_CALLS EVENTS_PY` prints
 {"ping_us": ..., "get_us": ..., "ping_over_get": ...} (warmup marker vs `GET /`, one process);
 `python -s child.py first MODULE:ATTR EVENTS_PY` prints {"import_ms": ..., "first_get_ms": ...};
-`python -s child.py batch MODULE:ATTR WARMUP BATCHES SIZE EVENTS_PY` prints {"batch_ms": ..., "messages_per_s": ...}.
+`python -s child.py batch MODULE:ATTR WARMUP BATCHES SIZE EVENTS_PY` prints {"batch_ms": ..., "messages_per_s": ...};
+`python -s child.py items MODULE:ATTR CASE WARMUP CALLS EVENTS_PY` prints {"us_per_call": ..., "ms_per_call": ...}
+(`GET /items/{key}` on a cache hit, a miss, or with the cache down and the breaker closed or open).
 Only the standard library is imported before the measured import (as in Lambda's
 bootstrap, which has json loaded before it imports the handler).
 """
@@ -151,7 +153,41 @@ def batch(target: str, warmup: str, batches: str, size: str, events_py: str) -> 
     return {"batch_ms": per_batch * 1000, "messages_per_s": int(size) / per_batch}
 
 
+#: What each case of `items` must answer: (served_from, cache).
+ITEM_ANSWERS = {"hit": ("cache", "hit"), "miss": ("source", "miss"), "down-closed": ("source", "error"),
+                "down-open": ("source", "skipped")}
+
+
+def items(target: str, case: str, warmup: str, calls: str, events_py: str) -> dict:
+    """`GET /items/{key}` through the handler: one key (hits after the first), a new key per call (misses),
+    or a cache that never answers with the breaker kept closed (every call pays the budget) or open."""
+    handler = load_handler(target)
+    cache = importlib.import_module("service.items").cache
+    if case == "down-closed":
+        cache.breaker.failures = 10**9  # never opens: the cost of the calls before it would
+    if case == "down-open":
+        cache.breaker.open_seconds = 3600.0  # the warm-up calls open it; it stays open
+    events = load_events(events_py)
+    context = events.LambdaContext()
+    keys = (f"miss-{n}-{os.getpid()}" if case == "miss" else "bench-hit" for n in range(10**9))
+    expected = ITEM_ANSWERS[case]
+    elapsed = 0.0
+    for number in range(int(warmup) + int(calls)):
+        event = events.http_api_event("GET", f"/items/{next(keys)}")
+        start = time.perf_counter()
+        response = handler(event, context)
+        if number >= int(warmup):
+            elapsed += time.perf_counter() - start
+            body = json.loads(response.get("body") or "{}")
+            if response.get("statusCode") != 200 or (body.get("served_from"), body.get("cache")) != expected:
+                sys.exit(f"GET /items ({case}) answered {str(response)[:500]}")
+    check_origins()
+    per_call = elapsed / int(calls)
+    return {"us_per_call": per_call * 1e6, "ms_per_call": per_call * 1000}
+
+
 if __name__ == "__main__":
     mode, *args = sys.argv[1:]
-    result = {"import": cold_import, "warm": warm, "ping": ping, "first": first_get, "batch": batch}[mode](*args)
+    result = {"import": cold_import, "warm": warm, "ping": ping, "first": first_get, "batch": batch,
+              "items": items}[mode](*args)
     print(json.dumps(result))

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -38,6 +39,8 @@ MIN_RUNS = 15
 WARMUP_CALLS, TIMED_CALLS = 300, 3000
 PING_CALLS = 30000  # a warmup ping costs about a microsecond: many more calls for a stable figure
 TASK_CALLS, TASK_BATCHES = 200, 20  # each a few ms against moto
+ITEM_HITS, ITEM_MISSES, ITEMS_DOWN = 2000, 20, 10  # a miss waits for the source, a closed breaker for the budget
+ITEM_SOURCE_DELAY_MS = 50  # the example's slow source, shortened: a miss costs this plus the cache's round trips
 
 sys.path.insert(0, str(REPO))  # for cdk_app, which also loads aws_cdk/jsii
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
@@ -103,6 +106,20 @@ SCENARIOS = [
     Scenario("worker_batch", lambda v: ["batch", v.handler, "2", str(TASK_BATCHES), "10", str(EVENTS_PY)],
              (Metric("batch_ms", "worker, 10-message batch (ms)"), Metric("messages_per_s", "worker messages/s", digits=0)),
              warm_processes, ("ours-tasks",)),
+    # The cache: a real redis-server (TLS, password from a secret on the moto server) that run.py starts, or a
+    # port that accepts and never answers (down). The source takes ITEM_SOURCE_DELAY_MS on a miss.
+    Scenario("cache_cold_import", lambda v: ["import", v.module],
+             (Metric("import_ms", "cold import, cache configured (ms)", 0.50),), lambda a: a.runs,
+             ("ours-cache", "reference")),
+    Scenario("items_hit", lambda v: ["items", v.handler, "hit", "50", str(ITEM_HITS), str(EVENTS_PY)],
+             (Metric("us_per_call", "warm GET /items/{key}, hit (µs)", digits=0),), warm_processes, ("ours-cache",)),
+    Scenario("items_miss", lambda v: ["items", v.handler, "miss", "2", str(ITEM_MISSES), str(EVENTS_PY)],
+             (Metric("ms_per_call", f"warm GET /items/{{key}}, miss: {ITEM_SOURCE_DELAY_MS} ms source (ms)"),),
+             warm_processes, ("ours-cache",)),
+    Scenario("items_down_closed", lambda v: ["items", v.handler, "down-closed", "0", str(ITEMS_DOWN), str(EVENTS_PY)],
+             (Metric("ms_per_call", "cache hung, breaker closed (ms)"),), warm_processes, ("ours-cache-down",)),
+    Scenario("items_down_open", lambda v: ["items", v.handler, "down-open", "3", str(ITEM_MISSES), str(EVENTS_PY)],
+             (Metric("ms_per_call", "cache hung, breaker open (ms)"),), warm_processes, ("ours-cache-down",)),
 ]
 
 
@@ -159,6 +176,34 @@ def start_task_backend() -> dict[str, str]:
                                      KeySchema=[{"AttributeName": TASK_TABLE_KEY, "KeyType": "HASH"}],
                                      AttributeDefinitions=[{"AttributeName": TASK_TABLE_KEY, "AttributeType": "S"}])
     return {**credentials, TASK_QUEUE_URL_VARIABLE: queue_url, TASK_TABLE_VARIABLE: "bench-tasks"}
+
+
+def start_cache_backend(task_backend: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """A redis-server with TLS and a password (in a secret on the moto server) and a port that never answers:
+    the variables of the cache variants, live and down. Both stop when this process exits."""
+    import atexit
+
+    import boto3
+
+    from tests.app.redis_server import REDIS_SERVER, SKIP_REASON, HungServer, RedisServer, make_certificates
+
+    if REDIS_SERVER is None:
+        sys.exit(SKIP_REASON)
+    directory = Path(tempfile.mkdtemp(prefix="bench-redis-"))
+    certificates = make_certificates(directory)
+    server = RedisServer(directory, certificates, password="bench-" + uuid.uuid4().hex).start()
+    atexit.register(server.stop)
+    secrets = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=task_backend["AWS_ENDPOINT_URL"],
+                           aws_access_key_id="bench", aws_secret_access_key="bench")
+    secret_arn = secrets.create_secret(Name="bench-cache-token", SecretString=server.password)["ARN"]
+    hung = HungServer()
+    atexit.register(hung.close)
+    from fastapi_lambda.constants import CACHE_HOST_VARIABLE, CACHE_PORT_VARIABLE, CACHE_SECRET_VARIABLE
+
+    live = {**task_backend, CACHE_HOST_VARIABLE: "127.0.0.1", CACHE_PORT_VARIABLE: str(server.port),
+            CACHE_SECRET_VARIABLE: secret_arn, "SSL_CERT_FILE": str(certificates[0]),
+            "ITEMS_SOURCE_DELAY_MS": str(ITEM_SOURCE_DELAY_MS)}
+    return live, {**live, CACHE_PORT_VARIABLE: str(hung.port)}
 
 
 def pip_install_cached(name: str, requirements: Path, target, python: list[str] | None = None) -> Path:
@@ -320,7 +365,11 @@ def main() -> None:
     started = time.perf_counter()
     reference = build_reference(target)
     variants = [*build_ours(target, build_runtime(target, python)), reference]  # the interleaving order
-    variants.append(replace(variants[0], name="ours-tasks", env=start_task_backend()))
+    task_backend = start_task_backend()
+    variants.append(replace(variants[0], name="ours-tasks", env=task_backend))
+    cache_live, cache_down = start_cache_backend(task_backend)
+    variants += [replace(variants[0], name="ours-cache", env=cache_live),
+                 replace(variants[0], name="ours-cache-down", env=cache_down)]
     print(f"built bundles in {time.perf_counter() - started:.1f} s", file=sys.stderr)
 
     results, rows = {}, []

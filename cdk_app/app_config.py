@@ -62,7 +62,7 @@ class AppConfig(Construct):
                 raise ValueError(f"secure_parameters[{name!r}]={parameter!r} must be a parameter name starting with /")
         compliance.acknowledge_app_config(self)
 
-    def _parameter_arn(self, name: str) -> str:
+    def parameter_arn(self, name: str) -> str:
         return Stack.of(self).format_arn(service="ssm", resource="parameter", resource_name=name.lstrip("/"),
                                          arn_format=ArnFormat.SLASH_RESOURCE_NAME)
 
@@ -71,13 +71,13 @@ class AppConfig(Construct):
         statements = [iam.PolicyStatement(
             actions=["ssm:GetParametersByPath", "ssm:GetParameters", "ssm:GetParameter"],
             # GetParametersByPath is authorized on the path itself, the others on the parameters below it.
-            resources=[self._parameter_arn(self.path.rstrip("/")), self._parameter_arn(f"{self.path}*")])]
+            resources=[self.parameter_arn(self.path.rstrip("/")), self.parameter_arn(f"{self.path}*")])]
         if self.secrets:
             statements.append(iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"],
                                                   resources=[s.secret_arn for s in self.secrets.values()]))
         if self.secure_parameters:
             statements.append(iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[
-                self._parameter_arn(name) for name in self.secure_parameters.values()]))
+                self.parameter_arn(name) for name in self.secure_parameters.values()]))
             # SecureString values are encrypted with the account's aws/ssm key (or a key of yours): only
             # through SSM in this region.
             statements.append(iam.PolicyStatement(actions=["kms:Decrypt"], resources=["*"], conditions={

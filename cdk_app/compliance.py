@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from cdk_app.api import FastApiGateway
     from cdk_app.app_config import AppConfig
     from cdk_app.auth import UserPool
+    from cdk_app.cache import Cache
     from cdk_app.function import ServiceFunction
+    from cdk_app.network import Network
     from cdk_app.tasks import FileIntake, TaskQueue
 
 #: The newest Python runtime cdk-nag's AwsSolutions-L1 expects.
@@ -181,11 +183,19 @@ def acknowledge_app_config(config: AppConfig) -> None:
         )
 
 
+def _as_finding(stack: Stack, value: str) -> str:
+    """How cdk-nag writes a (possibly tokenized) ARN in a finding id: pseudo parameters as <AWS::Region>."""
+    resolved = stack.resolve(value)
+    if isinstance(resolved, str):
+        return resolved
+    return "".join(part if isinstance(part, str) else f"<{part['Ref']}>" for part in resolved["Fn::Join"][1])
+
+
 def acknowledge_config_reader(config: AppConfig, policy: IConstruct) -> None:
     stack = Stack.of(config)
     acknowledge(
         policy.node.default_child,
-        f"IAM5[Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter{config.path}*]",
+        f"IAM5[Resource::{_as_finding(stack, config.parameter_arn(config.path + '*'))}]",
         f"The function reads every parameter under its own path {config.path} (read by path, cached); "
         "the path is the narrowest scope that lets parameters be added without a deploy.",
     )
@@ -194,4 +204,30 @@ def acknowledge_config_reader(config: AppConfig, policy: IConstruct) -> None:
             policy.node.default_child, "IAM5[Resource::*]",
             f"kms:Decrypt is limited by kms:ViaService to SSM in {stack.region}: it decrypts only the SecureString "
             "parameters this policy may read, with whichever key encrypted them.",
+        )
+
+
+def acknowledge_network(network: Network, *, flow_logs: bool) -> None:
+    if not flow_logs and isinstance(network.vpc.node.default_child, CfnResource):
+        acknowledge(
+            network.vpc.node.default_child, "VPC7",
+            "Flow logs are turned off by this environment's settings (network.flow_logs, default on); the VPC "
+            "holds only the service's functions, their endpoints and its cache.",
+        )
+
+
+def acknowledge_cache(cache: Cache, *, multi_az: bool) -> None:
+    if cache.kind == "cluster" and not multi_az:
+        acknowledge(
+            cache.resource, "AEC4",
+            "This environment's settings run the cache in one zone (cache.multi_az=false, default true): it holds "
+            "copies of data whose source stays available, and the app answers from the source while the cache is down.",
+        )
+    if cache.secret is not None:
+        acknowledge(
+            cache.secret.node.default_child, "SMG4",
+            "Rotating an ElastiCache AUTH token takes a rotation function that calls ModifyReplicationGroup "
+            "(strategy ROTATE, then SET), which is not shipped yet. The token reaches CloudFormation only as a dynamic "
+            "reference, only the functions granted the cache may read it, and the app reads the secret again after "
+            "an authentication failure, so a ROTATE-then-SET rotation is picked up without a deploy.",
         )

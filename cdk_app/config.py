@@ -16,7 +16,13 @@ from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from fastapi_lambda.constants import MAX_WARMUP_CONCURRENCY, RESOURCE_SERVER_ID, ImportMode
+from fastapi_lambda.constants import (
+    DEFAULT_CACHE_COMMAND_TIMEOUT_MS,
+    DEFAULT_CACHE_CONNECT_TIMEOUT_MS,
+    MAX_WARMUP_CONCURRENCY,
+    RESOURCE_SERVER_ID,
+    ImportMode,
+)
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
@@ -24,10 +30,13 @@ from cdk_app.routes import parse_route
 from cdk_app.rules import (
     CONFIG_NAMES,
     GATEWAY_TIMEOUT_LIMITS,
+    SERVERLESS_PORT,
     Strategy,
     check_bounds,
+    check_cache,
     check_cold_start,
     check_edge,
+    check_network,
     check_timeout,
     import_mode_for,
     task_queue_visibility,
@@ -200,6 +209,45 @@ class TaskSettings(_Settings):
         return timeout_for(self.expected_duration_seconds)
 
 
+class CacheSettings(_Settings):
+    """The cache (ElastiCache, Valkey): its kind and sizing, and the app's time budget per call."""
+
+    kind: Literal["none", "serverless", "cluster"] = Field(
+        "none", description="serverless, a replication group (cluster), or none: no cache and no VPC")
+    connect_timeout_ms: int = Field(DEFAULT_CACHE_CONNECT_TIMEOUT_MS, ge=1, le=5000,
+                                    description="The app's budget to reach the cache (TCP and TLS)")
+    command_timeout_ms: int = Field(DEFAULT_CACHE_COMMAND_TIMEOUT_MS, ge=1, le=5000,
+                                    description="The app's budget for one command")
+    max_data_storage_gb: int = Field(10, ge=1, le=5000, description="serverless: the data storage limit")
+    max_ecpu_per_second: int = Field(5000, ge=1000, le=15000000, description="serverless: the ECPU limit")
+    node_type: str = Field("cache.t4g.small", pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$", examples=["cache.t4g.small"],
+                           description="cluster: the node type")
+    replicas: int = Field(1, ge=0, le=5, description="cluster: read replicas besides the primary")
+    multi_az: bool = Field(True, description="cluster: replicas in other zones, automatic failover")
+    port: int = Field(SERVERLESS_PORT, ge=1024, le=65535, description="cluster: the port (serverless: 6379)")
+    snapshot_retention_days: int = Field(0, ge=0, le=35, description="Daily snapshots kept; 0: none")
+    snapshot_time: str = Field("03:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", examples=["03:00"],
+                               description="When the daily snapshot starts (UTC)")
+
+
+class NetworkSettings(_Settings):
+    """The VPC, created only when something needs one (the cache)."""
+
+    egress: Literal["endpoints", "nat"] = Field("endpoints", description="How functions reach AWS APIs")
+    az_count: int = Field(2, ge=1, le=6, description="Zones, taken by CloudFormation (Fn::GetAZs)")
+    availability_zones: list[str] | None = Field(None, min_length=1, max_length=6,
+                                                 description="Fixed zones instead of az_count")
+    cidr: str = Field("10.0.0.0/16", pattern=r"^\d{1,3}(\.\d{1,3}){3}/(1[6-9]|2[0-4])$", examples=["10.0.0.0/16"],
+                      description="The VPC's IPv4 range")
+    subnet_mask: int = Field(24, ge=16, le=28, description="Each subnet's prefix length")
+    nat_gateways: int = Field(1, ge=1, le=6, description="With egress nat: NAT gateways (one per zone at most)")
+    flow_logs: bool = Field(True, description="VPC flow logs (all traffic) to a log group")
+
+    @property
+    def zones(self) -> int:
+        return len(self.availability_zones) if self.availability_zones else self.az_count
+
+
 class _CapacityBounds(_Settings):
     """Settings with ``min`` and ``max`` instance counts."""
 
@@ -295,6 +343,8 @@ class EnvironmentSettings(_Settings):
     auth: AuthSettings = AuthSettings()
     config: AppConfigSettings = AppConfigSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
+    cache: CacheSettings = CacheSettings()
+    network: NetworkSettings = NetworkSettings()
 
     @model_validator(mode="after")
     def _settings_fit_together(self) -> EnvironmentSettings:
@@ -320,6 +370,11 @@ class EnvironmentSettings(_Settings):
         if (self.observability.tracing == "adot") != (self.observability.adot_layer_arn is not None):
             raise ValueError("observability.tracing 'adot' and observability.adot_layer_arn go together: the ADOT "
                              "layer's ARN depends on region and architecture; set both, or neither")
+        if self.auth.enabled and self.auth.verify_in_function and self.cache.kind != "none" \
+                and self.network.egress != "nat":
+            raise ValueError("auth.verify_in_function needs the function to fetch the user pool's public keys over "
+                             "the internet, but a cache puts it in a VPC without NAT; set network.egress to 'nat' or "
+                             "auth.verify_in_function to false")
         if self.auth.route_scopes and not self.auth.enabled:
             raise ValueError("auth.route_scopes is set but auth.enabled is false: scopes need tokens; set "
                              "auth.enabled to true or remove auth.route_scopes")
@@ -329,6 +384,11 @@ class EnvironmentSettings(_Settings):
                                   batch_size=self.tasks.batch_size,
                                   max_batching_window_seconds=self.tasks.max_batching_window_seconds,
                                   names=CONFIG_NAMES)
+        if self.cache.kind != "none":
+            check_cache(self.cache.kind, replicas=self.cache.replicas, multi_az=self.cache.multi_az,
+                        zones=self.network.zones, port=self.cache.port, names=CONFIG_NAMES)
+            check_network(egress=self.network.egress, nat_gateways=self.network.nat_gateways,
+                          zones=self.network.zones, names=CONFIG_NAMES)
         return self
 
 

@@ -31,6 +31,8 @@ PROP_NAMES: Mapping[str, str] = {
     "batch_size": "batch_size", "batching_window": "max_batching_window",
     "public_routes": "public_routes", "route_scopes": "route_scopes", "authorizer": "authorizer=",
     "waf": "a web firewall", "api_type": "api_type",
+    "cache_kind": "kind", "replicas": "replicas", "multi_az": "multi_az", "cache_port": "port",
+    "zones": "the network's zones", "nat_gateways": "nat_gateways",
 }
 #: ... and how cdk.json does.
 CONFIG_NAMES: Mapping[str, str] = {
@@ -44,6 +46,8 @@ CONFIG_NAMES: Mapping[str, str] = {
     "batch_size": "tasks.batch_size", "batching_window": "tasks.max_batching_window_seconds",
     "public_routes": "api.public_routes", "route_scopes": "auth.route_scopes", "authorizer": "auth.enabled",
     "waf": "api.waf.enabled", "api_type": "api.type",
+    "cache_kind": "cache.kind", "replicas": "cache.replicas", "multi_az": "cache.multi_az", "cache_port": "cache.port",
+    "zones": "network.az_count (or network.availability_zones)", "nat_gateways": "network.nat_gateways",
 }
 
 
@@ -165,3 +169,28 @@ def check_edge(*, public_routes: Sequence[str], route_scopes: Sequence[str], tok
     if waf and api_type != "rest":
         raise RuleError(f"{n['waf']} needs a REST API ({n['api_type']} is '{api_type}'): AWS WAF cannot be "
                         "associated with an HTTP API; use per-route throttles there")
+#: ElastiCache Serverless listens here (and its reader endpoint one port up); a replication group may use another.
+SERVERLESS_PORT = 6379
+
+
+def check_cache(kind: str, *, replicas: int, multi_az: bool, zones: int, port: int,
+                names: Mapping[str, str] = PROP_NAMES) -> None:
+    """A cache's settings fit its kind and its network."""
+    n = names
+    if kind == "serverless" and port != SERVERLESS_PORT:
+        raise RuleError(f"{n['cache_port']}={port} cannot be set for {n['cache_kind']} 'serverless': ElastiCache "
+                        f"Serverless listens on {SERVERLESS_PORT}; remove {n['cache_port']} or choose 'cluster'")
+    if kind == "cluster" and multi_az:
+        if replicas < 1:
+            raise RuleError(f"{n['multi_az']}=true needs {n['replicas']} of 1 or more (a replica in another zone to "
+                            f"fail over to); raise {n['replicas']} or set {n['multi_az']} to false")
+        if zones < 2:
+            raise RuleError(f"{n['multi_az']}=true needs 2 or more zones, but {n['zones']} gives {zones}; add a zone "
+                            f"or set {n['multi_az']} to false")
+
+
+def check_network(*, egress: str, nat_gateways: int, zones: int, names: Mapping[str, str] = PROP_NAMES) -> None:
+    """NAT gateways live one per zone at most."""
+    if egress == "nat" and nat_gateways > zones:
+        raise RuleError(f"{names['nat_gateways']}={nat_gateways} is more than {names['zones']} ({zones}): one NAT "
+                        f"gateway per zone at most; lower {names['nat_gateways']}")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from aws_cdk import App, CfnOutput, Duration, Environment, RemovalPolicy, Stack, Tags
+from aws_cdk import App, CfnOutput, Duration, Environment, Fn, RemovalPolicy, Stack, Tags
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -16,6 +17,7 @@ from cdk_app.api import FastApiGateway
 from cdk_app.app_config import AppConfig
 from cdk_app.auth import UserPool
 from cdk_app.bundling import LAMBDA_SRC, BundlingTarget
+from cdk_app.cache import Cache
 from cdk_app.cold_start import ColdStart, ProvisionedConcurrency, ScheduledCapacity, Warmup
 from cdk_app.config import (
     LOG_RETENTION_DAYS,
@@ -25,6 +27,7 @@ from cdk_app.config import (
     read_cdk_json_context,
 )
 from cdk_app.function import DependenciesLayer, FastApiFunction, ServiceFunction
+from cdk_app.network import Network
 from cdk_app.observability import Observability
 from cdk_app.tasks import FileIntake, TaskQueue
 
@@ -80,6 +83,8 @@ class FastApiStack(Stack):
         self.dependencies_layer = DependenciesLayer(
             self, "Dependencies", source=LAMBDA_SRC, target=target, removal_policy=removal_policy,
         )
+        self.network, self.cache = self._cache(settings, retention, removal_policy)
+        self.function_placement: dict[str, Any] = self.network.placement() if self.network else {}
         self.api_function = FastApiFunction(
             self,
             "Api",
@@ -98,6 +103,7 @@ class FastApiStack(Stack):
             description=f"FastAPI service ({environment_name})",
             cold_start=cold_start_of(settings.cold_start),
             **self.tracing_props,
+            **self.function_placement,
         )
         self.tasks = self._tasks(settings, environment_name, target, retention, removal_policy)
         self.identity = self._identity(settings, removal_policy)
@@ -127,6 +133,10 @@ class FastApiStack(Stack):
         functions = {"Api": self.api_function, **({"Worker": self.tasks.worker} if self.tasks else {})}
         self.app_config = self._app_config(settings, f"/{app_name}/{environment_name}/", functions.values(),
                                            removal_policy)
+        if self.cache is not None:  # after every grant: the endpoints follow from what the functions may call
+            for function in functions.values():
+                self.cache.grant_connect(function)
+            self.network.add_endpoints_for(*functions.values())
         self.observability = self._observe(settings, functions)
         CfnOutput(self, "ApiUrl", value=self.gateway.url, description="Invoke URL of the API")
         CfnOutput(self, "FunctionAlias", value=self.api_function.alias.function_arn,
@@ -158,6 +168,13 @@ class FastApiStack(Stack):
                       self.tasks and self.tasks.oldest_message_alarm):
             if alarm is not None:
                 observability.add_alarm(alarm)
+        if self.cache is not None:  # the app answers from the source, so errors are only seen here
+            observability.add_alarm(cloudwatch.Alarm(
+                self, "CacheErrorsAlarm", metric=self.cache.metric_errors(period=Duration.minutes(5)),
+                threshold=10, evaluation_periods=3, datapoints_to_alarm=2,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                alarm_description="The app keeps falling back to the source: the cache is failing or unreachable."))
         return observability
 
     def _identity(self, settings: EnvironmentSettings, removal_policy: RemovalPolicy) -> UserPool | None:
@@ -196,6 +213,7 @@ class FastApiStack(Stack):
                 "expected_duration": Duration.millis(int(t.expected_duration_seconds * 1000)),
                 "environment": {"APP_ENVIRONMENT": environment_name}, "log_retention": retention,
                 "removal_policy": removal_policy, "description": f"Task worker ({environment_name})",
+                **self.function_placement,
             },
             max_receive_count=t.max_receive_count,
             visibility_timeout=Duration.seconds(t.visibility_timeout_seconds)
@@ -218,6 +236,29 @@ class FastApiStack(Stack):
                       description=f"Put objects under {FILES_INCOMING_PREFIX} to process them")
         CfnOutput(self, "TaskQueueUrl", value=tasks.queue.queue_url, description="The task queue")
         return tasks
+
+    @property
+    def availability_zones(self) -> list[str]:
+        """Zones picked by CloudFormation at deploy time (``Fn::GetAZs``): with a fixed account and region,
+        CDK would otherwise look them up in the account at synth (credentials, network)."""
+        return [Fn.select(i, Fn.get_azs()) for i in range(3)]
+
+    def _cache(self, settings: EnvironmentSettings, retention: logs.RetentionDays,
+               removal_policy: RemovalPolicy) -> tuple[Network | None, Cache | None]:
+        """The cache and the network it needs, when ``cache.kind`` is not ``none`` (no VPC otherwise)."""
+        c, n = settings.cache, settings.network
+        if c.kind == "none":
+            return None, None
+        network = Network(self, "Network", egress=n.egress, az_count=n.az_count, availability_zones=n.availability_zones,
+                          cidr=n.cidr, subnet_mask=n.subnet_mask, nat_gateways=n.nat_gateways, flow_logs=n.flow_logs,
+                          flow_log_retention=retention, removal_policy=removal_policy)
+        cache = Cache(self, "Cache", kind=c.kind, network=network, max_data_storage_gb=c.max_data_storage_gb,
+                      max_ecpu_per_second=c.max_ecpu_per_second, node_type=c.node_type, replicas=c.replicas,
+                      multi_az=c.multi_az, port=c.port, snapshot_retention_days=c.snapshot_retention_days,
+                      snapshot_time=c.snapshot_time, connect_timeout=Duration.millis(c.connect_timeout_ms),
+                      command_timeout=Duration.millis(c.command_timeout_ms), removal_policy=removal_policy)
+        CfnOutput(self, "CacheEndpoint", value=cache.endpoint_address, description=f"The cache ({c.kind})")
+        return network, cache
 
 
 def _flag(value: Any) -> bool:

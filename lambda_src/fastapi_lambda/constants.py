@@ -43,6 +43,27 @@ FILES_INCOMING_PREFIX = "incoming/"
 FILES_RESULTS_PREFIX = "results/"
 FILE_TASK_TYPE = "process-file"
 
+# --- cache (cdk_app.cache sets these; fastapi_lambda.cache reads them) --------------------------
+
+#: The cache endpoint's host; unset means the in-process TTL cache (local runs, no cache configured).
+CACHE_HOST_VARIABLE = "CACHE_HOST"
+CACHE_PORT_VARIABLE = "CACHE_PORT"
+#: Which Secrets Manager secret holds the AUTH token: its ARN or name (never the token); unset: no password.
+CACHE_SECRET_VARIABLE = "CACHE_SECRET_ID"
+#: "cluster" (ElastiCache Serverless speaks the cluster protocol) or "standalone" (a replication group).
+CACHE_MODE_VARIABLE = "CACHE_MODE"
+CacheMode = Literal["cluster", "standalone"]
+#: "false" turns TLS off, for a local Redis only: ElastiCache here always requires TLS.
+CACHE_TLS_VARIABLE = "CACHE_TLS"
+#: Time budgets of one cache call, in milliseconds: reaching the server (TCP and TLS), then one command.
+CACHE_CONNECT_TIMEOUT_VARIABLE = "CACHE_CONNECT_TIMEOUT_MS"
+CACHE_COMMAND_TIMEOUT_VARIABLE = "CACHE_COMMAND_TIMEOUT_MS"
+DEFAULT_CACHE_CONNECT_TIMEOUT_MS = 100
+DEFAULT_CACHE_COMMAND_TIMEOUT_MS = 50
+#: Where the cache's errors are counted (CloudWatch embedded metric format, in the function's logs).
+CACHE_METRICS_NAMESPACE = "FastApiLambda"  # = METRICS_NAMESPACE below
+CACHE_ERRORS_METRIC = "CacheErrors"
+
 # --- identity (cdk_app.auth sets these; fastapi_lambda.auth reads them) ---------------------------
 
 #: The token issuer, e.g. https://cognito-idp.<region>.amazonaws.com/<user pool id>.

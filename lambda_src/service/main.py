@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from fastapi_lambda.auth import current_user
 from starlette.requests import Request
 
+from service.items import router as items_router
 from service.tasks import router as tasks_router
 
 # FastAPI's built-in OpenTelemetry instrumentation is switched off: Lambda traces
@@ -48,4 +49,5 @@ def create_app(*, environment: str | None = None) -> FastAPI:
     app.add_route("/health", health, methods=["GET"])
     app.add_route("/me", me, methods=["GET"])
     app.include_router(tasks_router)
+    app.include_router(items_router)
     return app

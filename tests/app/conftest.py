@@ -48,7 +48,7 @@ GATEWAY_ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example1
 GATEWAY_CLIENT_ID = "4example5client6id7abcdefg"
 
 
-def loaded_in_lazy_mode(code: str, packages: set[str]) -> list[str]:
+def loaded_in_lazy_mode(code: str, packages: set[str], **environment: str) -> list[str]:
     """Which of ``packages`` a fresh process in lazy mode, as on Lambda, has imported once it ran ``code``."""
     import subprocess
     import sys
@@ -56,8 +56,16 @@ def loaded_in_lazy_mode(code: str, packages: set[str]) -> list[str]:
     root = Path(__file__).parents[2]
     script = f"import json, sys\n{code}\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & {packages!r})))"
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=root,
-                            env={"PATH": "", "PYTHONPATH": f"{root / 'lambda_src'}:{root}", "IMPORT_MODE": "lazy"})
+                            env={"PATH": "", "PYTHONPATH": f"{root / 'lambda_src'}:{root}", "IMPORT_MODE": "lazy",
+                                 **environment})
     return json.loads(result.stdout)
+
+
+def loaded_after_a_request(modules: set[str], **environment: str) -> list[str]:
+    """Which of ``modules`` a fresh lazy-mode process has imported after importing the handler and one ``GET /``."""
+    code = ("import service.handler as h; from tests.app.conftest import load_event; "
+            "h.handler(load_event('http_api_v2'), None)")
+    return loaded_in_lazy_mode(code, set(modules), **environment)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from service.handler import handler
 from service.tasks import registry
 
-from tests.app.conftest import MAX_RECEIVE_COUNT, jwt_authorizer, load_event, loaded_in_lazy_mode
+from tests.app.conftest import MAX_RECEIVE_COUNT, jwt_authorizer, load_event, loaded_after_a_request
 
 REPORT = {"type": "generate-report", "payload": {"name": "sales", "rows": 4}}
 REPORT_RESULT = {"report": "sales", "rows": 4, "total": 10}
@@ -418,9 +418,7 @@ def test_the_generic_entry_needs_an_app_or_a_registry(import_entry):
 
 
 def test_lazy_mode_imports_no_sdk_and_no_powertools_until_used():
-    code = "import service.handler as h; from tests.app.conftest import load_event; h.handler(load_event('http_api_v2'), None)"
-
-    assert loaded_in_lazy_mode(code, {"boto3", "botocore", "aws_lambda_powertools"}) == []
+    assert loaded_after_a_request({"boto3", "botocore", "aws_lambda_powertools"}) == []
 
 
 def test_eager_mode_makes_the_task_clients_at_init(monkeypatch):

@@ -78,8 +78,9 @@ ONE_LINE_ERRORS = {
         "Fix: rename it to memory_mb, or remove it."),
     "unknown key, nothing close": (
         "dev.owner", "team-a",
-        'environments.dev.owner: unknown key, set to "team-a" (allowed keys: account, api, auth, bundling, cold_start, config, '
-        "function, log_retention_days, observability, region, removal_policy, tags, tasks, termination_protection). "
+        'environments.dev.owner: unknown key, set to "team-a" (allowed keys: account, api, auth, bundling, cache, '
+        "cold_start, config, function, log_retention_days, network, observability, region, removal_policy, tags, "
+        "tasks, termination_protection). "
         "Fix: remove it or correct its spelling."),
     "missing": (
         "dev.api.cors", {"allow_credentials": False},

@@ -66,15 +66,18 @@ def test_function_role_writes_only_its_own_log_group(template):
         "Statement": [Match.object_like({"Principal": {"Service": "lambda.amazonaws.com"}})], "Version": Match.any_value()}}})
     api_role = [name for name in lambda_roles if name.startswith(API)]
     assert len(api_role) == 1
-    assert "ManagedPolicyArns" not in lambda_roles[api_role[0]]["Properties"]
+    # Only where the function joins the cache's network: the ENI permissions Lambda attaches it with.
+    in_vpc = "VpcConfig" in only(template, "AWS::Lambda::Function", API)[1]["Properties"]
+    assert [arn["Fn::Join"][1][-1] for arn in lambda_roles[api_role[0]]["Properties"].get("ManagedPolicyArns", [])] == (
+        [":iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"] if in_vpc else [])
     role = {"Ref": api_role[0]}
     policies = template.find_resources("AWS::IAM::Policy", {"Properties": {"Roles": [role]}})
     statements = {name: p["Properties"]["PolicyDocument"]["Statement"] for name, p in policies.items()}
     default = next(s for name, s in statements.items() if "DefaultPolicy" in name)
     assert [(st["Action"], st["Resource"]["Fn::GetAtt"][0][:7]) for st in default
             if str(st["Action"]).startswith("['logs")] == [(["logs:CreateLogStream", "logs:PutLogEvents"], "ApiLogs")]
-    # Nothing else but what the tasks' producer needs (tests/infra/test_tasks.py checks those).
-    assert {str(st["Action"])[:6] for st in default} <= {"['logs", "['sqs:", "['dyna"}
+    # Nothing else but what the tasks' producer and the cache's token need (test_tasks.py, test_cache.py check those).
+    assert {str(st["Action"])[:6] for st in default} <= {"['logs", "['sqs:", "['dyna", "['secr"}
     # X-Ray's unavoidable '*' lives in a policy of its own, so nothing else can hide behind its acknowledgement.
     tracing = next(s for name, s in statements.items() if "TracingPolicy" in name)
     assert tracing == [{"Action": ["xray:PutTelemetryRecords", "xray:PutTraceSegments"], "Effect": "Allow",
@@ -85,7 +88,8 @@ def test_log_groups_follow_the_environment(template, env_name):
     settings = SETTINGS[env_name]
     deletion = "Retain" if settings.removal_policy == "retain" else "Delete"
     groups = template.find_resources("AWS::Logs::LogGroup")
-    assert len(groups) == 3  # the API function's and the worker's logs, and the access logs
+    # The API function's and the worker's logs, the access logs, and the flow logs where a cache needs a network.
+    assert len(groups) == 3 + (settings.cache.kind != "none")
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == settings.log_retention_days
         assert group["DeletionPolicy"] == deletion
@@ -101,12 +105,14 @@ def test_function_logs_and_api_carry_the_service_and_environment_tags(template, 
     assert SETTINGS[env_name].tags, "cdk.json sets tags in every environment"
     expected = {"service": f"fastapi-lambda-{env_name}", **SETTINGS[env_name].tags}
     api = {"http": "AWS::ApiGatewayV2::Api", "rest": "AWS::ApiGateway::RestApi"}[SETTINGS[env_name].api.type]
-    tagged = {kind: [tags_of(r) for r in template.find_resources(kind).values()]
+    # CDK's own custom resource providers (e.g. the one restricting the VPC's default security group) take no tags.
+    tagged = {kind: [tags_of(r) for name, r in template.find_resources(kind).items() if not name.startswith("Custom")]
               for kind in ("AWS::Lambda::Function", "AWS::Logs::LogGroup", api)}
 
     assert {kind: all(tags == expected for tags in found) and len(found) for kind, found in tagged.items()} == {
-        "AWS::Lambda::Function": len(template.find_resources("AWS::Lambda::Function")),
-        "AWS::Logs::LogGroup": 3, api: 1}
+        "AWS::Lambda::Function": len(template.find_resources("AWS::Lambda::Function")) - (
+            SETTINGS[env_name].cache.kind != "none"),
+        "AWS::Logs::LogGroup": 3 + (SETTINGS[env_name].cache.kind != "none"), api: 1}
 
 
 def test_prod_retains_and_protects_dev_does_not(synth):
