@@ -30,6 +30,17 @@ if TYPE_CHECKING:
 LATEST_PYTHON = lambda_.Runtime.PYTHON_3_14.name
 
 
+#: The only actions any policy of ours may allow on Resource '*', each because AWS documents no
+#: resource-level permissions for it (or scopes it by a condition instead).
+WILDCARD_RESOURCE_ACTIONS = frozenset({
+    "xray:PutTraceSegments", "xray:PutTelemetryRecords",  # X-Ray: no resource-level permissions
+    "kms:Decrypt",  # SecureString reads, limited by kms:ViaService to SSM (AppConfig)
+    "s3:PutBucketNotification",  # aws-cdk-lib's bucket-notifications handler
+    "ec2:DescribeSecurityGroups", "ec2:AuthorizeSecurityGroupIngress", "ec2:AuthorizeSecurityGroupEgress",
+    "ec2:RevokeSecurityGroupIngress", "ec2:RevokeSecurityGroupEgress",  # CDK's default-security-group restriction
+})
+
+
 def add_compliance_checks(app: App) -> None:
     """Run the AWS Solutions rule pack on every stack of ``app`` at synth."""
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))

@@ -97,7 +97,7 @@ class Observability(Construct):
         self.dashboard.add_widgets(cloudwatch.GraphWidget(title="API requests and 5xx", width=12,
                                                           left=[count], right=[errors]))
         return self.add_alarm(cloudwatch.Alarm(
-            self, "Api5xxRate", metric=rate, threshold=self.api_5xx_percent, evaluation_periods=3,
+            self, "Gateway5xxRate", metric=rate, threshold=self.api_5xx_percent, evaluation_periods=3,
             datapoints_to_alarm=2, comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             alarm_description=f"More than {self.api_5xx_percent:g}% of API requests answered 5xx."))
