@@ -9,6 +9,7 @@ measured interpreter's sys.path stays exactly the Lambda layout.
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -45,12 +46,37 @@ def http_api_event(method: str = "GET", path: str = "/", query: str = "") -> dic
     }
 
 
+#: The identity the bench's tokens and gateway claims carry (the parent sets the matching AUTH_* variables).
+BENCH_ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Bench"
+BENCH_CLIENT_ID = "benchclient"
+
+
+def with_gateway_claims(event: dict, *scopes: str) -> dict:
+    """``event`` as the HTTP API's JWT authorizer passes it on: the claims it verified, no token."""
+    event["requestContext"]["authorizer"] = {"jwt": {"claims": {
+        "sub": "bench-user", "iss": BENCH_ISSUER, "client_id": BENCH_CLIENT_ID, "token_use": "access",
+        "scope": " ".join(scopes), "username": "bench-user", "exp": "4102444800", "iat": "1764291500"},
+        "scopes": list(scopes)}}
+    return event
+
+
+def me_with_gateway_claims() -> dict:
+    return with_gateway_claims(http_api_event("GET", "/me"), "openid")
+
+
+def me_with_token() -> dict:
+    """``GET /me`` with the bearer token the parent signed (verifying mode checks it in the function)."""
+    event = http_api_event("GET", "/me")
+    event["headers"]["authorization"] = f"Bearer {os.environ['BENCH_TOKEN']}"
+    return event
+
+
 def post_task_event() -> dict:
     """``POST /tasks`` with a small, valid task: the API records it and sends it to the queue."""
     event = http_api_event("POST", "/tasks")
     event["headers"]["content-type"] = "application/json"
     event["body"] = json.dumps({"type": "generate-report", "payload": {"name": "bench", "rows": 10}})
-    return event
+    return with_gateway_claims(event, "api/tasks.write")
 
 
 def sqs_batch(size: int = 10) -> dict:
@@ -71,6 +97,8 @@ def sqs_batch(size: int = 10) -> dict:
 
 #: Events a scenario can ask the child for, by name.
 EVENTS = {
+    "GET /me, gateway claims": me_with_gateway_claims,
+    "GET /me, verified token": me_with_token,
     "GET /": lambda: http_api_event("GET", "/"),
     "POST /tasks": post_task_event,
     # Concurrency 1: answered in place, no fan-out (which would invoke the alias through boto3).

@@ -103,6 +103,16 @@ SCENARIOS = [
     # informational, the absolute numbers are moto's as much as ours.
     Scenario("post_task", lambda v: ["warm", v.handler, "POST /tasks", "20", str(TASK_CALLS), str(EVENTS_PY)],
              (Metric("us_per_call", "warm POST /tasks, moto server (µs)", digits=0),), warm_processes, ("ours-tasks",)),
+    # Identity: GET /me with the claims the gateway verified, and with the function verifying the token
+    # itself (cached keys), each against the reference's GET /.
+    Scenario("me_claims", lambda v: ["warm", v.handler, "GET /me, gateway claims" if v.name != "reference" else "GET /",
+                                     str(WARMUP_CALLS), str(TIMED_CALLS), str(EVENTS_PY)],
+             (Metric("us_per_call", "warm GET /me, gateway claims vs GET / (µs)"),), warm_processes,
+             ("ours-auth", "reference")),
+    Scenario("me_verified", lambda v: ["warm", v.handler, "GET /me, verified token" if v.name != "reference"
+                                       else "GET /", str(WARMUP_CALLS), str(TIMED_CALLS), str(EVENTS_PY)],
+             (Metric("us_per_call", "warm GET /me, verified token vs GET / (µs)"),), warm_processes,
+             ("ours-verify", "reference")),
     Scenario("worker_batch", lambda v: ["batch", v.handler, "2", str(TASK_BATCHES), "10", str(EVENTS_PY)],
              (Metric("batch_ms", "worker, 10-message batch (ms)"), Metric("messages_per_s", "worker messages/s", digits=0)),
              warm_processes, ("ours-tasks",)),
@@ -154,6 +164,50 @@ def build_ours(target, runtime: Path) -> list[Variant]:
         sys.exit("our layer ships boto3: it must come from the runtime")
     ours = Variant("ours", (code, layer / "python", runtime), "service.handler", "service.handler:handler")
     return [ours, *(replace(ours, name=f"ours-{mode}", env={"IMPORT_MODE": mode}) for mode in ("eager", "lazy"))]
+
+
+def start_identity_backend() -> tuple[dict[str, str], dict[str, str]]:
+    """A signing key served as a JWKS on loopback and a token signed with it; the variables of the
+    gateway-claims variant and of the verifying one."""
+    import http.server
+    import threading
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from fastapi_lambda.constants import (
+        AUTH_CLIENT_IDS_VARIABLE,
+        AUTH_ISSUER_VARIABLE,
+        AUTH_JWKS_URL_VARIABLE,
+        AUTH_VERIFY_VARIABLE,
+    )
+
+    sys.path.insert(0, str(BENCH))
+    from events import BENCH_CLIENT_ID, BENCH_ISSUER
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    jwks = json.dumps({"keys": [{**public, "kid": "bench", "alg": "RS256", "use": "sig"}]}).encode()
+
+    class Keys(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(jwks)
+
+        def log_message(self, *args):  # quiet
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Keys)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    now = int(time.time())
+    token = jwt.encode({"sub": "bench-user", "iss": BENCH_ISSUER, "client_id": BENCH_CLIENT_ID, "token_use": "access",
+                        "scope": "openid", "username": "bench-user", "iat": now, "exp": now + 86400},
+                       key, algorithm="RS256", headers={"kid": "bench"})
+    common = {AUTH_ISSUER_VARIABLE: BENCH_ISSUER, AUTH_CLIENT_IDS_VARIABLE: BENCH_CLIENT_ID}
+    verify = {**common, AUTH_VERIFY_VARIABLE: "true", "BENCH_TOKEN": token,
+              AUTH_JWKS_URL_VARIABLE: f"http://127.0.0.1:{server.server_address[1]}/jwks.json"}
+    return {**common, AUTH_VERIFY_VARIABLE: "false"}, verify
 
 
 def start_task_backend() -> dict[str, str]:
@@ -365,8 +419,11 @@ def main() -> None:
     started = time.perf_counter()
     reference = build_reference(target)
     variants = [*build_ours(target, build_runtime(target, python)), reference]  # the interleaving order
+    claims_env, verify_env = start_identity_backend()
     task_backend = start_task_backend()
-    variants.append(replace(variants[0], name="ours-tasks", env=task_backend))
+    variants.append(replace(variants[0], name="ours-tasks", env={**task_backend, **claims_env}))
+    variants += [replace(variants[0], name="ours-auth", env=claims_env),
+                 replace(variants[0], name="ours-verify", env=verify_env)]
     cache_live, cache_down = start_cache_backend(task_backend)
     variants += [replace(variants[0], name="ours-cache", env=cache_live),
                  replace(variants[0], name="ours-cache-down", env=cache_down)]
