@@ -41,6 +41,8 @@ TRACING_MODES: tuple[TracingMode, ...] = ("xray", "adot", "off")
 DEFAULT_SERVICE = "fastapi-lambda"
 #: What botocore-based calls the X-Ray SDK records: only botocore, never requests/httplib/sqlite.
 PATCHED_MODULES = ("botocore",)
+#: Libraries whose INFO lines would reach CloudWatch once the root logger is at INFO.
+QUIET_LOGGERS = ("boto3", "botocore", "urllib3", "httpx")
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +93,10 @@ def setup() -> Any:
             root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(powertools.log_level)
+    for name in QUIET_LOGGERS:  # their INFO lines (credentials found, each connection) are noise here
+        library = logging.getLogger(name)
+        if library.level == logging.NOTSET:
+            library.setLevel(max(powertools.log_level, logging.WARNING))
     state.logger, state.formatter, state.handler = powertools, powertools.registered_formatter, handler
     state.metrics = Metrics(namespace=metrics_namespace(), service=service_name())
     return powertools
