@@ -133,7 +133,7 @@ def _first_invocations(formatter: Any, context: Any, correlation_id: str | None,
         function_memory_size=getattr(context, "memory_limit_in_mb", None))
     if cold:
         try:
-            state.metrics.add_cold_start_metric(context)  # its own EMF line, with the function name
+            state.metrics.provider.add_cold_start_metric(context)  # its own EMF line, with the function name
         except Exception:  # a context without a name (local calls) must not fail the request
             logger.debug("No cold start metric", exc_info=True)
 
