@@ -212,6 +212,10 @@ def locked_requirements(lock_file: Path, *, include_aws_sdk: bool) -> list[str]:
     return lines
 
 
+def _is_aws_sdk(line: str) -> bool:
+    return not line.startswith("-") and canonicalize_name(Requirement(line.split(" --", 1)[0]).name) in AWS_SDK_PACKAGES
+
+
 def _uses_hashes(lines: list[str]) -> bool:
     return any("--hash" in line for line in lines)
 
@@ -355,12 +359,17 @@ class LocalPythonBundler:
         if lock.name in TOOL_LOCKS:
             exported = site.parent / "exported-requirements.txt"
             export_lock(lock, exported)
-            wanted = locked_requirements(exported, include_aws_sdk=self.target.include_aws_sdk)
+            wanted = locked_requirements(exported, include_aws_sdk=True)
             exported.unlink()
         else:
-            wanted = locked_requirements(lock, include_aws_sdk=self.target.include_aws_sdk)
-        # The runtime package's needs go in unless hash-checking mode forbids unhashed lines.
-        requested = wanted if _uses_hashes(wanted) else [*wanted, *RUNTIME_REQUIREMENTS]
+            wanted = locked_requirements(lock, include_aws_sdk=True)
+        if _uses_hashes(wanted):
+            # Hash-checking mode resolves nothing: the lock goes in whole (an SDK a dependency needs
+            # included, taken out after the install) and unhashed runtime needs cannot be added.
+            requested = wanted
+        else:
+            wanted = [line for line in wanted if not _is_aws_sdk(line)] if not self.target.include_aws_sdk else wanted
+            requested = [*wanted, *RUNTIME_REQUIREMENTS]
         filtered = site.parent / "requirements.lock.txt"
         filtered.write_text("\n".join(requested) + "\n")
         try:

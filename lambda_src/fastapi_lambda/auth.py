@@ -42,7 +42,7 @@ from typing import Annotated, Any, NamedTuple
 from fastapi import Depends, HTTPException
 from starlette.requests import Request
 
-from fastapi_lambda import lifecycle
+from fastapi_lambda import lifecycle, observability
 from fastapi_lambda.constants import (
     AUTH_CLIENT_IDS_VARIABLE,
     AUTH_ISSUER_VARIABLE,
@@ -180,7 +180,8 @@ class SigningKeys:
             return
         self.attempted_at = now
         try:
-            keys = self.client.get_signing_keys()
+            with observability.subsegment("## jwks.fetch"):
+                keys = self.client.get_signing_keys()
         except Exception as error:  # PyJWT's connection, format and "no keys" errors alike
             logger.warning("Could not fetch the signing keys", extra={"jwks_url": self.url, "error": str(error)})
             return

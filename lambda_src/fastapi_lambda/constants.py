@@ -25,7 +25,8 @@ APP_VARIABLE = "FASTAPI_LAMBDA_APP"
 GENERIC_HANDLER = "fastapi_lambda.entry.handler"
 
 #: What this package needs at run time; the dependency layer installs it with the user's lock.
-RUNTIME_REQUIREMENTS = ("mangum>=0.17,<1", "pydantic>=2,<3", "aws-lambda-powertools>=3,<4")
+RUNTIME_REQUIREMENTS = ("mangum>=0.17,<1", "pydantic>=2,<3", "aws-lambda-powertools>=3,<4", "pydantic-settings>=2,<3",
+                        "aws-xray-sdk>=2,<3")
 
 # --- background tasks (cdk_app.tasks sets these; fastapi_lambda.tasks reads them) ----------------
 

@@ -19,7 +19,7 @@ from typing import Any
 from mangum import Mangum
 from mangum.handlers import ALB, APIGateway, HTTPGateway
 
-from fastapi_lambda import cold_start, lifecycle
+from fastapi_lambda import cold_start, lifecycle, observability
 from fastapi_lambda.constants import WARMUP_MARKER
 
 logger = logging.getLogger(__name__)
@@ -111,6 +111,7 @@ class LambdaHandler:
         # Mangum logs "GET / 200" at INFO for every request (~15% of a warm request with Lambda's
         # logging), which the gateway's access log already records; its errors still get through.
         logging.getLogger("mangum.http").setLevel(logging.WARNING)
+        observability.setup()
         lifecycle.prepare(app)
 
     def register(self, kind: str, handler: EventHandler) -> None:
@@ -118,10 +119,14 @@ class LambdaHandler:
         self.handlers[kind] = handler
 
     def __call__(self, event: Any, context: Any) -> Any:
-        kind = classify_event(event)
-        if kind in HTTP_EVENT_KINDS:  # the hot path: no table lookup, no extra call
-            return self._http(event, context, kind)
-        return self.handlers[kind](event, context)
+        observability.start(event, context)  # the correlation fields of this invocation's logs
+        try:
+            kind = classify_event(event)
+            if kind in HTTP_EVENT_KINDS:  # the hot path: no table lookup, no extra call
+                return self._http(event, context, kind)
+            return self.handlers[kind](event, context)
+        finally:
+            observability.finish()  # what it counted, as one EMF line
 
     def _http(self, event: Any, context: Any, kind: str = "http") -> dict[str, Any]:
         try:

@@ -28,8 +28,9 @@ instance_id = uuid.uuid4().hex
 class PerInstance(Generic[T]):
     """A value made by ``factory`` once per execution environment, on first :meth:`get`."""
 
-    def __init__(self, factory: Callable[[], T]) -> None:
+    def __init__(self, factory: Callable[[], T], *, eager: bool = True) -> None:
         self.factory = factory
+        self.eager = eager
         self.value: T | None = None
 
     def get(self) -> T:
@@ -44,9 +45,14 @@ class PerInstance(Generic[T]):
 _registry: list[PerInstance[Any]] = []
 
 
-def per_instance(factory: Callable[[], T]) -> PerInstance[T]:
-    """Declare a per-instance value (a boto3 client, a Redis pool) made by ``factory``."""
-    resource = PerInstance(factory)
+def per_instance(factory: Callable[[], T], *, eager: bool = True) -> PerInstance[T]:
+    """Declare a per-instance value (a boto3 client, a Redis pool) made by ``factory``.
+
+    ``eager=False``: made on first use even in eager mode (values read over the network,
+    such as settings, whose failure must wait for a request that needs them); still
+    dropped after a SnapStart restore.
+    """
+    resource = PerInstance(factory, eager=eager)
     _registry.append(resource)
     return resource
 
@@ -57,6 +63,8 @@ def import_mode() -> ImportMode:
 
 def _create_all() -> None:
     for resource in _registry:
+        if not resource.eager:
+            continue
         try:
             resource.get()
         except Exception:  # a client that cannot be made now is retried on first use

@@ -33,7 +33,7 @@ from urllib.parse import unquote_plus
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 from pydantic_core import to_jsonable_python
 
-from fastapi_lambda import lifecycle
+from fastapi_lambda import lifecycle, observability
 from fastapi_lambda.constants import (
     FILE_TASK_TYPE,
     FILES_INCOMING_PREFIX,
@@ -58,6 +58,12 @@ RETRY_AFTER_S = 5
 LAMBDA_VARIABLE = "AWS_LAMBDA_FUNCTION_NAME"
 #: The X-Ray trace header Lambda sets for every invocation; a task carries it to the worker's logs.
 TRACE_VARIABLE = "_X_AMZN_TRACE_ID"
+
+#: Metrics (namespace ``FastApiLambda``): tasks sent (or started in-process), not sent (503), run to an end.
+TASKS_ACCEPTED_METRIC = "TasksAccepted"
+TASK_SEND_FAILURES_METRIC = "TaskSendFailures"
+TASKS_SUCCEEDED_METRIC = "TasksSucceeded"
+TASKS_FAILED_METRIC = "TasksFailed"
 
 Status = Literal["queued", "running", "succeeded", "failed"]
 
@@ -120,6 +126,7 @@ def _validation_errors(error: ValidationError, prefix: tuple[Any, ...] = ()) -> 
 # --- per-instance clients: boto3 is imported by the factories only -----------------------------
 
 def _client(service: str) -> Any:
+    observability.trace_aws()  # TRACING_MODE=xray: its calls become subsegments
     import boto3  # the runtime's; never at import of this module
     from botocore.config import Config
 
@@ -373,17 +380,21 @@ class TaskRegistry:
         if not queue_url:
             threading.Thread(target=self._run_local, args=(body, envelope.id), name=f"task-{envelope.id}",
                              daemon=True).start()
+            observability.count(TASKS_ACCEPTED_METRIC)
             return envelope
         try:
-            sqs_client.get().send_message(QueueUrl=queue_url, MessageBody=body)
+            with observability.subsegment("## sqs.send_message"):
+                sqs_client.get().send_message(QueueUrl=queue_url, MessageBody=body)
         except Exception as error:
             logger.error("Could not send a task", extra={"task_id": envelope.id}, exc_info=True)
+            observability.count(TASK_SEND_FAILURES_METRIC)
             try:  # nothing may claim the task was accepted
                 store.remove_queued(envelope.id)
             except Exception:
                 logger.warning("Could not remove the record of an unsent task", extra={"task_id": envelope.id},
                                exc_info=True)
             raise TaskSendError("the task could not be sent") from error
+        observability.count(TASKS_ACCEPTED_METRIC)
         return envelope
 
     def get_status(self, task_id: str) -> dict[str, Any] | None:
@@ -447,9 +458,11 @@ class TaskRegistry:
             result = to_jsonable_python(self.types[envelope.type].handler(payload, envelope))
         except Exception as error:
             logger.exception("Task failed", extra=log)
+            observability.count(TASKS_FAILED_METRIC)
             store.finish(envelope.id, "failed", error=f"{type(error).__name__}: {error}")
             raise
         store.finish(envelope.id, "succeeded", result=result)
+        observability.count(TASKS_SUCCEEDED_METRIC)
         logger.info("Task succeeded", extra=log)
 
     def _run_local(self, body: str, task_id: str) -> None:

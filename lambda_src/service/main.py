@@ -34,6 +34,23 @@ async def me(request: Request) -> JSONResponse:
                          "client_id": user.client_id, "token_use": user.token_use})
 
 
+async def config(request: Request) -> JSONResponse:
+    """The non-secret settings (never a secret): 401 without a signed-in caller, 503 if unreadable."""
+    await current_user(request)
+    from service.config import settings  # pydantic-settings loads with the first call
+
+    return JSONResponse((await settings()).model_dump(mode="json"))
+
+
+async def partner_status(request: Request) -> JSONResponse:
+    """Whether the partner integration's secret can be read: 503 if not. Never the secret itself."""
+    await current_user(request)
+    from service.config import secrets
+
+    key = (await secrets()).partner_api_key.get_secret_value()
+    return JSONResponse({"partner": "configured" if key else "empty"})
+
+
 def create_app(*, environment: str | None = None) -> FastAPI:
     """Build the application.
 
@@ -43,11 +60,13 @@ def create_app(*, environment: str | None = None) -> FastAPI:
     app.state.environment = environment or os.environ.get("APP_ENVIRONMENT", "local")
     # Static endpoints take no parameters and need no validation, so they are plain
     # Starlette routes: that skips FastAPI's dependency and serialisation pipeline
-    # (about 40% of a warm request); /me awaits its one dependency itself. Routes with
-    # inputs use the usual decorators.
+    # (about 40% of a warm request); /me, /config and /partner/status await their
+    # dependencies themselves. Routes with inputs use the usual decorators.
     app.add_route("/", root, methods=["GET"])
     app.add_route("/health", health, methods=["GET"])
     app.add_route("/me", me, methods=["GET"])
+    app.add_route("/config", config, methods=["GET"])
+    app.add_route("/partner/status", partner_status, methods=["GET"])
     app.include_router(tasks_router)
     app.include_router(items_router)
     return app

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from service.handler import handler
 from service.tasks import registry
 
-from tests.app.conftest import MAX_RECEIVE_COUNT, jwt_authorizer, load_event, loaded_after_a_request
+from tests.app.conftest import MAX_RECEIVE_COUNT, jwt_authorizer, load_event, loaded_in_lazy_mode
 
 REPORT = {"type": "generate-report", "payload": {"name": "sales", "rows": 4}}
 REPORT_RESULT = {"report": "sales", "rows": 4, "total": 10}
@@ -417,8 +417,14 @@ def test_the_generic_entry_needs_an_app_or_a_registry(import_entry):
         import_entry(FASTAPI_LAMBDA_TASKS="service.tasks")
 
 
-def test_lazy_mode_imports_no_sdk_and_no_powertools_until_used():
-    assert loaded_after_a_request({"boto3", "botocore", "aws_lambda_powertools"}) == []
+def test_lazy_mode_imports_no_sdk_until_used():
+    # Powertools' Logger and Metrics are in every function (fastapi_lambda.observability); the
+    # AWS SDK, the X-Ray SDK and Powertools' utilities (batch, parameters) wait for their first use.
+    code = ("import service.handler as h, sys; from tests.app.conftest import load_event; "
+            "h.handler(load_event('http_api_v2'), None); "
+            "assert not [m for m in sys.modules if m.startswith(('aws_lambda_powertools.utilities.batch', 'aws_lambda_powertools.utilities.parameters', 'botocore.'))]")
+
+    assert loaded_in_lazy_mode(code, {"boto3", "aws_xray_sdk", "pydantic_settings"}) == []
 
 
 def test_eager_mode_makes_the_task_clients_at_init(monkeypatch):
