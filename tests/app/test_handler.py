@@ -208,3 +208,31 @@ def test_the_faster_handlers_answer_exactly_as_mangums_own(name, event, lambda_c
     plain = Mangum(handler.app, lifespan="off")
 
     assert handler(event(name), lambda_context) == plain(event(name), lambda_context)
+
+
+def test_routes_with_parameters_do_not_import_pydantic_v1():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).parents[2]
+    code = ("import sys, service.handler as h; from tests.app.conftest import load_event; "
+            "e = load_event('http_api_v2'); e['rawPath'] = e['requestContext']['http']['path'] = '/tasks/abc'; "
+            "h.handler(e, None); print('pydantic.v1' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True,
+                          env={"PATH": "", "PYTHONPATH": f"{root / 'lambda_src'}:{root}", "IMPORT_MODE": "lazy"})
+
+    assert done.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_pydantic_v1_models_are_still_recognized_once_v1_is_loaded():
+    from fastapi._compat import shared
+    from pydantic import v1
+
+    class Legacy(v1.BaseModel):
+        name: str
+
+    assert hasattr(shared.is_pydantic_v1_model_class, "original")  # the deferred check is installed
+    assert shared.is_pydantic_v1_model_class(Legacy) is True
+    assert shared.is_pydantic_v1_model_instance(Legacy(name="x")) is True
+    assert shared.is_pydantic_v1_model_class(dict) is False
