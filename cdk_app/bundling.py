@@ -203,7 +203,7 @@ def locked_requirements(lock_file: Path, *, include_aws_sdk: bool) -> list[str]:
             requirement = Requirement(line.split(" --", 1)[0])
         except InvalidRequirement as exc:
             raise BundlingError(f"{lock_file}: '{line}' is not a valid requirement ({exc}).") from None
-        if canonicalize_name(requirement.name) in AWS_SDK_PACKAGES and not include_aws_sdk:
+        if not include_aws_sdk and _is_aws_sdk(line):
             continue
         pins = [spec for spec in requirement.specifier if spec.operator in ("==", "===")]
         if not pins and not requirement.url:
@@ -356,20 +356,19 @@ class LocalPythonBundler:
         if lock is None:
             raise BundlingError(f"{self.source} has no dependency lock ({', '.join(LOCK_INPUTS[:-1])}); "
                                 "create requirements.txt with exact pins (name==version).")
+        pins = lock
         if lock.name in TOOL_LOCKS:
-            exported = site.parent / "exported-requirements.txt"
-            export_lock(lock, exported)
-            wanted = locked_requirements(exported, include_aws_sdk=True)
-            exported.unlink()
-        else:
-            wanted = locked_requirements(lock, include_aws_sdk=True)
-        if _uses_hashes(wanted):
-            # Hash-checking mode resolves nothing: the lock goes in whole (an SDK a dependency needs
-            # included, taken out after the install) and unhashed runtime needs cannot be added.
-            requested = wanted
-        else:
-            wanted = [line for line in wanted if not _is_aws_sdk(line)] if not self.target.include_aws_sdk else wanted
-            requested = [*wanted, *RUNTIME_REQUIREMENTS]
+            pins = site.parent / "exported-requirements.txt"
+            export_lock(lock, pins)
+        # Hash-checking mode resolves nothing: a hashed lock goes in whole (an SDK a dependency needs
+        # included, taken out after the install) and unhashed runtime needs cannot be added.
+        wanted = locked_requirements(pins, include_aws_sdk=True)
+        hashed = _uses_hashes(wanted)
+        if pins is not lock:
+            pins.unlink()
+        if not hashed and not self.target.include_aws_sdk:
+            wanted = [line for line in wanted if not _is_aws_sdk(line)]
+        requested = wanted if hashed else [*wanted, *RUNTIME_REQUIREMENTS]
         filtered = site.parent / "requirements.lock.txt"
         filtered.write_text("\n".join(requested) + "\n")
         try:
