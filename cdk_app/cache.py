@@ -30,12 +30,12 @@ from fastapi_lambda.constants import (
     CACHE_CONNECT_TIMEOUT_VARIABLE,
     CACHE_ERRORS_METRIC,
     CACHE_HOST_VARIABLE,
-    CACHE_METRICS_NAMESPACE,
     CACHE_MODE_VARIABLE,
     CACHE_PORT_VARIABLE,
     CACHE_SECRET_VARIABLE,
     DEFAULT_CACHE_COMMAND_TIMEOUT_MS,
     DEFAULT_CACHE_CONNECT_TIMEOUT_MS,
+    METRICS_NAMESPACE,
 )
 
 from cdk_app import compliance
@@ -178,7 +178,7 @@ class Cache(Construct):
 
     def metric_errors(self, **props: Any) -> cloudwatch.Metric:
         """Cache calls that failed in the app (each answered from the source), summed per minute."""
-        return cloudwatch.Metric(namespace=CACHE_METRICS_NAMESPACE, metric_name=CACHE_ERRORS_METRIC,
+        return cloudwatch.Metric(namespace=METRICS_NAMESPACE, metric_name=CACHE_ERRORS_METRIC,
                                  dimensions_map={"Cache": self.endpoint_address},
                                  **{"period": Duration.minutes(1), "statistic": "Sum", **props})
 

@@ -40,13 +40,13 @@ from fastapi_lambda.constants import (
     CACHE_CONNECT_TIMEOUT_VARIABLE,
     CACHE_ERRORS_METRIC,
     CACHE_HOST_VARIABLE,
-    CACHE_METRICS_NAMESPACE,
     CACHE_MODE_VARIABLE,
     CACHE_PORT_VARIABLE,
     CACHE_SECRET_VARIABLE,
     CACHE_TLS_VARIABLE,
     DEFAULT_CACHE_COMMAND_TIMEOUT_MS,
     DEFAULT_CACHE_CONNECT_TIMEOUT_MS,
+    METRICS_NAMESPACE,
 )
 
 logger = logging.getLogger(__name__)
@@ -255,7 +255,7 @@ def emit_error_metric(reason: str, operation: str) -> None:
     a JSON line on stdout."""
     record = {
         "_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": [{
-            "Namespace": CACHE_METRICS_NAMESPACE, "Dimensions": [["Cache"]],
+            "Namespace": METRICS_NAMESPACE, "Dimensions": [["Cache"]],
             "Metrics": [{"Name": CACHE_ERRORS_METRIC, "Unit": "Count"}]}]},
         "Cache": os.environ.get(CACHE_HOST_VARIABLE) or "local", CACHE_ERRORS_METRIC: 1, "reason": reason,
         "operation": operation, "function": os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "local"),

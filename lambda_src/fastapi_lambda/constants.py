@@ -61,8 +61,7 @@ CACHE_CONNECT_TIMEOUT_VARIABLE = "CACHE_CONNECT_TIMEOUT_MS"
 CACHE_COMMAND_TIMEOUT_VARIABLE = "CACHE_COMMAND_TIMEOUT_MS"
 DEFAULT_CACHE_CONNECT_TIMEOUT_MS = 100
 DEFAULT_CACHE_COMMAND_TIMEOUT_MS = 50
-#: Where the cache's errors are counted (CloudWatch embedded metric format, in the function's logs).
-CACHE_METRICS_NAMESPACE = "FastApiLambda"  # = METRICS_NAMESPACE below
+#: The cache's errors, counted in METRICS_NAMESPACE (CloudWatch embedded metric format, in the logs).
 CACHE_ERRORS_METRIC = "CacheErrors"
 
 # --- identity (cdk_app.auth sets these; fastapi_lambda.auth reads them) ---------------------------
