@@ -144,6 +144,13 @@ class Cache(Construct):
             self.endpoint_address = self.resource.attr_primary_end_point_address
             self.endpoint_port = self.resource.attr_primary_end_point_port
         self.resource.apply_removal_policy(removal_policy)
+        # The app answers from the source when the cache fails, so its errors are only seen here.
+        self.errors_alarm = cloudwatch.Alarm(
+            self, "ErrorsAlarm", metric=self.metric_errors(period=Duration.minutes(5)),
+            threshold=10, evaluation_periods=3, datapoints_to_alarm=2,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description="The app keeps falling back to the source: the cache is failing or unreachable.")
         compliance.acknowledge_cache(self, multi_az=multi_az)
 
     @property

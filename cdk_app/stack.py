@@ -6,7 +6,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aws_cdk import App, CfnOutput, Duration, Environment, Fn, RemovalPolicy, Stack, Tags
-from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -165,16 +164,9 @@ class FastApiStack(Stack):
             observability.watch_function(function, name)
         observability.watch_api(self.gateway)
         for alarm in (self.api_function.cold_start.spillover_alarm, self.tasks and self.tasks.dead_letter_alarm,
-                      self.tasks and self.tasks.oldest_message_alarm):
+                      self.tasks and self.tasks.oldest_message_alarm, self.cache and self.cache.errors_alarm):
             if alarm is not None:
                 observability.add_alarm(alarm)
-        if self.cache is not None:  # the app answers from the source, so errors are only seen here
-            observability.add_alarm(cloudwatch.Alarm(
-                self, "CacheErrorsAlarm", metric=self.cache.metric_errors(period=Duration.minutes(5)),
-                threshold=10, evaluation_periods=3, datapoints_to_alarm=2,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-                alarm_description="The app keeps falling back to the source: the cache is failing or unreachable."))
         return observability
 
     def _identity(self, settings: EnvironmentSettings, removal_policy: RemovalPolicy) -> UserPool | None:
