@@ -41,7 +41,7 @@ serve: setup
 
 # Prints only shell exports on stdout: eval "$$(make token ARGS='--endpoint http://127.0.0.1:5000')" works.
 token: setup
-	@cd lambda_src && ../$(PY) -m fastapi_lambda.auth local-token $(ARGS)
+	@$(PY) -m cdk_app.local.identity local-token $(ARGS)
 
 clean:
 	rm -rf cdk.out bench/out

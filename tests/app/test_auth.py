@@ -3,7 +3,7 @@ endpoint, through the Lambda handler with API Gateway events; forged tokens that
 
 moto's USER_PASSWORD_AUTH tokens carry only ``aws.cognito.signin.user.admin``; a token with
 resource-server scopes, or claims moto never writes (an expiry in the past), is signed with
-moto's published test key (:func:`fastapi_lambda.auth.moto_signed`), which its JWKS serves.
+moto's published test key (:func:`cdk_app.local.identity.moto_signed`), which its JWKS serves.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 from fastapi_lambda import auth, lifecycle
-from fastapi_lambda.auth import LOCAL_EMAIL, LOCAL_PASSWORD, create_local_identity, moto_signed, moto_token_with_scopes
 from fastapi_lambda.constants import (
     AUTH_CLIENT_IDS_VARIABLE,
     AUTH_ISSUER_VARIABLE,
@@ -39,6 +38,14 @@ from fastapi_lambda.constants import (
 from service.handler import handler
 from service.main import create_app
 
+from cdk_app.local import identity as local_identity
+from cdk_app.local.identity import (
+    LOCAL_EMAIL,
+    LOCAL_PASSWORD,
+    create_local_identity,
+    moto_signed,
+    moto_token_with_scopes,
+)
 from tests.app.conftest import GATEWAY_CLIENT_ID, GATEWAY_ISSUER, jwt_authorizer, load_event, loaded_in_lazy_mode
 
 #: The only scope moto puts into the tokens of a USER_PASSWORD_AUTH sign-in.
@@ -431,7 +438,7 @@ def test_the_gateway_path_loads_no_jwt_library():
 # --- the local command -------------------------------------------------------------------------
 
 def test_local_token_prints_what_make_serve_needs(moto_endpoint, capsys, monkeypatch):
-    assert auth.main(["local-token", "--endpoint", moto_endpoint, "--scope", TASKS_WRITE_SCOPE]) == 0
+    assert local_identity.main(["local-token", "--endpoint", moto_endpoint, "--scope", TASKS_WRITE_SCOPE]) == 0
 
     exports = dict(shlex.split(line.removeprefix("export "))[0].split("=", 1)
                    for line in capsys.readouterr().out.splitlines())
@@ -440,6 +447,32 @@ def test_local_token_prints_what_make_serve_needs(moto_endpoint, capsys, monkeyp
         monkeypatch.setenv(name, value)
     assert call(token=exports["TOKEN"])[2]["scopes"] == sorted([ADMIN_SCOPE, TASKS_WRITE_SCOPE])
     assert call("/tasks", method="POST", body=REPORT, token=exports["TOKEN"])[0] == 202
+
+
+def test_no_bundle_holds_the_local_tool_a_password_or_moto():
+    """What the constructs copy into every function (the runtime package, the example service) is
+    runtime code only: the local-token tool and its test password live in ``cdk_app.local``."""
+    import ast
+    from pathlib import Path
+
+    import fastapi_lambda
+    import service
+
+    found = []
+    for package in (fastapi_lambda, service):
+        for path in Path(package.__file__).parent.rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                found += [f"{path.name}: imports {n}" for n in names if n.split(".")[0] == "moto"]
+                if isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(node.value, ast.Constant) \
+                        and isinstance(node.value.value, str):
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    found += [f"{path.name}: {ast.unparse(t)} = {node.value.value!r}" for t in targets
+                              if "passw" in ast.unparse(t).lower()]
+            found += [f"{path.name}: {LOCAL_PASSWORD!r}" for _ in [0] if LOCAL_PASSWORD in path.read_text()]
+
+    assert found == []
 
 
 # --- for the app's own tests and for eager mode ---------------------------------------------------
