@@ -10,6 +10,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import settings
+
+# Property tests (Hypothesis, schemathesis): no example database written into the checkout, no
+# per-example deadline (a shared CI machine is slow at times; budgets are counted, never timed).
+settings.register_profile("suite", database=None, deadline=None)
+settings.load_profile("suite")
 
 EVENTS = Path(__file__).parent / "events"
 HTTP_EVENTS = ("rest_api_v1", "http_api_v2", "function_url", "alb")
@@ -42,6 +48,48 @@ def jwt_authorizer(*scopes: str, **claims: str) -> dict:
               "exp": "1764295100", "jti": "0f1e2d3c-0000-4000-8000-000000000001",
               "username": "5f4e3d2c-0000-4000-8000-00000000abcd", **claims}
     return {"jwt": {"claims": claims, "scopes": list(scopes) or None}}
+
+
+def http_event(method: str = "GET", path: str = "/", *, kind: str = "http_api_v2", body: str | bytes | None = None,
+               headers: dict | None = None, query: dict | None = None, authorizer: dict | None = None) -> dict:
+    """An API Gateway event as the gateway sends it: HTTP API payload 2.0 (``http_api_v2``) or REST
+    (``rest_api_v1``); a JSON content type unless ``headers`` say otherwise; bytes go base64-encoded."""
+    import base64
+    from urllib.parse import urlencode
+
+    event = load_event(kind)
+    headers = {"content-type": "application/json", **(headers or {})}
+    if kind == "http_api_v2":
+        event.update(rawPath=path, rawQueryString=urlencode(query or {}), queryStringParameters=query or None)
+        event["headers"].pop("content-length")
+        event["requestContext"]["http"].update(method=method, path=path)
+    else:
+        event.update(path=path, httpMethod=method, queryStringParameters=query or None,
+                     multiValueQueryStringParameters={k: [v] for k, v in query.items()} if query else None)
+        event["requestContext"].update(httpMethod=method, path=f"/api{path}")
+        event["multiValueHeaders"].update({name: [value] for name, value in headers.items()})
+    event["headers"].update(headers)
+    event["isBase64Encoded"] = isinstance(body, bytes)
+    event["body"] = base64.b64encode(body).decode() if isinstance(body, bytes) else body
+    if authorizer is not None:
+        event["requestContext"]["authorizer"] = authorizer
+    return event
+
+
+def http_answer(response: dict) -> tuple[int, dict, object]:
+    """Status, headers and JSON body (None when empty) of the handler's answer to an HTTP event."""
+    import base64
+
+    text = base64.b64decode(response["body"]) if response.get("isBase64Encoded") else response["body"]
+    return response["statusCode"], response.get("headers", {}), json.loads(text) if text else None
+
+
+def app_routes(app) -> set[tuple[str, str]]:
+    """Every (method, path template) the app serves, FastAPI's included routers and plain routes alike."""
+    from fastapi.routing import iter_route_contexts
+
+    return {(method, route.path) for route in iter_route_contexts(app.routes) for method in route.methods or ()
+            if method != "HEAD"}
 
 
 GATEWAY_ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example1"

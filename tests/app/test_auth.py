@@ -46,7 +46,14 @@ from cdk_app.local.identity import (
     moto_signed,
     moto_token_with_scopes,
 )
-from tests.app.conftest import GATEWAY_CLIENT_ID, GATEWAY_ISSUER, jwt_authorizer, load_event, loaded_in_lazy_mode
+from tests.app.conftest import (
+    GATEWAY_CLIENT_ID,
+    GATEWAY_ISSUER,
+    http_answer,
+    http_event,
+    jwt_authorizer,
+    loaded_in_lazy_mode,
+)
 
 #: The only scope moto puts into the tokens of a USER_PASSWORD_AUTH sign-in.
 ADMIN_SCOPE = "aws.cognito.signin.user.admin"
@@ -56,26 +63,12 @@ REPORT = {"type": "generate-report", "payload": {"name": "sales", "rows": 4}}
 def call(path: str = "/me", *, token: str | None = None, authorization: str | None = None, kind: str = "http_api_v2",
          authorizer: dict | None = None, method: str = "GET", body: dict | None = None):
     """Invoke the Lambda handler with an API Gateway event (HTTP API 2.0 or REST); status, headers, JSON body."""
-    event = load_event(kind)
-    headers = {"content-type": "application/json"}
-    if authorization or token:
-        headers["authorization"] = authorization or f"Bearer {token}"
-    if kind == "http_api_v2":
-        event.update(rawPath=path, rawQueryString="")
-        event.pop("queryStringParameters")
-        event["headers"].pop("content-length")
-        event["requestContext"]["http"].update(method=method, path=path)
-    else:
-        event.update(path=path, httpMethod=method)
-        event["requestContext"].update(httpMethod=method, path=f"/api{path}")
-        event["multiValueHeaders"].update({name: [value] for name, value in headers.items()})
-    event["headers"].update(headers)
-    event["body"] = json.dumps(body) if body is not None else None
-    if authorizer is not None:
-        event["requestContext"]["authorizer"] = authorizer
+    headers = {"authorization": authorization or f"Bearer {token}"} if authorization or token else {}
+    event = http_event(method, path, kind=kind, body=json.dumps(body) if body is not None else None, headers=headers,
+                       authorizer=authorizer)
     response = handler(event, None)
     assert response["statusCode"] != 500
-    return response["statusCode"], response.get("headers", {}), json.loads(response["body"] or "null")
+    return http_answer(response)
 
 
 def unverified(token: str) -> dict:

@@ -7,7 +7,6 @@ the visibility timeout (here: made visible again at once), the others deleted.
 
 from __future__ import annotations
 
-import base64
 import collections
 import json
 import logging
@@ -21,7 +20,14 @@ from pydantic import BaseModel
 from service.handler import handler
 from service.tasks import registry
 
-from tests.app.conftest import MAX_RECEIVE_COUNT, jwt_authorizer, load_event, loaded_in_lazy_mode
+from tests.app.conftest import (
+    MAX_RECEIVE_COUNT,
+    http_answer,
+    http_event,
+    jwt_authorizer,
+    load_event,
+    loaded_in_lazy_mode,
+)
 
 REPORT = {"type": "generate-report", "payload": {"name": "sales", "rows": 4}}
 REPORT_RESULT = {"report": "sales", "rows": 4, "total": 10}
@@ -30,16 +36,9 @@ REPORT_RESULT = {"report": "sales", "rows": 4, "total": 10}
 def api(method: str, path: str, body: dict | None = None, headers: dict | None = None, context=None):
     """Call the Lambda handler with an HTTP API (payload 2.0) event from a caller the gateway's JWT
     authorizer let through with the scope tasks need; status, headers and JSON body."""
-    event = load_event("http_api_v2")
-    event["requestContext"]["authorizer"] = jwt_authorizer(TASKS_WRITE_SCOPE)
-    event.update(rawPath=path, rawQueryString="", body=json.dumps(body) if body is not None else None)
-    event.pop("queryStringParameters")
-    event["headers"] = {**event["headers"], "content-type": "application/json", **(headers or {})}
-    event["headers"].pop("content-length")
-    event["requestContext"]["http"].update(method=method, path=path)
-    response = handler(event, context)
-    text = base64.b64decode(response["body"]) if response.get("isBase64Encoded") else response["body"]
-    return response["statusCode"], response.get("headers", {}), json.loads(text) if text else None
+    event = http_event(method, path, body=json.dumps(body) if body is not None else None, headers=headers,
+                       authorizer=jwt_authorizer(TASKS_WRITE_SCOPE))
+    return http_answer(handler(event, context))
 
 
 def receive(sqs, queue_url: str) -> list[dict]:
