@@ -173,7 +173,7 @@ def items(target: str, case: str, warmup: str, calls: str, events_py: str) -> di
     expected = ITEM_ANSWERS[case]
     elapsed = 0.0
     for number in range(int(warmup) + int(calls)):
-        event = events.http_api_event("GET", f"/items/{next(keys)}")
+        event = events.with_gateway_claims(events.http_api_event("GET", f"/items/{next(keys)}"))  # a signed-in caller
         start = time.perf_counter()
         response = handler(event, context)
         if number >= int(warmup):

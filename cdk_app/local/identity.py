@@ -9,6 +9,7 @@ test key, which its JWKS serves) and :func:`moto_token_with_scopes`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import time
@@ -54,10 +55,18 @@ def moto_signed(claims: Mapping[str, Any]) -> str:
     token with resource-server scopes, or with claims moto would never write.
     """
     import jwt
+
+    key = _moto_key()
+    return jwt.encode(dict(claims), key, algorithm="RS256", headers={"kid": key.key_id})
+
+
+@functools.cache
+def _moto_key() -> Any:
+    """moto's published private key (a third of a second to load and check: once per process)."""
+    import jwt
     from moto.utilities.utils import load_resource
 
-    key = jwt.PyJWK(load_resource("cognitoidp/resources/jwks-private.json"))
-    return jwt.encode(dict(claims), key, algorithm="RS256", headers={"kid": key.key_id})
+    return jwt.PyJWK(load_resource("cognitoidp/resources/jwks-private.json"))
 
 
 def moto_token_with_scopes(token: str, scopes: list[str]) -> str:

@@ -51,12 +51,21 @@ async def partner_status(request: Request) -> JSONResponse:
     return JSONResponse({"partner": "configured" if key else "empty"})
 
 
+async def openapi_schema(request: Request) -> JSONResponse:
+    """The OpenAPI schema, for signed-in callers: like every route but the public ones."""
+    await current_user(request)
+    return JSONResponse(request.app.openapi())
+
+
 def create_app(*, environment: str | None = None) -> FastAPI:
     """Build the application.
 
-    ``environment`` defaults to the ``APP_ENVIRONMENT`` variable the stack sets.
+    ``environment`` defaults to the ``APP_ENVIRONMENT`` variable the stack sets. The schema is
+    served at ``/openapi.json`` to signed-in callers only, and there are no interactive docs pages:
+    the app checks the caller on every route the gateway does not declare public.
     """
-    app = FastAPI(title="FastAPI on AWS Lambda", telemetry=TELEMETRY_OFF)
+    app = FastAPI(title="FastAPI on AWS Lambda", telemetry=TELEMETRY_OFF, openapi_url=None, docs_url=None,
+                  redoc_url=None)
     app.state.environment = environment or os.environ.get("APP_ENVIRONMENT", "local")
     # Static endpoints take no parameters and need no validation, so they are plain
     # Starlette routes: that skips FastAPI's dependency and serialisation pipeline
@@ -67,6 +76,7 @@ def create_app(*, environment: str | None = None) -> FastAPI:
     app.add_route("/me", me, methods=["GET"])
     app.add_route("/config", config, methods=["GET"])
     app.add_route("/partner/status", partner_status, methods=["GET"])
+    app.add_route("/openapi.json", openapi_schema, methods=["GET"], include_in_schema=False)
     app.include_router(tasks_router)
     app.include_router(items_router)
     return app

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import shlex
 import socket
 import time
@@ -49,6 +50,7 @@ from cdk_app.local.identity import (
 from tests.app.conftest import (
     GATEWAY_CLIENT_ID,
     GATEWAY_ISSUER,
+    app_routes,
     http_answer,
     http_event,
     jwt_authorizer,
@@ -251,6 +253,63 @@ def test_every_forged_or_foreign_token_is_refused(verifying, name, kind, caplog)
 def test_the_matrix_token_for_a_valid_claim_set_would_pass(verifying):
     # The attacks above differ from a token that passes by their one defect only.
     assert call(token=moto_signed(unverified(verifying.access)))[0] == 200
+
+
+# --- every route the gateway does not declare public checks the caller in the app too --------------
+
+def declared_public_routes() -> dict[str, list[str]]:
+    """``api.public_routes`` of each environment in cdk.json (what the gateway leaves open)."""
+    from cdk_app.config import load_settings, read_cdk_json_context
+
+    return {name: env.api.public_routes for name, env in load_settings(read_cdk_json_context()).environments.items()}
+
+
+def is_public(method: str, path: str, declared: list[str]) -> bool:
+    """Whether the gateway matches ``method path`` with one of the ``declared`` routes: ``{name}`` is one
+    segment, a final ``{name+}`` the rest, ``ANY`` every method."""
+    for route in declared:
+        route_method, template = route.split(" ", 1)
+        parts = [".+" if s.endswith("+}") else "[^/]+" if s.startswith("{") else re.escape(s)
+                 for s in template.split("/")[1:]]
+        if route_method in (method, "ANY") and re.fullmatch("/" + "/".join(parts), path):
+            return True
+    return False
+
+
+def concrete(template: str) -> str:
+    """A path template with a valid value in each placeholder."""
+    return re.sub(r"\{[^}]+\}", "abc123", template)
+
+
+#: Bodies that pass validation, so a refusal can only come from the caller's check.
+VALID_BODIES = {"POST /tasks": REPORT}
+
+
+@pytest.mark.parametrize("environment", declared_public_routes())
+@pytest.mark.parametrize("mode", ["verifying", "verify_in_function with gateway claims"])
+def test_every_route_outside_the_declared_public_ones_refuses_missing_and_forged_tokens(environment, mode, verifying,
+                                                                                       monkeypatch):
+    public = declared_public_routes()[environment]
+    monkeypatch.setenv(AUTH_VERIFY_VARIABLE, "true")
+    claims = jwt_authorizer(TASKS_WRITE_SCOPE, iss=verifying.settings[AUTH_ISSUER_VARIABLE],
+                            client_id=verifying.client_id) if mode != "verifying" else None
+    routes = app_routes(create_app(environment="test"))
+    attacks = [attack(verifying) for attack in ATTACKS.values()]
+    answered = {}
+
+    for method, template in sorted(routes):
+        path, body = concrete(template), VALID_BODIES.get(f"{method} {template}")
+        if is_public(method, path, public):
+            answered[f"{method} {template}"] = {call(path, method=method, body=body)[0]}
+            continue
+        answered[f"{method} {template}"] = {call(path, method=method, body=body, kind=kind, authorizer=claims,
+                                                 authorization=authorization)[0]
+                                            for authorization in attacks for kind in ("http_api_v2", "rest_api_v1")}
+
+    assert {route: statuses for route, statuses in answered.items() if not is_public(*route.split(" ", 1), public)} \
+        == {f"{method} {template}": {401} for method, template in routes if not is_public(method, concrete(template), public)}
+    assert all(answered[route] == {200} for route in public if route in answered)
+    assert len(answered) > len(public) + 5  # the walk found the app's routes
 
 
 # --- the signing keys: fetched rarely, kept through outages ------------------------------------
