@@ -13,7 +13,8 @@ before the app sees it, with these answers (``{"detail": "..."}``, always serial
   ``INPUT_MAX_JSON_DEPTH`` (default 64): **400**.
 
 A FastAPI app also gets a 422 handler that never echoes what it cannot serialize (it drops the
-``input`` of such an error instead of failing); a handler the app installed itself is kept.
+``input`` of such an error instead of failing; a handler the app installed itself is kept), and
+its OpenAPI schema lists the 400 and 413 answers on every operation that takes a body.
 
 On Lambda :class:`fastapi_lambda.dispatch.LambdaHandler` checks the event's body before Mangum
 (a request without a body costs nothing); elsewhere (uvicorn, tests) wrap the app:
@@ -38,6 +39,7 @@ from fastapi_lambda.constants import (
     MAX_BODY_BYTES_VARIABLE,
     MAX_JSON_DEPTH_VARIABLE,
 )
+from fastapi_lambda.openapi import detail_response
 
 #: A JSON string escape of a UTF-16 surrogate: only these can make a string that UTF-8 cannot hold.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -244,10 +246,19 @@ def _replay(chunks: list[bytes], last: dict[str, Any] | None, receive: Any) -> A
     return replayed
 
 
-# --- FastAPI's 422 answer -------------------------------------------------------------------------
+# --- a FastAPI app: its 422 answer, and its schema -----------------------------------------------
+
+#: What the guard answers, as every operation with a request body documents it.
+BODY_RESPONSES = {
+    "400": detail_response("The body is not strict JSON (NaN, Infinity, a number beyond a double, a lone "
+                           "surrogate, nesting past the limit, a syntax error)"),
+    "413": detail_response("The body is larger than the limit"),
+}
+
 
 def protect(app: Any) -> None:
-    """Give a FastAPI app the 422 handler of :func:`validation_error_response`, unless it has its own."""
+    """Give a FastAPI app the 422 handler of :func:`validation_error_response` (unless it has its own),
+    and the guard's answers in its OpenAPI schema."""
     exceptions = sys.modules.get("fastapi.exceptions")  # loaded with FastAPI itself: no FastAPI, no app to protect
     handlers = getattr(app, "exception_handlers", None)
     if exceptions is None or not isinstance(handlers, dict):
@@ -257,6 +268,24 @@ def protect(app: Any) -> None:
     if handlers.get(exceptions.RequestValidationError) is request_validation_exception_handler:
         handlers[exceptions.RequestValidationError] = validation_error_response
         app.middleware_stack = None  # built with the handlers it had; built again on first use
+    if callable(getattr(app, "openapi", None)) and not getattr(app.openapi, "documents_guard", False):
+        app.openapi = _documented(app.openapi)
+
+
+def _documented(openapi: Any) -> Any:
+    """``app.openapi`` whose schema lists the guard's answers on every operation that takes a body."""
+
+    def with_guard() -> dict[str, Any]:
+        schema = openapi()
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                if isinstance(operation, dict) and "requestBody" in operation:
+                    for status, response in BODY_RESPONSES.items():
+                        operation.setdefault("responses", {}).setdefault(status, response)
+        return schema
+
+    with_guard.documents_guard = True  # type: ignore[attr-defined]
+    return with_guard
 
 
 async def validation_error_response(request: Any, error: Any) -> Any:

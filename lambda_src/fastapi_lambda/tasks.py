@@ -22,12 +22,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple, Union
 from urllib.parse import unquote_plus
 
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
@@ -66,6 +67,20 @@ TASKS_SUCCEEDED_METRIC = "TasksSucceeded"
 TASKS_FAILED_METRIC = "TasksFailed"
 
 Status = Literal["queued", "running", "succeeded", "failed"]
+
+#: JSON Schema of a status record as ``GET /tasks/{id}`` shows it (:meth:`TaskRegistry.get_status`).
+TASK_STATUS_SCHEMA: dict[str, Any] = {
+    "type": "object", "title": "TaskStatus", "required": ["id", "type", "status", "attempts", "created_at", "updated_at"],
+    "properties": {
+        "id": {"type": "string"}, "type": {"type": "string"},
+        "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed"]},
+        "attempts": {"type": "integer", "minimum": 0},
+        **{name: {"type": "string", "format": "date-time"}
+           for name in ("created_at", "updated_at", "started_at", "finished_at")},
+        "result": {"description": "What the task's handler returned (JSON), once it succeeded"},
+        "error": {"type": "string", "description": "Why it failed, once it failed"},
+    },
+}
 
 
 def _now() -> datetime:
@@ -327,6 +342,23 @@ class TaskRegistry:
             return handler
 
         return register
+
+    def request_model(self) -> Any:
+        """The body of a request for a new task, as FastAPI should validate and document it: an object
+        per registered type (``type``: its name, ``payload``: its model), told apart by ``type``.
+
+        Call it once every type is registered (where the route is defined)."""
+        from pydantic import create_model
+
+        variants = []
+        for name, task in self.types.items():
+            required = any(field.is_required() for field in task.model.model_fields.values())
+            payload = Field() if required else Field(default_factory=task.model)
+            title = "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name)) + "Task"
+            variants.append(create_model(title, type=(Literal[name], ...), payload=(task.model, payload)))
+        if len(variants) == 1:
+            return variants[0]
+        return Annotated[Union[tuple(variants)], Field(discriminator="type")]  # noqa: UP007 (built at run time)
 
     def store(self) -> DynamoStore | MemoryStore:
         table = os.environ.get(TASK_TABLE_VARIABLE)

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
 from fastapi.responses import JSONResponse
-from fastapi_lambda.auth import current_user
+from fastapi_lambda.auth import AUTH_RESPONSES, current_user
 from fastapi_lambda.cache import Cache
 
 #: How long an item stays cached, in seconds.
@@ -36,7 +36,18 @@ async def load_item(key: str) -> dict[str, Any]:
             "loaded_at": datetime.now(UTC).isoformat()}
 
 
-@router.get("/items/{key}", dependencies=[Depends(current_user)])
+ITEM = {"description": "The item, and where it came from",
+        "content": {"application/json": {"schema": {
+            "type": "object", "title": "ItemAnswer", "required": ["item", "served_from", "cache"],
+            "properties": {
+                "item": {"type": "object", "required": ["key", "digest", "loaded_at"],
+                         "properties": {"key": {"type": "string"}, "digest": {"type": "string"},
+                                        "loaded_at": {"type": "string", "format": "date-time"}}},
+                "served_from": {"type": "string", "enum": ["cache", "source"]},
+                "cache": {"type": "string", "enum": ["hit", "miss", "error", "skipped"]}}}}}}
+
+
+@router.get("/items/{key}", dependencies=[Depends(current_user)], responses={200: ITEM, **AUTH_RESPONSES})
 async def get_item(key: ItemKey) -> JSONResponse:
     """The item, from the cache when it holds it, else from the source (then cached)."""
     loaded = await cache.get_or_load(key, lambda: load_item(key), ttl=ITEM_TTL_SECONDS)

@@ -16,9 +16,17 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_lambda import lifecycle
-from fastapi_lambda.auth import current_user, require_scopes
+from fastapi_lambda.auth import AUTH_RESPONSES, SCOPE_RESPONSES, current_user, require_scopes
 from fastapi_lambda.constants import FILE_TASK_TYPE, FILES_INCOMING_PREFIX, FILES_RESULTS_PREFIX, TASKS_WRITE_SCOPE
-from fastapi_lambda.tasks import FilePayload, TaskEnvelope, TaskRegistry, TaskRejected, TaskSendError
+from fastapi_lambda.openapi import RETRY_AFTER, detail_response
+from fastapi_lambda.tasks import (
+    TASK_STATUS_SCHEMA,
+    FilePayload,
+    TaskEnvelope,
+    TaskRegistry,
+    TaskRejected,
+    TaskSendError,
+)
 from pydantic import BaseModel, Field
 
 registry = TaskRegistry()
@@ -82,18 +90,28 @@ router = APIRouter(tags=["tasks"])
 TaskId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
-class TaskRequest(BaseModel):
-    type: str
-    payload: dict[str, Any] = Field(default_factory=dict)
+#: One object per task type: ``{"type": "generate-report", "payload": {...ReportPayload}}``, etc.
+TaskRequest = registry.request_model()
+ACCEPTED = {
+    "description": "Queued: poll the task's status where Location says",
+    "headers": {"Location": {"description": "Where to poll the task: /tasks/{id}", "schema": {"type": "string"}}},
+    "content": {"application/json": {"schema": {
+        "type": "object", "title": "TaskAccepted", "required": ["id", "status"],
+        "properties": {"id": {"type": "string"}, "status": {"type": "string", "enum": ["queued"]}}}}},
+}
+UNAVAILABLE = {503: detail_response("The task could not be recorded or queued, or tokens cannot be checked right "
+                                    "now: nothing was accepted", RETRY_AFTER)}
 
 
 # async, though the SDK blocks: Lambda serves one request per instance, and a thread hop
 # would cost more than it saves (a sync route starts the thread pool on the first call).
-@router.post("/tasks", status_code=202, dependencies=[Depends(require_scopes(TASKS_WRITE_SCOPE))])
+@router.post("/tasks", status_code=202, dependencies=[Depends(require_scopes(TASKS_WRITE_SCOPE))],
+             responses={202: ACCEPTED, **AUTH_RESPONSES, **SCOPE_RESPONSES, **UNAVAILABLE})
 async def create_task(task: TaskRequest, request: Request) -> JSONResponse:
     """Queue a task: 202 and where to poll it; 422 if invalid; 503 if it could not be queued."""
     try:
-        envelope = registry.new_task(task.type, task.payload, trace_header=request.headers.get("x-amzn-trace-id"))
+        envelope = registry.new_task(task.type, task.payload.model_dump(mode="json"),
+                                     trace_header=request.headers.get("x-amzn-trace-id"))
     except TaskRejected as rejected:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in rejected.errors]) from None
     try:
@@ -105,7 +123,10 @@ async def create_task(task: TaskRequest, request: Request) -> JSONResponse:
                         headers={"Location": f"/tasks/{envelope.id}"})
 
 
-@router.get("/tasks/{task_id}", dependencies=[Depends(current_user)])
+@router.get("/tasks/{task_id}", dependencies=[Depends(current_user)],
+            responses={200: {"description": "The task's status",
+                             "content": {"application/json": {"schema": TASK_STATUS_SCHEMA}}},
+                       404: detail_response("No such task (or its record expired)"), **AUTH_RESPONSES})
 async def get_task(task_id: TaskId) -> JSONResponse:
     """The task's status: queued, running, succeeded (with its result) or failed (with the error)."""
     status = registry.get_status(task_id)
