@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NamedTuple, Union
 from urllib.parse import unquote_plus
 
-from pydantic import AwareDatetime, BaseModel, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import to_jsonable_python
 
 from fastapi_lambda import lifecycle, observability
@@ -43,6 +43,7 @@ from fastapi_lambda.constants import (
     TASK_TABLE_TTL_ATTRIBUTE,
     TASK_TABLE_VARIABLE,
 )
+from fastapi_lambda.openapi import JsonInt
 
 logger = logging.getLogger(__name__)
 
@@ -104,10 +105,12 @@ class TaskEnvelope(BaseModel):
 class FilePayload(BaseModel):
     """The payload of a ``process-file`` task made from an S3 object-created notification."""
 
+    model_config = ConfigDict(strict=True)  # the JSON types the schema names: no 5 for a key, no "5" for a size
+
     bucket: str
     key: str  # decoded: S3 events carry it URL-encoded
     version_id: str | None = None
-    size: int | None = None
+    size: JsonInt | None = None
     etag: str | None = None
 
 

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from fastapi_lambda import lifecycle
 from fastapi_lambda.auth import AUTH_RESPONSES, SCOPE_RESPONSES, current_user, require_scopes
 from fastapi_lambda.constants import FILE_TASK_TYPE, FILES_INCOMING_PREFIX, FILES_RESULTS_PREFIX, TASKS_WRITE_SCOPE
-from fastapi_lambda.openapi import RETRY_AFTER, detail_response
+from fastapi_lambda.openapi import RETRY_AFTER, JsonInt, detail_response
 from fastapi_lambda.tasks import (
     TASK_STATUS_SCHEMA,
     FilePayload,
@@ -27,7 +27,7 @@ from fastapi_lambda.tasks import (
     TaskRejected,
     TaskSendError,
 )
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 registry = TaskRegistry()
 
@@ -35,8 +35,10 @@ registry = TaskRegistry()
 class ReportPayload(BaseModel):
     """What a report is about: a name and how many rows to produce."""
 
+    model_config = ConfigDict(strict=True)  # the JSON types the schema names: no "5" or true for rows
+
     name: str = Field(min_length=1, max_length=100)
-    rows: int = Field(ge=1, le=10_000)
+    rows: JsonInt = Field(ge=1, le=10_000)
 
 
 @registry.task("generate-report", ReportPayload)

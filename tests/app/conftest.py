@@ -203,3 +203,47 @@ def task_infra(aws, monkeypatch):
     monkeypatch.setenv("TASK_QUEUE_URL", queue_url)
     monkeypatch.setenv("TASK_TABLE_NAME", name)
     return SimpleNamespace(queue_url=queue_url, queue_arn=queue_arn, dlq_url=dlq_url, table=name, bucket=name)
+
+
+# --- identity: a user pool, app clients and a user on moto's Cognito, their real tokens ----------------
+
+@pytest.fixture(scope="session")
+def identity(moto_endpoint):
+    """A pool with two app clients and a user, their real tokens, a second pool, and keys of our own."""
+    import urllib.request
+
+    import boto3
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from fastapi_lambda.constants import AUTH_CLIENT_IDS_VARIABLE, AUTH_ISSUER_VARIABLE, AUTH_JWKS_URL_VARIABLE
+
+    from cdk_app.local.identity import LOCAL_EMAIL, LOCAL_PASSWORD, create_local_identity
+
+    main = create_local_identity(moto_endpoint)
+    pool = main["pool_id"]
+    cognito = boto3.client("cognito-idp", endpoint_url=moto_endpoint)
+    other_client = cognito.create_user_pool_client(
+        UserPoolId=pool, ClientName="other", ExplicitAuthFlows=["ALLOW_ADMIN_USER_PASSWORD_AUTH"])["UserPoolClient"]
+    other = cognito.admin_initiate_auth(UserPoolId=pool, ClientId=other_client["ClientId"],
+                                        AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+                                        AuthParameters={"USERNAME": LOCAL_EMAIL, "PASSWORD": LOCAL_PASSWORD})
+    user = cognito.admin_get_user(UserPoolId=pool, Username=LOCAL_EMAIL)
+    with urllib.request.urlopen(main[AUTH_JWKS_URL_VARIABLE], timeout=5) as response:  # moto's, as the app reads it
+        public_key = jwt.PyJWK(json.load(response)["keys"][0]).key
+    return SimpleNamespace(
+        settings={name: main[name] for name in (AUTH_ISSUER_VARIABLE, AUTH_JWKS_URL_VARIABLE, AUTH_CLIENT_IDS_VARIABLE)},
+        access=main["access_token"], id=main["id_token"], client_id=main[AUTH_CLIENT_IDS_VARIABLE],
+        other_client_id=other_client["ClientId"], other_client_access=other["AuthenticationResult"]["AccessToken"],
+        other_pool_access=create_local_identity(moto_endpoint)["access_token"],
+        sub=next(a["Value"] for a in user["UserAttributes"] if a["Name"] == "sub"),
+        public_pem=public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
+        own_key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
+
+
+@pytest.fixture
+def verifying(identity, monkeypatch):
+    """Verifying mode (no gateway claims in the events): the settings ``local-token`` prints."""
+    for name, value in identity.settings.items():
+        monkeypatch.setenv(name, value)
+    return identity

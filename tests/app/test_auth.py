@@ -17,15 +17,11 @@ import re
 import shlex
 import socket
 import time
-import urllib.request
 import uuid
-from types import SimpleNamespace
 
 import boto3
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 from fastapi_lambda import auth, lifecycle
 from fastapi_lambda.constants import (
@@ -43,7 +39,6 @@ from cdk_app.local import identity as local_identity
 from cdk_app.local.identity import (
     LOCAL_EMAIL,
     LOCAL_PASSWORD,
-    create_local_identity,
     moto_signed,
     moto_token_with_scopes,
 )
@@ -89,38 +84,6 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def identity(moto_endpoint):
-    """A pool with two app clients and a user, their real tokens, a second pool, and keys of our own."""
-    main = create_local_identity(moto_endpoint)
-    pool = main["pool_id"]
-    cognito = boto3.client("cognito-idp", endpoint_url=moto_endpoint)
-    other_client = cognito.create_user_pool_client(
-        UserPoolId=pool, ClientName="other", ExplicitAuthFlows=["ALLOW_ADMIN_USER_PASSWORD_AUTH"])["UserPoolClient"]
-    other = cognito.admin_initiate_auth(UserPoolId=pool, ClientId=other_client["ClientId"],
-                                        AuthFlow="ADMIN_USER_PASSWORD_AUTH",
-                                        AuthParameters={"USERNAME": LOCAL_EMAIL, "PASSWORD": LOCAL_PASSWORD})
-    user = cognito.admin_get_user(UserPoolId=pool, Username=LOCAL_EMAIL)
-    with urllib.request.urlopen(main[AUTH_JWKS_URL_VARIABLE], timeout=5) as response:  # moto's, as the app reads it
-        public_key = jwt.PyJWK(json.load(response)["keys"][0]).key
-    return SimpleNamespace(
-        settings={name: main[name] for name in (AUTH_ISSUER_VARIABLE, AUTH_JWKS_URL_VARIABLE, AUTH_CLIENT_IDS_VARIABLE)},
-        access=main["access_token"], id=main["id_token"], client_id=main[AUTH_CLIENT_IDS_VARIABLE],
-        other_client_id=other_client["ClientId"], other_client_access=other["AuthenticationResult"]["AccessToken"],
-        other_pool_access=create_local_identity(moto_endpoint)["access_token"],
-        sub=next(a["Value"] for a in user["UserAttributes"] if a["Name"] == "sub"),
-        public_pem=public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
-        own_key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
-
-
-@pytest.fixture
-def verifying(identity, monkeypatch):
-    """Verifying mode (no gateway claims in the events): the settings ``local-token`` prints."""
-    for name, value in identity.settings.items():
-        monkeypatch.setenv(name, value)
-    return identity
 
 
 # --- real tokens -------------------------------------------------------------------------------
