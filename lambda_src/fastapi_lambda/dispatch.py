@@ -20,7 +20,7 @@ from typing import Any
 from mangum import Mangum
 from mangum.handlers import ALB, APIGateway, HTTPGateway
 
-from fastapi_lambda import cold_start, lifecycle, observability
+from fastapi_lambda import aws, cold_start, lifecycle, observability
 from fastapi_lambda import guard as guard_module
 from fastapi_lambda.constants import WARMUP_MARKER
 
@@ -126,12 +126,14 @@ class LambdaHandler:
 
     def __call__(self, event: Any, context: Any) -> Any:
         observability.start(event, context)  # the correlation fields of this invocation's logs
+        aws.invocation.context = context  # every AWS call made now ends before the invocation does
         try:
             kind = classify_event(event)
             if kind in HTTP_EVENT_KINDS:  # the hot path: no table lookup, no extra call
                 return self._http(event, context, kind)
             return self.handlers[kind](event, context)
         finally:
+            aws.invocation.context = None
             observability.finish()  # what it counted, as one EMF line
 
     def _http(self, event: Any, context: Any, kind: str = "http") -> dict[str, Any]:

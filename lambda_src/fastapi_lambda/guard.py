@@ -72,7 +72,7 @@ def _finite(text: str) -> float:
 
 
 #: The strict parser: one decoder built once (``json.loads`` with hooks builds one per call).
-_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
+STRICT_JSON = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
 
 
 def _positive_int(environ: Mapping[str, str], variable: str, default: int) -> int:
@@ -114,7 +114,7 @@ def check_body(body: bytes, content_type: str | None, limits: Limits) -> Refusal
         return None
     try:
         text = body.decode(json.detect_encoding(body))
-        value = _DECODER.decode(text)
+        value = STRICT_JSON.decode(text)
     except RecursionError:
         return Refusal(400, f"The JSON body is nested deeper than {limits.max_json_depth} levels")
     except UnicodeDecodeError:

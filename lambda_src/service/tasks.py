@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi_lambda import lifecycle
+from fastapi_lambda import aws
 from fastapi_lambda.auth import AUTH_RESPONSES, SCOPE_RESPONSES, current_user, require_scopes
 from fastapi_lambda.constants import FILE_TASK_TYPE, FILES_INCOMING_PREFIX, FILES_RESULTS_PREFIX, TASKS_WRITE_SCOPE
 from fastapi_lambda.openapi import RETRY_AFTER, JsonInt, detail_response
@@ -47,14 +47,8 @@ def generate_report(payload: ReportPayload, envelope: TaskEnvelope) -> dict[str,
     return {"report": payload.name, "rows": payload.rows, "total": payload.rows * (payload.rows + 1) // 2}
 
 
-def _make_s3_client() -> Any:
-    import boto3  # the runtime's; only a worker handling files needs it
-    from botocore.config import Config
-
-    return boto3.client("s3", config=Config(connect_timeout=2, read_timeout=10, retries={"mode": "standard"}))
-
-
-s3_client = lifecycle.per_instance(_make_s3_client)
+#: Made at init in eager mode; each call fits in the worker's time left (fastapi_lambda.aws).
+s3_client = aws.per_instance_client("s3")
 
 
 def count(chunks: Any) -> dict[str, int]:
@@ -75,14 +69,13 @@ def count(chunks: Any) -> dict[str, int]:
 @registry.task(FILE_TASK_TYPE, FilePayload)
 def process_file(payload: FilePayload, envelope: TaskEnvelope) -> dict[str, Any]:
     """Count the object's bytes, lines and words; write them to ``results/<rest of key>.json``."""
-    s3 = s3_client.get()
     version = {"VersionId": payload.version_id} if payload.version_id else {}
-    body = s3.get_object(Bucket=payload.bucket, Key=payload.key, **version)["Body"]
+    body = aws.client("s3").get_object(Bucket=payload.bucket, Key=payload.key, **version)["Body"]  # streamed
     counts = count(body.iter_chunks(chunk_size=1024 * 1024))
     result_key = FILES_RESULTS_PREFIX + payload.key.removeprefix(FILES_INCOMING_PREFIX) + ".json"
     result = {"bucket": payload.bucket, "key": payload.key, "version_id": payload.version_id, **counts}
-    s3.put_object(Bucket=payload.bucket, Key=result_key, Body=json.dumps(result).encode(),
-                  ContentType="application/json")
+    aws.call("s3", "put_object", Bucket=payload.bucket, Key=result_key, Body=json.dumps(result).encode(),
+             ContentType="application/json")
     return {**result, "result_key": result_key}
 
 

@@ -13,6 +13,7 @@ import logging
 import time
 
 import pytest
+from fastapi_lambda import aws as runtime_aws
 from fastapi_lambda import tasks
 from fastapi_lambda.constants import TASKS_WRITE_SCOPE
 from fastapi_lambda.tasks import TaskEnvelope, TaskType
@@ -191,13 +192,13 @@ def stopped_endpoint():
 def test_a_failed_send_is_a_503_and_nothing_claims_the_task(service, stopped_endpoint, aws, task_infra, monkeypatch,
                                                              caplog):
     monkeypatch.setenv(f"AWS_ENDPOINT_URL_{service.upper()}", stopped_endpoint)
-    monkeypatch.setattr(getattr(tasks, f"{service}_client"), "value", None)
+    monkeypatch.setattr(runtime_aws._clients, "value", None)  # clients made from now on go there
 
     status, headers, body = api("POST", "/tasks", REPORT)
 
     assert status == 503 and headers["retry-after"] == "5" and "id" not in body
     monkeypatch.delenv(f"AWS_ENDPOINT_URL_{service.upper()}")
-    monkeypatch.setattr(getattr(tasks, f"{service}_client"), "value", None)
+    monkeypatch.setattr(runtime_aws._clients, "value", None)
     [task_id] = {r.task_id for r in caplog.records if hasattr(r, "task_id")}
     assert api("GET", f"/tasks/{task_id}")[0] == 404
     assert aws.dynamodb.scan(TableName=task_infra.table)["Items"] == []
