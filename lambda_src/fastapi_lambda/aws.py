@@ -102,6 +102,12 @@ class Budget:
                 return tier
         raise OutOfTime(f"{max(left, 0):.2f} s left before the deadline (and its {RESERVE_S} s reserve)")
 
+    def keeping(self, seconds: float) -> Budget:
+        """This budget ending ``seconds`` earlier: time kept for what must follow (undoing a step)."""
+        budget = Budget(None, attempts=self.attempts)
+        budget.deadline = None if self.deadline is None else self.deadline - seconds
+        return budget
+
     @contextmanager
     def active(self) -> Iterator[Budget]:
         """The budget of every call made here (on this thread, and in tasks it starts)."""

@@ -433,7 +433,8 @@ class TaskRegistry:
             observability.count(TASKS_ACCEPTED_METRIC)
             return envelope
         try:
-            with observability.subsegment("## sqs.send_message"):
+            # Time is kept to undo the record if the send fails: a record may never claim an unsent task.
+            with observability.subsegment("## sqs.send_message"), aws.current().keeping(aws.TIERS[-1].seconds).active():
                 aws.call("sqs", "send_message", QueueUrl=queue_url, MessageBody=body)
         except Exception as error:
             logger.error("Could not send a task", extra={"task_id": envelope.id}, exc_info=True)

@@ -54,6 +54,10 @@ class FaultProxy:
 
     def _stop_listening(self) -> None:
         if self.listener is not None:
+            try:  # wakes the thread blocked in accept(): close() alone leaves the port listening until then
+                self.listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             self.listener.close()
             self.listener = None
 
@@ -64,6 +68,9 @@ class FaultProxy:
             except OSError:  # closed
                 return
             with self.lock:
+                if self.mode == "refuse":  # accepted while the port was closing
+                    client.close()
+                    continue
                 self.requests += 1
                 if self.mode == "hang":
                     self.held.append(client)  # read nothing, answer nothing: the caller's timeout decides
