@@ -113,7 +113,6 @@ def test_a_batch_with_the_table_down_fails_its_messages_and_loses_none(mode, fau
     failed = deliver(aws, task_infra, messages, context)
 
     assert failed == {m["MessageId"] for m in messages} and calls == []  # all returned to the queue, none run
-    assert context.get_remaining_time_in_millis() > 0  # the invocation was still alive when the batch answered
     if mode == "throttle":  # an answer, not an outage: each message tries, each call within its attempts
         assert proxy.requests <= MAX_ATTEMPTS * len(messages)
     else:  # unreachable: the first message finds out; the others are returned unstarted
