@@ -128,6 +128,15 @@ SCENARIOS = [
              warm_processes, ("ours-cache",)),
     Scenario("items_down_closed", lambda v: ["items", v.handler, "down-closed", "0", str(ITEMS_DOWN), str(EVENTS_PY)],
              (Metric("ms_per_call", "cache hung, breaker closed (ms)"),), warm_processes, ("ours-cache-down",)),
+    # The hostile-input guard (fastapi_lambda.guard) against the same bundle with INPUT_GUARD=off: a GET has no
+    # body (one lookup), a POST's JSON body is parsed strictly before the app parses it again.
+    Scenario("guard_get", lambda v: ["warm", v.handler, "GET /", str(WARMUP_CALLS), str(TIMED_CALLS), str(EVENTS_PY)],
+             (Metric("us_per_call", "warm GET /, input guard on vs off (µs)"),), warm_processes,
+             ("ours", "ours-unguarded")),
+    Scenario("guard_post", lambda v: ["warm", v.handler, "POST /orders", str(WARMUP_CALLS), str(TIMED_CALLS),
+                                      str(EVENTS_PY)],
+             (Metric("us_per_call", "warm POST /orders (JSON body), input guard on vs off (µs)"),), warm_processes,
+             ("consumer", "consumer-unguarded")),
     Scenario("items_down_open", lambda v: ["items", v.handler, "down-open", "3", str(ITEM_MISSES), str(EVENTS_PY)],
              (Metric("ms_per_call", "cache hung, breaker open (ms)"),), warm_processes, ("ours-cache-down",)),
 ]
@@ -164,6 +173,18 @@ def build_ours(target, runtime: Path) -> list[Variant]:
         sys.exit("our layer ships boto3: it must come from the runtime")
     ours = Variant("ours", (code, layer / "python", runtime), "service.handler", "service.handler:handler")
     return [ours, *(replace(ours, name=f"ours-{mode}", env={"IMPORT_MODE": mode}) for mode in ("eager", "lazy"))]
+
+
+def build_consumer(target, ours: Variant) -> list[Variant]:
+    """The consumer example (``examples/consumer/src``: its package + the runtime package) on our layer and
+    runtime SDK; "consumer" as it runs, "consumer-unguarded" with the input guard off."""
+    from cdk_app.bundling import build_locally
+
+    root = OUT / "consumer"
+    shutil.rmtree(root, ignore_errors=True)
+    code = build_locally("code", root / "code", source=REPO / "examples" / "consumer" / "src", target=target)
+    consumer = Variant("consumer", (code, *ours.path[1:]), "orders.handler", "orders.handler:handler")
+    return [consumer, replace(consumer, name="consumer-unguarded", env={"INPUT_GUARD": "off"})]
 
 
 def start_identity_backend() -> tuple[dict[str, str], dict[str, str]]:
@@ -406,7 +427,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="allow fewer runs: a smoke test, not a result")
     parser.add_argument("--python-version", default="3.13")
     parser.add_argument("--out", type=Path, default=OUT / "results.json")
+    parser.add_argument("--only", default="", help="comma-separated scenario names to run (default: all)")
     args = parser.parse_args()
+    only = {name for name in args.only.split(",") if name}
+    if unknown := only - {s.name for s in SCENARIOS}:
+        parser.error(f"--only: no scenario named {', '.join(sorted(unknown))}")
+    scenarios = [s for s in SCENARIOS if not only or s.name in only]
     if args.runs < (1 if args.quick else MIN_RUNS):
         parser.error(f"--runs must be at least {MIN_RUNS} (or use --quick for a smoke test)")
 
@@ -419,6 +445,8 @@ def main() -> None:
     started = time.perf_counter()
     reference = build_reference(target)
     variants = [*build_ours(target, build_runtime(target, python)), reference]  # the interleaving order
+    variants += [replace(variants[0], name="ours-unguarded", env={"INPUT_GUARD": "off"}),
+                 *build_consumer(target, variants[0])]
     claims_env, verify_env = start_identity_backend()
     task_backend = start_task_backend()
     variants.append(replace(variants[0], name="ours-tasks", env={**task_backend, **claims_env}))
@@ -430,7 +458,7 @@ def main() -> None:
     print(f"built bundles in {time.perf_counter() - started:.1f} s", file=sys.stderr)
 
     results, rows = {}, []
-    for scenario in SCENARIOS:
+    for scenario in scenarios:
         print(f"running {scenario.name} ({scenario.processes(args)} processes per bundle) ...", file=sys.stderr)
         results[scenario.name] = measure(scenario, variants, python, args)
         rows += summarize(scenario, results[scenario.name])
@@ -438,7 +466,7 @@ def main() -> None:
 
     print(f"\ninterpreter: Python {version} ({python[0]})")
     print(f"machine: {platform.machine()} (bundle architecture {target.architecture}), {platform.platform()}")
-    per_scenario = ", ".join(f"{s.name} {s.processes(args)}" for s in SCENARIOS)
+    per_scenario = ", ".join(f"{s.name} {s.processes(args)}" for s in scenarios)
     print(f"runs: --runs {args.runs}; fresh processes per bundle: {per_scenario}; warm: {TIMED_CALLS} timed calls "
           f"({PING_CALLS} for the warmup ping) after {WARMUP_CALLS} warm-up calls"
           f"{' (QUICK: smoke test only)' if args.quick else ''}")
@@ -452,7 +480,7 @@ def main() -> None:
         "platform": {"machine": platform.machine(), "architecture": target.architecture,
                      "system": platform.platform(), "cpus": os.cpu_count()},
         "config": {"runs": args.runs, "quick": args.quick,
-                   "processes_per_bundle": {s.name: s.processes(args) for s in SCENARIOS},
+                   "processes_per_bundle": {s.name: s.processes(args) for s in scenarios},
                    "warmup_calls": WARMUP_CALLS, "timed_calls": TIMED_CALLS, "ping_calls": PING_CALLS,
                    "discarded_priming_rounds": 1},
         "variants": {v.name: {"pythonpath": [str(p) for p in v.path], "handler": v.handler, "env": v.env}

@@ -39,7 +39,7 @@ from fastapi_lambda.constants import (
     MAX_BODY_BYTES_VARIABLE,
     MAX_JSON_DEPTH_VARIABLE,
 )
-from fastapi_lambda.openapi import detail_response
+from fastapi_lambda.openapi import detail_response, extend
 
 #: A JSON string escape of a UTF-16 surrogate: only these can make a string that UTF-8 cannot hold.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -268,24 +268,17 @@ def protect(app: Any) -> None:
     if handlers.get(exceptions.RequestValidationError) is request_validation_exception_handler:
         handlers[exceptions.RequestValidationError] = validation_error_response
         app.middleware_stack = None  # built with the handlers it had; built again on first use
-    if callable(getattr(app, "openapi", None)) and not getattr(app.openapi, "documents_guard", False):
-        app.openapi = _documented(app.openapi)
+    if callable(getattr(app, "openapi", None)):
+        extend(app, "guard", _document_body_responses)
 
 
-def _documented(openapi: Any) -> Any:
-    """``app.openapi`` whose schema lists the guard's answers on every operation that takes a body."""
-
-    def with_guard() -> dict[str, Any]:
-        schema = openapi()
-        for path_item in schema.get("paths", {}).values():
-            for operation in path_item.values():
-                if isinstance(operation, dict) and "requestBody" in operation:
-                    for status, response in BODY_RESPONSES.items():
-                        operation.setdefault("responses", {}).setdefault(status, response)
-        return schema
-
-    with_guard.documents_guard = True  # type: ignore[attr-defined]
-    return with_guard
+def _document_body_responses(schema: dict[str, Any]) -> None:
+    """The guard's answers on every operation that takes a body."""
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            if isinstance(operation, dict) and "requestBody" in operation:
+                for status, response in BODY_RESPONSES.items():
+                    operation.setdefault("responses", {}).setdefault(status, response)
 
 
 async def validation_error_response(request: Any, error: Any) -> Any:

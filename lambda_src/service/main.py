@@ -6,7 +6,8 @@ import os
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from fastapi_lambda.auth import current_user
+from fastapi_lambda.auth import AUTH_RESPONSES, current_user
+from fastapi_lambda.openapi import RETRY_AFTER, detail_response, extend, plain_route
 from starlette.requests import Request
 
 from service.items import router as items_router
@@ -57,6 +58,41 @@ async def openapi_schema(request: Request) -> JSONResponse:
     return JSONResponse(request.app.openapi())
 
 
+def _json(description: str, schema: dict) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _text(*names: str, nullable: tuple[str, ...] = ()) -> dict:
+    return {name: {"type": ["string", "null"] if name in nullable else "string"} for name in names}
+
+
+def document_plain_routes(schema: dict) -> None:
+    """The plain Starlette routes in the OpenAPI schema: FastAPI documents only its own routes."""
+    from service.config import ServiceSettings  # pydantic-settings: loaded when the schema is built, not at import
+
+    unavailable = {503: detail_response("A setting or secret this route needs cannot be read, or tokens cannot "
+                                        "be checked right now", RETRY_AFTER)}
+    for change in (
+        plain_route("/", "Greets the caller", {200: _json("A greeting", {
+            "type": "object", "required": ["message", "environment"], "properties": _text("message", "environment")})},
+            secured=False),
+        plain_route("/health", "Liveness", {200: _json("Alive", {
+            "type": "object", "required": ["status"], "properties": {"status": {"type": "string", "enum": ["ok"]}}})},
+            secured=False),
+        plain_route("/me", "Who the token says the caller is", {200: _json("The caller", {
+            "type": "object", "required": ["sub", "username", "scopes", "client_id", "token_use"],
+            "properties": {**_text("sub", "token_use"), **_text("username", "client_id", nullable=("username", "client_id")),
+                           "scopes": {"type": "array", "items": {"type": "string"}}}}), **AUTH_RESPONSES}),
+        plain_route("/config", "The non-secret settings", {
+            200: _json("The settings", ServiceSettings.model_json_schema()), **AUTH_RESPONSES, **unavailable}),
+        plain_route("/partner/status", "Whether the partner integration's secret can be read", {
+            200: _json("Readable", {"type": "object", "required": ["partner"],
+                                    "properties": {"partner": {"type": "string", "enum": ["configured", "empty"]}}}),
+            **AUTH_RESPONSES, **unavailable}),
+    ):
+        change(schema)
+
+
 def create_app(*, environment: str | None = None) -> FastAPI:
     """Build the application.
 
@@ -79,4 +115,5 @@ def create_app(*, environment: str | None = None) -> FastAPI:
     app.add_route("/openapi.json", openapi_schema, methods=["GET"], include_in_schema=False)
     app.include_router(tasks_router)
     app.include_router(items_router)
+    extend(app, "plain routes", document_plain_routes)
     return app
