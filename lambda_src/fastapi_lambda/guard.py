@@ -167,6 +167,9 @@ def _header(event: Mapping[str, Any], name: str) -> str | None:
     """A request header of an API Gateway, Function URL or ALB event, whatever the case of its name."""
     headers = event.get("headers")
     if isinstance(headers, Mapping):
+        value = headers.get(name)  # HTTP API, Function URLs and ALB give lowercase names: no loop
+        if isinstance(value, str):
+            return value
         for key, value in headers.items():
             if isinstance(key, str) and key.lower() == name:
                 return value if isinstance(value, str) else None

@@ -61,8 +61,10 @@ consumer_schema = schema_of(orders_handler.app)
 
 
 @pytest.fixture
-def serve(identity, lambda_context, aws, task_infra, monkeypatch):
-    """The app behind each way in; the token's claims when the gateway verified it."""
+def serve(identity, lambda_context, aws, task_infra, parameters, monkeypatch):
+    """The app behind each way in, its queue, table, settings and secret on moto (a 503 is a server error
+    to schemathesis: the fault tests are where dependencies fail); the token's claims when the gateway
+    verified it."""
     for name, value in identity.settings.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("ITEMS_SOURCE_DELAY_MS", "0")
