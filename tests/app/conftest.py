@@ -187,6 +187,11 @@ def aws(moto_endpoint):
 @pytest.fixture
 def task_infra(aws, monkeypatch):
     """A queue with a dead-letter queue, a status table and a files bucket, named for this test only."""
+    return new_task_infra(aws, monkeypatch.setenv)
+
+
+def new_task_infra(aws, setenv) -> SimpleNamespace:
+    """:func:`task_infra`'s resources, named in the environment with ``setenv``."""
     from fastapi_lambda.constants import TASK_TABLE_KEY
 
     name = f"t{uuid.uuid4().hex[:12]}"
@@ -200,8 +205,8 @@ def task_infra(aws, monkeypatch):
                               KeySchema=[{"AttributeName": TASK_TABLE_KEY, "KeyType": "HASH"}],
                               AttributeDefinitions=[{"AttributeName": TASK_TABLE_KEY, "AttributeType": "S"}])
     aws.s3.create_bucket(Bucket=name)
-    monkeypatch.setenv("TASK_QUEUE_URL", queue_url)
-    monkeypatch.setenv("TASK_TABLE_NAME", name)
+    setenv("TASK_QUEUE_URL", queue_url)
+    setenv("TASK_TABLE_NAME", name)
     return SimpleNamespace(queue_url=queue_url, queue_arn=queue_arn, dlq_url=dlq_url, table=name, bucket=name)
 
 
@@ -261,9 +266,23 @@ def parameters(moto_endpoint, monkeypatch):
     ``calls`` counts the API calls the runtime's readers make (the boundary is moto's server)."""
     from collections import Counter
 
-    import boto3
     from fastapi_lambda import config
-    from service import config as service_config
+
+    created = new_parameters(moto_endpoint, monkeypatch.setenv)
+    monkeypatch.delenv("CONFIG_SECURE_PARAMETERS", raising=False)
+    monkeypatch.delenv("CONFIG_MAX_AGE_SECONDS", raising=False)
+    calls: Counter[str] = Counter()
+    for provider in (config.ssm_provider, config.secrets_provider):
+        provider.get().client.meta.events.register("before-call", lambda model, **_: calls.update([model.name]))
+    created.calls = calls
+    yield created
+    forget_settings()
+
+
+def new_parameters(moto_endpoint: str, setenv) -> SimpleNamespace:
+    """:func:`parameters`' path, secret and SecureString, named in the environment with ``setenv``; the
+    readers and the settings they read are forgotten."""
+    import boto3
 
     name = f"t{uuid.uuid4().hex[:12]}"
     path = f"/fastapi-lambda/{name}/"
@@ -272,18 +291,18 @@ def parameters(moto_endpoint, monkeypatch):
     ssm.put_parameter(Name=f"{path}page-size", Value="50", Type="String")
     secret_arn = secretsmanager.create_secret(Name=f"{name}/partner", SecretString=SECRET_VALUE)["ARN"]
     ssm.put_parameter(Name=f"/{name}/secure", Value=SECURE_VALUE, Type="SecureString")
-    monkeypatch.setenv("CONFIG_PARAMETER_PATH", path)
-    monkeypatch.setenv("CONFIG_SECRETS", f'{{"partner_api_key": "{secret_arn}"}}')
-    monkeypatch.delenv("CONFIG_SECURE_PARAMETERS", raising=False)
-    monkeypatch.delenv("CONFIG_MAX_AGE_SECONDS", raising=False)
-    calls: Counter[str] = Counter()
-    for provider in (config.ssm_provider, config.secrets_provider):
-        provider.reset()
-        provider.get().client.meta.events.register("before-call", lambda model, **_: calls.update([model.name]))
-    for app_config in (service_config.settings, service_config.secrets):
-        app_config.clear()
-    yield SimpleNamespace(path=path, name=name, ssm=ssm, secretsmanager=secretsmanager, secret_arn=secret_arn,
-                          secure_name=f"/{name}/secure", calls=calls)
+    setenv("CONFIG_PARAMETER_PATH", path)
+    setenv("CONFIG_SECRETS", f'{{"partner_api_key": "{secret_arn}"}}')
+    forget_settings()
+    return SimpleNamespace(path=path, name=name, ssm=ssm, secretsmanager=secretsmanager, secret_arn=secret_arn,
+                           secure_name=f"/{name}/secure")
+
+
+def forget_settings() -> None:
+    """The settings readers (and what they cached) made again on next use."""
+    from fastapi_lambda import config
+    from service import config as service_config
+
     for app_config in (service_config.settings, service_config.secrets):
         app_config.clear()
     config.ssm_provider.reset()

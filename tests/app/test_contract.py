@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import negative_data_rejection, positive_
 from service.handler import handler as service_handler
 from service.main import create_app
 
-from tests.app.conftest import jwt_authorizer
+from tests.app.conftest import forget_settings, jwt_authorizer, new_parameters, new_task_infra
 from tests.app.lambda_asgi import LambdaAsAsgi
 
 sys.path.append(str(Path(__file__).parents[2] / "examples" / "consumer" / "src"))
@@ -31,7 +31,7 @@ from orders import handler as orders_handler  # noqa: E402  (the consumer's own 
 
 SERVERS = ("asgi", "http_api_v2", "rest_api_v1")
 #: Per operation and server: enough to find what a hand-written test misses, few enough for a fast suite.
-EXAMPLES = 15
+EXAMPLES = 10
 #: What each run generated and what it answered, by server: the counts the suite reports.
 SEEN: collections.Counter[str] = collections.Counter()
 
@@ -60,14 +60,23 @@ service_schema = schema_of(create_app(environment="test"))
 consumer_schema = schema_of(orders_handler.app)
 
 
+@pytest.fixture(scope="module")
+def dependencies(aws, moto_endpoint):
+    """The queue, table, settings and secret on moto, for the whole module (a 503 is a server error to
+    schemathesis: the fault tests are where dependencies fail)."""
+    with pytest.MonkeyPatch.context() as patch:
+        new_task_infra(aws, patch.setenv)
+        new_parameters(moto_endpoint, patch.setenv)
+        patch.setenv("ITEMS_SOURCE_DELAY_MS", "0")
+        yield
+    forget_settings()
+
+
 @pytest.fixture
-def serve(identity, lambda_context, aws, task_infra, parameters, monkeypatch):
-    """The app behind each way in, its queue, table, settings and secret on moto (a 503 is a server error
-    to schemathesis: the fault tests are where dependencies fail); the token's claims when the gateway
-    verified it."""
+def serve(identity, lambda_context, dependencies, monkeypatch):
+    """The app behind each way in; the token's claims when the gateway verified it."""
     for name, value in identity.settings.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("ITEMS_SOURCE_DELAY_MS", "0")
     claims = jwt_authorizer(TASKS_WRITE_SCOPE, iss=identity.settings["AUTH_ISSUER"], client_id=identity.client_id)
 
     def app_for(name: str, server: str) -> None:
