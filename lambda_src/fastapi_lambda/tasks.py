@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, NamedTuple, Union
+from typing import Any, Literal, NamedTuple
 from urllib.parse import unquote_plus
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -361,22 +361,28 @@ class TaskRegistry:
 
         return register
 
-    def request_model(self) -> Any:
-        """The body of a request for a new task, as FastAPI should validate and document it: an object
-        per registered type (``type``: its name, ``payload``: its model), told apart by ``type``.
+    def request_schema(self, components: dict[str, Any]) -> dict[str, Any]:
+        """The JSON Schema of what :meth:`new_task` accepts, for an OpenAPI schema: an object per
+        registered type (``type``: its name, ``payload``: its model), told apart by ``type``. The
+        models go into ``components`` (``#/components/schemas``). Built when the schema is, never at
+        import: the validation stays the registry's, with these same models."""
+        from pydantic.json_schema import models_json_schema
 
-        Call it once every type is registered (where the route is defined)."""
-        from pydantic import create_model
-
-        variants = []
+        ref = "#/components/schemas/{model}"
+        _, definitions = models_json_schema([(task.model, "validation") for task in self.types.values()],
+                                            ref_template=ref)
+        components.update(definitions.get("$defs", {}))
+        mapping = {}
         for name, task in self.types.items():
-            required = any(field.is_required() for field in task.model.model_fields.values())
-            payload = Field() if required else Field(default_factory=task.model)
             title = "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name)) + "Task"
-            variants.append(create_model(title, type=(Literal[name], ...), payload=(task.model, payload)))
-        if len(variants) == 1:
-            return variants[0]
-        return Annotated[Union[tuple(variants)], Field(discriminator="type")]  # noqa: UP007 (built at run time)
+            required = any(field.is_required() for field in task.model.model_fields.values())
+            components[title] = {
+                "type": "object", "title": title, "required": ["type", "payload"] if required else ["type"],
+                "properties": {"type": {"type": "string", "const": name},
+                               "payload": {"$ref": ref.format(model=task.model.__name__)}}}
+            mapping[name] = ref.format(model=title)
+        return {"oneOf": [{"$ref": target} for target in mapping.values()],
+                "discriminator": {"propertyName": "type", "mapping": mapping}}
 
     def store(self) -> DynamoStore | MemoryStore:
         table = os.environ.get(TASK_TABLE_VARIABLE)

@@ -11,6 +11,7 @@ from fastapi_lambda.openapi import RETRY_AFTER, detail_response, extend, plain_r
 from starlette.requests import Request
 
 from service.items import router as items_router
+from service.tasks import document_task_requests
 from service.tasks import router as tasks_router
 
 # FastAPI's built-in OpenTelemetry instrumentation is switched off: Lambda traces
@@ -116,4 +117,5 @@ def create_app(*, environment: str | None = None) -> FastAPI:
     app.include_router(tasks_router)
     app.include_router(items_router)
     extend(app, "plain routes", document_plain_routes)
+    extend(app, "task requests", document_task_requests)
     return app

@@ -85,8 +85,22 @@ router = APIRouter(tags=["tasks"])
 TaskId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
-#: One object per task type: ``{"type": "generate-report", "payload": {...ReportPayload}}``, etc.
-TaskRequest = registry.request_model()
+class TaskRequest(BaseModel):
+    """A task type and its payload; the registry validates the payload against the type's model (and the
+    OpenAPI schema says so: :func:`document_task_requests`)."""
+
+    type: str
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+def document_task_requests(schema: dict[str, Any]) -> None:
+    """``POST /tasks`` in the OpenAPI schema: one object per registered type, its payload that type's model."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    body = schema["paths"]["/tasks"]["post"]["requestBody"]["content"]["application/json"]
+    body["schema"] = registry.request_schema(components)
+    components.pop("TaskRequest", None)
+
+
 ACCEPTED = {
     "description": "Queued: poll the task's status where Location says",
     "headers": {"Location": {"description": "Where to poll the task: /tasks/{id}", "schema": {"type": "string"}}},
@@ -105,8 +119,7 @@ UNAVAILABLE = {503: detail_response("The task could not be recorded or queued, o
 async def create_task(task: TaskRequest, request: Request) -> JSONResponse:
     """Queue a task: 202 and where to poll it; 422 if invalid; 503 if it could not be queued."""
     try:
-        envelope = registry.new_task(task.type, task.payload.model_dump(mode="json"),
-                                     trace_header=request.headers.get("x-amzn-trace-id"))
+        envelope = registry.new_task(task.type, task.payload, trace_header=request.headers.get("x-amzn-trace-id"))
     except TaskRejected as rejected:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in rejected.errors]) from None
     try:

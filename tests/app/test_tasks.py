@@ -107,11 +107,6 @@ def failing_task(monkeypatch, calls):
     monkeypatch.setitem(registry.types, "explode", TaskType(Boom, explode))
 
 
-def submit(task_type: str, payload: dict) -> str:
-    """Queue a task as the API does (for a type registered after the API's routes were built); its id."""
-    return registry.submit(registry.new_task(task_type, payload)).id
-
-
 # --- the API side --------------------------------------------------------------------------------
 
 def test_post_sends_the_envelope_and_the_worker_runs_it(aws, task_infra, lambda_context, calls):
@@ -138,19 +133,18 @@ def test_post_sends_the_envelope_and_the_worker_runs_it(aws, task_infra, lambda_
     assert int(item["expires_at"]["N"]) - time.time() > 6 * 24 * 3600  # DynamoDB's TTL removes it after 7 days
 
 
-@pytest.mark.parametrize(("task", "error"), [
-    ({"type": "no-such-task", "payload": {}}, ("union_tag_invalid", ["body"])),
-    ({"type": "", "payload": {}}, ("union_tag_invalid", ["body"])),
-    ({"payload": {}}, ("union_tag_not_found", ["body"])),
-    ({"type": "generate-report", "payload": {"name": "sales", "rows": 0}},
-     ("greater_than_equal", ["body", "generate-report", "payload", "rows"])),
-    ({"type": "generate-report", "payload": {"rows": 3}}, ("missing", ["body", "generate-report", "payload", "name"])),
-    ({"type": "generate-report"}, ("missing", ["body", "generate-report", "payload"])),
+@pytest.mark.parametrize(("task", "loc"), [
+    ({"type": "no-such-task", "payload": {}}, ["body", "type"]),
+    ({"type": "", "payload": {}}, ["body", "type"]),
+    ({"type": "generate-report", "payload": {"name": "sales", "rows": 0}}, ["body", "payload", "rows"]),
+    ({"type": "generate-report", "payload": {"name": "sales", "rows": "3"}}, ["body", "payload", "rows"]),
+    ({"type": "generate-report", "payload": {"rows": 3}}, ["body", "payload", "name"]),
+    ({"payload": {}}, ["body", "type"]),
 ])
-def test_unknown_type_or_invalid_payload_is_a_422_naming_the_field(task, error, aws, task_infra):
+def test_unknown_type_or_invalid_payload_is_a_422_naming_the_field(task, loc, aws, task_infra):
     status, _, body = api("POST", "/tasks", task)
 
-    assert status == 422 and [(e["type"], e["loc"]) for e in body["detail"]] == [error]
+    assert status == 422 and [e["loc"] for e in body["detail"]] == [loc]
     assert receive(aws.sqs, task_infra.queue_url) == []
 
 
@@ -164,14 +158,16 @@ def test_the_schema_names_every_task_type_and_its_payload():
 
     assert set(variants) == set(registry.types) == {"generate-report", "process-file"}
     report = variants["generate-report"]
-    assert report["properties"]["type"] == {"const": "generate-report", "title": "Type", "type": "string"}
+    assert report["properties"]["type"] == {"type": "string", "const": "generate-report"}
     assert report["required"] == ["type", "payload"]
     rows = schema["components"]["schemas"]["ReportPayload"]["properties"]["rows"]
     assert (rows["minimum"], rows["maximum"]) == (1, 10_000)  # what ReportPayload enforces
+    assert "TaskRequest" not in schema["components"]["schemas"]
 
 
 def test_a_too_large_task_is_a_422_not_a_failed_send(aws, task_infra):
-    status, _, body = api("POST", "/tasks", {"type": "process-file", "payload": {"bucket": "b", "key": "k" * 300_000}})
+    status, _, body = api("POST", "/tasks", {"type": "generate-report",
+                                             "payload": {"name": "x", "rows": 1, "padding": "x" * 300_000}})
 
     assert status == 422 and body["detail"][0]["loc"] == ["body", "payload"]
 
@@ -260,7 +256,8 @@ def test_the_same_message_delivered_twice_runs_once(aws, task_infra, lambda_cont
 
 def test_a_handler_exception_fails_only_its_message_and_is_retried(aws, task_infra, lambda_context, calls,
                                                                     failing_task):
-    bad, good = submit("explode", {"fail": True}), submit("explode", {"fail": False})
+    bad = api("POST", "/tasks", {"type": "explode", "payload": {"fail": True}})[2]["id"]
+    good = api("POST", "/tasks", {"type": "explode", "payload": {"fail": False}})[2]["id"]
 
     rounds = drain(aws, task_infra, lambda_context)
 
@@ -387,7 +384,7 @@ def test_without_a_queue_tasks_run_in_process(monkeypatch, calls, failing_task):
     monkeypatch.delenv("TASK_TABLE_NAME", raising=False)
 
     status, _, body = api("POST", "/tasks", REPORT)
-    failed = submit("explode", {"fail": True})
+    failed = api("POST", "/tasks", {"type": "explode", "payload": {"fail": True}})[2]["id"]
 
     assert status == 202
     assert wait_for(body["id"], "succeeded")["result"] == REPORT_RESULT
