@@ -1,0 +1,145 @@
+"""``redis-server`` as the local ElastiCache: TLS only, an optional password, optionally cluster mode.
+
+Debian's ``redis-server`` 7 serves TLS with ``--port 0 --tls-port …``; its certificate is a
+throwaway one signed by a throwaway CA made here with ``cryptography`` (clients trust the CA
+through ``SSL_CERT_FILE``). ElastiCache Serverless speaks the cluster protocol: one node that
+owns every slot stands in for it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from cdk_app.local.template import LocalError
+
+REDIS_SERVER = shutil.which("redis-server")
+INSTALL_HINT = "install redis-server (Debian/Ubuntu: `apt-get install redis-server`; macOS: `brew install redis`)"
+
+
+def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
+    """A CA, and a certificate for 127.0.0.1 and localhost signed by it: the (ca, cert, key) PEM files."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+
+    def signed(subject: str, key: Any, *, ca: bool) -> x509.Certificate:
+        # Key identifiers and key usages too: Python 3.13 verifies with VERIFY_X509_STRICT by default.
+        builder = (x509.CertificateBuilder()
+                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+                   .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "local CA")]))
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(days=7))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+                   .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                                  critical=False))
+        if ca:
+            builder = builder.add_extension(x509.KeyUsage(
+                digital_signature=False, content_commitment=False, key_encipherment=False, data_encipherment=False,
+                key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False),
+                critical=True)
+        else:
+            builder = builder.add_extension(x509.SubjectAlternativeName([
+                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+            ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        return builder.sign(ca_key, hashes.SHA256())
+
+    paths = directory / "ca.pem", directory / "server.pem", directory / "server.key"
+    paths[0].write_bytes(signed("local CA", ca_key, ca=True).public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(signed("localhost", server_key, ca=False).public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(server_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                  serialization.NoEncryption()))
+    return paths
+
+
+class RedisServer:
+    """``redis-server`` on 127.0.0.1 with TLS only (no plain port) and ``password`` (None: none)."""
+
+    def __init__(self, directory: Path, certificates: tuple[Path, Path, Path], password: str | None, *,
+                 cluster: bool = False, port: int | None = None) -> None:
+        from cdk_app.local.aws import free_port
+
+        self.directory, self.password, self.cluster = directory, password, cluster
+        self.ca, self.cert, self.key = certificates
+        self.port = port or free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def log(self) -> Path:
+        return self.directory / f"redis-{self.port}.log"
+
+    def start(self) -> RedisServer:
+        """Start it and wait until it answers (a cluster node: until it serves every slot)."""
+        self.launch()
+        self.wait_ready(cluster_ok=True)
+        return self
+
+    def launch(self) -> RedisServer:
+        """Start it and wait until it answers PING; a cluster node is given every slot (ready soon after)."""
+        if REDIS_SERVER is None:
+            raise LocalError(f"the template has a cache, and redis-server stands in for it: {INSTALL_HINT}")
+        from cdk_app.local.aws import free_port
+
+        command = [REDIS_SERVER, "--port", "0", "--tls-port", str(self.port), "--bind", "127.0.0.1",
+                   "--tls-cert-file", str(self.cert), "--tls-key-file", str(self.key),
+                   "--tls-ca-cert-file", str(self.ca), "--tls-auth-clients", "no",
+                   "--save", "", "--appendonly", "no", "--dir", str(self.directory), "--logfile", str(self.log)]
+        if self.password:
+            command += ["--requirepass", self.password]
+        if self.cluster:
+            command += ["--cluster-enabled", "yes", "--tls-cluster", "yes", "--cluster-port", str(free_port()),
+                        "--cluster-config-file", str(self.directory / f"nodes-{self.port}.conf")]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        stdin=subprocess.DEVNULL)
+        self.wait_ready(cluster_ok=False)
+        if self.cluster:
+            with self.client() as client:
+                client.execute_command("CLUSTER", "ADDSLOTSRANGE", "0", "16383")
+        return self
+
+    def wait_ready(self, *, cluster_ok: bool = True, timeout: float = 10) -> RedisServer:
+        """Wait until it answers PING (with ``cluster_ok``, also until a cluster node reports state ok)."""
+        deadline = time.monotonic() + timeout
+        with self.client() as client:
+            while True:
+                try:
+                    client.ping()
+                    if not (self.cluster and cluster_ok) or b"cluster_state:ok" in client.execute_command(
+                            "CLUSTER", "INFO"):
+                        return self
+                except Exception:
+                    if self.process is None or self.process.poll() is not None:
+                        self.stop()
+                        raise LocalError(f"redis-server did not start; see {self.log}") from None
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise LocalError(f"redis-server was not ready within {timeout:.0f} s; see {self.log}")
+                time.sleep(0.02)
+
+    def client(self) -> Any:
+        """A plain synchronous client (for checks; the functions make their own)."""
+        import redis
+
+        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, ssl=True,
+                           ssl_ca_certs=str(self.ca), socket_timeout=2)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
