@@ -62,6 +62,8 @@ class Options:
     #: Fire every schedule once as soon as the stack is up (then on its rate).
     schedules_now: bool = False
     runtime_cache: Path | None = None
+    #: Serve the APIs and run the event sources and schedules (off: functions only, for one invoke).
+    serve: bool = True
 
 
 class LocalStack:
@@ -126,6 +128,9 @@ class LocalStack:
         for spec in specs.values():  # made now, not on the first request: a missing interpreter shows at start
             if not spec.inline and spec.runtime.startswith("python"):
                 python(spec.python_version)
+        if not options.serve:
+            self.ready_s = time.perf_counter() - self.started_at
+            return
         keys = Keys(issuers)
         for number, api in enumerate(read_apis(stack, self.resolver)):
             self.gateways.append(Gateway(api, self.functions, keys, region=stack.region, account=stack.account,

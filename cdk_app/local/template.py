@@ -179,7 +179,8 @@ class Resolver:
         self.placeholders.add(logical_id)
         resource_type = self.stack.resources[logical_id]["Type"]
         if resource_type in _REF_IS_ARN:  # keep the shape: templates split such references on ':'
-            return self.arn(resource_type.split("::")[1].lower(), local_name(self.stack.name, logical_id))
+            service, kind = _REF_IS_ARN[resource_type]
+            return self.arn(service, f"{kind}{local_name(self.stack.name, logical_id)}")
         return local_name(self.stack.name, logical_id)
 
     def get_att(self, logical_id: str, attribute: str) -> Any:
@@ -221,9 +222,9 @@ class Resolver:
 
 _NO_VALUE = object()
 #: Resource types whose ``Ref`` is an ARN.
-_REF_IS_ARN = frozenset({"AWS::SNS::Topic", "AWS::SecretsManager::Secret", "AWS::IAM::ManagedPolicy",
-                         "AWS::Lambda::Alias", "AWS::Lambda::Version", "AWS::Lambda::LayerVersion",
-                         "AWS::StepFunctions::StateMachine", "AWS::KMS::Alias", "AWS::Events::EventBus"})
+_REF_IS_ARN = {"AWS::SNS::Topic": ("sns", ""), "AWS::SecretsManager::Secret": ("secretsmanager", "secret:"),
+               "AWS::IAM::ManagedPolicy": ("iam", "policy/"), "AWS::Lambda::LayerVersion": ("lambda", "layer:"),
+               "AWS::StepFunctions::StateMachine": ("states", "stateMachine:")}
 
 
 def _ref(resolver: Resolver, argument: str) -> Any:
