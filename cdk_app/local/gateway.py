@@ -522,29 +522,33 @@ class Gateway:
     def handle(self, request: Request) -> Answer:
         api = self.api
         try:
-            if api.cors and request.method == "OPTIONS" and request.header("Origin") and \
-                    request.header("Access-Control-Request-Method"):
-                return self._preflight(request)
-            path = request.path
-            if api.base_path:
-                if path != api.base_path and not path.startswith(api.base_path + "/"):
-                    raise Denied(Answer.message(403, "Forbidden", "no such stage"))
-                path = path[len(api.base_path):] or "/"
-            route, parameters = self._route(request.method, path)
-            bucket = route.throttle or api.stage_throttle  # a route's own limits replace the stage's
-            if bucket is not None and not bucket.take():
-                raise Denied(Answer.message(429, "Too Many Requests", "throttled"))
-            authorizer_context = self._authorize(route, request)
-            if route.integration.mock is not None:
-                mock = route.integration.mock
-                return Answer(mock["status"], list(mock["headers"].items()), note="mock integration")
-            answer = self._invoke(route, request, path, parameters, authorizer_context)
+            answer = self._answer(request)
         except Denied as denied:
             answer = denied.answer
         if api.cors:
             answer.headers = self._with_cors(request, answer.headers)
         answer.headers.append(("apigw-requestid" if api.kind == "http" else "x-amzn-RequestId", request.request_id))
         return answer
+
+    def _answer(self, request: Request) -> Answer:
+        api = self.api
+        if api.cors and request.method == "OPTIONS" and request.header("Origin") and \
+                request.header("Access-Control-Request-Method"):
+            return Answer(204, note="CORS preflight")  # an HTTP API with CORS answers preflights itself
+        path = request.path
+        if api.base_path:
+            if path != api.base_path and not path.startswith(api.base_path + "/"):
+                raise Denied(Answer.message(403, "Forbidden", "no such stage"))
+            path = path[len(api.base_path):] or "/"
+        route, parameters = self._route(request.method, path)
+        bucket = route.throttle or api.stage_throttle  # a route's own limits replace the stage's
+        if bucket is not None and not bucket.take():
+            raise Denied(Answer.message(429, "Too Many Requests", "throttled"))
+        authorizer_context = self._authorize(route, request)
+        if route.integration.mock is not None:
+            mock = route.integration.mock
+            return Answer(mock["status"], list(mock["headers"].items()), note="mock integration")
+        return self._invoke(route, request, path, parameters, authorizer_context)
 
     def _route(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         matches = [(route, found) for route in self.api.routes if (found := route.match(method, path)) is not None]
@@ -641,9 +645,6 @@ class Gateway:
             return proxy_answer(result.json(), integration.payload_version)
         except (ValueError, TypeError, KeyError) as error:
             return Answer.message(*failure, f"malformed Lambda proxy response: {error}")
-
-    def _preflight(self, request: Request) -> Answer:
-        return Answer(204, [], note="CORS preflight")
 
     def _with_cors(self, request: Request, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """The HTTP API's CORS headers (the integration's own are replaced), when the origin is allowed."""

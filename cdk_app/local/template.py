@@ -70,9 +70,9 @@ class StackTemplate:
         path = self.folder / relative
         if path.is_dir():
             return path
-        zipped = path if path.suffix == ".zip" else path.with_suffix(".zip")
+        zipped = path if path.suffix == ".zip" else path.with_name(path.name + ".zip")
         if zipped.is_file():
-            target = work / "assets" / zipped.stem
+            target = work / "assets" / zipped.name.removesuffix(".zip")
             if not target.is_dir():
                 staging = target.with_name(target.name + ".partial")
                 with zipfile.ZipFile(zipped) as archive:
