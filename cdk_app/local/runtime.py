@@ -37,8 +37,9 @@ from cdk_app.local.template import LocalError, Resolver, StackTemplate
 #: the AWS SDK (the bundler leaves boto3 out of every bundle for that reason).
 RUNTIME_PACKAGES = ("awslambdaric==4.2.2", "boto3==1.44.5")
 API_VERSION = "2018-06-01"
-#: Lambda's limit on an on-demand init phase.
-INIT_TIMEOUT_S = 10.0
+#: How long an init may take here. Lambda allows 10 s (then retries init within the function timeout);
+#: a laptop under load, importing from a cold disk, can be several times slower than Lambda.
+INIT_TIMEOUT_S = 60.0
 #: Execution environments per function when nothing else limits them (each is a process).
 DEFAULT_MAX_INSTANCES = 3
 #: Every local invocation runs the published version the alias points to (where SnapStart applies).
