@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from cdk_app.local.template import LocalError, Physical, Resolver, StackTemplate, local_name
+from cdk_app.local.processes import free_port, stop_process, wait_until
+from cdk_app.local.template import Physical, Resolver, StackTemplate, local_name
 
 #: Credentials moto accepts (any would do); the functions and the gateway's SigV4 check use these.
 ACCESS_KEY_ID = "testing"
@@ -32,24 +31,6 @@ SECRET_ACCESS_KEY = "testing"
 _NAMED_ONLY = ("AWS::Lambda::Function", "AWS::Lambda::Alias", "AWS::Lambda::Version", "AWS::Lambda::LayerVersion")
 _CACHES = ("AWS::ElastiCache::ServerlessCache", "AWS::ElastiCache::ReplicationGroup", "AWS::ElastiCache::CacheCluster")
 _DYNAMIC_REFERENCE = re.compile(r"\{\{resolve:(ssm|ssm-secure|secretsmanager):([^}]*)\}\}")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until(check: Callable[[], bool], *, timeout: float, what: str, process: subprocess.Popen | None = None,
-               log: Path | None = None) -> None:
-    """Poll ``check`` until it is true; a clear error if ``process`` exits or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if process is not None and process.poll() is not None:
-            raise LocalError(f"{what} exited with code {process.returncode}" + (f"; see {log}" if log else ""))
-        if time.monotonic() > deadline:
-            raise LocalError(f"{what} was not ready within {timeout:.0f} s" + (f"; see {log}" if log else ""))
-        time.sleep(0.05)
 
 
 class LocalAws:
@@ -100,13 +81,7 @@ class LocalAws:
     def stop(self) -> None:
         for cache in self.caches:
             cache.stop()
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process = None
 
     # --- provisioning ---------------------------------------------------------------------------

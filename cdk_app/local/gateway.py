@@ -34,12 +34,12 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from cdk_app.local.aws import ACCESS_KEY_ID, SECRET_ACCESS_KEY
 from cdk_app.local.lambda_api import LocalLambda
-from cdk_app.local.runtime import Log, QuietServer, Throttled, print_log
+from cdk_app.local.processes import Handler, QuietServer
+from cdk_app.local.runtime import Log, Throttled, print_log
 from cdk_app.local.template import LocalError, Physical, Resolver, StackTemplate, short_id
 
 #: The longest API Gateway waits for an integration by default (HTTP API 30 s, REST 29 s).
@@ -460,13 +460,7 @@ class Gateway:
     def serve(self, port: int) -> Gateway:
         gateway = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
+        class GatewayHandler(Handler):
             def handle_one_request(self) -> None:
                 try:
                     super().handle_one_request()
@@ -486,13 +480,7 @@ class Gateway:
                                   self.headers.get("Host", f"127.0.0.1:{self.server.server_address[1]}"))
                 started = time.perf_counter()
                 answer = gateway.handle(request)
-                self.send_response(answer.status)
-                for name, value in answer.headers:
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(answer.body)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(answer.body)
+                self.reply(answer.status, answer.body, answer.headers)
                 gateway.log(f"gateway | {request.method} {request.raw_path} {answer.status} "
                             f"{(time.perf_counter() - started) * 1000:.1f} ms" + (f" ({answer.note})" if answer.note
                                                                                 else ""))
@@ -505,9 +493,9 @@ class Gateway:
                         self.rfile.readline()
                     self.rfile.readline()
                     return b"".join(chunks)
-                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                return self.body()
 
-        self.server = QuietServer(("127.0.0.1", port), Handler)
+        self.server = QuietServer(("127.0.0.1", port), GatewayHandler)
         threading.Thread(target=self.server.serve_forever, name=f"gateway-{self.api.name}", daemon=True).start()
         return self
 

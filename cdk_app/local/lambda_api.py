@@ -13,17 +13,15 @@ import json
 import threading
 import urllib.parse
 from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
 
+from cdk_app.local.processes import Handler, QuietServer
 from cdk_app.local.runtime import (
     DEFAULT_MAX_INSTANCES,
     FunctionPool,
     FunctionSpec,
     InvokeResult,
     Log,
-    QuietServer,
     Throttled,
     print_log,
 )
@@ -97,15 +95,9 @@ class LocalLambda:
     def serve(self) -> LocalLambda:
         local = self
 
-        class InvokeApi(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
+        class InvokeApi(Handler):
             def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = self.body()
                 url = urllib.parse.urlsplit(self.path)
                 parts = url.path.strip("/").split("/")
                 if len(parts) != 4 or parts[:2] != ["2015-03-31", "functions"] or parts[3] != "invocations":
@@ -137,12 +129,7 @@ class LocalLambda:
                             {"x-amzn-ErrorType": kind})
 
             def answer(self, status: int, body: bytes, headers: Mapping[str, str] | None = None) -> None:
-                self.send_response(status)
-                for key, value in {"Content-Type": "application/json", **(headers or {})}.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.reply(status, body, {"Content-Type": "application/json", **(headers or {})})
 
         self.server = QuietServer(("127.0.0.1", 0), InvokeApi)
         threading.Thread(target=self.server.serve_forever, name="lambda-invoke-api", daemon=True).start()

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cdk_app.local.processes import free_port, stop_process
 from cdk_app.local.template import LocalError
 
 REDIS_SERVER = shutil.which("redis-server")
@@ -68,8 +69,6 @@ class RedisServer:
 
     def __init__(self, directory: Path, certificates: tuple[Path, Path, Path], password: str | None, *,
                  cluster: bool = False, port: int | None = None) -> None:
-        from cdk_app.local.aws import free_port
-
         self.directory, self.password, self.cluster = directory, password, cluster
         self.ca, self.cert, self.key = certificates
         self.port = port or free_port()
@@ -89,8 +88,6 @@ class RedisServer:
         """Start it and wait until it answers PING; a cluster node is given every slot (ready soon after)."""
         if REDIS_SERVER is None:
             raise LocalError(f"the template has a cache, and redis-server stands in for it: {INSTALL_HINT}")
-        from cdk_app.local.aws import free_port
-
         command = [REDIS_SERVER, "--port", "0", "--tls-port", str(self.port), "--bind", "127.0.0.1",
                    "--tls-cert-file", str(self.cert), "--tls-key-file", str(self.key),
                    "--tls-ca-cert-file", str(self.ca), "--tls-auth-clients", "no",
@@ -135,11 +132,5 @@ class RedisServer:
                            ssl_ca_certs=str(self.ca), socket_timeout=2)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process = None

@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -27,10 +26,10 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from cdk_app.local.processes import Handler, QuietServer, stop_process
 from cdk_app.local.template import LocalError, Resolver, StackTemplate
 
 #: What Lambda's Python runtime provides besides the bundle: its runtime interface client, and
@@ -232,33 +231,17 @@ def _error_payload(request_id: str, error_type: str, message: str) -> bytes:
 
 # --- the Runtime API --------------------------------------------------------------------------------
 
-class RuntimeApi(BaseHTTPRequestHandler):
+class RuntimeApi(Handler):
     """The Runtime API of one execution environment (``server.instance``), as the runtime client uses it."""
 
-    protocol_version = "HTTP/1.1"  # the runtime client keeps its connection open between calls
-    disable_nagle_algorithm = True  # small writes would otherwise wait for delayed ACKs (~40 ms each)
     server: _RuntimeServer
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-        pass
-
-    def _answer(self, status: int, body: bytes = b"", headers: Mapping[str, str] | None = None) -> None:
-        self.send_response(status)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _body(self) -> bytes:
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         instance = self.server.instance
         if self.path == f"/{API_VERSION}/runtime/invocation/next":
             invocation = instance.next_invocation()
             if invocation is None:  # stopping: the process is about to be ended
-                self._answer(500, b'{"errorType":"Runtime.Stopping"}')
+                self.reply(500, b'{"errorType":"Runtime.Stopping"}')
                 return
             headers = {
                 "Content-Type": "application/json",  # without it the client hands the handler bytes
@@ -269,35 +252,25 @@ class RuntimeApi(BaseHTTPRequestHandler):
             }
             if invocation.client_context:
                 headers["Lambda-Runtime-Client-Context"] = invocation.client_context
-            self._answer(200, invocation.payload, headers)
+            self.reply(200, invocation.payload, headers)
         elif self.path == f"/{API_VERSION}/runtime/restore/next":
             instance.restoring()
-            self._answer(200)
+            self.reply(200)
         else:
-            self._answer(404, b'{"errorType":"NotFound"}')
+            self.reply(404, b'{"errorType":"NotFound"}')
 
     def do_POST(self) -> None:  # noqa: N802
-        instance, body = self.server.instance, self._body()
+        instance, body = self.server.instance, self.body()
         parts = self.path.strip("/").split("/")
         error_type = self.headers.get("Lambda-Runtime-Function-Error-Type")
         if parts[1:3] == ["runtime", "invocation"] and len(parts) == 5 and parts[4] in ("response", "error"):
             accepted = instance.finish(parts[3], body, error_type or "Unhandled" if parts[4] == "error" else None)
-            self._answer(202 if accepted else 400, b'{"status":"OK"}' if accepted else b'{"errorType":"InvalidRequestID"}')
+            self.reply(202 if accepted else 400, b'{"status":"OK"}' if accepted else b'{"errorType":"InvalidRequestID"}')
         elif self.path in (f"/{API_VERSION}/runtime/init/error", f"/{API_VERSION}/runtime/restore/error"):
             instance.init_failed(error_type or "Runtime.Unknown", body)
-            self._answer(202, b'{"status":"OK"}')
+            self.reply(202, b'{"status":"OK"}')
         else:
-            self._answer(404, b'{"errorType":"NotFound"}')
-
-
-class QuietServer(ThreadingHTTPServer):
-    """A threading HTTP server that prints no traceback when a client hangs up."""
-
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
+            self.reply(404, b'{"errorType":"NotFound"}')
 
 
 class _RuntimeServer(QuietServer):
@@ -436,13 +409,7 @@ class Instance:
         return 0
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=5)
         with self.inbox_ready:
             self.inbox.append(None)
             self.inbox_ready.notify_all()
