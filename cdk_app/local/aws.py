@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from cdk_app.local.processes import free_port, stop_process, wait_until
+from cdk_app.local.processes import CHILD, free_port, stop_process, wait_until
 from cdk_app.local.template import Physical, Resolver, StackTemplate, local_name
 
 #: Credentials moto accepts (any would do); the functions and the gateway's SigV4 check use these.
@@ -57,7 +57,7 @@ class LocalAws:
         log = self.work / "moto.log"
         with log.open("ab") as sink:
             self.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                            stdout=sink, stderr=sink, stdin=subprocess.DEVNULL)
+                                            stdout=sink, stderr=sink, stdin=subprocess.DEVNULL, **CHILD)
         self.endpoint = f"http://127.0.0.1:{port}"
         wait_until(self._answers, timeout=30, what="moto_server", process=self.process, log=log)
         return self
@@ -81,7 +81,7 @@ class LocalAws:
     def stop(self) -> None:
         for cache in self.caches:
             cache.stop()
-        stop_process(self.process)
+        stop_process(self.process, timeout=1)  # moto holds nothing worth a slow shutdown
         self.process = None
 
     # --- provisioning ---------------------------------------------------------------------------

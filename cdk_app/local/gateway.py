@@ -495,7 +495,11 @@ class Gateway:
                     return b"".join(chunks)
                 return self.body()
 
-        self.server = QuietServer(("127.0.0.1", port), GatewayHandler)
+        try:
+            self.server = QuietServer(("127.0.0.1", port), GatewayHandler)
+        except OSError as error:
+            raise LocalError(f"cannot serve {self.api.name} on 127.0.0.1:{port} ({error.strerror}); another "
+                             "program has the port: choose another with LOCAL_PORT=<port> (--port)") from None
         threading.Thread(target=self.server.serve_forever, name=f"gateway-{self.api.name}", daemon=True).start()
         return self
 

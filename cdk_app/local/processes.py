@@ -18,6 +18,10 @@ from typing import Any
 
 from cdk_app.local.template import LocalError
 
+#: Children get a process group of their own: Ctrl+C in the terminal reaches only the local stack's
+#: process, which then stops them in order (they stay in its session, and end with it).
+CHILD = {"process_group": 0}
+
 
 def free_port() -> int:
     with socket.socket() as probe:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cdk_app.local.processes import free_port, stop_process
+from cdk_app.local.processes import CHILD, free_port, stop_process
 from cdk_app.local.template import LocalError
 
 REDIS_SERVER = shutil.which("redis-server")
@@ -98,7 +98,7 @@ class RedisServer:
             command += ["--cluster-enabled", "yes", "--tls-cluster", "yes", "--cluster-port", str(free_port()),
                         "--cluster-config-file", str(self.directory / f"nodes-{self.port}.conf")]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        stdin=subprocess.DEVNULL)
+                                        stdin=subprocess.DEVNULL, **CHILD)
         self.wait_ready(cluster_ok=False)
         if self.cluster:
             with self.client() as client:

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cdk_app.local.processes import Handler, QuietServer, stop_process
+from cdk_app.local.processes import CHILD, Handler, QuietServer, stop_process
 from cdk_app.local.template import LocalError, Resolver, StackTemplate
 
 #: What Lambda's Python runtime provides besides the bundle: its runtime interface client, and
@@ -303,7 +303,8 @@ class Instance:
         threading.Thread(target=self.server.serve_forever, name=f"runtime-api-{self.label}", daemon=True).start()
         self.process = subprocess.Popen(
             [str(pool.python), "-m", "awslambdaric", self.spec.handler], cwd=self.spec.code,
-            env=self._environment(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            env=self._environment(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            **CHILD)
         threading.Thread(target=self._forward_output, name=f"output-{self.label}", daemon=True).start()
 
     def _environment(self) -> dict[str, str]:
