@@ -53,8 +53,11 @@ LOCAL_OUT := .local/cdk.out.$(LOCAL_ENV)
 LOCAL_SOURCES := $(shell find app.py cdk.json pyproject.toml lambda_src cdk_app -path cdk_app/local -prune -o \
 	-type f \( -name '*.py' -o -name '*.json' -o -name '*.txt' -o -name '*.toml' -o -name '*.lock' \) -print)
 
+# The functions' Python runtime (awslambdaric, made once per machine) is made during the synth.
 $(LOCAL_OUT)/manifest.json: $(LOCAL_SOURCES) | setup
-	npx cdk synth --quiet -c env=$(LOCAL_ENV) --app "$(PY) -m cdk_app.local.synth" --output $(LOCAL_OUT)
+	@$(PY) -m cdk_app.local.runtime > /dev/null & \
+	npx cdk synth --quiet -c env=$(LOCAL_ENV) --app "$(PY) -m cdk_app.local.synth" --output $(LOCAL_OUT); \
+	status=$$?; wait; exit $$status
 
 local: setup $(LOCAL_OUT)/manifest.json
 	@$(PY) -m cdk_app.local $(LOCAL_OUT) --port $(LOCAL_PORT)

@@ -29,6 +29,7 @@ import json
 import re
 import threading
 import time
+import traceback
 import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping
@@ -473,13 +474,23 @@ class Gateway:
                 raise AttributeError(name)
 
             def serve_request(self) -> None:
-                body = self.read_body()
+                try:
+                    body = self.read_body()
+                except ValueError:  # a chunk size that is not one
+                    self.close_connection = True
+                    answer = Answer.message(400, "Bad Request")
+                    return self.reply(answer.status, answer.body, answer.headers)
                 split = urllib.parse.urlsplit(self.path)
                 request = Request(self.command, urllib.parse.unquote(split.path), split.path, split.query,
                                   list(self.headers.items()), body, self.client_address[0],
                                   self.headers.get("Host", f"127.0.0.1:{self.server.server_address[1]}"))
                 started = time.perf_counter()
-                answer = gateway.handle(request)
+                try:
+                    answer = gateway.handle(request)
+                except Exception as error:  # a fault of the local gateway itself: said, not hidden
+                    gateway.log(f"gateway | {request.method} {request.raw_path}: local gateway error: "
+                                f"{type(error).__name__}: {error}\n{traceback.format_exc()}")
+                    answer = Answer.message(500, "Internal Server Error", "local gateway error")
                 self.reply(answer.status, answer.body, answer.headers)
                 gateway.log(f"gateway | {request.method} {request.raw_path} {answer.status} "
                             f"{(time.perf_counter() - started) * 1000:.1f} ms" + (f" ({answer.note})" if answer.note

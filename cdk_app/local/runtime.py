@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -530,3 +531,19 @@ class FunctionPool:
             self.changed.notify_all()
         for instance in instances:
             instance.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m cdk_app.local.runtime [3.13 ...]``: make the runtimes now (``make local`` does it during synth)."""
+    versions = (argv if argv is not None else sys.argv[1:]) or ["3.13"]
+    try:
+        for version in versions:
+            print(runtime_python(version))
+    except LocalError as error:
+        print(f"local: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
