@@ -6,6 +6,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aws_cdk import App, CfnOutput, Duration, Environment, Fn, RemovalPolicy, Stack, Tags
+from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -159,7 +161,8 @@ class FastApiStack(Stack):
         """Alarms on every function, the API and what the capabilities watch, all notifying one topic."""
         observed = settings.observability
         observability = Observability(self, "Observability", alarm_emails=observed.alarm_emails,
-                                      api_5xx_percent=observed.api_5xx_percent)
+                                      api_5xx_percent=observed.api_5xx_percent,
+                                      removal_policy=removal_policy_of(settings))
         for name, function in functions.items():
             observability.watch_function(function, name)
         observability.watch_api(self.gateway)
@@ -183,11 +186,17 @@ class FastApiStack(Stack):
             callback_urls=a.callback_urls, logout_urls=a.logout_urls, resource_server_id=a.resource_server_id,
             scopes=sorted({name for names in a.route_scopes.values() for name in names}),
             machine_client=a.machine_client, domain_prefix=a.domain_prefix, removal_policy=removal_policy,
+            custom_domain=a.custom_domain and cognito.CustomDomainOptions(
+                domain_name=a.custom_domain.domain_name,
+                certificate=acm.Certificate.from_certificate_arn(self, "AuthCertificate",
+                                                                 a.custom_domain.certificate_arn)),
         )
         identity.configure(self.api_function, verify_tokens=a.verify_in_function)
         CfnOutput(self, "UserPoolId", value=identity.user_pool.user_pool_id, description="The user pool")
         CfnOutput(self, "WebClientId", value=identity.clients[0].user_pool_client_id,
                   description="The browser app client (no secret, authorization code with PKCE)")
+        CfnOutput(self, "AuthDomain", value=identity.domain.base_url(),
+                  description="The user pool's OAuth endpoints (/oauth2/authorize, /oauth2/token)")
         return identity
 
     def _tasks(self, settings: EnvironmentSettings, environment_name: str, target: BundlingTarget,
