@@ -35,6 +35,7 @@ from cdk_app.preflight.limits import (
     redirect_url_problem,
     region_problem,
     tag_problem,
+    time_zone_problem,
 )
 from cdk_app.routes import parse_route
 from cdk_app.rules import (
@@ -316,7 +317,8 @@ class ScheduleSettings(_CapacityBounds):
     cron: str = Field(..., description="Application Auto Scaling cron, 6 fields: '0 8 ? * MON-FRI *'")
     min: int = Field(..., ge=0)
     max: int = Field(..., ge=1)
-    time_zone: str | None = Field(None, description="IANA time zone; UTC when absent")
+    time_zone: Annotated[str, _accepted(time_zone_problem, "write an IANA name such as \"Europe/Berlin\"")] | None = \
+        Field(None, description="IANA time zone; UTC when absent")
 
     @field_validator("cron")
     @classmethod

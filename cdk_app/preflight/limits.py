@@ -10,8 +10,10 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
+import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from urllib.parse import urlsplit
 
 from cdk_app.rules import COGNITO_RESERVED_WORDS
@@ -272,3 +274,16 @@ def tag_problem(key: str, value: str) -> str | None:
 
 #: Tags one resource may carry.
 MAX_TAGS = 50
+
+
+@cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def time_zone_problem(zone: str) -> str | None:
+    """Why Application Auto Scaling refuses ``zone`` (not an IANA name), or None; None too without a tz database."""
+    if not _time_zones() or zone in _time_zones():
+        return None
+    closest = difflib.get_close_matches(zone, sorted(_time_zones()), n=1)
+    return "it is not an IANA time zone name" + (f"; did you mean {closest[0]!r}" if closest else "")

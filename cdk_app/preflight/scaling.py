@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-import zoneinfo
 from collections.abc import Iterator, Mapping
-from functools import cache
 
 from cdk_app.preflight.engine import Resource, Template, Violation, as_list, literal_text, number, rule, shape
+from cdk_app.preflight.limits import time_zone_problem
 
 TARGET = "AWS::ApplicationAutoScaling::ScalableTarget"
 _SCHEDULE_DOCS = "https://docs.aws.amazon.com/autoscaling/application/APIReference/API_PutScheduledAction.html"
@@ -43,11 +42,6 @@ def lambda_target(resource: Resource, template: Template) -> Iterator[Violation]
         yield Violation(f"ScalableDimension={dimension!r}", "use lambda:function:ProvisionedConcurrency")
 
 
-@cache
-def _time_zones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
-
-
 @rule("AUTOSCALING-SCHEDULE", TARGET,
       message="ValidationException: a schedule is at(...), rate(...) or a six-field cron(...), in a known time zone, "
               "with a unique name",
@@ -64,5 +58,5 @@ def schedules(resource: Resource, template: Template) -> Iterator[Violation]:
                                          or re.fullmatch(r"rate\(\d+ (minute|minutes|hour|hours|day|days)\)", schedule)
                                          or re.fullmatch(r"cron\(\S+( \S+){5}\)", schedule)):
             yield Violation(f"Schedule={schedule!r}", "write cron(0 8 ? * MON-FRI *) (six fields), rate(...) or at(...)")
-        if zone is not None and _time_zones() and zone not in _time_zones():
-            yield Violation(f"Timezone={zone!r}", "use an IANA time zone name such as Europe/Berlin")
+        if zone is not None and (why := time_zone_problem(zone)) is not None:
+            yield Violation(f"Timezone={zone!r}", "use an IANA time zone name such as Europe/Berlin", message=why)
