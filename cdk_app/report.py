@@ -35,6 +35,8 @@ BILLING = {
     "AWS::SecretsManager::Secret": "0.40 USD a month per secret",
     "AWS::Lambda::LayerVersion": "code storage (free up to 75 GB per region)",
     "AWS::SQS::Queue": "nothing while idle; messages kept up to their retention",
+    "AWS::IAM::Role": "nothing",
+    "AWS::ApiGateway::Account": "nothing (the region's API Gateway logging setting)",
 }
 #: cfn-lint takes seconds on our templates; minutes means it hangs, and CI should say so, not wait.
 CFN_LINT_TIMEOUT_SECONDS = 300
@@ -58,6 +60,7 @@ class StackSummary:
     lint_warnings: int
     assets_mb: float
     preflight_warnings: int = 0
+    preflight_acknowledged: int = 0
     cdk_warnings: int = 0
     retained: list[tuple[str, str]] = field(default_factory=list)  # (type, logical id) kept by cdk destroy
 
@@ -163,6 +166,7 @@ def summarize(assembly: Path, stack: str, artifact: dict, levels: Counter[str],
               preflight: list[dict] | None = None) -> StackSummary:
     resources = json.loads(template_path(assembly, artifact).read_text())["Resources"]
     types = Counter(r["Type"] for r in resources.values())
+    acknowledged = acknowledgements(assembly, stack)
     function = _api_resource(resources, "AWS::Lambda::Function")
     assets = json.loads((assembly / f"{stack}.assets.json").read_text())["files"]
     sizes = [_directory_mb(assembly / a["source"]["path"]) for a in assets.values()
@@ -175,7 +179,8 @@ def summarize(assembly: Path, stack: str, artifact: dict, levels: Counter[str],
         memory=function["MemorySize"],
         cold_start=_cold_start(resources, function),
         timeout=function["Timeout"],
-        acknowledged=len(acknowledgements(assembly, stack)),
+        acknowledged=len([r for r in acknowledged if not r.startswith(f"{PREFLIGHT}::")]),
+        preflight_acknowledged=len([r for r in acknowledged if r.startswith(f"{PREFLIGHT}::")]),
         lint_errors=levels["Error"],
         lint_warnings=levels["Warning"] + levels["Informational"],
         assets_mb=sum(sizes),
@@ -203,16 +208,16 @@ def main(argv: list[str]) -> int:
                       preflight.get(template_path(assembly, artifact).name))
             for name, artifact in stacks.items()]
     header = f"{'stack':<24} {'resources':>9} {'api':<9} {'runtime':<17} {'memory':>6} {'timeout':>7} " \
-             f"{'cold start':<25} {'cdk-nag':<15} {'preflight':<16} {'cfn-lint':<18} {'CDK warn.':>9} " \
+             f"{'cold start':<25} {'cdk-nag':<15} {'preflight':<23} {'cfn-lint':<18} {'CDK warn.':>9} " \
              f"{'retained':>8} {'assets':>7}"
     print(header)
     print("-" * len(header))
     for r in rows:
         nag = f"pass ({r.acknowledged} ack.)"
-        checked = f"pass ({r.preflight_warnings} warn.)"
+        checked = f"pass ({r.preflight_warnings} warn., {r.preflight_acknowledged} ack.)"
         lint = f"{r.lint_errors} errors, {r.lint_warnings} warn."
         print(f"{r.stack:<24} {r.resources:>9} {r.api:<9} {r.runtime:<17} {r.memory:>5}M {r.timeout:>6}s "
-              f"{r.cold_start:<25} {nag:<15} {checked:<16} {lint:<18} {r.cdk_warnings:>9} {len(r.retained):>8} "
+              f"{r.cold_start:<25} {nag:<15} {checked:<23} {lint:<18} {r.cdk_warnings:>9} {len(r.retained):>8} "
               f"{r.assets_mb:>5.1f}MB")
     for r in rows:
         if r.retained:
@@ -225,7 +230,7 @@ def main(argv: list[str]) -> int:
         return 1
     print(f"{len(rows)} environment(s) synthesized; cdk-nag, the preflight and cfn-lint clean; "
           f"{sum(r.cdk_warnings for r in rows)} CDK warning(s), {sum(r.preflight_warnings for r in rows)} "
-          "preflight warning(s) (account-dependent limits, see above).")
+          "unacknowledged preflight warning(s).")
     return 0
 
 

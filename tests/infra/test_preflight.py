@@ -527,10 +527,9 @@ def test_the_three_environments_pass(synth):
     synth.app.synth()
     report = json.loads((synth.outdir / "validation-report.json").read_text())
     preflight = [v for p in report["pluginReports"] if p["pluginName"] == "Preflight" for v in p["violations"]]
-    assert [v for v in preflight if v["severity"] == "error"] == []
-    # What is left are warnings of account-dependent limits (and buckets destroyed with their stack).
-    assert {v["ruleName"].removeprefix("Preflight::") for v in preflight} <= {
-        "LAMBDA-CONCURRENCY-QUOTA", "DESTROY-BUCKET-NOT-EMPTY"}
+    # Nothing left: prod's concurrency-quota warning is acknowledged by the stack with its reason, as strict
+    # synth (CI) fails on any warning.
+    assert preflight == []
     assert {s.stack_name for s in synth.app.synth().stacks} == {f"fastapi-lambda-{e}" for e in ENVIRONMENTS}
 
 
