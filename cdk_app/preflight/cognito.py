@@ -75,8 +75,10 @@ def domain(resource: Resource, template: Template) -> Iterator[Violation]:
               'selected"',
       source=f"{_CLIENT_DOCS}; https://github.com/cisagov/crossfeed/pull/440")
 def client_flows(resource: Resource, template: Template) -> Iterator[Violation]:
-    """OAuth flows fit together: client credentials alone, with a secret and resource-server scopes; code or implicit
-    flows with callback URLs; flows and scopes with AllowedOAuthFlowsUserPoolClient."""
+    """OAuth flows fit together (client credentials alone, with a secret; code flows with callback URLs).
+
+    Client credentials grant resource-server scopes only; AllowedOAuthFlowsUserPoolClient needs flows and scopes.
+    """
     flows, scopes = _flows(resource), [s for s in as_list(resource.get("AllowedOAuthScopes")) if isinstance(s, str)]
     oauth = resource.get("AllowedOAuthFlowsUserPoolClient") is True
     if oauth and (not flows or not as_list(resource.get("AllowedOAuthScopes"))):

@@ -112,7 +112,8 @@ def key_of(value: Any, template: Template) -> Resource | None:
       message="CloudWatch (or EventBridge) cannot use the topic's key: every notification fails with "
               '"AWSKMS ... AccessDeniedException", visible only in the alarm history',
       source="https://github.com/aws/aws-cdk/issues/11121; https://github.com/ASFHyP3/hyp3/issues/762; "
-             "https://repost.aws/knowledge-center/cloudwatch-receive-sns-for-alarm-trigger")
+             "https://repost.aws/knowledge-center/cloudwatch-receive-sns-for-alarm-trigger; "
+             "https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services")
 def publisher_can_use_key(resource: Resource, template: Template) -> Iterator[Violation]:
     """A topic that alarms or rules publish to is encrypted with a key whose policy lets those services use it."""
     key_id = resource.get("KmsMasterKeyId")

@@ -217,8 +217,9 @@ def test_every_non_retained_environment_is_deleted_whole(synth, env_name):
         assert kept and synth.stacks[env_name].termination_protection
     else:
         assert kept == []
-        protected = [name for name, r in resources.items() if {("DeletionProtection", "ACTIVE"), (
-            "DeletionProtectionEnabled", True)} & set(r.get("Properties", {}).items())]
+        protected = [name for name, r in resources.items()
+                     if r.get("Properties", {}).get("DeletionProtection") == "ACTIVE"
+                     or r.get("Properties", {}).get("DeletionProtectionEnabled") is True]
         assert protected == []
 
 
