@@ -18,8 +18,10 @@ from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from cdk_app import compliance
 from cdk_app.api import FastApiGateway
 from cdk_app.function import ServiceFunction
 
@@ -38,8 +40,12 @@ class Observability(Construct):
         self.api_5xx_percent = api_5xx_percent
         self.topic = sns.Topic(self, "Alarms", display_name="Service alarms", enforce_ssl=True,
                                master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"))
+        # Notifications SNS could not deliver (an address that bounces) wait here instead of vanishing.
+        self.undelivered = sqs.Queue(self, "Undelivered", encryption=sqs.QueueEncryption.SQS_MANAGED,
+                                     enforce_ssl=True, retention_period=Duration.days(14)) if alarm_emails else None
         for email in alarm_emails:
-            self.topic.add_subscription(subscriptions.EmailSubscription(email))
+            self.topic.add_subscription(subscriptions.EmailSubscription(email, dead_letter_queue=self.undelivered))
+        compliance.acknowledge_observability(self)
         self.alarms: list[cloudwatch.Alarm] = []
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=dashboard_name)
 
