@@ -54,3 +54,24 @@ def test_no_assembly_is_one_line_too(tmp_path, capsys):
     assert report.main([str(tmp_path / "nowhere")]) == 1
 
     assert capsys.readouterr().err == f"No stacks in {tmp_path / 'nowhere'}; run cdk synth first.\n"
+
+
+def test_checkov_is_looked_up_in_its_own_venv_beside_the_projects(venv_bin, monkeypatch):
+    monkeypatch.delenv("CHECKOV", raising=False)
+    expected = venv_bin.parents[1] / report.CHECKOV_VENV / "bin" / "checkov"
+
+    with pytest.raises(ReportError) as missing:
+        report.checkov_cli()
+
+    assert str(missing.value) == (f"checkov is not installed at {expected}; install it with `make setup` (a venv of "
+                                  "its own, .venv-checkov, from requirements-checkov.txt) or name yours in $CHECKOV.")
+    expected.parent.mkdir(parents=True)
+    expected.write_text("#!/bin/sh\n")
+    assert report.checkov_cli() == expected
+
+
+def test_a_checkov_of_your_own_can_be_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHECKOV", str(tmp_path / "nowhere" / "checkov"))
+
+    with pytest.raises(ReportError, match=r"checkov is not installed at .*nowhere/checkov"):
+        report.checkov_cli()
