@@ -105,30 +105,20 @@ def test_every_checkov_skip_sits_on_its_resource_with_a_reason(synth):
                 assert len(skip["comment"].split()) >= MIN_REASON_WORDS, f"{name} {skip['id']}"
 
 
-def bad_template(tmp_path, *, reason: str | None = None):
-    """A stack whose bucket checkov must fail (no versioning, no access logs), optionally with a skip."""
+def test_checkov_gate_catches_a_bad_resource_and_a_skip_without_a_reason(tmp_path):
+    # The control, in one checkov run: a bare bucket (no versioning, no access logs) fails, and a skip of
+    # versioning on another bare bucket that gives no comment is reported as unexplained.
     app = App(builtin_cloud_formation_validation=False, outdir=str(tmp_path))
-    bucket = s3.CfnBucket(Stack(app, "Bad"), "Bucket")
-    if reason is not None:
-        bucket.add_metadata("checkov", {"skip": [{"id": "CKV_AWS_21", **({"comment": reason} if reason else {})}]})
+    stack = Stack(app, "Bad")
+    s3.CfnBucket(stack, "Bare")
+    s3.CfnBucket(stack, "Unexplained").add_metadata("checkov", {"skip": [{"id": "CKV_AWS_21"}]})
     app.synth()
-    return tmp_path / "Bad.template.json"
-
-
-def test_checkov_gate_catches_a_bad_resource(tmp_path):
-    path = bad_template(tmp_path)
+    path = tmp_path / "Bad.template.json"
 
     counts = checkov(path)[path.name]
 
-    assert counts.failed >= 2  # CKV_AWS_18 (access logs) and CKV_AWS_21 (versioning) at least
-
-
-def test_checkov_gate_catches_a_skip_without_a_reason(tmp_path):
-    path = bad_template(tmp_path, reason="")
-
-    counts = checkov(path)[path.name]
-
-    assert counts.unexplained == ["CKV_AWS_21 AWS::S3::Bucket.Bucket"]
+    assert counts.failed >= 3  # CKV_AWS_18 twice and CKV_AWS_21 on the bare bucket, at least
+    assert counts.unexplained == ["CKV_AWS_21 AWS::S3::Bucket.Unexplained"]
 
 
 def test_a_skip_needs_a_real_reason_and_a_resource():

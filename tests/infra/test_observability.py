@@ -48,6 +48,20 @@ def test_the_topic_is_encrypted_tls_only_and_subscribed(template, env_name):
     assert emails == SETTINGS[env_name].observability.alarm_emails
 
 
+def test_undeliverable_notifications_wait_in_a_dead_letter_queue(template, env_name):
+    subscriptions = template.find_resources("AWS::SNS::Subscription").values()
+    queues = {name: q for name, q in template.find_resources("AWS::SQS::Queue").items()
+              if name.startswith("ObservabilityUndelivered")}
+
+    if not SETTINGS[env_name].observability.alarm_emails:
+        assert not subscriptions and not queues
+        return
+    ((name, queue),) = queues.items()
+    assert queue["Properties"]["SqsManagedSseEnabled"] is True  # SNS may send to SSE-SQS without a key policy
+    for subscription in subscriptions:
+        assert subscription["Properties"]["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [name, "Arn"]}}
+
+
 @pytest.mark.parametrize("function", [API, "TasksWorker"])
 def test_each_function_has_error_throttle_and_slow_p99_alarms(template, function):
     timeout = only(template, "AWS::Lambda::Function", function)[1]["Properties"]["Timeout"]
