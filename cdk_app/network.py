@@ -50,7 +50,9 @@ def services_called(function: ServiceFunction) -> dict[str, list[str]]:
     called: dict[str, list[str]] = {}
     for document in documents:
         for statement in stack.resolve(document).get("Statement", []):
-            if statement.get("Effect", "Allow") != "Allow":
+            # A statement conditioned on kms:ViaService is used by that service for the function (SSM decrypting
+            # a SecureString): the function itself never calls KMS, so it needs no endpoint for it.
+            if statement.get("Effect", "Allow") != "Allow" or "kms:ViaService" in str(statement.get("Condition")):
                 continue
             actions = statement.get("Action", [])
             for action in [actions] if isinstance(actions, str) else actions:
