@@ -187,6 +187,7 @@ class WebFirewall(Construct):
     lets only WAF's log delivery of this account write to it; declaring it keeps WAF from appending to the
     account's shared ``AWSWAF-LOGS`` policy, which stops deploys once it reaches CloudWatch Logs' 5,120
     characters (terraform-provider-aws #25296). Each account and region holds at most 10 such policies.
+    The group is named (WAF's rule), so a retained one must be deleted before the stack is created again.
     """
 
     def __init__(self, scope: Construct, id: str, *, protect: Sequence[str], rate_limit: int = 2000,
