@@ -21,6 +21,8 @@ from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 from constructs import IConstruct
 from fastapi_lambda.constants import FILES_INCOMING_PREFIX, FILES_RESULTS_PREFIX
 
+from cdk_app.report import MIN_REASON_WORDS  # the gate that reads the reasons sets how long they must be
+
 if TYPE_CHECKING:
     from cdk_app.api import FastApiGateway
     from cdk_app.app_config import AppConfig
@@ -53,8 +55,6 @@ WILDCARD_RESOURCE_ACTIONS = frozenset({
 NAG_PACKS = {"AwsSolutions": AwsSolutionsChecks, "Serverless": ServerlessChecks}
 #: The template metadata key checkov reads skips from.
 CHECKOV_METADATA = "checkov"
-#: A reason must say why, not only that: at least this many words.
-MIN_REASON_WORDS = 8
 
 
 def add_compliance_checks(app: App) -> None:
