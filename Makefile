@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh machine (see README.md):
-#   make synth   synthesize every environment with cdk-nag, the deploy preflight, cfn-lint and a summary
+#   make synth   synthesize every environment with cdk-nag, the deploy preflight, cfn-lint, checkov and a summary
 #   make test    run the test suite
 # ENV=<name> limits synth to one environment; STRICT=true fails on any CDK warning and when .pyc
 # cannot be built;
@@ -9,17 +9,25 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# checkov pins packages of its own (boto3, pydantic, ...): it lives in a venv beside the project's.
+CHECKOV_VENV := .venv-checkov
 STRICT ?= false
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: setup synth test bench serve token clean
 
-setup: $(VENV)/.installed node_modules/.installed
+setup: $(VENV)/.installed $(CHECKOV_VENV)/.installed node_modules/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt lambda_src/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e .
+	touch $@
+
+# With the uv of requirements-dev.txt: seconds, where pip takes minutes for checkov's hundred packages.
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt $(VENV)/.installed
+	$(VENV)/bin/uv venv --quiet --allow-existing --python $(PYTHON) $(CHECKOV_VENV)
+	$(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(CHECKOV_VENV)/bin/python -r requirements-checkov.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

@@ -228,8 +228,9 @@ class FastApiGateway(Construct):
                 api_name, throttle_rate_limit, throttle_burst_limit, cors, authorizer, rest_cloud_watch_role,
                 removal_policy)
         # AWS's common rules and a per-IP rate limit in front of the REST stage (HTTP APIs cannot have one).
-        self.firewall = WebFirewall(self, "Firewall", protect=[self.rest_stage.stage_arn],
-                                    rate_limit=waf_rate_limit) if waf_rate_limit is not None else None
+        self.firewall = WebFirewall(self, "Firewall", protect=[self.rest_stage.stage_arn], rate_limit=waf_rate_limit,
+                                    log_retention=access_log_retention, removal_policy=removal_policy,
+                                    ) if waf_rate_limit is not None else None
         Aspects.of(self.http_api or self.rest_api).add(
             _AccessTokensOnly(self.authorization_scopes, accept_id_tokens=accept_id_tokens))
         compliance.acknowledge_gateway(self, public=public, preflight=preflight,

@@ -86,10 +86,7 @@ class Observability(Construct):
             self.dead_letter_queue = sqs.Queue(
                 self, "UndeliveredAlarms", encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
                 retention_period=Duration.days(14), removal_policy=self.removal_policy)
-            compliance.acknowledge(
-                self.dead_letter_queue.node.default_child, "SQS3",
-                "This queue is itself the dead-letter queue of the alarm topic's subscriptions: it keeps the "
-                "notifications SNS could not deliver for 14 days, and a dead-letter queue of its own would loop.")
+            compliance.acknowledge_observability(self)
             self.add_alarm(cloudwatch.Alarm(
                 self, "UndeliveredAlarmsAlarm",
                 metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(

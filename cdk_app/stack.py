@@ -139,7 +139,7 @@ class FastApiStack(Stack):
                 self.cache.grant_connect(function)
             self.network.add_endpoints_for(*functions.values())
         self.observability = self._observe(settings, functions)
-        self._acknowledge_known_limits(settings, removal_policy)
+        self._acknowledge_known_limits(settings)
         CfnOutput(self, "ApiUrl", value=self.gateway.url, description="Invoke URL of the API")
         CfnOutput(self, "FunctionAlias", value=self.api_function.alias.function_arn,
                   description="ARN of the live alias")
@@ -147,7 +147,7 @@ class FastApiStack(Stack):
             Tags.of(self).add(key, value)
 
 
-    def _acknowledge_known_limits(self, settings: EnvironmentSettings, removal_policy: RemovalPolicy) -> None:
+    def _acknowledge_known_limits(self, settings: EnvironmentSettings) -> None:
         """The preflight's warnings this environment accepts by design, each with its reason (strict synth
         fails on an unacknowledged one)."""
         if settings.cold_start.strategy == "provisioned":
@@ -157,13 +157,6 @@ class FastApiStack(Stack):
                 reason=f"Provisioned concurrency ({p.min}-{p.max} on the live alias) is this environment's cold-start "
                        f"strategy; the target account's Lambda concurrency quota must be {p.max + 100} or more, which "
                        "a new account may not have: see Deploying in the README."))
-        files = getattr(self, "files", None)
-        if files is not None and removal_policy == RemovalPolicy.DESTROY:
-            # TODO(merge): remove once FileIntake empties its buckets on delete (auto_delete_objects).
-            Validations.of(files).acknowledge(Acknowledgment(
-                id="Preflight::DESTROY-BUCKET-NOT-EMPTY",
-                reason="FileIntake does not empty its buckets on delete yet: before cdk destroy of this environment, "
-                       "empty them (aws s3 rm s3://<bucket> --recursive, and their object versions)."))
 
     def _app_config(self, settings: EnvironmentSettings, path: str, functions: Iterable[ServiceFunction],
                     removal_policy: RemovalPolicy) -> AppConfig:

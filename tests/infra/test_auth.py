@@ -176,8 +176,9 @@ def test_prod_waf_protects_the_stage_and_the_user_pool(synth):
         "AWS::WAFv2::WebACLAssociation").values()]
 
     assert acl["Scope"] == "REGIONAL" and acl["DefaultAction"] == {"Allow": {}}
-    assert [r["Name"] for r in acl["Rules"]] == ["AWSManagedRulesCommonRuleSet", "RateLimitPerIp"]
-    assert acl["Rules"][1]["Statement"]["RateBasedStatement"] == {"Limit": 2000, "AggregateKeyType": "IP"}
+    assert [r["Name"] for r in acl["Rules"]] == ["AWSManagedRulesCommonRuleSet",
+                                                 "AWSManagedRulesKnownBadInputsRuleSet", "RateLimitPerIp"]
+    assert acl["Rules"][2]["Statement"]["RateBasedStatement"] == {"Limit": 2000, "AggregateKeyType": "IP"}
     assert len(associations) == 2
     assert any(only(template, "AWS::Cognito::UserPool")[0] in json.dumps(a) for a in associations)
     for env in ("dev", "staging"):

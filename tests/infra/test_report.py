@@ -68,6 +68,7 @@ def test_the_summary_counts_preflight_and_cdk_warnings_and_lists_what_destroy_le
     from collections import Counter
 
     monkeypatch.setattr(report, "cfn_lint", lambda *paths: {p.name: Counter() for p in paths})
+    monkeypatch.setattr(report, "checkov", lambda *paths: {p.name: report.CheckovCounts() for p in paths})
 
     assert report.main([str(session_assembly)]) == 0
     out = capsys.readouterr().out
@@ -105,3 +106,24 @@ def test_cdk_warnings_are_counted_per_stack(tmp_path):
     app.synth()
 
     assert report.cdk_warnings(tmp_path, "Warned") == ["/Warned: a CDK warning [ack: demo:warning]"]
+
+
+def test_checkov_is_looked_up_in_its_own_venv_beside_the_projects(venv_bin, monkeypatch):
+    monkeypatch.delenv("CHECKOV", raising=False)
+    expected = venv_bin.parents[1] / report.CHECKOV_VENV / "bin" / "checkov"
+
+    with pytest.raises(ReportError) as missing:
+        report.checkov_cli()
+
+    assert str(missing.value) == (f"checkov is not installed at {expected}; install it with `make setup` (a venv of "
+                                  "its own, .venv-checkov, from requirements-checkov.txt) or name yours in $CHECKOV.")
+    expected.parent.mkdir(parents=True)
+    expected.write_text("#!/bin/sh\n")
+    assert report.checkov_cli() == expected
+
+
+def test_a_checkov_of_your_own_can_be_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHECKOV", str(tmp_path / "nowhere" / "checkov"))
+
+    with pytest.raises(ReportError, match=r"checkov is not installed at .*nowhere/checkov"):
+        report.checkov_cli()
