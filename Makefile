@@ -4,6 +4,7 @@
 # ENV=<name> limits synth to one environment; STRICT=true fails when .pyc cannot be built;
 # ARGS=... passes options to the benchmark (make bench ARGS=--quick) and to make token.
 #   make token   a test user's token from moto's Cognito and the AUTH_* exports for make serve
+#   make diagram the architecture diagram per environment in README.md, from the synthesized templates
 
 PYTHON ?= python3
 VENV := .venv
@@ -11,7 +12,7 @@ PY := $(VENV)/bin/python
 STRICT ?= false
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: setup synth test bench serve token clean
+.PHONY: setup synth test bench serve token clean templates diagram cost
 
 REDIS := $(VENV)/bin/redis-server
 
@@ -39,6 +40,15 @@ synth: setup
 test: setup
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+# Templates only (no bundling, no CloudFormation validation): what make diagram and make cost read.
+TEMPLATES := .make/cdk.out
+templates: setup
+	CDK_VALIDATION=false npx cdk synth --quiet -c skip_bundling=true -o $(TEMPLATES)
+
+# The architecture diagram of each environment, rewritten in place between README.md's diagram markers.
+diagram: templates
+	$(PY) -m cdk_app.diagram $(TEMPLATES) --update README.md
 
 bench: setup
 	$(PY) bench/run.py $(ARGS)
