@@ -5,6 +5,7 @@
 # ARGS=... passes options to the benchmark (make bench ARGS=--quick) and to make token.
 #   make token   a test user's token from moto's Cognito and the AUTH_* exports for make serve
 #   make diagram the architecture diagram per environment in README.md, from the synthesized templates
+#   make cost    the monthly cost per environment for a traffic profile, and the cold-start strategies compared
 
 PYTHON ?= python3
 VENV := .venv
@@ -49,6 +50,11 @@ templates: setup
 # The architecture diagram of each environment, rewritten in place between README.md's diagram markers.
 diagram: templates
 	$(PY) -m cdk_app.diagram $(TEMPLATES) --update README.md
+
+# Monthly cost per environment from the templates and docs/cost/profile.json (ARGS='--set requests_per_month=2e7'):
+# README.md's cost block, docs/cost/report.md (every line and price) and docs/cost/cold-starts.png.
+cost: templates
+	$(PY) -m cdk_app.cost $(TEMPLATES) --report docs/cost/report.md --plot docs/cost/cold-starts.png --update README.md $(ARGS)
 
 bench: setup
 	$(PY) bench/run.py $(ARGS)

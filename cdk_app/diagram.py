@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cdk_app import markdown
 from cdk_app.assembly import Function, StackTemplate, listed, load_templates, rate_minutes, references, short_name
 
 #: Resource types drawn as one node each, and the word that starts their label.
@@ -327,26 +328,9 @@ def mermaid(stack: StackTemplate) -> str:
 
 
 def blocks(templates: dict[str, dict[str, Any]]) -> dict[str, str]:
-    """Stack name → its marked Markdown block (a Mermaid code block)."""
-    return {name: f"```mermaid\n{mermaid(StackTemplate(name, template))}\n```"
+    """``diagram:<stack>`` → the stack's Mermaid code block."""
+    return {f"diagram:{name}": f"```mermaid\n{mermaid(StackTemplate(name, template))}\n```"
             for name, template in templates.items()}
-
-
-def marker(name: str) -> re.Pattern[str]:
-    return re.compile(rf"(<!-- diagram:{re.escape(name)} -->)(.*?)(<!-- /diagram:{re.escape(name)} -->)", re.S)
-
-
-def update(text: str, generated: dict[str, str]) -> str:
-    """``text`` with every marked block of a known stack replaced by its generated diagram."""
-    for name, block in generated.items():
-        text = marker(name).sub(lambda match, block=block: f"{match.group(1)}\n{block}\n{match.group(3)}", text)
-    return text
-
-
-def stale(text: str, generated: dict[str, str]) -> list[str]:
-    """The stacks whose marked block in ``text`` differs from the generated one."""
-    return [name for name, block in generated.items()
-            if (match := marker(name).search(text)) and match.group(2) != f"\n{block}\n"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -360,18 +344,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.update:
         for path in args.update:
             text = path.read_text()
-            found = [name for name in generated if marker(name).search(text)]
-            path.write_text(update(text, generated))
-            print(f"{path}: {', '.join(found) or 'no <!-- diagram:<stack> --> block'}")
+            path.write_text(markdown.update(text, generated))
+            print(f"{path}: {', '.join(markdown.marked(text, generated)) or 'no <!-- diagram:<stack> --> block'}")
         return 0
     if args.check:
-        outdated = {str(path): stale(path.read_text(), generated) for path in args.check}
-        outdated = {path: names for path, names in outdated.items() if names}
-        for path, names in outdated.items():
-            print(f"{path}: stale diagram for {', '.join(names)}; run `make diagram`", file=sys.stderr)
-        return 1 if outdated else 0
-    for name, block in generated.items():
-        print(f"<!-- diagram:{name} -->\n{block}\n<!-- /diagram:{name} -->\n")
+        outdated = {str(path): markdown.stale(path.read_text(), generated) for path in args.check}
+        for path, tags in outdated.items():
+            if tags:
+                print(f"{path}: stale {', '.join(tags)}; run `make diagram`", file=sys.stderr)
+        return 1 if any(outdated.values()) else 0
+    for tag, block in generated.items():
+        print(f"<!-- {tag} -->\n{block}\n<!-- /{tag} -->\n")
     return 0
 
 

@@ -13,7 +13,7 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 
-from cdk_app import diagram
+from cdk_app import diagram, markdown
 from cdk_app.assembly import load_templates
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -29,12 +29,12 @@ def generated(synth) -> dict[str, str]:
 def test_readme_shows_the_current_diagram_of_every_environment(generated):
     text = README.read_text()
 
-    assert [name for name in generated if diagram.marker(name).search(text)] == list(generated)
-    assert diagram.stale(text, generated) == [], "README.md's diagrams are stale: run `make diagram`"
+    assert markdown.marked(text, generated) == list(generated)
+    assert markdown.stale(text, generated) == [], "README.md's diagrams are stale: run `make diagram`"
 
 
 def test_each_environment_shows_what_it_turns_on(generated):
-    dev, staging, prod = (generated[f"fastapi-lambda-{name}"] for name in ("dev", "staging", "prod"))
+    dev, staging, prod = (generated[f"diagram:fastapi-lambda-{name}"] for name in ("dev", "staging", "prod"))
 
     assert "API Gateway HTTP API" in dev and "warmup every 5 min × 1" in dev and "subgraph vpc" not in dev
     assert 'ApiColdStartWarmupRule -->|warmup| ApiFunction' in dev
@@ -75,26 +75,26 @@ def test_any_app_is_drawn_and_custom_resource_machinery_is_not(tmp_path):
     assert "CustomS3AutoDeleteObjects" not in block
 
 
-def test_update_rewrites_only_the_marked_blocks_and_check_finds_stale_ones(tmp_path, capsys):
-    generated = {"app-dev": "```mermaid\nflowchart LR\n  a --> b\n```"}
+def test_update_rewrites_only_the_marked_blocks_and_stale_finds_old_ones():
+    generated = {"diagram:app-dev": "```mermaid\nflowchart LR\n  a --> b\n```"}
     text = ("intro\n<!-- diagram:app-dev -->\nold\n<!-- /diagram:app-dev -->\nmiddle\n"
             "<!-- diagram:other -->\nkept\n<!-- /diagram:other -->\n")
 
-    updated = diagram.update(text, generated)
+    updated = markdown.update(text, generated)
 
-    assert diagram.stale(text, generated) == ["app-dev"]
-    assert diagram.stale(updated, generated) == []
+    assert markdown.stale(text, generated) == ["diagram:app-dev"]
+    assert markdown.stale(updated, generated) == []
     assert updated == ("intro\n<!-- diagram:app-dev -->\n```mermaid\nflowchart LR\n  a --> b\n```\n"
                        "<!-- /diagram:app-dev -->\nmiddle\n<!-- diagram:other -->\nkept\n<!-- /diagram:other -->\n")
-    assert diagram.update(updated, generated) == updated
+    assert markdown.update(updated, generated) == updated
 
 
 def test_check_mode_fails_on_a_stale_file_and_names_the_fix(generated, synth, tmp_path, capsys):
-    name = next(iter(generated))
+    tag = next(iter(generated))
     readme = tmp_path / "README.md"
-    readme.write_text(f"<!-- diagram:{name} -->\nflowchart LR\n<!-- /diagram:{name} -->\n")
+    readme.write_text(f"<!-- {tag} -->\nflowchart LR\n<!-- /{tag} -->\n")
 
     assert diagram.main([str(synth.outdir), "--check", str(readme)]) == 1
-    assert f"stale diagram for {name}; run `make diagram`" in capsys.readouterr().err
+    assert f"stale {tag}; run `make diagram`" in capsys.readouterr().err
     assert diagram.main([str(synth.outdir), "--update", str(readme)]) == 0
     assert diagram.main([str(synth.outdir), "--check", str(readme)]) == 0
