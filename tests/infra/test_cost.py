@@ -258,7 +258,7 @@ def test_each_environment_is_priced_from_what_it_turns_on(templates, profile):
 
 
 def test_the_comparison_plot_is_a_png(templates, profile, tmp_path):
-    stacks = {name: StackTemplate(name, t) for name, t in templates.items()}
+    stacks = {name: StackTemplate(name, t) for name, t in templates.items() if name.endswith("-prod")}
 
     path = cost.plot(stacks, profile, tmp_path / "cold-starts.png")
 
