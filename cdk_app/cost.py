@@ -5,7 +5,7 @@ architecture and cold-start strategy, the API type, WAF, the cache (serverless o
 interface endpoints, queues, tables, user pools (feature tier, machine clients), alarms, dashboards, log
 groups (retention), X-Ray. How much traffic there is comes from a profile (docs/cost/profile.json, each key
 overridable with ``--set key=value``). Prices are list prices for us-east-1 from :data:`PRICES`, each with its
-source and the date it was taken; free tiers are left out (they are per account, shared by environments).
+source page and the date it was compiled; free tiers are left out (they are per account, shared by environments).
 
 The cold-start strategies are compared for the same traffic on each stack's API functions: none, a scheduled
 warmup, provisioned concurrency and SnapStart, as a table and a plot (PNG).
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from cdk_app import markdown
-from cdk_app.assembly import Function, StackTemplate, listed, load_templates, references
+from cdk_app.assembly import Function, StackTemplate, listed, load_templates, references, short_name
 
 REGION = "us-east-1"
 HOURS_PER_MONTH = 730  # AWS's own convention in its pricing examples
@@ -47,10 +47,11 @@ class Price:
     usd: float
     unit: str
     source: str
-    as_of: str  # when the price was taken from its source (or took effect, where the page says)
+    as_of: str  # when this table entry was compiled from its source page
 
 
-#: us-east-1 list prices (first tier where a price is tiered). Update a value, its date and source together.
+#: us-east-1 list prices (first tier where a price is tiered), compiled from the AWS pricing pages named (not
+#: fetched at run time: check them for changes). Update a value, its date and source together.
 PRICES: dict[str, Price] = {
     "lambda.request": Price(0.20 / 1e6, "request", LAMBDA, "2026-11-29"),
     "lambda.gb_second.x86_64": Price(0.0000166667, "GB-second", LAMBDA, "2026-11-29"),
@@ -235,6 +236,7 @@ def invocation_lines(name: str, function: Function, invocations: float, duration
     if provisioned_share:
         lines.append(Line("Lambda", f"{name}: duration on provisioned (GB-s)", gb_seconds * provisioned_share,
                           f"lambda.provisioned_duration.gb_second.{arch}"))
+    lines = [line for line in lines if line.quantity]
     if function.ephemeral_mb > 512:
         lines.append(Line("Lambda", f"{name}: ephemeral storage (GB-s)",
                           invocations * duration_ms / 1000 * (function.ephemeral_mb - 512) / 1024,
@@ -261,7 +263,7 @@ def plan(function: Function, profile: Profile, invocations: float, duration_ms: 
         served = 1.0 if mean <= provisioned else provisioned / mean
         spill = max(0, peak - function.provisioned_max) / peak
         lines = invocation_lines(name, function, invocations, duration_ms, provisioned_share=served)
-        lines.append(Line("Lambda", f"{name}: provisioned concurrency {provisioned:g} (GB-s)",
+        lines.append(Line("Lambda", f"{name}: provisioned concurrency {provisioned:.3g} on average (GB-s)",
                           provisioned * gb * SECONDS_PER_MONTH, f"lambda.provisioned.gb_second.{arch}"))
         if spill:
             lines.append(Line("Lambda", f"{name}: init of spillover environments (GB-s)",
@@ -353,28 +355,28 @@ class Estimate:
     def apis(self) -> None:
         increments = max(1, math.ceil(self.profile.payload_kb / 512))
         for api in self.stack.of_type("AWS::ApiGatewayV2::Api"):
-            self.add("API Gateway", f"HTTP API {api}: requests (× {increments} per 512 KB)",
+            self.add("API Gateway", f"HTTP API {short_name(api)}: requests (× {increments} per 512 KB)",
                      self.requests * increments, "apigw.http.request")
         for api in self.stack.of_type("AWS::ApiGateway::RestApi"):
-            self.add("API Gateway", f"REST API {api}: requests", self.requests, "apigw.rest.request")
+            self.add("API Gateway", f"REST API {short_name(api)}: requests", self.requests, "apigw.rest.request")
         if self.stack.entry_points:
             self.add("Data transfer", "responses out to the internet (GB)",
                      self.requests * self.profile.payload_kb / 1024 / 1024, "transfer.out.gb")
 
     def firewall(self) -> None:
         for acl, props in self.stack.of_type("AWS::WAFv2::WebACL").items():
-            self.add("WAF", f"{acl}: web ACL", 1, "waf.web_acl.month")
-            self.add("WAF", f"{acl}: rules", len(props.get("Rules", [])), "waf.rule.month")
-            self.add("WAF", f"{acl}: requests inspected", self.requests, "waf.request")
+            self.add("WAF", f"{short_name(acl)}: web ACL", 1, "waf.web_acl.month")
+            self.add("WAF", f"{short_name(acl)}: rules", len(props.get("Rules", [])), "waf.rule.month")
+            self.add("WAF", f"{short_name(acl)}: requests inspected", self.requests, "waf.request")
 
     def cache(self) -> None:
         profile, commands = self.profile, self.requests * self.profile.cache_commands_per_request
         for cache, props in self.stack.of_type("AWS::ElastiCache::ServerlessCache").items():
             engine = "valkey" if props.get("Engine") == "valkey" else "redis"
             minimum = 0.1 if engine == "valkey" else 1.0
-            self.add("ElastiCache", f"{cache}: data stored (GB-h, min {minimum:g} GB)",
+            self.add("ElastiCache", f"{short_name(cache)}: data stored (GB-h, min {minimum:g} GB)",
                      max(profile.cache_data_gb, minimum) * HOURS_PER_MONTH, f"cache.serverless.{engine}.gb_hour")
-            self.add("ElastiCache", f"{cache}: ECPUs (1 per KB per command)",
+            self.add("ElastiCache", f"{short_name(cache)}: ECPUs (1 per KB per command)",
                      commands * max(1.0, profile.payload_kb), f"cache.serverless.{engine}.ecpu")
         for kind, count_key in (("AWS::ElastiCache::ReplicationGroup", "NumCacheClusters"),
                                 ("AWS::ElastiCache::CacheCluster", "NumCacheNodes")):
@@ -386,7 +388,7 @@ class Estimate:
                     raise ValueError(f"{self.stack.name}: no price for ElastiCache node type {node_type!r}; "
                                      f"add PRICES[{key!r}] (us-east-1, per node-hour) in cdk_app/cost.py")
                 discount = price("cache.node.valkey_discount") if props.get("Engine") == "valkey" else 0.0
-                self.add("ElastiCache", f"{cache}: {nodes} × {node_type} ({props.get('Engine', 'redis')})",
+                self.add("ElastiCache", f"{short_name(cache)}: {nodes} × {node_type} ({props.get('Engine', 'redis')})",
                          nodes * HOURS_PER_MONTH, key, factor=1 - discount)
 
     def network(self) -> None:
@@ -428,7 +430,7 @@ class Estimate:
                 self.notes.append(f"{table}: provisioned capacity is not priced (on-demand request units are)")
             if any(r.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled")
                    for r in [props, *props.get("Replicas", [])]):
-                self.add("DynamoDB", f"{table}: point-in-time recovery (GB-month)", profile.dynamodb_storage_gb,
+                self.add("DynamoDB", f"{short_name(table)}: point-in-time recovery (GB-month)", profile.dynamodb_storage_gb,
                          "dynamodb.pitr.gb_month")
 
     def buckets(self) -> None:
@@ -441,14 +443,14 @@ class Estimate:
     def identity(self) -> None:
         for pool, props in self.stack.of_type("AWS::Cognito::UserPool").items():
             tier = str(props.get("UserPoolTier", "ESSENTIALS")).lower()
-            self.add("Cognito", f"{pool}: monthly active users ({tier})", self.profile.monthly_active_users,
+            self.add("Cognito", f"{short_name(pool)}: monthly active users ({tier})", self.profile.monthly_active_users,
                      f"cognito.mau.{tier}")
             machines = [c for c in self.stack.of_type("AWS::Cognito::UserPoolClient").values()
                         if pool in references(c.get("UserPoolId")) and "client_credentials" in c.get(
                             "AllowedOAuthFlows", [])]
             if machines:
-                self.add("Cognito", f"{pool}: machine app clients", len(machines), "cognito.m2m.client.month")
-                self.add("Cognito", f"{pool}: machine token requests", self.profile.m2m_token_requests_per_month,
+                self.add("Cognito", f"{short_name(pool)}: machine app clients", len(machines), "cognito.m2m.client.month")
+                self.add("Cognito", f"{short_name(pool)}: machine token requests", self.profile.m2m_token_requests_per_month,
                          "cognito.m2m.token")
 
     def tracing(self) -> None:
@@ -614,7 +616,9 @@ def report(templates: dict[str, dict[str, Any]], profile: Profile) -> str:
         parts += ["", f"## {name}", "", bill_table(estimate)]
         parts += [f"- note: {note}" for note in estimate.notes]
     sources = sorted({(p.source, p.as_of) for p in PRICES.values()})
-    parts += ["", "## Price sources", ""] + [f"- {source} (taken {as_of})" for source, as_of in sources]
+    parts += ["", "## Price sources", "", "Compiled from these pages on the dates shown, not fetched when this ran: "
+              "check them before relying on a figure.", ""]
+    parts += [f"- {source} (compiled {as_of})" for source, as_of in sources]
     return "\n".join(parts) + "\n"
 
 
