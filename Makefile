@@ -1,7 +1,8 @@
 # Two commands do everything on a fresh machine (see README.md):
-#   make synth   synthesize every environment with cdk-nag, cfn-lint and a summary
+#   make synth   synthesize every environment with cdk-nag, the deploy preflight, cfn-lint and a summary
 #   make test    run the test suite
-# ENV=<name> limits synth to one environment; STRICT=true fails when .pyc cannot be built;
+# ENV=<name> limits synth to one environment; STRICT=true fails on any CDK warning and when .pyc
+# cannot be built;
 # ARGS=... passes options to the benchmark (make bench ARGS=--quick) and to make token.
 #   make token   a test user's token from moto's Cognito and the AUTH_* exports for make serve
 #   make diagram the architecture diagram per environment in README.md, from the synthesized templates
@@ -35,7 +36,7 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 synth: setup
-	npx cdk synth --quiet $(if $(ENV),-c env=$(ENV)) -c strict_bundling=$(STRICT)
+	npx cdk synth --quiet $(if $(filter true,$(STRICT)),--strict) $(if $(ENV),-c env=$(ENV)) -c strict_bundling=$(STRICT)
 	$(PY) -m cdk_app.report cdk.out
 
 test: setup

@@ -2,7 +2,7 @@
 
 :class:`UserPool` creates (or brings) the user pool, a browser app client (no secret,
 authorization code with PKCE), optionally a machine client (client credentials) with a
-resource server and its scopes, and an optional hosted domain. It hands the gateway its
+resource server and its scopes, and the domain their OAuth flows need. It hands the gateway its
 authorizer (:meth:`UserPool.http_authorizer` / :meth:`UserPool.rest_authorizer`) and the
 functions the names they need to verify tokens themselves (:meth:`UserPool.configure`).
 :class:`WebFirewall` is a WAF web ACL (AWS managed common rules and a rate limit per IP)
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_cognito as cognito
@@ -28,6 +28,7 @@ from fastapi_lambda.constants import (
 )
 
 from cdk_app import compliance
+from cdk_app.rules import domain_prefix_stem
 
 if TYPE_CHECKING:
     from cdk_app.function import ServiceFunction
@@ -39,6 +40,22 @@ _THREAT = {"audit": cognito.StandardThreatProtectionMode.AUDIT_ONLY,
            "enforced": cognito.StandardThreatProtectionMode.FULL_FUNCTION}
 
 
+class _PoolHttpAuthorizer(authorizers.HttpUserPoolAuthorizer):
+    """A JWT authorizer of one of our pools, knowing the scopes every access token of that pool carries."""
+
+    def __init__(self, id: str, pool: cognito.IUserPool, *, access_token_scopes: Sequence[str], **props) -> None:
+        super().__init__(id, pool, **props)
+        self.access_token_scopes = tuple(access_token_scopes)
+
+
+class _PoolRestAuthorizer(apigw.CognitoUserPoolsAuthorizer):
+    """A REST Cognito authorizer of one of our pools, knowing the scopes every access token of that pool carries."""
+
+    def __init__(self, scope: Construct, id: str, *, access_token_scopes: Sequence[str], **props) -> None:
+        super().__init__(scope, id, **props)
+        self.access_token_scopes = tuple(access_token_scopes)
+
+
 class UserPool(Construct):
     """A Cognito user pool with email sign-in, a strong password policy and its app clients.
 
@@ -47,6 +64,12 @@ class UserPool(Construct):
     become a resource server ``resource_server_id`` whose scopes the browser client may
     request and the machine client (``machine_client=True``) is granted. Bring an existing
     pool with ``user_pool=`` (and its clients with ``clients=``); nothing is created then.
+
+    The clients' OAuth flows (authorization code, client credentials) only work through a
+    domain: ``custom_domain`` (your name and its us-east-1 certificate), else the prefix
+    ``domain_prefix``, else one derived from the stack name and the account id
+    (``<stack>-<account>``: Cognito prefixes are unique per region across all accounts, and
+    may not contain "aws", "amazon" or "cognito").
     """
 
     def __init__(
@@ -69,6 +92,7 @@ class UserPool(Construct):
         scopes: Sequence[str] = (),
         machine_client: bool = False,
         domain_prefix: str | None = None,
+        custom_domain: cognito.CustomDomainOptions | None = None,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     ) -> None:
         super().__init__(scope, id)
@@ -130,9 +154,10 @@ class UserPool(Construct):
                 access_token_validity=access_token_validity, refresh_token_validity=refresh_token_validity,
             )
         self.clients = tuple(c for c in (self.web_client, self.machine_client) if c is not None)
-        if domain_prefix:
-            self.domain = self.user_pool.add_domain("Domain", cognito_domain=cognito.CognitoDomainOptions(
-                domain_prefix=domain_prefix))
+        # Every client here allows an OAuth flow, and those flows exist only on a domain.
+        self.domain = self.user_pool.add_domain("Domain", custom_domain=custom_domain) if custom_domain else \
+            self.user_pool.add_domain("Domain", cognito_domain=cognito.CognitoDomainOptions(
+                domain_prefix=domain_prefix or f"{domain_prefix_stem(Stack.of(self).stack_name)}-{Aws.ACCOUNT_ID}"))
         compliance.acknowledge_user_pool(self, threat_protection=threat_protection, mfa=mfa)
 
     @property
@@ -150,12 +175,18 @@ class UserPool(Construct):
         return f"https://cognito-idp.{Stack.of(self).region}.amazonaws.com/{self.user_pool.user_pool_id}"
 
     def http_authorizer(self) -> authorizers.HttpUserPoolAuthorizer:
-        """The HTTP API's JWT authorizer: this pool's issuer, the clients' ids as audience."""
-        return authorizers.HttpUserPoolAuthorizer("Cognito", self.user_pool, user_pool_clients=list(self.clients))
+        """The HTTP API's JWT authorizer: this pool's issuer, the clients' ids as audience.
+
+        It carries :attr:`access_token_scopes`, which :class:`~cdk_app.api.FastApiGateway` puts on
+        every route it protects unless given scopes of its own.
+        """
+        return _PoolHttpAuthorizer("Cognito", self.user_pool, user_pool_clients=list(self.clients),
+                                   access_token_scopes=self.access_token_scopes)
 
     def rest_authorizer(self, scope: Construct) -> apigw.CognitoUserPoolsAuthorizer:
-        """The REST API's Cognito authorizer (created in ``scope``)."""
-        return apigw.CognitoUserPoolsAuthorizer(scope, "CognitoAuthorizer", cognito_user_pools=[self.user_pool])
+        """The REST API's Cognito authorizer (created in ``scope``), carrying :attr:`access_token_scopes` too."""
+        return _PoolRestAuthorizer(scope, "CognitoAuthorizer", cognito_user_pools=[self.user_pool],
+                                   access_token_scopes=self.access_token_scopes)
 
     def configure(self, function: ServiceFunction, *, verify_tokens: bool = False) -> None:
         """Give ``function`` what it needs to check tokens itself (names, no secrets)."""

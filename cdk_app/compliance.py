@@ -17,6 +17,8 @@ from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 from fastapi_lambda.constants import FILES_INCOMING_PREFIX, FILES_RESULTS_PREFIX
 
+from cdk_app.preflight.plugin import Preflight
+
 if TYPE_CHECKING:
     from cdk_app.api import FastApiGateway
     from cdk_app.app_config import AppConfig
@@ -42,8 +44,9 @@ WILDCARD_RESOURCE_ACTIONS = frozenset({
 
 
 def add_compliance_checks(app: App) -> None:
-    """Run the AWS Solutions rule pack on every stack of ``app`` at synth."""
+    """Run the AWS Solutions rule pack and the deploy preflight on every stack of ``app`` at synth."""
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    Validations.of(app).add_plugins(Preflight())
 
 
 def acknowledge(scope: IConstruct, rule: str, reason: str) -> None:

@@ -2,8 +2,9 @@
 
 Run after ``cdk synth`` (``make synth`` does both): ``python -m cdk_app.report cdk.out``.
 Exits non-zero when cfn-lint reports anything, so the main job fails on it.
-cdk-nag already ran inside synth (a finding fails synth); this counts its
-acknowledgements from the assembly metadata.
+cdk-nag and the deploy preflight already ran inside synth (an error fails synth); this
+counts cdk-nag's acknowledgements, the preflight's warnings (account-dependent limits) and
+CDK's own warnings from the assembly, and lists what ``cdk destroy`` leaves behind.
 """
 
 from __future__ import annotations
@@ -13,10 +14,30 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ACKNOWLEDGED = "aws:cdk:acknowledged-rules"
+CDK_WARNING = "aws:cdk:warning"
+PREFLIGHT = "Preflight"
+#: DeletionPolicy values that keep a resource (or a snapshot of it) after the stack is deleted.
+KEPT = ("Retain", "RetainExceptOnCreate", "Snapshot")
+#: What a resource left behind by ``cdk destroy`` keeps costing (see each service's pricing page).
+BILLING = {
+    "AWS::Logs::LogGroup": "stored log data per GB-month, until its retention expires",
+    "AWS::S3::Bucket": "stored objects and versions per GB-month",
+    "AWS::DynamoDB::Table": "stored items per GB-month, and continuous backups with point-in-time recovery",
+    "AWS::DynamoDB::GlobalTable": "stored items per GB-month, and continuous backups with point-in-time recovery",
+    "AWS::ElastiCache::ReplicationGroup": "its nodes per hour while it runs (retained: it keeps running)",
+    "AWS::ElastiCache::ServerlessCache": "stored data and ECPUs while it runs (retained: it keeps running)",
+    "AWS::Cognito::UserPool": "monthly active users (Plus plan per user); nothing while nobody signs in",
+    "AWS::KMS::Key": "1 USD a month until the key is scheduled for deletion",
+    "AWS::SecretsManager::Secret": "0.40 USD a month per secret",
+    "AWS::Lambda::LayerVersion": "code storage (free up to 75 GB per region)",
+    "AWS::SQS::Queue": "nothing while idle; messages kept up to their retention",
+    "AWS::IAM::Role": "nothing",
+    "AWS::ApiGateway::Account": "nothing (the region's API Gateway logging setting)",
+}
 #: cfn-lint takes seconds on our templates; minutes means it hangs, and CI should say so, not wait.
 CFN_LINT_TIMEOUT_SECONDS = 300
 
@@ -38,6 +59,10 @@ class StackSummary:
     lint_errors: int
     lint_warnings: int
     assets_mb: float
+    preflight_warnings: int = 0
+    preflight_acknowledged: int = 0
+    cdk_warnings: int = 0
+    retained: list[tuple[str, str]] = field(default_factory=list)  # (type, logical id) kept by cdk destroy
 
 
 def cfn_lint(*templates: Path) -> dict[str, Counter[str]]:
@@ -67,11 +92,40 @@ def cfn_lint(*templates: Path) -> dict[str, Counter[str]]:
     return counts
 
 
+def _metadata(assembly: Path, stack: str) -> dict[str, list[dict]]:
+    path = assembly / f"{stack}.metadata.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def acknowledgements(assembly: Path, stack: str) -> dict[str, str]:
     """The cdk-nag rules acknowledged in a stack, with their reasons."""
-    metadata = json.loads((assembly / f"{stack}.metadata.json").read_text())
-    return {rule: reason for entries in metadata.values() for entry in entries if entry["type"] == ACKNOWLEDGED
-            for rule, reason in entry["data"].items()}
+    return {rule: reason for entries in _metadata(assembly, stack).values() for entry in entries
+            if entry["type"] == ACKNOWLEDGED for rule, reason in entry["data"].items()}
+
+
+def cdk_warnings(assembly: Path, stack: str) -> list[str]:
+    """CDK's own warnings on a stack's constructs (what ``cdk synth --strict`` fails on)."""
+    return [f"{path}: {entry['data']}" for path, entries in _metadata(assembly, stack).items() for entry in entries
+            if entry["type"] == CDK_WARNING]
+
+
+def preflight_findings(assembly: Path) -> dict[str, list[dict]]:
+    """The preflight's violations per template file name (warnings; an error has already failed synth)."""
+    report = assembly / "validation-report.json"
+    found: dict[str, list[dict]] = {}
+    for plugin in json.loads(report.read_text()).get("pluginReports", []) if report.is_file() else []:
+        if plugin.get("pluginName") != PREFLIGHT:
+            continue
+        for violation in plugin.get("violations", []):
+            for construct in violation.get("violatingConstructs", []):
+                template = (construct.get("cloudFormationResource") or {}).get("templatePath", "")
+                found.setdefault(Path(template).name, []).append(violation)
+    return found
+
+
+def retained(resources: dict) -> list[tuple[str, str]]:
+    """(type, logical id) of each resource ``cdk destroy`` leaves in the account."""
+    return sorted((r["Type"], name) for name, r in resources.items() if r.get("DeletionPolicy") in KEPT)
 
 
 def _directory_mb(path: Path) -> float:
@@ -108,9 +162,11 @@ def template_path(assembly: Path, artifact: dict) -> Path:
     return assembly / artifact["properties"]["templateFile"]
 
 
-def summarize(assembly: Path, stack: str, artifact: dict, levels: Counter[str]) -> StackSummary:
+def summarize(assembly: Path, stack: str, artifact: dict, levels: Counter[str],
+              preflight: list[dict] | None = None) -> StackSummary:
     resources = json.loads(template_path(assembly, artifact).read_text())["Resources"]
     types = Counter(r["Type"] for r in resources.values())
+    acknowledged = acknowledgements(assembly, stack)
     function = _api_resource(resources, "AWS::Lambda::Function")
     assets = json.loads((assembly / f"{stack}.assets.json").read_text())["files"]
     sizes = [_directory_mb(assembly / a["source"]["path"]) for a in assets.values()
@@ -123,10 +179,14 @@ def summarize(assembly: Path, stack: str, artifact: dict, levels: Counter[str]) 
         memory=function["MemorySize"],
         cold_start=_cold_start(resources, function),
         timeout=function["Timeout"],
-        acknowledged=len(acknowledgements(assembly, stack)),
+        acknowledged=len([r for r in acknowledged if not r.startswith(f"{PREFLIGHT}::")]),
+        preflight_acknowledged=len([r for r in acknowledged if r.startswith(f"{PREFLIGHT}::")]),
         lint_errors=levels["Error"],
         lint_warnings=levels["Warning"] + levels["Informational"],
         assets_mb=sum(sizes),
+        preflight_warnings=len(preflight or []),
+        cdk_warnings=len(cdk_warnings(assembly, stack)),
+        retained=retained(resources),
     )
 
 
@@ -143,22 +203,34 @@ def main(argv: list[str]) -> int:
     except ReportError as error:
         print(error, file=sys.stderr)  # one line that says what to do; a traceback would bury it
         return 1
-    rows = [summarize(assembly, name, artifact, lint[template_path(assembly, artifact).name])
+    preflight = preflight_findings(assembly)
+    rows = [summarize(assembly, name, artifact, lint[template_path(assembly, artifact).name],
+                      preflight.get(template_path(assembly, artifact).name))
             for name, artifact in stacks.items()]
     header = f"{'stack':<24} {'resources':>9} {'api':<9} {'runtime':<17} {'memory':>6} {'timeout':>7} " \
-             f"{'cold start':<25} {'cdk-nag':<15} {'cfn-lint':<18} {'assets':>7}"
+             f"{'cold start':<25} {'cdk-nag':<15} {'preflight':<23} {'cfn-lint':<18} {'CDK warn.':>9} " \
+             f"{'retained':>8} {'assets':>7}"
     print(header)
     print("-" * len(header))
     for r in rows:
         nag = f"pass ({r.acknowledged} ack.)"
+        checked = f"pass ({r.preflight_warnings} warn., {r.preflight_acknowledged} ack.)"
         lint = f"{r.lint_errors} errors, {r.lint_warnings} warn."
         print(f"{r.stack:<24} {r.resources:>9} {r.api:<9} {r.runtime:<17} {r.memory:>5}M {r.timeout:>6}s "
-              f"{r.cold_start:<25} {nag:<15} {lint:<18} {r.assets_mb:>5.1f}MB")
+              f"{r.cold_start:<25} {nag:<15} {checked:<23} {lint:<18} {r.cdk_warnings:>9} {len(r.retained):>8} "
+              f"{r.assets_mb:>5.1f}MB")
+    for r in rows:
+        if r.retained:
+            print(f"{r.stack}: cdk destroy leaves {len(r.retained)} resource(s), which keep billing for:")
+            for kind, name in r.retained:
+                print(f"  {name} ({kind}): {BILLING.get(kind, 'see the service pricing page')}")
     failed = [r.stack for r in rows if r.lint_errors or r.lint_warnings]
     if failed:
         print(f"cfn-lint findings in: {', '.join(failed)}", file=sys.stderr)
         return 1
-    print(f"{len(rows)} environment(s) synthesized; cdk-nag and cfn-lint clean.")
+    print(f"{len(rows)} environment(s) synthesized; cdk-nag, the preflight and cfn-lint clean; "
+          f"{sum(r.cdk_warnings for r in rows)} CDK warning(s), {sum(r.preflight_warnings for r in rows)} "
+          "unacknowledged preflight warning(s).")
     return 0
 
 

@@ -199,6 +199,30 @@ def test_rest_api_cors_preflight(context):
     assert "https://app.example.com" in headers and "GET,POST" in headers
 
 
+def test_dev_switched_to_a_rest_api_synthesizes_without_cdk_warnings(context, tmp_path):
+    # CDK warned once per open method (the CORS ones too) that default scopes do not apply there.
+    context["environments"]["dev"]["api"]["type"] = "rest"
+    app = make_app({**context, "env": "dev"}, outdir=tmp_path)
+    build_stacks(app)
+
+    stack = app.synth().get_stack_by_name("fastapi-lambda-dev")
+    assert [m.entry.data for m in stack.messages if m.level.value == "warning"] == []
+
+
+def test_every_non_retained_environment_is_deleted_whole(synth, env_name):
+    # cdk destroy: nothing kept, nothing protected from deletion (the preflight refuses the latter).
+    resources = synth.templates[env_name].to_json()["Resources"]
+    kept = sorted(name for name, r in resources.items() if r.get("DeletionPolicy") in ("Retain", "Snapshot"))
+    if SETTINGS[env_name].removal_policy == "retain":
+        assert kept and synth.stacks[env_name].termination_protection
+    else:
+        assert kept == []
+        protected = [name for name, r in resources.items()
+                     if r.get("Properties", {}).get("DeletionProtection") == "ACTIVE"
+                     or r.get("Properties", {}).get("DeletionProtectionEnabled") is True]
+        assert protected == []
+
+
 def test_grants_and_metrics_target_the_alias_and_a_role_can_be_brought():
     stack = Stack(App(context=SKIP_BUNDLING), "Grants")
     own_role = iam.Role(stack, "TeamRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
