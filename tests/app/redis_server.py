@@ -1,6 +1,6 @@
 """A real ``redis-server`` with TLS and a password, as the ElastiCache stand-in (the tests' and the bench's).
 
-Debian's ``redis-server`` 7 runs with ``--port 0 --tls-port … --requirepass …``; the
+Any ``redis-server`` 6.2+ built with TLS runs with ``--port 0 --tls-port … --requirepass …``; the
 certificate is a throwaway one, signed by a throwaway CA, both made here with
 ``cryptography``. :class:`HungServer` accepts connections and never answers.
 """
@@ -8,7 +8,10 @@ certificate is a throwaway one, signed by a throwaway CA, both made here with
 from __future__ import annotations
 
 import datetime
+import functools
 import ipaddress
+import os
+import re
 import shutil
 import socket
 import subprocess
@@ -16,9 +19,22 @@ import threading
 import time
 from pathlib import Path
 
-REDIS_SERVER = shutil.which("redis-server")
-SKIP_REASON = ("redis-server is not installed: `apt-get install redis-server` (.ci/run installs it) "
-               "to run the cache tests against a real server")
+from tests.app.redis_build import TARGET as BUILT_SERVER
+
+
+def find_redis_server() -> str | None:
+    """The server the tests start: ``$REDIS_SERVER``, else the one ``make setup`` built into this virtualenv
+    (tests/app/redis_build.py), else a ``redis-server`` or ``valkey-server`` on PATH (e.g. Debian's)."""
+    if os.environ.get("REDIS_SERVER"):
+        return os.environ["REDIS_SERVER"]
+    if BUILT_SERVER.is_file():
+        return str(BUILT_SERVER)
+    return shutil.which("redis-server") or shutil.which("valkey-server")
+
+
+REDIS_SERVER = find_redis_server()
+SKIP_REASON = ("no redis-server found: `make setup` builds one with TLS into .venv (tests/app/redis_build.py), "
+               "or install one, or set REDIS_SERVER=/path/to/redis-server")
 
 
 def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
@@ -70,6 +86,27 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+@functools.cache
+def server_version() -> tuple[int, int]:
+    """(major, minor) of REDIS_SERVER, from ``--version`` ("Redis server v=6.2.14 …", "Valkey server v=8.1.1 …")."""
+    output = subprocess.run([str(REDIS_SERVER), "--version"], capture_output=True, text=True, check=True).stdout
+    major, minor = re.search(r"v=(\d+)\.(\d+)", output).groups()
+    return int(major), int(minor)
+
+
+def free_port_with_bus() -> int:
+    """A free port whose +10000 is free too: before 7.0 a cluster node's bus listens there (no ``cluster-port``)."""
+    while True:
+        port = free_port()
+        if port + 10000 < 65536:
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", port + 10000))
+                except OSError:
+                    continue
+            return port
+
+
 class RedisServer:
     """``redis-server`` on 127.0.0.1 with TLS only (no plain port) and a password; restartable on its port."""
 
@@ -77,7 +114,7 @@ class RedisServer:
                  cluster: bool = False) -> None:
         self.directory, self.password, self.cluster = directory, password, cluster
         self.ca, self.cert, self.key = certificates
-        self.port = free_port()
+        self.port = free_port_with_bus() if cluster and server_version() < (7, 0) else free_port()
         self.process: subprocess.Popen | None = None
 
     def start(self) -> RedisServer:
@@ -96,13 +133,16 @@ class RedisServer:
                    "--requirepass", self.password, "--save", "", "--appendonly", "no",
                    "--dir", str(self.directory), "--logfile", str(self.directory / f"redis-{self.port}.log")]
         if self.cluster:  # one node that serves every slot, over TLS: ElastiCache Serverless' protocol
-            command += ["--cluster-enabled", "yes", "--tls-cluster", "yes", "--cluster-port", str(free_port()),
+            command += ["--cluster-enabled", "yes", "--tls-cluster", "yes",
                         "--cluster-config-file", str(self.directory / f"nodes-{self.port}.conf")]
+            if server_version() >= (7, 0):
+                command += ["--cluster-port", str(free_port())]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.wait_ready(cluster_ok=False)
         if self.cluster:
             with self.client() as client:
-                client.execute_command("CLUSTER", "ADDSLOTSRANGE", "0", "16383")
+                # ADDSLOTS, not 7.0's ADDSLOTSRANGE: the server make setup builds is Redis 6.2.
+                client.execute_command("CLUSTER", "ADDSLOTS", *range(16384))
         return self
 
     def wait_ready(self, *, cluster_ok: bool = True) -> RedisServer:
