@@ -1,17 +1,23 @@
 """``redis-server`` as the local ElastiCache: TLS only, an optional password, optionally cluster mode.
 
-Debian's ``redis-server`` 7 serves TLS with ``--port 0 --tls-port …``; its certificate is a
-throwaway one signed by a throwaway CA made here with ``cryptography`` (clients trust the CA
-through ``SSL_CERT_FILE``). ElastiCache Serverless speaks the cluster protocol: one node that
+Any ``redis-server`` 6.2+ (or ``valkey-server``) built with TLS serves it with ``--port 0 --tls-port …``:
+``$REDIS_SERVER``, else the one ``make setup`` builds into the virtualenv, else one on PATH. Its
+certificate is a throwaway one signed by a throwaway CA made here with ``cryptography`` (clients trust
+the CA through ``SSL_CERT_FILE``). ElastiCache Serverless speaks the cluster protocol: one node that
 owns every slot stands in for it.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
 import ipaddress
+import os
+import re
 import shutil
+import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,8 +25,43 @@ from typing import Any
 from cdk_app.local.processes import CHILD, free_port, stop_process
 from cdk_app.local.template import LocalError
 
-REDIS_SERVER = shutil.which("redis-server")
-INSTALL_HINT = "install redis-server (Debian/Ubuntu: `apt-get install redis-server`; macOS: `brew install redis`)"
+
+def find_redis_server() -> str | None:
+    """``$REDIS_SERVER``, else the server built into this virtualenv (``make setup``), else one on PATH."""
+    if os.environ.get("REDIS_SERVER"):
+        return os.environ["REDIS_SERVER"]
+    built = Path(sys.prefix) / "bin" / "redis-server"
+    if built.is_file():
+        return str(built)
+    return shutil.which("redis-server") or shutil.which("valkey-server")
+
+
+REDIS_SERVER = find_redis_server()
+INSTALL_HINT = ("`make setup` builds one with TLS into .venv; or install one (Debian/Ubuntu: `apt-get install "
+                "redis-server`; macOS: `brew install redis`), or set REDIS_SERVER=/path/to/redis-server")
+
+
+@functools.cache
+def server_version() -> tuple[int, int]:
+    """(major, minor) of REDIS_SERVER, from ``--version`` ("Redis server v=6.2.14 …", "Valkey server v=8.1.1 …")."""
+    output = subprocess.run([str(REDIS_SERVER), "--version"], capture_output=True, text=True, check=True).stdout
+    found = re.search(r"v=(\d+)\.(\d+)", output)
+    if found is None:
+        raise LocalError(f"{REDIS_SERVER} --version printed no version: {output.strip()[:200]}")
+    return int(found.group(1)), int(found.group(2))
+
+
+def free_port_with_bus() -> int:
+    """A free port whose +10000 is free too: before 7.0 a cluster node's bus listens there (no ``cluster-port``)."""
+    while True:
+        port = free_port()
+        if port + 10000 < 65536:
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", port + 10000))
+                except OSError:
+                    continue
+            return port
 
 
 def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
@@ -71,7 +112,7 @@ class RedisServer:
                  cluster: bool = False, port: int | None = None) -> None:
         self.directory, self.password, self.cluster = directory, password, cluster
         self.ca, self.cert, self.key = certificates
-        self.port = port or free_port()
+        self.port = port or (free_port_with_bus() if cluster and server_version() < (7, 0) else free_port())
         self.process: subprocess.Popen | None = None
 
     @property
@@ -95,14 +136,17 @@ class RedisServer:
         if self.password:
             command += ["--requirepass", self.password]
         if self.cluster:
-            command += ["--cluster-enabled", "yes", "--tls-cluster", "yes", "--cluster-port", str(free_port()),
+            command += ["--cluster-enabled", "yes", "--tls-cluster", "yes",
                         "--cluster-config-file", str(self.directory / f"nodes-{self.port}.conf")]
+            if server_version() >= (7, 0):
+                command += ["--cluster-port", str(free_port())]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                         stdin=subprocess.DEVNULL, **CHILD)
         self.wait_ready(cluster_ok=False)
         if self.cluster:
             with self.client() as client:
-                client.execute_command("CLUSTER", "ADDSLOTSRANGE", "0", "16383")
+                # ADDSLOTS, not 7.0's ADDSLOTSRANGE: the server make setup builds is Redis 6.2.
+                client.execute_command("CLUSTER", "ADDSLOTS", *range(16384))
         return self
 
     def wait_ready(self, *, cluster_ok: bool = True, timeout: float = 10) -> RedisServer:

@@ -1,7 +1,8 @@
 """A real ``redis-server`` with TLS and a password, as the ElastiCache stand-in (the tests' and the bench's).
 
-The server and its throwaway certificates are the local stack's (:mod:`cdk_app.local.redis`);
-:class:`HungServer` accepts connections and never answers.
+The server, its discovery and its throwaway certificates are the local stack's
+(:mod:`cdk_app.local.redis`: ``$REDIS_SERVER``, the one ``make setup`` builds into .venv with
+tests/app/redis_build.py, or one on PATH); :class:`HungServer` accepts connections and never answers.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ import socket
 import threading
 
 from cdk_app.local.processes import free_port
-from cdk_app.local.redis import REDIS_SERVER, RedisServer, make_certificates
+from cdk_app.local.redis import REDIS_SERVER, RedisServer, find_redis_server, make_certificates, server_version
 
-__all__ = ["REDIS_SERVER", "SKIP_REASON", "HungServer", "RedisServer", "free_port", "make_certificates"]
+__all__ = ["REDIS_SERVER", "SKIP_REASON", "HungServer", "RedisServer", "find_redis_server", "free_port",
+           "make_certificates", "server_version"]
 
-SKIP_REASON = ("redis-server is not installed: `apt-get install redis-server` (.ci/run installs it) "
-               "to run the cache tests against a real server")
+SKIP_REASON = ("no redis-server found: `make setup` builds one with TLS into .venv (tests/app/redis_build.py), "
+               "or install one, or set REDIS_SERVER=/path/to/redis-server")
 
 
 class HungServer:
