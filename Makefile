@@ -3,8 +3,10 @@
 #   make test    run the test suite
 # ENV=<name> limits synth to one environment; STRICT=true fails on any CDK warning and when .pyc
 # cannot be built;
-# ARGS=... passes options to the benchmark (make bench ARGS=--quick) and to make token.
-#   make token   a test user's token from moto's Cognito and the AUTH_* exports for make serve
+# ARGS=... passes options to the benchmark (make bench ARGS=--quick).
+#   make local   the dev stack's template run locally (LOCAL_PORT=3000; ENV=<name> for another environment)
+#   make token   eval "$$(make token)": API_URL, ACCESS_TOKEN, ID_TOKEN for the running make local
+#   make invoke EVENT=examples/events/sqs_batch.json [FUNCTION=Api]   one event through a function's bundle
 #   make diagram the architecture diagram per environment in README.md, from the synthesized templates
 #   make cost    the monthly cost per environment for a traffic profile, and the cold-start strategies compared
 
@@ -16,7 +18,7 @@ CHECKOV_VENV := .venv-checkov
 STRICT ?= false
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: setup synth test bench serve token clean templates diagram cost
+.PHONY: setup synth test bench serve token local invoke clean templates diagram cost
 
 REDIS := $(VENV)/bin/redis-server
 
@@ -71,9 +73,30 @@ bench: setup
 serve: setup
 	cd lambda_src && ../$(PY) -m uvicorn service.main:create_app --factory --reload --port 8000
 
-# Prints only shell exports on stdout: eval "$$(make token ARGS='--endpoint http://127.0.0.1:5000')" works.
+# Prints only shell exports on stdout, for the running make local: eval "$$(make token)" works.
 token: setup
-	@cd lambda_src && ../$(PY) -m fastapi_lambda.auth local-token $(ARGS)
+	@$(PY) -m cdk_app.local.token --port $(LOCAL_PORT)
+
+# make local / make invoke: one environment's template (dev unless ENV=...), built for this machine's
+# architecture into .local/, synthesized again only when the app, its settings or its source change.
+LOCAL_PORT ?= 3000
+LOCAL_ENV := $(or $(ENV),dev)
+LOCAL_OUT := .local/cdk.out.$(LOCAL_ENV)
+LOCAL_SOURCES := $(shell find app.py cdk.json pyproject.toml lambda_src cdk_app -path cdk_app/local -prune -o \
+	-type f \( -name '*.py' -o -name '*.json' -o -name '*.txt' -o -name '*.toml' -o -name '*.lock' \) -print)
+
+# The functions' Python runtime (awslambdaric, made once per machine) is made during the synth.
+$(LOCAL_OUT)/manifest.json: $(LOCAL_SOURCES) | setup
+	@$(PY) -m cdk_app.local.runtime > /dev/null & \
+	npx cdk synth --quiet -c env=$(LOCAL_ENV) --app "$(PY) -m cdk_app.local.synth" --output $(LOCAL_OUT); \
+	status=$$?; wait; exit $$status
+
+local: setup $(LOCAL_OUT)/manifest.json
+	@$(PY) -m cdk_app.local $(LOCAL_OUT) --port $(LOCAL_PORT)
+
+invoke: setup $(LOCAL_OUT)/manifest.json
+	@test -n "$(EVENT)" || { echo "make invoke EVENT=<file> [FUNCTION=<logical id or name>], e.g. EVENT=examples/events/http_api_v2.json" >&2; exit 2; }
+	@$(PY) -m cdk_app.invoke $(LOCAL_OUT) $(EVENT) --port $(LOCAL_PORT) $(if $(FUNCTION),--function $(FUNCTION))
 
 clean:
-	rm -rf cdk.out bench/out
+	rm -rf cdk.out bench/out .local

@@ -1,0 +1,1 @@
+"""The synthesized stack, run locally: gateway rules from the template, functions from their real bundles."""
