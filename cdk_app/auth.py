@@ -2,11 +2,11 @@
 
 :class:`UserPool` creates (or brings) the user pool, a browser app client (no secret,
 authorization code with PKCE), optionally a machine client (client credentials) with a
-resource server and its scopes, and an optional hosted domain. It hands the gateway its
+resource server and its scopes, and the domain their OAuth flows need. It hands the gateway its
 authorizer (:meth:`UserPool.http_authorizer` / :meth:`UserPool.rest_authorizer`) and the
 functions the names they need to verify tokens themselves (:meth:`UserPool.configure`).
-:class:`WebFirewall` is a WAF web ACL (AWS managed common rules and a rate limit per IP)
-for a REST API stage and, optionally, the user pool.
+:class:`WebFirewall` is a WAF web ACL (AWS managed common and known-bad-inputs rules and a
+rate limit per IP, logged) for a REST API stage and, optionally, the user pool.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Aws, Duration, Names, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 from fastapi_lambda.constants import (
@@ -28,6 +30,7 @@ from fastapi_lambda.constants import (
 )
 
 from cdk_app import compliance
+from cdk_app.rules import domain_prefix_stem
 
 if TYPE_CHECKING:
     from cdk_app.function import ServiceFunction
@@ -39,6 +42,22 @@ _THREAT = {"audit": cognito.StandardThreatProtectionMode.AUDIT_ONLY,
            "enforced": cognito.StandardThreatProtectionMode.FULL_FUNCTION}
 
 
+class _PoolHttpAuthorizer(authorizers.HttpUserPoolAuthorizer):
+    """A JWT authorizer of one of our pools, knowing the scopes every access token of that pool carries."""
+
+    def __init__(self, id: str, pool: cognito.IUserPool, *, access_token_scopes: Sequence[str], **props) -> None:
+        super().__init__(id, pool, **props)
+        self.access_token_scopes = tuple(access_token_scopes)
+
+
+class _PoolRestAuthorizer(apigw.CognitoUserPoolsAuthorizer):
+    """A REST Cognito authorizer of one of our pools, knowing the scopes every access token of that pool carries."""
+
+    def __init__(self, scope: Construct, id: str, *, access_token_scopes: Sequence[str], **props) -> None:
+        super().__init__(scope, id, **props)
+        self.access_token_scopes = tuple(access_token_scopes)
+
+
 class UserPool(Construct):
     """A Cognito user pool with email sign-in, a strong password policy and its app clients.
 
@@ -47,6 +66,12 @@ class UserPool(Construct):
     become a resource server ``resource_server_id`` whose scopes the browser client may
     request and the machine client (``machine_client=True``) is granted. Bring an existing
     pool with ``user_pool=`` (and its clients with ``clients=``); nothing is created then.
+
+    The clients' OAuth flows (authorization code, client credentials) only work through a
+    domain: ``custom_domain`` (your name and its us-east-1 certificate), else the prefix
+    ``domain_prefix``, else one derived from the stack name and the account id
+    (``<stack>-<account>``: Cognito prefixes are unique per region across all accounts, and
+    may not contain "aws", "amazon" or "cognito").
     """
 
     def __init__(
@@ -69,6 +94,7 @@ class UserPool(Construct):
         scopes: Sequence[str] = (),
         machine_client: bool = False,
         domain_prefix: str | None = None,
+        custom_domain: cognito.CustomDomainOptions | None = None,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     ) -> None:
         super().__init__(scope, id)
@@ -130,9 +156,10 @@ class UserPool(Construct):
                 access_token_validity=access_token_validity, refresh_token_validity=refresh_token_validity,
             )
         self.clients = tuple(c for c in (self.web_client, self.machine_client) if c is not None)
-        if domain_prefix:
-            self.domain = self.user_pool.add_domain("Domain", cognito_domain=cognito.CognitoDomainOptions(
-                domain_prefix=domain_prefix))
+        # Every client here allows an OAuth flow, and those flows exist only on a domain.
+        self.domain = self.user_pool.add_domain("Domain", custom_domain=custom_domain) if custom_domain else \
+            self.user_pool.add_domain("Domain", cognito_domain=cognito.CognitoDomainOptions(
+                domain_prefix=domain_prefix or f"{domain_prefix_stem(Stack.of(self).stack_name)}-{Aws.ACCOUNT_ID}"))
         compliance.acknowledge_user_pool(self, threat_protection=threat_protection, mfa=mfa)
 
     @property
@@ -150,12 +177,18 @@ class UserPool(Construct):
         return f"https://cognito-idp.{Stack.of(self).region}.amazonaws.com/{self.user_pool.user_pool_id}"
 
     def http_authorizer(self) -> authorizers.HttpUserPoolAuthorizer:
-        """The HTTP API's JWT authorizer: this pool's issuer, the clients' ids as audience."""
-        return authorizers.HttpUserPoolAuthorizer("Cognito", self.user_pool, user_pool_clients=list(self.clients))
+        """The HTTP API's JWT authorizer: this pool's issuer, the clients' ids as audience.
+
+        It carries :attr:`access_token_scopes`, which :class:`~cdk_app.api.FastApiGateway` puts on
+        every route it protects unless given scopes of its own.
+        """
+        return _PoolHttpAuthorizer("Cognito", self.user_pool, user_pool_clients=list(self.clients),
+                                   access_token_scopes=self.access_token_scopes)
 
     def rest_authorizer(self, scope: Construct) -> apigw.CognitoUserPoolsAuthorizer:
-        """The REST API's Cognito authorizer (created in ``scope``)."""
-        return apigw.CognitoUserPoolsAuthorizer(scope, "CognitoAuthorizer", cognito_user_pools=[self.user_pool])
+        """The REST API's Cognito authorizer (created in ``scope``), carrying :attr:`access_token_scopes` too."""
+        return _PoolRestAuthorizer(scope, "CognitoAuthorizer", cognito_user_pools=[self.user_pool],
+                                   access_token_scopes=self.access_token_scopes)
 
     def configure(self, function: ServiceFunction, *, verify_tokens: bool = False) -> None:
         """Give ``function`` what it needs to check tokens itself (names, no secrets)."""
@@ -164,38 +197,86 @@ class UserPool(Construct):
         function.add_environment(AUTH_VERIFY_VARIABLE, str(verify_tokens).lower())
 
 
-class WebFirewall(Construct):
-    """A regional WAF web ACL: AWS's common rule set and a per-IP rate limit, associated with
-    each ARN in ``protect`` (a REST API stage, a user pool)."""
+#: WAF capacity units of each rule (AWS WAF developer guide: the managed rule groups' pages, rate-based statements).
+#: A regional web ACL includes 1,500 WCUs in its price; above that each 500 costs extra (5,000 at most).
+RULE_CAPACITY = {"AWSManagedRulesCommonRuleSet": 700, "AWSManagedRulesKnownBadInputsRuleSet": 200,
+                 "RateLimitPerIp": 2}
+INCLUDED_CAPACITY = 1500
+#: Headers that carry credentials: WAF logs the whole request otherwise (tokens and session cookies in the logs).
+REDACTED_HEADERS = ("authorization", "cookie")
+#: WAF sends logs only to a log group whose name starts with this (else "The ARN isn't valid" at deploy).
+WAF_LOG_GROUP_PREFIX = "aws-waf-logs-"
 
-    def __init__(self, scope: Construct, id: str, *, protect: Sequence[str], rate_limit: int = 2000) -> None:
+
+class WebFirewall(Construct):
+    """A regional WAF web ACL: AWS's common and known-bad-inputs rule sets (the latter blocks Log4j-style
+    lookups and other exploit payloads) and a per-IP rate limit, associated with each ARN in ``protect``
+    (a REST API stage, a user pool).
+
+    Every request it sees is logged to :attr:`log_group`, named ``aws-waf-logs-…`` as WAF requires, kept
+    ``log_retention``, with the Authorization and Cookie headers redacted. The log group's resource policy
+    lets only WAF's log delivery of this account write to it; declaring it keeps WAF from appending to the
+    account's shared ``AWSWAF-LOGS`` policy, which stops deploys once it reaches CloudWatch Logs' 5,120
+    characters (terraform-provider-aws #25296). Each account and region holds at most 10 such policies.
+    The group is named (WAF's rule), so a retained one must be deleted before the stack is created again.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, protect: Sequence[str], rate_limit: int = 2000,
+                 log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+                 removal_policy: RemovalPolicy = RemovalPolicy.RETAIN) -> None:
         super().__init__(scope, id)
         if not 100 <= rate_limit <= 2_000_000_000:
             raise ValueError(f"rate_limit={rate_limit} must be 100 or more requests per 5 minutes per IP")
         metric = lambda name: wafv2.CfnWebACL.VisibilityConfigProperty(  # noqa: E731
             cloud_watch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=True)
+
+        def managed(name: str, priority: int, metric_name: str) -> wafv2.CfnWebACL.RuleProperty:
+            return wafv2.CfnWebACL.RuleProperty(
+                name=name, priority=priority, override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+                statement=wafv2.CfnWebACL.StatementProperty(
+                    managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                        vendor_name="AWS", name=name)),
+                visibility_config=metric(f"{id}{metric_name}"))
+
         self.web_acl = wafv2.CfnWebACL(
             self, "WebAcl", scope="REGIONAL", default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
             visibility_config=metric(f"{id}WebAcl"),
             rules=[
+                managed("AWSManagedRulesCommonRuleSet", 0, "CommonRules"),
+                managed("AWSManagedRulesKnownBadInputsRuleSet", 1, "KnownBadInputs"),
                 wafv2.CfnWebACL.RuleProperty(
-                    name="AWSManagedRulesCommonRuleSet", priority=0,
-                    override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
-                    statement=wafv2.CfnWebACL.StatementProperty(
-                        managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
-                            vendor_name="AWS", name="AWSManagedRulesCommonRuleSet")),
-                    visibility_config=metric(f"{id}CommonRules")),
-                wafv2.CfnWebACL.RuleProperty(
-                    name="RateLimitPerIp", priority=1, action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+                    name="RateLimitPerIp", priority=2, action=wafv2.CfnWebACL.RuleActionProperty(block={}),
                     statement=wafv2.CfnWebACL.StatementProperty(
                         rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
                             limit=rate_limit, aggregate_key_type="IP")),
                     visibility_config=metric(f"{id}RateLimit")),
             ],
         )
+        self.log_group = self._log(log_retention, removal_policy)
         self._associations = 0
         for arn in protect:
             self.protect(arn)
+        compliance.acknowledge_firewall(self)
+
+    def _log(self, retention: logs.RetentionDays, removal_policy: RemovalPolicy) -> logs.LogGroup:
+        stack = Stack.of(self)
+        log_group = logs.LogGroup(
+            self, "Logs", retention=retention, removal_policy=removal_policy,
+            log_group_name=WAF_LOG_GROUP_PREFIX + Names.unique_resource_name(self, max_length=200, separator="-"))
+        # The ARN WAF expects names the group itself: no ':*' suffix (what LogGroup.Arn returns).
+        arn = stack.format_arn(service="logs", resource="log-group", resource_name=log_group.log_group_name,
+                               arn_format=ArnFormat.COLON_RESOURCE_NAME)
+        policy = log_group.add_to_resource_policy(iam.PolicyStatement(
+            principals=[iam.ServicePrincipal("delivery.logs.amazonaws.com")],
+            actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[f"{arn}:log-stream:*"],
+            conditions={"StringEquals": {"aws:SourceAccount": stack.account},
+                        "ArnLike": {"aws:SourceArn": stack.format_arn(service="logs", resource="*")}}))
+        logging = wafv2.CfnLoggingConfiguration(
+            self, "Logging", resource_arn=self.web_acl.attr_arn, log_destination_configs=[arn],
+            redacted_fields=[wafv2.CfnLoggingConfiguration.FieldToMatchProperty(single_header={"Name": name})
+                             for name in REDACTED_HEADERS])
+        logging.node.add_dependency(policy.policy_dependable)
+        return log_group
 
     def protect(self, resource_arn: str) -> wafv2.CfnWebACLAssociation:
         """Put the web ACL in front of another regional resource (a user pool, another stage)."""

@@ -20,6 +20,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 from fastapi_lambda.constants import DEFAULT_HOLD_MS, WARMUP_MARKER, ImportMode
 
+from cdk_app import compliance
 from cdk_app.rules import Strategy, check_bounds, check_cold_start, import_mode_for
 
 #: Async invocations older than this are dropped, not delivered late (Lambda's minimum).
@@ -163,6 +164,7 @@ class ColdStartControl(Construct):
         self.warmup_rule.add_target(targets.LambdaFunction(
             alias, event=events.RuleTargetInput.from_object(settings.payload()), retry_attempts=0))
         alias.configure_async_invoke(retry_attempts=0, max_event_age=WARMUP_MAX_EVENT_AGE)
+        compliance.acknowledge_warmup(self.warmup_rule, alias.node.try_find_child("EventInvokeConfig"))
         if settings.concurrency > 1 and function.role is not None:
             # Fan-out invokes the alias itself. A separate policy, with the ARN spelled out,
             # because the function already depends on its default policy (a cycle otherwise).

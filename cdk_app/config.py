@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -26,6 +27,16 @@ from fastapi_lambda.constants import (
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
+from cdk_app.preflight.limits import (
+    MAX_TAGS,
+    NAMES,
+    email_problem,
+    name_problem,
+    redirect_url_problem,
+    region_problem,
+    tag_problem,
+    time_zone_problem,
+)
 from cdk_app.routes import parse_route
 from cdk_app.rules import (
     CONFIG_NAMES,
@@ -101,6 +112,29 @@ class CorsSettings(_Settings):
 Route = Annotated[str, AfterValidator(lambda spec: parse_route(spec) and spec)]
 
 
+def _accepted(problem: Callable[[str], str | None], fix: str) -> AfterValidator:
+    """A text check with the service's own limit (``cdk_app.preflight.limits``) and the fix to name."""
+
+    def validate(value: str) -> str:
+        if (why := problem(value)) is not None:
+            raise ValueError(f"{why}; {fix}")
+        return value
+
+    return AfterValidator(validate)
+
+
+def _named(kind: str, fix: str) -> AfterValidator:
+    return _accepted(lambda value: name_problem(kind, value), fix)
+
+
+#: An email address SNS subscribes ("Invalid parameter: Email address" otherwise).
+Email = Annotated[str, _accepted(email_problem, "write it as name@domain.tld")]
+#: A URL Cognito accepts as a callback or sign-out URL.
+RedirectUrl = Annotated[str, _accepted(redirect_url_problem, "use https://..., or http://localhost:<port>/... locally")]
+#: A resource-server scope name.
+ScopeName = Annotated[str, _named("oauth-scope", "write e.g. \"tasks.write\"")]
+
+
 class ThrottleSettings(_Settings):
     """Limits of one route."""
 
@@ -139,6 +173,16 @@ class BundlingSettings(_Settings):
     )
 
 
+class CustomDomainSettings(_Settings):
+    """A domain of your own for the user pool's OAuth endpoints (Cognito serves it through CloudFront)."""
+
+    domain_name: str = Field(..., pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
+                             examples=["auth.example.com"])
+    certificate_arn: str = Field(..., pattern=r"^arn:aws[a-z-]*:acm:us-east-1:\d{12}:certificate/[0-9a-f-]+$",
+                                 examples=["arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c-..."],
+                                 description="An ACM certificate for the name, issued in us-east-1")
+
+
 class AuthSettings(_Settings):
     """A Cognito user pool whose tokens the gateway (and optionally the function) verifies."""
 
@@ -150,14 +194,23 @@ class AuthSettings(_Settings):
     access_token_minutes: int = Field(60, ge=5, le=1440)
     id_token_minutes: int = Field(60, ge=5, le=1440)
     refresh_token_days: int = Field(30, ge=1, le=3650)
-    callback_urls: list[str] = Field(["http://localhost:3000/callback"], min_length=1)
-    logout_urls: list[str] = ["http://localhost:3000/"]
+    callback_urls: list[RedirectUrl] = Field(["http://localhost:3000/callback"], min_length=1)
+    logout_urls: list[RedirectUrl] = ["http://localhost:3000/"]
     machine_client: bool = Field(False, description="A client-credentials client granted every scope")
-    domain_prefix: str | None = Field(None, pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$", examples=["my-app"])
-    resource_server_id: str = Field(RESOURCE_SERVER_ID, pattern=r"^[A-Za-z0-9_.:/-]{1,256}$", examples=["api"])
-    route_scopes: dict[Route, list[str]] = Field({}, description="Scopes a route needs, e.g. {'POST /tasks': "
-                                                                  "['tasks.write']}")
+    domain_prefix: Annotated[str, _named(
+        "cognito-domain-prefix", "choose another prefix, or leave it unset (<app_name>-<env>-<account>)")] | None = \
+        Field(None, description="Prefix of the user pool's domain (default <app_name>-<env>-<account id>)")
+    custom_domain: CustomDomainSettings | None = Field(None, description="Your own domain for the OAuth endpoints")
+    resource_server_id: Annotated[str, _named("resource-server", "write e.g. \"api\"")] = RESOURCE_SERVER_ID
+    route_scopes: dict[Route, list[ScopeName]] = Field({}, description="Scopes a route needs, e.g. {'POST /tasks': "
+                                                                        "['tasks.write']}")
     verify_in_function: bool = Field(False, description="The function verifies tokens too (defense in depth)")
+
+    @model_validator(mode="after")
+    def _one_domain(self) -> AuthSettings:
+        if self.domain_prefix and self.custom_domain:
+            raise ValueError("domain_prefix and custom_domain are both set: a user pool has one domain; keep one")
+        return self
 
 
 class AppConfigSettings(_Settings):
@@ -175,7 +228,7 @@ class ObservabilitySettings(_Settings):
     tracing: Literal["xray", "adot", "off"] = Field("xray", description="X-Ray SDK, OpenTelemetry (ADOT) or none")
     adot_layer_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[^:]+:\d+$",
                                        examples=["arn:aws:lambda:eu-west-1:901920570463:layer:aws-otel-python-arm64-ver-1-32-0:1"])
-    alarm_emails: list[str] = Field([], description="Email subscriptions of the alarm topic")
+    alarm_emails: list[Email] = Field([], description="Email subscriptions of the alarm topic")
     api_5xx_percent: float = Field(5, gt=0, le=100, description="Alarm above this share of 5xx answers")
 
 
@@ -264,7 +317,8 @@ class ScheduleSettings(_CapacityBounds):
     cron: str = Field(..., description="Application Auto Scaling cron, 6 fields: '0 8 ? * MON-FRI *'")
     min: int = Field(..., ge=0)
     max: int = Field(..., ge=1)
-    time_zone: str | None = Field(None, description="IANA time zone; UTC when absent")
+    time_zone: Annotated[str, _accepted(time_zone_problem, "write an IANA name such as \"Europe/Berlin\"")] | None = \
+        Field(None, description="IANA time zone; UTC when absent")
 
     @field_validator("cron")
     @classmethod
@@ -329,12 +383,12 @@ class EnvironmentSettings(_Settings):
 
     account: str | None = Field(None, pattern=r"^\d{12}$", examples=["123456789012"],
                                 description="Target account; agnostic if absent")
-    region: str | None = Field(None, pattern=r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$", examples=["eu-west-1"],
-                               description="Target region")
+    region: Annotated[str, _accepted(region_problem, "write an AWS region such as \"eu-west-1\"")] | None = \
+        Field(None, description="Target region")
     removal_policy: Literal["destroy", "retain"] = Field("retain", description="For logs and other stateful resources")
     log_retention_days: Literal[LOG_RETENTION_DAYS] = Field(30, description="CloudWatch Logs retention")
     termination_protection: bool = False
-    tags: dict[str, str] = {}
+    tags: dict[str, str] = Field({}, description="Tags on every resource")
     function: FunctionSettings = FunctionSettings()
     api: ApiSettings = ApiSettings()
     bundling: BundlingSettings = BundlingSettings()
@@ -345,6 +399,18 @@ class EnvironmentSettings(_Settings):
     observability: ObservabilitySettings = ObservabilitySettings()
     cache: CacheSettings = CacheSettings()
     network: NetworkSettings = NetworkSettings()
+
+    @field_validator("tags")
+    @classmethod
+    def _tags_are_accepted(cls, tags: dict[str, str]) -> dict[str, str]:
+        # Every resource also gets "service", VPC resources "Name": AWS allows 50 tags in all.
+        if len(tags) > MAX_TAGS - 2:
+            raise ValueError(f"{len(tags)} tags leave no room for the service and Name tags (AWS allows {MAX_TAGS} "
+                             f"per resource); keep at most {MAX_TAGS - 2}")
+        for key, value in tags.items():
+            if (why := tag_problem(key, value)) is not None:
+                raise ValueError(f"{why}; rename or shorten the tag")
+        return tags
 
     @model_validator(mode="after")
     def _settings_fit_together(self) -> EnvironmentSettings:
@@ -414,10 +480,29 @@ class ProjectSettings(_Settings):
     @field_validator("environments")
     @classmethod
     def _names_are_simple(cls, value: dict[str, EnvironmentSettings]) -> dict[str, EnvironmentSettings]:
-        for name in value:
-            if not name.isidentifier() or not name.islower():
-                raise ValueError(f"environment name '{name}' must be lower-case letters, digits and _")
+        for name in value:  # it names the stack, the parameter path and the Cognito domain
+            if not re.fullmatch(r"[a-z][a-z0-9]*(-[a-z0-9]+)*", name):
+                raise ValueError(f"environment name '{name}' must be lower-case letters, digits and single hyphens, "
+                                 "starting with a letter (it becomes part of the stack name, which AWS limits so)")
         return value
+
+    def names_problems(self) -> list[str]:
+        """What AWS would refuse among the names built from app_name and each environment's settings."""
+        problems = []
+        for env, settings in self.environments.items():
+            where = f"environments.{env}"
+            checks = [(where, "stack", f"{self.app_name}-{env}", "shorten app_name or the environment name")]
+            checks += [(f"{where}.config.parameters.{name}", "ssm-parameter", f"/{self.app_name}/{env}/{name}",
+                        "rename the parameter") for name in settings.config.parameters]
+            checks += [(f"{where}.config.secrets", "secret", f"{self.app_name}/{env}/{name}", "rename the secret")
+                       for name in settings.config.secrets]
+            checks += [(f"{where}.config.secure_parameters.{name}", "ssm-parameter", path, "name the existing "
+                        "SecureString parameter by its full name, e.g. /team/app/key")
+                       for name, path in settings.config.secure_parameters.items()]
+            for key, kind, value, fix in checks:
+                if (why := NAMES[kind].problem(value)) is not None:
+                    problems.append(f"{key}: {value!r} is not allowed: {why}. Fix: {fix}.")
+        return problems
 
 
 _BOUND_WORDS = {"gt": "more than", "ge": "at least", "lt": "less than", "le": "at most"}
@@ -524,9 +609,12 @@ def _describe(error: Mapping[str, Any]) -> str:
 
 def _validate(raw: Mapping[str, Any]) -> ProjectSettings:
     try:
-        return ProjectSettings.model_validate(raw)
+        settings = ProjectSettings.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(*(_describe(error) for error in exc.errors())) from None
+    if problems := settings.names_problems():
+        raise ConfigError(*problems)
+    return settings
 
 
 def warn_on_stderr(problem: str) -> None:

@@ -51,6 +51,11 @@ from cdk_app.rules import GATEWAY_TIMEOUT_LIMITS, check_timeout, timeout_for
 #: The example app's handler in this repository's ``lambda_src``.
 DEFAULT_HANDLER = "service.handler.handler"
 ALIAS_NAME = "live"
+#: What Lambda does with a function's own role to place it in a VPC, and checks the role may do at CreateFunction
+#: (Lambda developer guide, "Required IAM permissions" of VPC functions). AWSLambdaVPCAccessExecutionRole, which CDK
+#: attaches to roles it creates, adds logs:* on every log group; AWSLambdaENIManagementAccess lacks DescribeSubnets.
+VPC_NETWORK_ACTIONS = ("ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
+                       "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses")
 DEFAULT_EXPECTED_DURATION = Duration.seconds(5)
 
 #: ``lambda_.Function`` props this construct sets itself, and the prop of ours to use instead.
@@ -249,11 +254,8 @@ class ServiceFunction(Construct):
         self.owns_role = role is None
         self.role = role or iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
         self.log_group.grant_write(self.role)
-        if vpc is not None and self.owns_role:
-            # Lambda creates the function's network interfaces with its role (CDK adds this only to
-            # roles it creates itself). A role brought with vpc= must carry these permissions.
-            self.role.add_managed_policy(
-                iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaVPCAccessExecutionRole"))
+        # A role brought with vpc= must carry the network-interface permissions itself.
+        self.network_policy = self._network_policy() if vpc is not None and self.owns_role else None
         self.function = lambda_.Function(
             self,
             "Function",
@@ -281,6 +283,8 @@ class ServiceFunction(Construct):
             security_groups=list(security_groups) if security_groups else None,
             **(function_props or {}),
         )
+        if self.network_policy is not None:
+            self.function.node.add_dependency(self.network_policy)  # Lambda checks it at CreateFunction
         self.tracing_policy = self._trace(tracing)
         self.alias = lambda_.Alias(
             self, "Alias", alias_name=ALIAS_NAME, version=self.function.current_version,
@@ -300,6 +304,14 @@ class ServiceFunction(Construct):
         if adot_layer:  # OpenTelemetry through the ADOT layer's wrapper instead of the X-Ray SDK
             variables["AWS_LAMBDA_EXEC_WRAPPER"] = "/opt/otel-instrument"
         return variables
+
+    def _network_policy(self) -> iam.Policy:
+        """The network-interface actions on ``*`` (interfaces do not exist before Lambda creates them), in a
+        policy of their own: its acknowledgement then covers nothing a user adds to the role later."""
+        policy = iam.Policy(self, "NetworkPolicy", statements=[iam.PolicyStatement(
+            actions=list(VPC_NETWORK_ACTIONS), resources=["*"])])
+        self.role.attach_inline_policy(policy)
+        return policy
 
     def _trace(self, mode: lambda_.Tracing) -> iam.Policy | None:
         """Tracing on the function, and X-Ray's unavoidable ``*`` statement in a policy of its own.

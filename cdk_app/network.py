@@ -50,7 +50,9 @@ def services_called(function: ServiceFunction) -> dict[str, list[str]]:
     called: dict[str, list[str]] = {}
     for document in documents:
         for statement in stack.resolve(document).get("Statement", []):
-            if statement.get("Effect", "Allow") != "Allow":
+            # A statement conditioned on kms:ViaService is used by that service for the function (SSM decrypting
+            # a SecureString): the function itself never calls KMS, so it needs no endpoint for it.
+            if statement.get("Effect", "Allow") != "Allow" or "kms:ViaService" in str(statement.get("Condition")):
                 continue
             actions = statement.get("Action", [])
             for action in [actions] if isinstance(actions, str) else actions:
@@ -111,6 +113,7 @@ class Network(Construct):
         self.reachable = set(reachable)
         functions_type = ec2.SubnetType.PRIVATE_WITH_EGRESS if egress == "nat" else ec2.SubnetType.PRIVATE_ISOLATED
         self.flow_log: ec2.FlowLog | None = None
+        self.flow_log_group: logs.LogGroup | None = None
         if vpc is None:
             zones = list(availability_zones or [Fn.select(i, Fn.get_azs()) for i in range(az_count)])
             if not zones:
@@ -127,10 +130,11 @@ class Network(Construct):
             function_subnets = function_subnets or ec2.SubnetSelection(subnet_group_name="Functions")
             cache_subnets = cache_subnets or ec2.SubnetSelection(subnet_group_name="Cache")
             if flow_logs:
-                log_group = logs.LogGroup(self, "FlowLogs", retention=flow_log_retention,
-                                          removal_policy=removal_policy)
+                self.flow_log_group = logs.LogGroup(self, "FlowLogs", retention=flow_log_retention,
+                                                    removal_policy=removal_policy)
                 self.flow_log = vpc.add_flow_log("FlowLog", traffic_type=ec2.FlowLogTrafficType.ALL,
-                                                 destination=ec2.FlowLogDestination.to_cloud_watch_logs(log_group))
+                                                 destination=ec2.FlowLogDestination.to_cloud_watch_logs(
+                                                     self.flow_log_group))
         self.vpc = vpc
         self.function_subnets = function_subnets or ec2.SubnetSelection(subnet_type=functions_type)
         self.cache_subnets = cache_subnets or ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)

@@ -1,7 +1,8 @@
 """Alarms that reach someone, and one dashboard of the same.
 
-:class:`Observability` owns an encrypted, TLS-only SNS topic (email subscriptions from
-settings), alarms for every function it watches (errors, throttles, p99 duration above
+:class:`Observability` owns a TLS-only SNS topic encrypted with a key of its own (the
+AWS-managed ``alias/aws/sns`` key refuses CloudWatch, so every notification would fail),
+email subscriptions from settings with a dead-letter queue, alarms for every function it watches (errors, throttles, p99 duration above
 80% of the timeout), the API's 5xx rate, and any other alarm handed to it (provisioned
 concurrency spillover, dead letters, queue age, cache errors); every alarm notifies the
 topic. Logs, traces and metrics inside the functions come from the runtime package
@@ -12,14 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Duration
+from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from cdk_app import compliance
 from cdk_app.api import FastApiGateway
 from cdk_app.function import ServiceFunction
 
@@ -31,17 +35,68 @@ class Observability(Construct):
     """Alarms with an action on one SNS topic, and a dashboard; :meth:`watch` what you build."""
 
     def __init__(self, scope: Construct, id: str, *, alarm_emails: Sequence[str] = (),
-                 api_5xx_percent: float = 5, dashboard_name: str | None = None) -> None:
+                 api_5xx_percent: float = 5, dashboard_name: str | None = None,
+                 removal_policy: RemovalPolicy = RemovalPolicy.RETAIN) -> None:
         super().__init__(scope, id)
         if not 0 < api_5xx_percent <= 100:
             raise ValueError(f"api_5xx_percent={api_5xx_percent} must be a percentage in (0, 100]")
         self.api_5xx_percent = api_5xx_percent
-        self.topic = sns.Topic(self, "Alarms", display_name="Service alarms", enforce_ssl=True,
-                               master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"))
-        for email in alarm_emails:
-            self.topic.add_subscription(subscriptions.EmailSubscription(email))
+        self.removal_policy = removal_policy
+        # A key of our own: a service that publishes (CloudWatch) must be allowed to use the topic's key,
+        # and the policy of the AWS-managed alias/aws/sns cannot be changed (aws-cdk #11121).
+        self.key = kms.Key(self, "AlarmsKey", description=f"Encrypts the alarm topic of {self.node.path}",
+                           enable_key_rotation=True, removal_policy=removal_policy)
+        self.topic = sns.Topic(self, "Alarms", display_name="Service alarms", enforce_ssl=True, master_key=self.key)
+        self.allow_publisher("cloudwatch.amazonaws.com")
         self.alarms: list[cloudwatch.Alarm] = []
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=dashboard_name)
+        self.dead_letter_queue: sqs.Queue | None = None
+        for email in alarm_emails:
+            self.add_email(email)
+
+    def allow_publisher(self, service: str) -> None:
+        """Let an AWS service publish to the topic: its topic policy (replacing SNS's default one) and the key.
+
+        CloudWatch alarms are allowed from the start; add ``events.amazonaws.com`` for EventBridge rules.
+        CloudWatch's grants are limited to this account's alarms; EventBridge's key grant cannot be (its
+        KMS requests carry no source account or ARN, so such a condition would drop every event).
+        """
+        stack = Stack.of(self)
+        source = {"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
+        if service == "cloudwatch.amazonaws.com":
+            alarms = stack.format_arn(service="cloudwatch", resource="alarm", resource_name="*",
+                                      arn_format=ArnFormat.COLON_RESOURCE_NAME)
+            source = {**source, "ArnLike": {"aws:SourceArn": alarms}}
+        principal = iam.ServicePrincipal(service)
+        self.topic.add_to_resource_policy(iam.PolicyStatement(
+            principals=[principal], actions=["sns:Publish"], resources=[self.topic.topic_arn], conditions=source))
+        self.key.add_to_resource_policy(iam.PolicyStatement(
+            principals=[principal], actions=["kms:Decrypt", "kms:GenerateDataKey*"], resources=["*"],
+            conditions=source if service == "cloudwatch.amazonaws.com" else None))
+
+    def add_email(self, address: str) -> sns.Subscription:
+        """Email ``address`` on every alarm; what SNS cannot deliver goes to :attr:`dead_letter_queue`."""
+        subscription = subscriptions.EmailSubscription(address, dead_letter_queue=self._dead_letters())
+        self.topic.add_subscription(subscription)
+        return subscription
+
+    def _dead_letters(self) -> sqs.Queue:
+        """The subscriptions' dead-letter queue (SQS-managed encryption, which SNS can write to), made once."""
+        if self.dead_letter_queue is None:
+            self.dead_letter_queue = sqs.Queue(
+                self, "UndeliveredAlarms", encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
+                retention_period=Duration.days(14), removal_policy=self.removal_policy)
+            compliance.acknowledge_observability(self)
+            self.add_alarm(cloudwatch.Alarm(
+                self, "UndeliveredAlarmsAlarm",
+                metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                    period=Duration.minutes(5), statistic="Maximum"),
+                threshold=1, evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                alarm_description="Alarm notifications could not be delivered to a subscriber; they wait in the "
+                                  "dead-letter queue (check the subscription's endpoint)."))
+        return self.dead_letter_queue
 
     def add_alarm(self, alarm: cloudwatch.Alarm) -> cloudwatch.Alarm:
         """Notify the topic when ``alarm`` fires and when it recovers; show it on the dashboard."""

@@ -1,28 +1,60 @@
-"""Summary of a synthesized cloud assembly: one line per environment, after cfn-lint.
+"""Summary of a synthesized cloud assembly: one line per environment, after cfn-lint and checkov.
 
 Run after ``cdk synth`` (``make synth`` does both): ``python -m cdk_app.report cdk.out``.
-Exits non-zero when cfn-lint reports anything, so the main job fails on it.
-cdk-nag already ran inside synth (a finding fails synth); this counts its
-acknowledgements from the assembly metadata.
+Exits non-zero when cfn-lint reports anything, when checkov fails a check, or when a check
+is skipped without a reason, so the main job fails on each. cdk-nag and the deploy preflight
+already ran inside synth (an error fails synth); this counts their acknowledgements per rule
+pack, the preflight's warnings (account-dependent limits) and CDK's own warnings from the
+assembly, and lists what ``cdk destroy`` leaves behind.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ACKNOWLEDGED = "aws:cdk:acknowledged-rules"
+CDK_WARNING = "aws:cdk:warning"
+PREFLIGHT = "Preflight"
+#: DeletionPolicy values that keep a resource (or a snapshot of it) after the stack is deleted.
+KEPT = ("Retain", "RetainExceptOnCreate", "Snapshot")
+#: What a resource left behind by ``cdk destroy`` keeps costing (see each service's pricing page).
+BILLING = {
+    "AWS::Logs::LogGroup": "stored log data per GB-month, until its retention expires",
+    "AWS::S3::Bucket": "stored objects and versions per GB-month",
+    "AWS::DynamoDB::Table": "stored items per GB-month, and continuous backups with point-in-time recovery",
+    "AWS::DynamoDB::GlobalTable": "stored items per GB-month, and continuous backups with point-in-time recovery",
+    "AWS::ElastiCache::ReplicationGroup": "its nodes per hour while it runs (retained: it keeps running)",
+    "AWS::ElastiCache::ServerlessCache": "stored data and ECPUs while it runs (retained: it keeps running)",
+    "AWS::Cognito::UserPool": "monthly active users (Plus plan per user); nothing while nobody signs in",
+    "AWS::KMS::Key": "1 USD a month until the key is scheduled for deletion",
+    "AWS::SecretsManager::Secret": "0.40 USD a month per secret",
+    "AWS::Lambda::LayerVersion": "code storage (free up to 75 GB per region)",
+    "AWS::SQS::Queue": "nothing while idle; messages kept up to their retention",
+    "AWS::IAM::Role": "nothing",
+    "AWS::ApiGateway::Account": "nothing (the region's API Gateway logging setting)",
+}
 #: cfn-lint takes seconds on our templates; minutes means it hangs, and CI should say so, not wait.
 CFN_LINT_TIMEOUT_SECONDS = 300
+#: checkov takes about 15 s on the three templates.
+CHECKOV_TIMEOUT_SECONDS = 300
+#: ``make setup`` installs checkov into a venv of its own beside the project's: it pins many packages of its own.
+CHECKOV_VENV = ".venv-checkov"
+#: What checkov reports for a skip whose metadata has no comment.
+CHECKOV_NO_COMMENT = "No comment provided"
+#: A reason (acknowledgement or skip) says why in a sentence: at least this many words.
+MIN_REASON_WORDS = 12
 
 
 class ReportError(RuntimeError):
-    """cfn-lint could not run; the message says why and what to do."""
+    """A scanner could not run; the message says why and what to do."""
 
 
 @dataclass
@@ -34,10 +66,35 @@ class StackSummary:
     memory: int
     timeout: int
     cold_start: str
-    acknowledged: int
+    acknowledged: Counter[str]
     lint_errors: int
     lint_warnings: int
+    checkov: CheckovCounts
     assets_mb: float
+    preflight_warnings: int = 0
+    cdk_warnings: int = 0
+    retained: list[tuple[str, str]] = field(default_factory=list)  # (type, logical id) kept by cdk destroy
+
+
+@dataclass
+class CheckovCounts:
+    """checkov's results on one template; ``unexplained`` lists the skips that give no reason."""
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    unexplained: list[str] = field(default_factory=list)
+
+
+def _run(tool: str, command: list[str], timeout: int, ok_codes: tuple[int, ...]) -> str:
+    """The standard output of a scanner, or a :class:`ReportError` saying why there is none."""
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise ReportError(f"{tool} did not finish within {timeout} s and was stopped; "
+                          f"run it alone to see where it hangs: {' '.join(command)}") from None
+    if done.returncode not in ok_codes:
+        raise ReportError(f"{tool} failed: {done.stderr.strip()}")
+    return done.stdout
 
 
 def cfn_lint(*templates: Path) -> dict[str, Counter[str]]:
@@ -50,16 +107,10 @@ def cfn_lint(*templates: Path) -> dict[str, Counter[str]]:
     if cli is None:
         raise ReportError(f"cfn-lint is not installed for {sys.executable}; install it with `make setup` "
                           f"or `{sys.executable} -m pip install -r requirements-dev.txt`.")
-    command = [cli, "--format", "json", *map(str, templates)]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=CFN_LINT_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        raise ReportError(f"cfn-lint did not finish within {CFN_LINT_TIMEOUT_SECONDS} s and was stopped; "
-                          f"run it alone to see where it hangs: {' '.join(command)}") from None
-    if done.returncode not in (0, 2, 4, 6, 8, 10, 12, 14):  # cfn-lint's exit code is a bitmask of levels
-        raise ReportError(f"cfn-lint failed: {done.stderr.strip()}")
+    output = _run("cfn-lint", [cli, "--format", "json", *map(str, templates)], CFN_LINT_TIMEOUT_SECONDS,
+                  ok_codes=(0, 2, 4, 6, 8, 10, 12, 14))  # cfn-lint's exit code is a bitmask of levels
     counts: dict[str, Counter[str]] = {template.name: Counter() for template in templates}
-    for finding in json.loads(done.stdout or "[]"):
+    for finding in json.loads(output or "[]"):
         name = Path(finding["Filename"]).name
         counts[name][finding["Level"]] += 1
         line = finding["Location"]["Start"]["LineNumber"]
@@ -67,11 +118,91 @@ def cfn_lint(*templates: Path) -> dict[str, Counter[str]]:
     return counts
 
 
+def _metadata(assembly: Path, stack: str) -> dict[str, list[dict]]:
+    path = assembly / f"{stack}.metadata.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def checkov_cli() -> Path:
+    """The checkov ``make setup`` installed (``$CHECKOV`` names another)."""
+    named = os.environ.get("CHECKOV")
+    cli = Path(named) if named else Path(sys.executable).parents[2] / CHECKOV_VENV / "bin" / "checkov"
+    if not cli.is_file():
+        raise ReportError(f"checkov is not installed at {cli}; install it with `make setup` (a venv of its own, "
+                          f"{CHECKOV_VENV}, from requirements-checkov.txt) or name yours in $CHECKOV.")
+    return cli
+
+
+def _skip_reason_missing(reason: str | None) -> bool:
+    return not reason or reason == CHECKOV_NO_COMMENT or len(reason.split()) < MIN_REASON_WORDS
+
+
+def checkov(*templates: Path) -> dict[str, CheckovCounts]:
+    """checkov's CloudFormation checks on each template (one run), counted per template file name.
+
+    A check is skipped only by the resource's own metadata (``Metadata.checkov.skip``) and must
+    say why; each failure and each skip without a reason is printed.
+    """
+    command = [str(checkov_cli()), "--framework", "cloudformation", "--skip-download", "--output", "json",
+               *(argument for template in templates for argument in ("--file", str(template)))]
+    output = _run("checkov", command, CHECKOV_TIMEOUT_SECONDS, ok_codes=(0, 1))  # 1: some check failed
+    reports = json.loads(output or "[]")
+    counts = {template.name: CheckovCounts() for template in templates}
+    for report in [reports] if isinstance(reports, dict) else reports:
+        if report.get("summary", {}).get("parsing_errors"):
+            raise ReportError(f"checkov could not parse {report['results'].get('parsing_errors')}")
+        results = report.get("results", {})
+        for check in results.get("passed_checks", []):
+            counts[Path(check["file_path"]).name].passed += 1
+        for check in results.get("failed_checks", []):
+            name = Path(check["file_path"]).name
+            counts[name].failed += 1
+            print(f"  checkov {check['check_id']} {name} {check['resource']}: {check['check_name']}")
+        for check in results.get("skipped_checks", []):
+            name = Path(check["file_path"]).name
+            counts[name].skipped += 1
+            if _skip_reason_missing(check["check_result"].get("suppress_comment")):
+                counts[name].unexplained.append(f"{check['check_id']} {check['resource']}")
+                print(f"  checkov {check['check_id']} {name} {check['resource']}: skipped without a reason")
+    return counts
+
+
+def acknowledgement_counts(assembly: Path, stack: str) -> Counter[str]:
+    """How many findings each cdk-nag pack has acknowledged in a stack (one per rule and resource)."""
+    rules = (rule.removeprefix("Annotation::") for entries in _metadata(assembly, stack).values()
+             for entry in entries if entry["type"] == ACKNOWLEDGED for rule in entry["data"])
+    return Counter(PREFLIGHT if rule.startswith(f"{PREFLIGHT}::") else rule.split("-", 1)[0] for rule in rules)
+
+
 def acknowledgements(assembly: Path, stack: str) -> dict[str, str]:
     """The cdk-nag rules acknowledged in a stack, with their reasons."""
-    metadata = json.loads((assembly / f"{stack}.metadata.json").read_text())
-    return {rule: reason for entries in metadata.values() for entry in entries if entry["type"] == ACKNOWLEDGED
-            for rule, reason in entry["data"].items()}
+    return {rule: reason for entries in _metadata(assembly, stack).values() for entry in entries
+            if entry["type"] == ACKNOWLEDGED for rule, reason in entry["data"].items()}
+
+
+def cdk_warnings(assembly: Path, stack: str) -> list[str]:
+    """CDK's own warnings on a stack's constructs (what ``cdk synth --strict`` fails on)."""
+    return [f"{path}: {entry['data']}" for path, entries in _metadata(assembly, stack).items() for entry in entries
+            if entry["type"] == CDK_WARNING]
+
+
+def preflight_findings(assembly: Path) -> dict[str, list[dict]]:
+    """The preflight's violations per template file name (warnings; an error has already failed synth)."""
+    report = assembly / "validation-report.json"
+    found: dict[str, list[dict]] = {}
+    for plugin in json.loads(report.read_text()).get("pluginReports", []) if report.is_file() else []:
+        if plugin.get("pluginName") != PREFLIGHT:
+            continue
+        for violation in plugin.get("violations", []):
+            for construct in violation.get("violatingConstructs", []):
+                template = (construct.get("cloudFormationResource") or {}).get("templatePath", "")
+                found.setdefault(Path(template).name, []).append(violation)
+    return found
+
+
+def retained(resources: dict) -> list[tuple[str, str]]:
+    """(type, logical id) of each resource ``cdk destroy`` leaves in the account."""
+    return sorted((r["Type"], name) for name, r in resources.items() if r.get("DeletionPolicy") in KEPT)
 
 
 def _directory_mb(path: Path) -> float:
@@ -108,7 +239,8 @@ def template_path(assembly: Path, artifact: dict) -> Path:
     return assembly / artifact["properties"]["templateFile"]
 
 
-def summarize(assembly: Path, stack: str, artifact: dict, levels: Counter[str]) -> StackSummary:
+def summarize(assembly: Path, stack: str, artifact: dict, levels: Counter[str],
+              scanned: CheckovCounts, preflight: list[dict] | None = None) -> StackSummary:
     resources = json.loads(template_path(assembly, artifact).read_text())["Resources"]
     types = Counter(r["Type"] for r in resources.values())
     function = _api_resource(resources, "AWS::Lambda::Function")
@@ -123,10 +255,14 @@ def summarize(assembly: Path, stack: str, artifact: dict, levels: Counter[str]) 
         memory=function["MemorySize"],
         cold_start=_cold_start(resources, function),
         timeout=function["Timeout"],
-        acknowledged=len(acknowledgements(assembly, stack)),
+        acknowledged=acknowledgement_counts(assembly, stack),
         lint_errors=levels["Error"],
         lint_warnings=levels["Warning"] + levels["Informational"],
+        checkov=scanned,
         assets_mb=sum(sizes),
+        preflight_warnings=len(preflight or []),
+        cdk_warnings=len(cdk_warnings(assembly, stack)),
+        retained=retained(resources),
     )
 
 
@@ -138,27 +274,49 @@ def main(argv: list[str]) -> int:
     if not stacks:
         print(f"No stacks in {assembly}; run cdk synth first.", file=sys.stderr)
         return 1
+    templates = [template_path(assembly, artifact) for artifact in stacks.values()]
     try:
-        lint = cfn_lint(*(template_path(assembly, artifact) for artifact in stacks.values()))
+        with ThreadPoolExecutor(max_workers=2) as pool:  # two processes, each ~20 s: side by side
+            linting, scanning = pool.submit(cfn_lint, *templates), pool.submit(checkov, *templates)
+            lint, scanned = linting.result(), scanning.result()
     except ReportError as error:
         print(error, file=sys.stderr)  # one line that says what to do; a traceback would bury it
         return 1
-    rows = [summarize(assembly, name, artifact, lint[template_path(assembly, artifact).name])
-            for name, artifact in stacks.items()]
+    preflight = preflight_findings(assembly)
+    rows = [summarize(assembly, name, artifact, lint[template.name], scanned[template.name],
+                      preflight.get(template.name))
+            for (name, artifact), template in zip(stacks.items(), templates, strict=True)]
     header = f"{'stack':<24} {'resources':>9} {'api':<9} {'runtime':<17} {'memory':>6} {'timeout':>7} " \
-             f"{'cold start':<25} {'cdk-nag':<15} {'cfn-lint':<18} {'assets':>7}"
+             f"{'cold start':<25} {'cdk-nag':<17} {'preflight':<23} {'checkov':<23} {'cfn-lint':<18} " \
+             f"{'CDK warn.':>9} {'retained':>8} {'assets':>7}"
     print(header)
     print("-" * len(header))
     for r in rows:
-        nag = f"pass ({r.acknowledged} ack.)"
+        nag = f"pass ({r.acknowledged['AwsSolutions']}+{r.acknowledged['Serverless']} ack.)"
+        checked = f"pass ({r.preflight_warnings} warn., {r.acknowledged[PREFLIGHT]} ack.)"
+        scan = f"{r.checkov.passed} ok, {r.checkov.failed} fail, {r.checkov.skipped} skip"
         lint = f"{r.lint_errors} errors, {r.lint_warnings} warn."
         print(f"{r.stack:<24} {r.resources:>9} {r.api:<9} {r.runtime:<17} {r.memory:>5}M {r.timeout:>6}s "
-              f"{r.cold_start:<25} {nag:<15} {lint:<18} {r.assets_mb:>5.1f}MB")
-    failed = [r.stack for r in rows if r.lint_errors or r.lint_warnings]
-    if failed:
-        print(f"cfn-lint findings in: {', '.join(failed)}", file=sys.stderr)
+              f"{r.cold_start:<25} {nag:<17} {checked:<23} {scan:<23} {lint:<18} {r.cdk_warnings:>9} "
+              f"{len(r.retained):>8} {r.assets_mb:>5.1f}MB")
+    print("cdk-nag: AwsSolutions+Serverless findings acknowledged; checkov: checks passed, failed, skipped "
+          "(every skip with its reason in the resource's metadata).")
+    for r in rows:
+        if r.retained:
+            print(f"{r.stack}: cdk destroy leaves {len(r.retained)} resource(s), which keep billing for:")
+            for kind, name in r.retained:
+                print(f"  {name} ({kind}): {BILLING.get(kind, 'see the service pricing page')}")
+    problems = {"cfn-lint findings": [r.stack for r in rows if r.lint_errors or r.lint_warnings],
+                "checkov failures": [r.stack for r in rows if r.checkov.failed],
+                "checkov skips without a reason": [r.stack for r in rows if r.checkov.unexplained]}
+    for problem, stacks_with_it in problems.items():
+        if stacks_with_it:
+            print(f"{problem} in: {', '.join(stacks_with_it)}", file=sys.stderr)
+    if any(problems.values()):
         return 1
-    print(f"{len(rows)} environment(s) synthesized; cdk-nag and cfn-lint clean.")
+    print(f"{len(rows)} environment(s) synthesized; cdk-nag, the preflight, checkov and cfn-lint clean; "
+          f"{sum(r.cdk_warnings for r in rows)} CDK warning(s), {sum(r.preflight_warnings for r in rows)} "
+          "unacknowledged preflight warning(s).")
     return 0
 
 

@@ -8,6 +8,7 @@ wrote. Plain Python, no CDK: each rule raises :class:`RuleError` with the fix.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
@@ -194,3 +195,22 @@ def check_network(*, egress: str, nat_gateways: int, zones: int, names: Mapping[
     if egress == "nat" and nat_gateways > zones:
         raise RuleError(f"{names['nat_gateways']}={nat_gateways} is more than {names['zones']} ({zones}): one NAT "
                         f"gateway per zone at most; lower {names['nat_gateways']}")
+
+
+#: Cognito's reserved words in a domain prefix ("Domain cannot contain reserved word: aws").
+COGNITO_RESERVED_WORDS = ("aws", "amazon", "cognito")
+#: Room a derived domain prefix leaves for "-<12-digit account id>" within Cognito's 63 characters.
+DOMAIN_PREFIX_STEM = 63 - 13
+
+
+def domain_prefix_stem(name: str) -> str:
+    """The part of a Cognito domain prefix derived from a stack name; the account id follows it.
+
+    Lower case, only letters, digits and hyphens, none of Cognito's reserved words, at most
+    :data:`DOMAIN_PREFIX_STEM` characters: ``"MyAwsApp-dev"`` -> ``"my-app-dev"``.
+    """
+    stem = re.sub(r"[^a-z0-9-]+", "-", name.lower())
+    for word in COGNITO_RESERVED_WORDS:
+        stem = stem.replace(word, "-")
+    stem = re.sub(r"-{2,}", "-", stem).strip("-")[:DOMAIN_PREFIX_STEM].strip("-")
+    return stem or "auth"

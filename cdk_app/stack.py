@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from aws_cdk import App, CfnOutput, Duration, Environment, Fn, RemovalPolicy, Stack, Tags
+from aws_cdk import Acknowledgment, App, CfnOutput, Duration, Environment, Fn, RemovalPolicy, Stack, Tags, Validations
+from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -137,12 +139,24 @@ class FastApiStack(Stack):
                 self.cache.grant_connect(function)
             self.network.add_endpoints_for(*functions.values())
         self.observability = self._observe(settings, functions)
+        self._acknowledge_known_limits(settings)
         CfnOutput(self, "ApiUrl", value=self.gateway.url, description="Invoke URL of the API")
         CfnOutput(self, "FunctionAlias", value=self.api_function.alias.function_arn,
                   description="ARN of the live alias")
         for key, value in {"service": id, **settings.tags}.items():
             Tags.of(self).add(key, value)
 
+
+    def _acknowledge_known_limits(self, settings: EnvironmentSettings) -> None:
+        """The preflight's warnings this environment accepts by design, each with its reason (strict synth
+        fails on an unacknowledged one)."""
+        if settings.cold_start.strategy == "provisioned":
+            p = settings.cold_start.provisioned
+            Validations.of(self.api_function.function).acknowledge(Acknowledgment(
+                id="Preflight::LAMBDA-CONCURRENCY-QUOTA",
+                reason=f"Provisioned concurrency ({p.min}-{p.max} on the live alias) is this environment's cold-start "
+                       f"strategy; the target account's Lambda concurrency quota must be {p.max + 100} or more, which "
+                       "a new account may not have: see Deploying in the README."))
 
     def _app_config(self, settings: EnvironmentSettings, path: str, functions: Iterable[ServiceFunction],
                     removal_policy: RemovalPolicy) -> AppConfig:
@@ -159,7 +173,8 @@ class FastApiStack(Stack):
         """Alarms on every function, the API and what the capabilities watch, all notifying one topic."""
         observed = settings.observability
         observability = Observability(self, "Observability", alarm_emails=observed.alarm_emails,
-                                      api_5xx_percent=observed.api_5xx_percent)
+                                      api_5xx_percent=observed.api_5xx_percent,
+                                      removal_policy=removal_policy_of(settings))
         for name, function in functions.items():
             observability.watch_function(function, name)
         observability.watch_api(self.gateway)
@@ -183,11 +198,17 @@ class FastApiStack(Stack):
             callback_urls=a.callback_urls, logout_urls=a.logout_urls, resource_server_id=a.resource_server_id,
             scopes=sorted({name for names in a.route_scopes.values() for name in names}),
             machine_client=a.machine_client, domain_prefix=a.domain_prefix, removal_policy=removal_policy,
+            custom_domain=a.custom_domain and cognito.CustomDomainOptions(
+                domain_name=a.custom_domain.domain_name,
+                certificate=acm.Certificate.from_certificate_arn(self, "AuthCertificate",
+                                                                 a.custom_domain.certificate_arn)),
         )
         identity.configure(self.api_function, verify_tokens=a.verify_in_function)
         CfnOutput(self, "UserPoolId", value=identity.user_pool.user_pool_id, description="The user pool")
         CfnOutput(self, "WebClientId", value=identity.clients[0].user_pool_client_id,
                   description="The browser app client (no secret, authorization code with PKCE)")
+        CfnOutput(self, "AuthDomain", value=identity.domain.base_url(),
+                  description="The user pool's OAuth endpoints (/oauth2/authorize, /oauth2/token)")
         return identity
 
     def _tasks(self, settings: EnvironmentSettings, environment_name: str, target: BundlingTarget,

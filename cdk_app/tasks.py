@@ -144,7 +144,7 @@ class TaskQueue(Construct):
             alarm_description="Tasks wait longer than expected: the worker is failing, throttled or too slow "
                               "(raise max_concurrency or memory).",
         )
-        compliance.acknowledge_task_queue(self, point_in_time_recovery=table is None and point_in_time_recovery)
+        compliance.acknowledge_task_queue(self, point_in_time_recovery=point_in_time_recovery or table is not None)
 
     def _grant_table(self, function: ServiceFunction, actions: tuple[str, ...]) -> None:
         # Exactly these actions on exactly this table (table.grant would also allow its indexes).
@@ -183,7 +183,9 @@ class FileIntake(Construct):
     """An S3 bucket whose new objects under ``incoming/`` become ``process-file`` tasks.
 
     Encrypted, TLS only, versioned, public access blocked, old versions and unfinished
-    uploads expire; server access logs go to a log bucket of its own (``access_logs``).
+    uploads expire; server access logs go to a log bucket of its own (``access_logs``),
+    versioned too. With ``removal_policy=DESTROY`` both buckets are emptied (every version)
+    before CloudFormation deletes them, so ``cdk destroy`` works.
     The worker may read ``incoming/*`` and write ``results/*``, nothing else.
     """
 
@@ -191,14 +193,20 @@ class FileIntake(Construct):
                  noncurrent_version_expiration: Duration = Duration.days(30),
                  removal_policy: RemovalPolicy = RemovalPolicy.RETAIN) -> None:
         super().__init__(scope, id)
-        secure = {"encryption": s3.BucketEncryption.S3_MANAGED, "enforce_ssl": True,
-                  "block_public_access": s3.BlockPublicAccess.BLOCK_ALL, "removal_policy": removal_policy}
+        # CloudFormation refuses to delete a bucket that holds objects (BucketNotEmpty). aws-cdk-lib's
+        # auto-delete handler first denies new writes (late access-log deliveries included), then deletes
+        # every object version.
+        secure = {"encryption": s3.BucketEncryption.S3_MANAGED, "enforce_ssl": True, "versioned": True,
+                  "block_public_access": s3.BlockPublicAccess.BLOCK_ALL, "removal_policy": removal_policy,
+                  "auto_delete_objects": removal_policy == RemovalPolicy.DESTROY}
         self.access_log_bucket = s3.Bucket(
             self, "AccessLogs", object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
-            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(365))], **secure,
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(365),
+                                              noncurrent_version_expiration=noncurrent_version_expiration)],
+            **secure,
         ) if access_logs else None
         self.bucket = s3.Bucket(
-            self, "Bucket", versioned=True, server_access_logs_bucket=self.access_log_bucket,
+            self, "Bucket", server_access_logs_bucket=self.access_log_bucket,
             server_access_logs_prefix="files/" if access_logs else None,
             lifecycle_rules=[s3.LifecycleRule(noncurrent_version_expiration=noncurrent_version_expiration,
                                               abort_incomplete_multipart_upload_after=Duration.days(7))],

@@ -1,142 +1,23 @@
 """A real ``redis-server`` with TLS and a password, as the ElastiCache stand-in (the tests' and the bench's).
 
-Debian's ``redis-server`` 7 runs with ``--port 0 --tls-port … --requirepass …``; the
-certificate is a throwaway one, signed by a throwaway CA, both made here with
-``cryptography``. :class:`HungServer` accepts connections and never answers.
+The server, its discovery and its throwaway certificates are the local stack's
+(:mod:`cdk_app.local.redis`: ``$REDIS_SERVER``, the one ``make setup`` builds into .venv with
+tests/app/redis_build.py, or one on PATH); :class:`HungServer` accepts connections and never answers.
 """
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
-import shutil
 import socket
-import subprocess
 import threading
-import time
-from pathlib import Path
 
-REDIS_SERVER = shutil.which("redis-server")
-SKIP_REASON = ("redis-server is not installed: `apt-get install redis-server` (.ci/run installs it) "
-               "to run the cache tests against a real server")
+from cdk_app.local.processes import free_port
+from cdk_app.local.redis import REDIS_SERVER, RedisServer, find_redis_server, make_certificates, server_version
 
+__all__ = ["REDIS_SERVER", "SKIP_REASON", "HungServer", "RedisServer", "find_redis_server", "free_port",
+           "make_certificates", "server_version"]
 
-def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
-    """A CA, and a server certificate for 127.0.0.1 and localhost that it signed: (ca, cert, key) PEM files."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.UTC)
-
-    def certificate(subject: str, key, issuer: str, issuer_key, *, ca: bool) -> x509.Certificate:
-        # Key identifiers and usages too: Python 3.13 verifies strictly (VERIFY_X509_STRICT) by default.
-        builder = (x509.CertificateBuilder()
-                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-                   .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - datetime.timedelta(minutes=5))
-                   .not_valid_after(now + datetime.timedelta(days=1))
-                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-                   .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
-                                  critical=False))
-        if ca:
-            builder = builder.add_extension(x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False),
-                critical=True)
-        else:
-            builder = builder.add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
-            ).add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        return builder.sign(issuer_key, hashes.SHA256())
-
-    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca = certificate("test CA", ca_key, "test CA", ca_key, ca=True)
-    server = certificate("localhost", server_key, "test CA", ca_key, ca=False)
-    paths = directory / "ca.pem", directory / "server.pem", directory / "server.key"
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(server.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(server_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                  serialization.NoEncryption()))
-    return paths
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class RedisServer:
-    """``redis-server`` on 127.0.0.1 with TLS only (no plain port) and a password; restartable on its port."""
-
-    def __init__(self, directory: Path, certificates: tuple[Path, Path, Path], password: str, *,
-                 cluster: bool = False) -> None:
-        self.directory, self.password, self.cluster = directory, password, cluster
-        self.ca, self.cert, self.key = certificates
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> RedisServer:
-        """Start it and wait until it answers (a cluster node: until it also serves every slot)."""
-        self.launch()
-        self.wait_ready(cluster_ok=True)
-        return self
-
-    def launch(self) -> RedisServer:
-        """Start it and wait until it answers; a cluster node gets every slot but may not be ready yet (2 s)."""
-        if REDIS_SERVER is None:
-            raise RuntimeError(SKIP_REASON)
-        command = [REDIS_SERVER, "--port", "0", "--tls-port", str(self.port), "--bind", "127.0.0.1",
-                   "--tls-cert-file", str(self.cert), "--tls-key-file", str(self.key),
-                   "--tls-ca-cert-file", str(self.ca), "--tls-auth-clients", "no",
-                   "--requirepass", self.password, "--save", "", "--appendonly", "no",
-                   "--dir", str(self.directory), "--logfile", str(self.directory / f"redis-{self.port}.log")]
-        if self.cluster:  # one node that serves every slot, over TLS: ElastiCache Serverless' protocol
-            command += ["--cluster-enabled", "yes", "--tls-cluster", "yes", "--cluster-port", str(free_port()),
-                        "--cluster-config-file", str(self.directory / f"nodes-{self.port}.conf")]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.wait_ready(cluster_ok=False)
-        if self.cluster:
-            with self.client() as client:
-                client.execute_command("CLUSTER", "ADDSLOTSRANGE", "0", "16383")
-        return self
-
-    def wait_ready(self, *, cluster_ok: bool = True) -> RedisServer:
-        """Wait until it answers PING (and, with ``cluster_ok``, until a cluster node says its state is ok)."""
-        deadline = time.monotonic() + 10
-        with self.client() as client:
-            while True:
-                try:
-                    client.ping()
-                    if not (self.cluster and cluster_ok):
-                        return self
-                    if b"cluster_state:ok" in client.execute_command("CLUSTER", "INFO"):
-                        return self
-                except Exception:
-                    if self.process is None or self.process.poll() is not None:
-                        self.stop()
-                        raise RuntimeError(f"redis-server did not start; see {self.directory}") from None
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"redis-server was not ready within 10 s; see {self.directory}")
-                time.sleep(0.02)
-
-    def client(self):
-        """A plain synchronous client for the tests' own checks."""
-        import redis
-
-        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, ssl=True,
-                           ssl_ca_certs=str(self.ca), socket_timeout=2)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-        self.process = None
+SKIP_REASON = ("no redis-server found: `make setup` builds one with TLS into .venv (tests/app/redis_build.py), "
+               "or install one, or set REDIS_SERVER=/path/to/redis-server")
 
 
 class HungServer:

@@ -17,6 +17,7 @@ from fastapi_lambda.constants import (
     CACHE_SECRET_VARIABLE,
 )
 
+from cdk_app.app_config import AppConfig
 from cdk_app.cache import Cache
 from cdk_app.compliance import add_compliance_checks
 from cdk_app.config import ConfigError, load_settings
@@ -237,6 +238,17 @@ def test_with_no_props_it_builds_its_network_and_passes_cdk_nag(tmp_path):
     stack.node.root.synth()  # raises on any cdk-nag finding
     assert cache.kind == "serverless" and cache.mode == "cluster"
     assert set(endpoint_services(Template.from_stack(stack))) == {"xray"}
+
+
+def test_secure_parameters_need_an_ssm_endpoint_but_no_kms_one():
+    # SSM decrypts the SecureString for the function (kms:ViaService): the function never calls KMS itself.
+    stack = new_stack()
+    network = Network(stack, "Network")
+    function = ServiceFunction(stack, "Fn", **network.placement())
+    AppConfig(stack, "Config", path="/orders/prod/", secure_parameters={"db": "/orders/prod/db"}).grant_read(function)
+    network.add_endpoints_for(function)
+
+    assert set(endpoint_services(Template.from_stack(stack))) == {"ssm", "xray"}
 
 
 def test_a_cluster_with_a_brought_vpc(tmp_path):

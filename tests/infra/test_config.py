@@ -96,6 +96,59 @@ def test_each_problem_is_one_line_with_the_allowed_values_and_the_fix(context, p
     assert error_for(context) == line
 
 
+#: Settings AWS would refuse at deploy, refused at synth with the service's own limit and the fix.
+AWS_REFUSES = {
+    "alarm email": ("prod.observability.alarm_emails", ["oncall@example"],
+                    'environments.prod.observability.alarm_emails.0: "oncall@example" is not allowed: it is not an '
+                    "email address SNS accepts (name@domain.tld, no spaces); write it as name@domain.tld."),
+    "region typo": ("prod.region", "eu-wset-1",
+                    "environments.prod.region: \"eu-wset-1\" is not allowed: it is not one of the 46 AWS regions this "
+                    "library knows; did you mean 'eu-west-1'"),
+    "domain prefix reserved word": ("dev.auth.domain_prefix", "aws-orders",
+                                    "Cognito refuses it: 'Domain cannot contain reserved word: aws'"),
+    "callback over http": ("dev.auth.callback_urls", ["http://app.example.com/callback"],
+                           "Cognito requires HTTPS except for http://localhost"),
+    "scope name": ("dev.auth.route_scopes", {"POST /tasks": ["tasks/write"]},
+                   'environments.dev.auth.route_scopes.POST /tasks.0: "tasks/write" is not allowed: a scope name may '
+                   "hold only printable ASCII except space"),
+    "reserved tag": ("dev.tags", {"aws:owner": "me"}, "tag key 'aws:owner' starts with 'aws:', which is reserved"),
+    "parameter name": ("dev.config.parameters", {"bad name": "x"},
+                       "environments.dev.config.parameters.bad name: '/fastapi-lambda/dev/bad name' is not allowed: a "
+                       "parameter name may hold only letters, digits and _ . -"),
+    "secret name": ("dev.config.secrets", ["api key"], "environments.dev.config.secrets: "
+                    "'fastapi-lambda/dev/api key' is not allowed: a secret name may hold only"),
+    "schedule time zone": ("prod.cold_start.provisioned.schedules", [{"name": "business", "cron": "0 8 ? * MON-FRI *",
+                                                                       "min": 1, "max": 2, "time_zone": "Europe/Berln"}],
+                           "it is not an IANA time zone name; did you mean 'Europe/Berlin'"),
+    "custom domain certificate": ("prod.auth.custom_domain", {"domain_name": "auth.example.com",
+                                                              "certificate_arn": "arn:aws:acm:eu-west-1:123456789012:"
+                                                                                 "certificate/abc"},
+                                  "environments.prod.auth.custom_domain.certificate_arn"),
+}
+
+
+@pytest.mark.parametrize(("path", "value", "fragment"), AWS_REFUSES.values(), ids=AWS_REFUSES.keys())
+def test_settings_aws_would_refuse_are_refused_at_synth(context, path, value, fragment):
+    set_key(context, path, value)
+
+    message = error_for(context)
+    assert fragment in message
+    assert len(message.splitlines()) == 1
+
+
+def test_names_built_from_app_name_and_environment_must_fit_aws(context):
+    context["environments"]["a-very-long-environment-name-" + "x" * 100] = context["environments"].pop("dev")
+
+    message = error_for(context)
+    assert "a stack name's length (1 to 128 characters). Fix: shorten app_name or the environment name." in message
+
+
+def test_environment_names_are_stack_name_friendly(context):
+    context["environments"]["qa_1"] = context["environments"].pop("dev")
+
+    assert "environment name 'qa_1' must be lower-case letters, digits and single hyphens" in error_for(context)
+
+
 def test_timeout_beyond_the_gateway_limit_is_refused_with_the_largest_valid_value(context):
     context["environments"]["prod"]["function"]["expected_duration_seconds"] = 26  # 31.2 s > REST's 29 s
 
@@ -217,7 +270,9 @@ def test_env_selection_synthesizes_it_and_warns_about_the_others(context, capsys
 
     assert list(stacks) == ["dev"]
     template_of(stacks["dev"]).resource_count_is("AWS::ApiGatewayV2::Api", 1)
-    assert capsys.readouterr().err.splitlines() == [f"warning: {MEMORY_64_IN_PROD}"]
+    # (synth's own report may follow, e.g. preflight warnings: only the settings' lines are counted here)
+    assert [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")] == [
+        f"warning: {MEMORY_64_IN_PROD}"]
 
 
 def run_app(context: dict, outdir: Path) -> subprocess.CompletedProcess:

@@ -165,13 +165,15 @@ def test_each_bundle_serves_http_and_answers_warmup_pings(consumer, handler):
     assert ping["handled"] == "warmup" and ping["warmed"] is True
 
 
-def test_only_the_declared_route_is_public_and_cdk_nag_passed(consumer):
+def test_only_the_declared_route_is_public_and_cdk_nag_and_the_preflight_passed(consumer):
     template = json.loads((consumer / "orders.template.json").read_text())["Resources"]
     routes = {r["Properties"]["RouteKey"]: r["Properties"].get("AuthorizationType", "NONE")
               for r in template.values() if r["Type"] == "AWS::ApiGatewayV2::Route"}
 
     assert routes == {"GET /health": "NONE", "$default": "AWS_IAM"}
-    # The CLI synth ran the same cdk-nag checks (add_compliance_checks) and would have failed on a finding.
+    # The CLI synth ran the same cdk-nag checks and the deploy preflight (add_compliance_checks) and would
+    # have failed on a finding; the preflight left no warning either.
     report = json.loads((consumer / "validation-report.json").read_text()) \
         if (consumer / "validation-report.json").exists() else {"pluginReports": []}
     assert all(r.get("conclusion") != "failure" for r in report["pluginReports"])
+    assert [v for r in report["pluginReports"] if r["pluginName"] == "Preflight" for v in r["violations"]] == []

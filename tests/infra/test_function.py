@@ -15,7 +15,7 @@ from aws_cdk.assertions import Match, Template
 
 from cdk_app.bundling import LAMBDA_SRC, BundlingError
 from cdk_app.compliance import add_compliance_checks
-from cdk_app.function import FastApiFunction, ServiceFunction
+from cdk_app.function import VPC_NETWORK_ACTIONS, FastApiFunction, ServiceFunction
 from tests.infra.conftest import SKIP_BUNDLING, only
 
 
@@ -129,8 +129,12 @@ def test_grantable_and_connectable_in_a_vpc():
     template = Template.from_stack(scope)
 
     assert "SecurityGroupIds" in function_properties(template)["VpcConfig"]
-    template.has_resource_properties("AWS::IAM::Role", {"ManagedPolicyArns": [{"Fn::Join": ["", Match.array_with([
-        Match.string_like_regexp("service-role/AWSLambdaVPCAccessExecutionRole")])]}]})
+    # Only the network-interface actions, in a policy of their own that exists before the function.
+    assert "ManagedPolicyArns" not in only(template, "AWS::IAM::Role")[1]["Properties"]
+    name, network = only(template, "AWS::IAM::Policy", "WorkerNetworkPolicy")
+    (statement,) = network["Properties"]["PolicyDocument"]["Statement"]
+    assert (set(statement["Action"]), statement["Resource"]) == (set(VPC_NETWORK_ACTIONS), "*")
+    assert name in only(template, "AWS::Lambda::Function")[1]["DependsOn"]
     template.has_resource_properties("AWS::EC2::SecurityGroupIngress", {"FromPort": 6379, "ToPort": 6379})
     template.has_resource_properties("AWS::IAM::Policy", {"PolicyDocument": {"Statement": Match.array_with([
         Match.object_like({"Action": Match.array_with(["sqs:SendMessage"])})])}})
@@ -169,6 +173,21 @@ def test_a_users_wildcard_grant_is_still_reported(tmp_path):
 
     assert "AwsSolutions-IAM5[Resource::*]" in report and "Grants/Api/Role/DefaultPolicy/Resource" in report
     assert "TracingPolicy" not in report  # X-Ray's own '*' stays acknowledged
+
+
+def test_a_users_wildcard_grant_in_a_vpc_is_still_reported(tmp_path):
+    # The network policy's '*' is acknowledged on that policy alone, never on the role or its default policy.
+    scope = stack("VpcGrants", outdir=tmp_path)
+    vpc = ec2.Vpc(scope, "Vpc", max_azs=2, nat_gateways=0, restrict_default_security_group=False,
+                  subnet_configuration=[ec2.SubnetConfiguration(name="private",
+                                                                subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)])
+    function = ServiceFunction(scope, "Worker", vpc=vpc)
+    function.add_to_role_policy(iam.PolicyStatement(actions=["ec2:DescribeInstances"], resources=["*"]))
+
+    report = validation_failure(scope, tmp_path)
+
+    assert "AwsSolutions-IAM5[Resource::*]" in report and "VpcGrants/Worker/Role/DefaultPolicy/Resource" in report
+    assert "NetworkPolicy" not in report
 
 
 def test_without_the_users_grant_the_function_is_clean(tmp_path):

@@ -38,14 +38,46 @@ def test_every_alarm_notifies_the_topic_when_it_fires_and_recovers(template):
         assert alarm["Properties"]["OKActions"] == [topic], name
 
 
-def test_the_topic_is_encrypted_tls_only_and_subscribed(template, env_name):
+def cloudwatch_may(statement: dict, actions: set[str]) -> bool:
+    """Whether a policy statement allows CloudWatch, for this account's alarms only, the given actions."""
+    condition = json.dumps(statement.get("Condition", {}))
+    return statement["Effect"] == "Allow" and statement["Principal"] == {"Service": "cloudwatch.amazonaws.com"} \
+        and set(statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]) == actions \
+        and "aws:SourceAccount" in condition and ":alarm:*" in condition
+
+
+def test_the_topic_is_encrypted_with_a_key_cloudwatch_may_use_tls_only_and_subscribed(template, env_name):
+    # The AWS managed alias/aws/sns key refuses CloudWatch: every notification would fail (aws-cdk #11121).
     topic = only(template, "AWS::SNS::Topic", "ObservabilityAlarms")[1]["Properties"]
+    key_id, key = only(template, "AWS::KMS::Key", "ObservabilityAlarmsKey")
     policy = only(template, "AWS::SNS::TopicPolicy")[1]["Properties"]["PolicyDocument"]["Statement"]
     emails = [s["Properties"]["Endpoint"] for s in template.find_resources("AWS::SNS::Subscription").values()]
 
-    assert "alias/aws/sns" in json.dumps(topic["KmsMasterKeyId"])
+    assert topic["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    assert key["Properties"]["EnableKeyRotation"] is True
+    assert key["DeletionPolicy"] == ("Retain" if SETTINGS[env_name].removal_policy == "retain" else "Delete")
+    assert any(cloudwatch_may(s, {"kms:Decrypt", "kms:GenerateDataKey*"})
+               for s in key["Properties"]["KeyPolicy"]["Statement"])
+    # The topic policy replaces SNS's default one, so CloudWatch needs its own statement to publish.
+    assert any(cloudwatch_may(s, {"sns:Publish"}) for s in policy)
     assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in policy)
     assert emails == SETTINGS[env_name].observability.alarm_emails
+
+
+def test_undeliverable_notifications_go_to_an_encrypted_dead_letter_queue_with_an_alarm(synth):
+    template = synth.templates["prod"]
+    subscription = only(template, "AWS::SNS::Subscription")[1]["Properties"]
+    queue_id, queue = only(template, "AWS::SQS::Queue", "ObservabilityUndelivered")
+    policy = [p["Properties"] for p in template.find_resources("AWS::SQS::QueuePolicy").values()
+              if p["Properties"]["Queues"] == [{"Ref": queue_id}]][0]["PolicyDocument"]["Statement"]
+    alarm = only(template, "AWS::CloudWatch::Alarm", "ObservabilityUndeliveredAlarmsAlarm")[1]["Properties"]
+
+    assert subscription["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [queue_id, "Arn"]}}
+    assert queue["Properties"]["SqsManagedSseEnabled"] is True
+    assert any(s["Effect"] == "Allow" and s["Principal"] == {"Service": "sns.amazonaws.com"} for s in policy)
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible" and alarm["Threshold"] == 1
+    # Without a subscription there is nothing to dead-letter.
+    assert not [k for k in synth.templates["dev"].find_resources("AWS::SQS::Queue") if "Undelivered" in k]
 
 
 @pytest.mark.parametrize("function", [API, "TasksWorker"])

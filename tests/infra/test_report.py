@@ -54,3 +54,76 @@ def test_no_assembly_is_one_line_too(tmp_path, capsys):
     assert report.main([str(tmp_path / "nowhere")]) == 1
 
     assert capsys.readouterr().err == f"No stacks in {tmp_path / 'nowhere'}; run cdk synth first.\n"
+
+
+@pytest.fixture(scope="module")
+def session_assembly(synth) -> Path:
+    """The session's three environments, synthesized to disk (cdk-nag and the preflight ran)."""
+    synth.app.synth()
+    return synth.outdir
+
+
+def test_the_summary_counts_preflight_and_cdk_warnings_and_lists_what_destroy_leaves(session_assembly, monkeypatch,
+                                                                                      capsys):
+    from collections import Counter
+
+    monkeypatch.setattr(report, "cfn_lint", lambda *paths: {p.name: Counter() for p in paths})
+    monkeypatch.setattr(report, "checkov", lambda *paths: {p.name: report.CheckovCounts() for p in paths})
+
+    assert report.main([str(session_assembly)]) == 0
+    out = capsys.readouterr().out
+    header, _, *rows = out.splitlines()
+    assert "preflight" in header and "CDK warn." in header and "retained" in header
+    prod = next(line for line in rows if line.startswith("fastapi-lambda-prod "))
+    assert "pass (0 warn., 1 ack.)" in prod  # prod's concurrency-quota warning is acknowledged with its reason
+    # What prod keeps after cdk destroy, and why it still costs something.
+    assert "fastapi-lambda-prod: cdk destroy leaves" in out
+    assert "(AWS::KMS::Key): 1 USD a month" in out and "(AWS::Cognito::UserPool): monthly active users" in out
+    assert "fastapi-lambda-dev: cdk destroy leaves" not in out  # dev and staging are destroyed whole
+    assert "0 CDK warning(s)" in out
+
+
+def test_preflight_warnings_are_counted_per_template(tmp_path):
+    from aws_cdk import App, CfnResource, Stack, Validations
+
+    from cdk_app.preflight import Preflight
+
+    app = App(outdir=str(tmp_path), builtin_cloud_formation_validation=False)
+    CfnResource(Stack(app, "Quota"), "Fn", type="AWS::Lambda::Function", properties={"ReservedConcurrentExecutions": 5})
+    Validations.of(app).add_plugins(Preflight())
+    app.synth()
+
+    assert [v["ruleName"] for v in report.preflight_findings(tmp_path)["Quota.template.json"]] == [
+        "LAMBDA-CONCURRENCY-QUOTA"]
+
+
+def test_cdk_warnings_are_counted_per_stack(tmp_path):
+    from aws_cdk import Annotations, App, Stack
+
+    app = App(outdir=str(tmp_path))
+    stack = Stack(app, "Warned")
+    Annotations.of(stack).add_warning_v2("demo:warning", "a CDK warning")
+    app.synth()
+
+    assert report.cdk_warnings(tmp_path, "Warned") == ["/Warned: a CDK warning [ack: demo:warning]"]
+
+
+def test_checkov_is_looked_up_in_its_own_venv_beside_the_projects(venv_bin, monkeypatch):
+    monkeypatch.delenv("CHECKOV", raising=False)
+    expected = venv_bin.parents[1] / report.CHECKOV_VENV / "bin" / "checkov"
+
+    with pytest.raises(ReportError) as missing:
+        report.checkov_cli()
+
+    assert str(missing.value) == (f"checkov is not installed at {expected}; install it with `make setup` (a venv of "
+                                  "its own, .venv-checkov, from requirements-checkov.txt) or name yours in $CHECKOV.")
+    expected.parent.mkdir(parents=True)
+    expected.write_text("#!/bin/sh\n")
+    assert report.checkov_cli() == expected
+
+
+def test_a_checkov_of_your_own_can_be_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHECKOV", str(tmp_path / "nowhere" / "checkov"))
+
+    with pytest.raises(ReportError, match=r"checkov is not installed at .*nowhere/checkov"):
+        report.checkov_cli()

@@ -10,7 +10,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Match, Template
 
 from cdk_app.config import load_settings, read_cdk_json_context
-from cdk_app.function import FastApiFunction
+from cdk_app.function import VPC_NETWORK_ACTIONS, FastApiFunction
 from cdk_app.stack import build_stacks
 from tests.infra.conftest import API, SKIP_BUNDLING, alias_logical_id, make_app, only
 
@@ -66,10 +66,10 @@ def test_function_role_writes_only_its_own_log_group(template):
         "Statement": [Match.object_like({"Principal": {"Service": "lambda.amazonaws.com"}})], "Version": Match.any_value()}}})
     api_role = [name for name in lambda_roles if name.startswith(API)]
     assert len(api_role) == 1
-    # Only where the function joins the cache's network: the ENI permissions Lambda attaches it with.
+    # No managed policy: where the function joins the cache's network, its NetworkPolicy (below) has the
+    # network-interface actions Lambda attaches it with, and no logs:* on every log group.
     in_vpc = "VpcConfig" in only(template, "AWS::Lambda::Function", API)[1]["Properties"]
-    assert [arn["Fn::Join"][1][-1] for arn in lambda_roles[api_role[0]]["Properties"].get("ManagedPolicyArns", [])] == (
-        [":iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"] if in_vpc else [])
+    assert "ManagedPolicyArns" not in lambda_roles[api_role[0]]["Properties"]
     role = {"Ref": api_role[0]}
     policies = template.find_resources("AWS::IAM::Policy", {"Properties": {"Roles": [role]}})
     statements = {name: p["Properties"]["PolicyDocument"]["Statement"] for name, p in policies.items()}
@@ -82,14 +82,18 @@ def test_function_role_writes_only_its_own_log_group(template):
     tracing = next(s for name, s in statements.items() if "TracingPolicy" in name)
     assert tracing == [{"Action": ["xray:PutTelemetryRecords", "xray:PutTraceSegments"], "Effect": "Allow",
                         "Resource": "*"}]
+    network = [s for name, s in statements.items() if "NetworkPolicy" in name]
+    assert [[(set(st["Action"]), st["Resource"]) for st in policy] for policy in network] == (
+        [[(set(VPC_NETWORK_ACTIONS), "*")]] if in_vpc else [])
 
 
 def test_log_groups_follow_the_environment(template, env_name):
     settings = SETTINGS[env_name]
     deletion = "Retain" if settings.removal_policy == "retain" else "Delete"
     groups = template.find_resources("AWS::Logs::LogGroup")
-    # The API function's and the worker's logs, the access logs, and the flow logs where a cache needs a network.
-    assert len(groups) == 3 + (settings.cache.kind != "none")
+    # The API function's and the worker's logs, the access logs, the flow logs where a cache needs a network,
+    # and the web ACL's where there is one.
+    assert len(groups) == 3 + (settings.cache.kind != "none") + settings.api.waf.enabled
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == settings.log_retention_days
         assert group["DeletionPolicy"] == deletion
@@ -110,9 +114,9 @@ def test_function_logs_and_api_carry_the_service_and_environment_tags(template, 
               for kind in ("AWS::Lambda::Function", "AWS::Logs::LogGroup", api)}
 
     assert {kind: all(tags == expected for tags in found) and len(found) for kind, found in tagged.items()} == {
-        "AWS::Lambda::Function": len(template.find_resources("AWS::Lambda::Function")) - (
-            SETTINGS[env_name].cache.kind != "none"),
-        "AWS::Logs::LogGroup": 3 + (SETTINGS[env_name].cache.kind != "none"), api: 1}
+        "AWS::Lambda::Function": 2 + SETTINGS[env_name].tasks.files.enabled,  # API, worker, bucket notifications
+        "AWS::Logs::LogGroup": 3 + (SETTINGS[env_name].cache.kind != "none") + SETTINGS[env_name].api.waf.enabled,
+        api: 1}
 
 
 def test_prod_retains_and_protects_dev_does_not(synth):
@@ -197,6 +201,30 @@ def test_rest_api_cors_preflight(context):
     assert options, "expected preflight methods"
     headers = json.dumps(next(iter(options.values()))["Properties"]["Integration"]["IntegrationResponses"])
     assert "https://app.example.com" in headers and "GET,POST" in headers
+
+
+def test_dev_switched_to_a_rest_api_synthesizes_without_cdk_warnings(context, tmp_path):
+    # CDK warned once per open method (the CORS ones too) that default scopes do not apply there.
+    context["environments"]["dev"]["api"]["type"] = "rest"
+    app = make_app({**context, "env": "dev"}, outdir=tmp_path)
+    build_stacks(app)
+
+    stack = app.synth().get_stack_by_name("fastapi-lambda-dev")
+    assert [m.entry.data for m in stack.messages if m.level.value == "warning"] == []
+
+
+def test_every_non_retained_environment_is_deleted_whole(synth, env_name):
+    # cdk destroy: nothing kept, nothing protected from deletion (the preflight refuses the latter).
+    resources = synth.templates[env_name].to_json()["Resources"]
+    kept = sorted(name for name, r in resources.items() if r.get("DeletionPolicy") in ("Retain", "Snapshot"))
+    if SETTINGS[env_name].removal_policy == "retain":
+        assert kept and synth.stacks[env_name].termination_protection
+    else:
+        assert kept == []
+        protected = [name for name, r in resources.items()
+                     if r.get("Properties", {}).get("DeletionProtection") == "ACTIVE"
+                     or r.get("Properties", {}).get("DeletionProtectionEnabled") is True]
+        assert protected == []
 
 
 def test_grants_and_metrics_target_the_alias_and_a_role_can_be_brought():

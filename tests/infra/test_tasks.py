@@ -6,6 +6,7 @@ import json
 
 import pytest
 from aws_cdk import App, Duration, Stack
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Template
 from fastapi_lambda.constants import TASK_QUEUE_URL_VARIABLE, TASK_TABLE_VARIABLE
@@ -145,6 +146,44 @@ def test_file_intake_bucket_is_locked_down_and_notifies_the_queue(synth, env_nam
     files = statements_of(template, "FilesWorkerPolicy")
     assert [s["Action"] for s in files] == [["s3:GetObject", "s3:GetObjectVersion"], "s3:PutObject"]
     assert "incoming/*" in json.dumps(files[0]["Resource"]) and "results/*" in json.dumps(files[1]["Resource"])
+
+
+@pytest.mark.parametrize(("env_name", "destroyed"), [("dev", True), ("prod", False)])
+def test_every_bucket_is_versioned_and_emptied_before_a_destroy(synth, env_name, destroyed):
+    template = synth.templates[env_name]
+    buckets = template.find_resources("AWS::S3::Bucket")
+    emptied = {resource["Properties"]["BucketName"]["Ref"]
+               for resource in template.find_resources("Custom::S3AutoDeleteObjects").values()}
+
+    assert len(buckets) == 2  # the files and their access logs
+    for name, bucket in buckets.items():
+        assert bucket["Properties"]["VersioningConfiguration"] == {"Status": "Enabled"}, name
+        assert bucket["DeletionPolicy"] == ("Delete" if destroyed else "Retain"), name
+        rules = bucket["Properties"]["LifecycleConfiguration"]["Rules"]
+        assert any("NoncurrentVersionExpiration" in rule for rule in rules), name  # old versions do not pile up
+    # CloudFormation refuses to delete a bucket that still holds objects (BucketNotEmpty): a bucket removed with
+    # the stack is emptied first, every version of every object; a retained one never is.
+    assert emptied == (set(buckets) if destroyed else set())
+
+
+def test_a_consumers_own_queue_and_table_keep_their_findings(tmp_path):
+    # The construct accepts checks only for what it made: a bare queue and table of the user's are reported.
+    stack = new_stack(tmp_path)
+    queue = sqs.Queue(stack, "Existing", visibility_timeout=Duration.minutes(15))
+    table = dynamodb.TableV2(stack, "Table", partition_key=dynamodb.Attribute(
+        name="id", type=dynamodb.AttributeType.STRING))
+    TaskQueue(stack, "Tasks", queue=queue, table=table)
+    add_compliance_checks(stack.node.root)
+
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        stack.node.root.synth()
+    report = (tmp_path / "validation-report.json").read_text()
+    assert "AwsSolutions-SQS3" in report and "Serverless-SQSRedrivePolicy" in report
+    assert "Serverless-LambdaEventSourceMappingDestination" in report  # redrive is the queue owner's to show
+    resources = json.loads((tmp_path / "Lib.template.json").read_text())["Resources"]
+    for name in ("Existing", "Table"):
+        (resource,) = [r for logical_id, r in resources.items() if logical_id.startswith(name)]
+        assert "checkov" not in resource.get("Metadata", {}), name
 
 
 def test_staging_has_no_file_intake(synth):
