@@ -7,7 +7,10 @@
 `python -s child.py first MODULE:ATTR EVENTS_PY` prints {"import_ms": ..., "first_get_ms": ...};
 `python -s child.py batch MODULE:ATTR WARMUP BATCHES SIZE EVENTS_PY` prints {"batch_ms": ..., "messages_per_s": ...};
 `python -s child.py items MODULE:ATTR CASE WARMUP CALLS EVENTS_PY` prints {"us_per_call": ..., "ms_per_call": ...}
-(`GET /items/{key}` on a cache hit, a miss, or with the cache down and the breaker closed or open).
+(`GET /items/{key}` on a cache hit, a miss, or with the cache down and the breaker closed or open);
+`python -s child.py guard MODULE:ATTR EVENT ROUNDS CALLS EVENTS_PY` prints {"on_us": ..., "off_us": ...,
+"on_over_off": ..., "check_us": ..., "check_share": ...} (the module's `app` behind the input guard and
+without it, alternating rounds in one process; the guard's check alone, and its share of the request).
 Only the standard library is imported before the measured import (as in Lambda's
 bootstrap, which has json loaded before it imports the handler).
 """
@@ -69,7 +72,7 @@ def is_ok(event_name: str, response: dict) -> bool:
     """Never time an error path: HTTP must answer 200 (202 for a task), a warmup ping must be handled as one."""
     if event_name == "warmup ping":
         return response.get("handled") == "warmup"
-    return response.get("statusCode") == (202 if event_name == "POST /tasks" else 200)
+    return response.get("statusCode") == {"POST /tasks": 202, "POST /orders": 201}.get(event_name, 200)
 
 
 def per_call_us(handler, events, event_name: str, warmup: int, calls: int) -> tuple[float, dict]:
@@ -173,7 +176,7 @@ def items(target: str, case: str, warmup: str, calls: str, events_py: str) -> di
     expected = ITEM_ANSWERS[case]
     elapsed = 0.0
     for number in range(int(warmup) + int(calls)):
-        event = events.http_api_event("GET", f"/items/{next(keys)}")
+        event = events.with_gateway_claims(events.http_api_event("GET", f"/items/{next(keys)}"))  # a signed-in caller
         start = time.perf_counter()
         response = handler(event, context)
         if number >= int(warmup):
@@ -186,8 +189,32 @@ def items(target: str, case: str, warmup: str, calls: str, events_py: str) -> di
     return {"us_per_call": per_call * 1e6, "ms_per_call": per_call * 1000}
 
 
+def guard(target: str, event_name: str, rounds: str, calls: str, events_py: str) -> dict:
+    """The input guard on vs off for one app, in one process: the module's ``app`` behind two handlers,
+    timed in alternating rounds (so load hits both alike); the fastest round of each, and their ratio."""
+    from fastapi_lambda import guard as guard_module
+    from fastapi_lambda import lambda_handler
+
+    app = importlib.import_module(target.split(":")[0]).app
+    handlers = {"on": lambda_handler(app), "off": lambda_handler(app, guard=False)}
+    check_origins()
+    events = load_events(events_py)
+    best = {name: float("inf") for name in handlers}
+    event, limits, check = events.EVENTS[event_name](), handlers["on"].limits, guard_module.check_event
+    for _ in range(int(rounds)):
+        for name, handler in handlers.items():
+            best[name] = min(best[name], per_call_us(handler, events, event_name, 50, int(calls))[0])
+        start = time.perf_counter()
+        for _ in range(int(calls)):  # the check alone, as the handler makes it (GET /: only the lookup)
+            if event.get("body"):
+                check(event, limits)
+        best["check"] = min(best.get("check", float("inf")), (time.perf_counter() - start) / int(calls) * 1e6)
+    return {"on_us": best["on"], "off_us": best["off"], "on_over_off": best["on"] / best["off"],
+            "check_us": best["check"], "check_share": best["check"] / best["off"]}
+
+
 if __name__ == "__main__":
     mode, *args = sys.argv[1:]
     result = {"import": cold_import, "warm": warm, "ping": ping, "first": first_get, "batch": batch,
-              "items": items}[mode](*args)
+              "items": items, "guard": guard}[mode](*args)
     print(json.dumps(result))

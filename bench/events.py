@@ -79,6 +79,14 @@ def post_task_event() -> dict:
     return with_gateway_claims(event, "api/tasks.write")
 
 
+def post_order_event() -> dict:
+    """``POST /orders`` of the consumer example: a small JSON body, validated, answered 201 (no AWS call)."""
+    event = http_api_event("POST", "/orders")
+    event["headers"]["content-type"] = "application/json"
+    event["body"] = json.dumps({"item": "book", "quantity": 2})
+    return event
+
+
 def sqs_batch(size: int = 10) -> dict:
     """An SQS event source mapping's batch of ``size`` new tasks (fresh ids: none was done before)."""
     now = int(time.time() * 1000)
@@ -101,6 +109,7 @@ EVENTS = {
     "GET /me, verified token": me_with_token,
     "GET /": lambda: http_api_event("GET", "/"),
     "POST /tasks": post_task_event,
+    "POST /orders": post_order_event,
     # Concurrency 1: answered in place, no fan-out (which would invoke the alias through boto3).
     "warmup ping": lambda: {"fastapi-lambda-warmup": {"concurrency": 1}},
 }

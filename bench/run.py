@@ -41,6 +41,7 @@ PING_CALLS = 30000  # a warmup ping costs about a microsecond: many more calls f
 TASK_CALLS, TASK_BATCHES = 200, 20  # each a few ms against moto
 ITEM_HITS, ITEM_MISSES, ITEMS_DOWN = 2000, 20, 10  # a miss waits for the source, a closed breaker for the budget
 ITEM_SOURCE_DELAY_MS = 50  # the example's slow source, shortened: a miss costs this plus the cache's round trips
+GUARD_ROUNDS, GUARD_CALLS = 20, 500  # alternating rounds of the guard's A/B; the fastest round of each counts
 
 sys.path.insert(0, str(REPO))  # for cdk_app, which also loads aws_cdk/jsii
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
@@ -128,6 +129,20 @@ SCENARIOS = [
              warm_processes, ("ours-cache",)),
     Scenario("items_down_closed", lambda v: ["items", v.handler, "down-closed", "0", str(ITEMS_DOWN), str(EVENTS_PY)],
              (Metric("ms_per_call", "cache hung, breaker closed (ms)"),), warm_processes, ("ours-cache-down",)),
+    # The hostile-input guard (fastapi_lambda.guard): the same app behind a handler with it and one without, in
+    # one process, alternating rounds (the fastest of each). A GET has no body (one lookup); a POST's JSON
+    # body is parsed strictly before the app parses it again.
+    Scenario("guard_get", lambda v: ["guard", v.handler, "GET /", str(GUARD_ROUNDS), str(GUARD_CALLS), str(EVENTS_PY)],
+             (Metric("on_us", "warm GET / with the input guard (µs)"), Metric("off_us", "... without it (µs)"),
+              Metric("on_over_off", "ratio guard on / off, GET /", digits=3),
+              Metric("check_us", "the guard's work alone, GET / (µs)", digits=3)), warm_processes, ("ours",)),
+    Scenario("guard_post", lambda v: ["guard", v.handler, "POST /orders", str(GUARD_ROUNDS), str(GUARD_CALLS),
+                                      str(EVENTS_PY)],
+             (Metric("on_us", "warm POST /orders (JSON body) with the input guard (µs)"),
+              Metric("off_us", "... without it (µs)"), Metric("on_over_off", "ratio guard on / off, POST", digits=3),
+              Metric("check_us", "the guard's check alone, POST body (µs)", digits=2),
+              Metric("check_share", "ratio check / request without the guard, POST", digits=3)),
+             warm_processes, ("consumer",)),
     Scenario("items_down_open", lambda v: ["items", v.handler, "down-open", "3", str(ITEM_MISSES), str(EVENTS_PY)],
              (Metric("ms_per_call", "cache hung, breaker open (ms)"),), warm_processes, ("ours-cache-down",)),
 ]
@@ -164,6 +179,17 @@ def build_ours(target, runtime: Path) -> list[Variant]:
         sys.exit("our layer ships boto3: it must come from the runtime")
     ours = Variant("ours", (code, layer / "python", runtime), "service.handler", "service.handler:handler")
     return [ours, *(replace(ours, name=f"ours-{mode}", env={"IMPORT_MODE": mode}) for mode in ("eager", "lazy"))]
+
+
+def build_consumer(target, ours: Variant) -> Variant:
+    """The consumer example (``examples/consumer/src``: its package + the runtime package) on our layer and
+    runtime SDK."""
+    from cdk_app.bundling import build_locally
+
+    root = OUT / "consumer"
+    shutil.rmtree(root, ignore_errors=True)
+    code = build_locally("code", root / "code", source=REPO / "examples" / "consumer" / "src", target=target)
+    return Variant("consumer", (code, *ours.path[1:]), "orders.handler", "orders.handler:handler")
 
 
 def start_identity_backend() -> tuple[dict[str, str], dict[str, str]]:
@@ -406,7 +432,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="allow fewer runs: a smoke test, not a result")
     parser.add_argument("--python-version", default="3.13")
     parser.add_argument("--out", type=Path, default=OUT / "results.json")
+    parser.add_argument("--only", default="", help="comma-separated scenario names to run (default: all)")
     args = parser.parse_args()
+    only = {name for name in args.only.split(",") if name}
+    if unknown := only - {s.name for s in SCENARIOS}:
+        parser.error(f"--only: no scenario named {', '.join(sorted(unknown))}")
+    scenarios = [s for s in SCENARIOS if not only or s.name in only]
     if args.runs < (1 if args.quick else MIN_RUNS):
         parser.error(f"--runs must be at least {MIN_RUNS} (or use --quick for a smoke test)")
 
@@ -419,6 +450,7 @@ def main() -> None:
     started = time.perf_counter()
     reference = build_reference(target)
     variants = [*build_ours(target, build_runtime(target, python)), reference]  # the interleaving order
+    variants.append(build_consumer(target, variants[0]))
     claims_env, verify_env = start_identity_backend()
     task_backend = start_task_backend()
     variants.append(replace(variants[0], name="ours-tasks", env={**task_backend, **claims_env}))
@@ -430,7 +462,7 @@ def main() -> None:
     print(f"built bundles in {time.perf_counter() - started:.1f} s", file=sys.stderr)
 
     results, rows = {}, []
-    for scenario in SCENARIOS:
+    for scenario in scenarios:
         print(f"running {scenario.name} ({scenario.processes(args)} processes per bundle) ...", file=sys.stderr)
         results[scenario.name] = measure(scenario, variants, python, args)
         rows += summarize(scenario, results[scenario.name])
@@ -438,7 +470,7 @@ def main() -> None:
 
     print(f"\ninterpreter: Python {version} ({python[0]})")
     print(f"machine: {platform.machine()} (bundle architecture {target.architecture}), {platform.platform()}")
-    per_scenario = ", ".join(f"{s.name} {s.processes(args)}" for s in SCENARIOS)
+    per_scenario = ", ".join(f"{s.name} {s.processes(args)}" for s in scenarios)
     print(f"runs: --runs {args.runs}; fresh processes per bundle: {per_scenario}; warm: {TIMED_CALLS} timed calls "
           f"({PING_CALLS} for the warmup ping) after {WARMUP_CALLS} warm-up calls"
           f"{' (QUICK: smoke test only)' if args.quick else ''}")
@@ -452,7 +484,7 @@ def main() -> None:
         "platform": {"machine": platform.machine(), "architecture": target.architecture,
                      "system": platform.platform(), "cpus": os.cpu_count()},
         "config": {"runs": args.runs, "quick": args.quick,
-                   "processes_per_bundle": {s.name: s.processes(args) for s in SCENARIOS},
+                   "processes_per_bundle": {s.name: s.processes(args) for s in scenarios},
                    "warmup_calls": WARMUP_CALLS, "timed_calls": TIMED_CALLS, "ping_calls": PING_CALLS,
                    "discarded_priming_rounds": 1},
         "variants": {v.name: {"pythonpath": [str(p) for p in v.path], "handler": v.handler, "env": v.env}

@@ -16,8 +16,7 @@ from typing import Any
 
 def local_user() -> tuple[str, str]:
     """The test user's email and password (a throwaway, in a local user pool only)."""
-    # Their home today; cdk_app.local.identity is to hold them.
-    from fastapi_lambda.auth import LOCAL_EMAIL, LOCAL_PASSWORD
+    from cdk_app.local.identity import LOCAL_EMAIL, LOCAL_PASSWORD
 
     return LOCAL_EMAIL, LOCAL_PASSWORD
 
@@ -25,9 +24,9 @@ def local_user() -> tuple[str, str]:
 def sign_in(state: dict[str, Any], *, scopes: list[str] | None = None) -> dict[str, str]:
     """The test user's access token (with ``scopes``, default all of its client's) and ID token."""
     import boto3
-    from fastapi_lambda.auth import moto_token_with_scopes
 
     from cdk_app.local.aws import ACCESS_KEY_ID, SECRET_ACCESS_KEY
+    from cdk_app.local.identity import moto_token_with_scopes
 
     if not state.get("identities") or not state.get("user"):
         raise SystemExit(f"local: {state['stack']} has no user pool, so there is no token to get")

@@ -179,13 +179,11 @@ class RedisBackend:
 
 
 def read_secret(name: str) -> str:
-    """The secret's string, read once per instance (boto3 is imported here only)."""
-    import boto3  # the runtime's
-    from botocore.config import Config
+    """The secret's string, read once per instance (boto3 is imported then): outside the cache's
+    per-call budget, bounded by the invocation's time left instead (:mod:`fastapi_lambda.aws`)."""
+    from fastapi_lambda import aws
 
-    # Once per instance (at init in eager mode), outside the per-call budget: bounded by these instead.
-    config = Config(connect_timeout=1, read_timeout=1, retries={"total_max_attempts": 1})
-    return boto3.client("secretsmanager", config=config).get_secret_value(SecretId=name)["SecretString"]
+    return aws.call("secretsmanager", "get_secret_value", SecretId=name)["SecretString"]
 
 
 class SecretUnavailable(RuntimeError):

@@ -99,8 +99,9 @@ def setting_name(parameter: str) -> str:
 def _boto_config() -> Any:
     from botocore.config import Config
 
-    # A request waits on these: fail fast (503), the next request after RETRY_AFTER_S tries again.
-    return Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 2})
+    # A request waits on these: fail fast (503), the next request after RETRY_AFTER_S tries again. Parameter
+    # Store and Secrets Manager answer in milliseconds: a hung one costs a request about 2 × (1 + 1) s at most.
+    return Config(connect_timeout=1, read_timeout=1, retries={"mode": "standard", "total_max_attempts": 2})
 
 
 def _make_ssm() -> Any:

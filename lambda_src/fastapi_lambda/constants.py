@@ -28,6 +28,16 @@ GENERIC_HANDLER = "fastapi_lambda.entry.handler"
 RUNTIME_REQUIREMENTS = ("mangum>=0.17,<1", "pydantic>=2,<3", "aws-lambda-powertools>=3,<4", "pydantic-settings>=2,<3",
                         "aws-xray-sdk>=2,<3")
 
+# --- hostile input (fastapi_lambda.guard) ---------------------------------------------------------
+
+#: "off" lets every request body through to the app unchecked (``lambda_handler(app, guard=False)`` too).
+INPUT_GUARD_VARIABLE = "INPUT_GUARD"
+#: The largest request body, in bytes (413 above it), and the deepest JSON nesting (400 below it).
+MAX_BODY_BYTES_VARIABLE = "INPUT_MAX_BODY_BYTES"
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+MAX_JSON_DEPTH_VARIABLE = "INPUT_MAX_JSON_DEPTH"
+DEFAULT_MAX_JSON_DEPTH = 64
+
 # --- background tasks (cdk_app.tasks sets these; fastapi_lambda.tasks reads them) ----------------
 
 #: The queue tasks are sent to; unset means tasks run in-process (local development).

@@ -1,7 +1,8 @@
 """The Lambda entry point for an ASGI app: a dispatch table from event kind to handler.
 
 HTTP events (API Gateway REST v1, HTTP API v1/v2, Function URL, ALB) go to
-``Mangum(app, lifespan="off")``. Everything else is answered before Mangum, which
+``Mangum(app, lifespan="off")``, once their body passed :mod:`fastapi_lambda.guard` (a
+malformed or oversized body is answered 400/413 here, never by a 500 of the app). Everything else is answered before Mangum, which
 raises ``RuntimeError`` on events it cannot infer (Lambda would count an error and
 retry): warmup pings, EventBridge schedules and unknown shapes are answered and
 logged. An SQS batch goes to the handler registered for ``"sqs"`` (the task worker,
@@ -19,7 +20,8 @@ from typing import Any
 from mangum import Mangum
 from mangum.handlers import ALB, APIGateway, HTTPGateway
 
-from fastapi_lambda import cold_start, lifecycle, observability
+from fastapi_lambda import aws, cold_start, lifecycle, observability
+from fastapi_lambda import guard as guard_module
 from fastapi_lambda.constants import WARMUP_MARKER
 
 logger = logging.getLogger(__name__)
@@ -99,10 +101,14 @@ class LambdaHandler:
     Built once per execution environment (at init). :meth:`register` adds or replaces
     the handler of an event kind (``"sqs"`` for a queue worker, ``"schedule"``, ...).
     With ``app=None`` (a worker-only function) HTTP events are answered 400.
+    ``guard=False`` (or ``INPUT_GUARD=off``) lets request bodies through unchecked.
     """
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, *, guard: bool = True) -> None:
         self.app = app
+        self.limits = guard_module.Limits.from_environ() if guard else None
+        if self.limits is not None:
+            guard_module.protect(app)
         # lifespan="off": Mangum would otherwise run startup and shutdown on every invocation.
         self.asgi = Mangum(app, lifespan="off", custom_handlers=_MANGUM_HANDLERS) if app is not None else self._no_app
         self.handlers: dict[str, EventHandler] = {kind: self._http for kind in HTTP_EVENT_KINDS}
@@ -120,15 +126,22 @@ class LambdaHandler:
 
     def __call__(self, event: Any, context: Any) -> Any:
         observability.start(event, context)  # the correlation fields of this invocation's logs
+        aws.invocation.context = context  # every AWS call made now ends before the invocation does
         try:
             kind = classify_event(event)
             if kind in HTTP_EVENT_KINDS:  # the hot path: no table lookup, no extra call
                 return self._http(event, context, kind)
             return self.handlers[kind](event, context)
         finally:
+            aws.invocation.context = None
             observability.finish()  # what it counted, as one EMF line
 
     def _http(self, event: Any, context: Any, kind: str = "http") -> dict[str, Any]:
+        if self.limits is not None and event.get("body"):  # a request without a body costs one lookup
+            refusal = guard_module.check_event(event, self.limits)
+            if refusal is not None:
+                logger.info("Refused a request body", extra={"status": refusal.status, "reason": refusal.detail})
+                return guard_module.lambda_response(refusal, kind)
         try:
             return self.asgi(event, context)
         except Exception:
@@ -156,15 +169,16 @@ class LambdaHandler:
                            "handler.register('sqs', ...) or remove the event source")
 
 
-def lambda_handler(app: Any = None, *, tasks: Any = None) -> LambdaHandler:
+def lambda_handler(app: Any = None, *, tasks: Any = None, guard: bool = True) -> LambdaHandler:
     """The Lambda handler for ``app``: ``handler = lambda_handler(app)`` in your module.
 
     ``tasks`` (a :class:`fastapi_lambda.tasks.TaskRegistry`) makes the same handler the
     queue's worker: SQS batches go to ``tasks.process_batch``. ``app`` may then be None.
+    ``guard=False`` turns the hostile-input checks of :mod:`fastapi_lambda.guard` off.
     """
     if app is None and tasks is None:
         raise ValueError("lambda_handler needs an ASGI app, a task registry (tasks=...), or both")
-    handler = LambdaHandler(app)
+    handler = LambdaHandler(app, guard=guard)
     if tasks is not None:
         handler.register("sqs", tasks.process_batch)
     return handler

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 import time
 import uuid
@@ -30,10 +31,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 from urllib.parse import unquote_plus
 
-from pydantic import AwareDatetime, BaseModel, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import to_jsonable_python
 
-from fastapi_lambda import lifecycle, observability
+from fastapi_lambda import aws, observability
 from fastapi_lambda.constants import (
     FILE_TASK_TYPE,
     FILES_INCOMING_PREFIX,
@@ -42,6 +43,7 @@ from fastapi_lambda.constants import (
     TASK_TABLE_TTL_ATTRIBUTE,
     TASK_TABLE_VARIABLE,
 )
+from fastapi_lambda.openapi import JsonInt
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,12 @@ RECORD_TTL_S = 7 * 24 * 3600
 DEFAULT_LEASE_S = 900
 #: SQS's classic message size limit, checked before sending so a too-large task is a 422, not a 503.
 MAX_MESSAGE_BYTES = 256 * 1024
+#: The largest result a status record keeps, as JSON (a DynamoDB item holds 400 KB, all attributes told).
+MAX_RESULT_BYTES = 350 * 1024
+#: What DynamoDB answers when a conditional write's condition does not hold.
+CONDITION_FAILED = "ConditionalCheckFailedException"
+#: A message is started only when this much time is left, or what the longest one so far took.
+MIN_MESSAGE_S = 1.0
 #: Seconds a client is told to wait after a 503.
 RETRY_AFTER_S = 5
 #: Set by Lambda in every function. There a task needs the queue (a thread would be frozen with the
@@ -66,6 +74,20 @@ TASKS_SUCCEEDED_METRIC = "TasksSucceeded"
 TASKS_FAILED_METRIC = "TasksFailed"
 
 Status = Literal["queued", "running", "succeeded", "failed"]
+
+#: JSON Schema of a status record as ``GET /tasks/{id}`` shows it (:meth:`TaskRegistry.get_status`).
+TASK_STATUS_SCHEMA: dict[str, Any] = {
+    "type": "object", "title": "TaskStatus", "required": ["id", "type", "status", "attempts", "created_at", "updated_at"],
+    "properties": {
+        "id": {"type": "string"}, "type": {"type": "string"},
+        "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed"]},
+        "attempts": {"type": "integer", "minimum": 0},
+        **{name: {"type": "string", "format": "date-time"}
+           for name in ("created_at", "updated_at", "started_at", "finished_at")},
+        "result": {"description": "What the task's handler returned (JSON), once it succeeded"},
+        "error": {"type": "string", "description": "Why it failed, once it failed"},
+    },
+}
 
 
 def _now() -> datetime:
@@ -89,10 +111,12 @@ class TaskEnvelope(BaseModel):
 class FilePayload(BaseModel):
     """The payload of a ``process-file`` task made from an S3 object-created notification."""
 
+    model_config = ConfigDict(strict=True)  # the JSON types the schema names: no 5 for a key, no "5" for a size
+
     bucket: str
     key: str  # decoded: S3 events carry it URL-encoded
     version_id: str | None = None
-    size: int | None = None
+    size: JsonInt | None = None
     etag: str | None = None
 
 
@@ -110,6 +134,14 @@ class TaskSendError(RuntimeError):
     retry_after = RETRY_AFTER_S
 
 
+class ResultRejected(ValueError):
+    """A handler's result that a status record cannot hold: the task is marked failed with the reason."""
+
+
+class NotStarted(RuntimeError):
+    """A message of a batch returned to the queue without being run (not enough time, or the table is down)."""
+
+
 class TaskBusy(RuntimeError):
     """Another delivery of the same task holds a live lease: fail this one, SQS retries it later."""
 
@@ -123,28 +155,10 @@ def _validation_errors(error: ValidationError, prefix: tuple[Any, ...] = ()) -> 
     return [{**e, "loc": (*prefix, *e["loc"])} for e in error.errors(include_url=False, include_context=False)]
 
 
-# --- per-instance clients: boto3 is imported by the factories only -----------------------------
+# --- clients: made at init in eager mode; every call bounded by the invocation's time left (aws) ------
 
-def _client(service: str) -> Any:
-    observability.trace_aws()  # TRACING_MODE=xray: its calls become subsegments
-    import boto3  # the runtime's; never at import of this module
-    from botocore.config import Config
-
-    # Fail fast: an API request waits on these, and the worker's retry is SQS's redelivery.
-    config = Config(connect_timeout=1, read_timeout=3, retries={"mode": "standard", "total_max_attempts": 2})
-    return boto3.client(service, config=config)
-
-
-def _make_sqs_client() -> Any:
-    return _client("sqs")
-
-
-def _make_dynamodb_client() -> Any:
-    return _client("dynamodb")
-
-
-sqs_client = lifecycle.per_instance(_make_sqs_client)
-dynamodb_client = lifecycle.per_instance(_make_dynamodb_client)
+sqs_client = aws.per_instance_client("sqs")
+dynamodb_client = aws.per_instance_client("dynamodb")
 
 
 # --- status stores: DynamoDB when a table is configured, else memory; the same semantics -------
@@ -190,10 +204,24 @@ class MemoryStore:
             return None
 
     def finish(self, task_id: str, status: Status, result: Any = None, error: str | None = None) -> None:
+        if status == "succeeded":
+            result_json(result)  # what the table would refuse, refused here too
         with self.lock:
             record = self.records.setdefault(task_id, {TASK_TABLE_KEY: task_id})
             now = _now().isoformat()
             record.update(status=status, result=result, error=error, updated_at=now, finished_at=now, lease_until=None)
+
+
+def result_json(result: Any) -> str:
+    """``result`` as the JSON a status record keeps; :class:`ResultRejected` when it cannot keep it."""
+    try:
+        text = json.dumps(result, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as error:  # NaN, Infinity, or a type JSON has not
+        raise ResultRejected(f"the result is not JSON ({error})") from None
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_RESULT_BYTES:
+        raise ResultRejected(f"the result is {size} bytes as JSON; a status record keeps at most {MAX_RESULT_BYTES}")
+    return text
 
 
 def _new_record(envelope: TaskEnvelope) -> dict[str, Any]:
@@ -224,9 +252,8 @@ class DynamoStore:
     def __init__(self, table: str) -> None:
         self.table = table
 
-    @property
-    def client(self) -> Any:
-        return dynamodb_client.get()
+    def _call(self, operation: str, **parameters: Any) -> Any:
+        return aws.call("dynamodb", operation, TableName=self.table, **parameters)
 
     def _key(self, task_id: str) -> dict[str, Any]:
         return {TASK_TABLE_KEY: {"S": task_id}}
@@ -236,19 +263,19 @@ class DynamoStore:
 
     def add(self, envelope: TaskEnvelope) -> None:
         item = {k: {"N": str(v)} if isinstance(v, int) else {"S": v} for k, v in _new_record(envelope).items()}
-        self.client.put_item(TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(#id)",
-                             ExpressionAttributeNames={"#id": TASK_TABLE_KEY})
+        self._call("put_item", Item=item, ConditionExpression="attribute_not_exists(#id)",
+                   ExpressionAttributeNames={"#id": TASK_TABLE_KEY})
 
     def remove_queued(self, task_id: str) -> None:
         try:  # only while queued: a worker that got the message anyway owns the record now
-            self.client.delete_item(TableName=self.table, Key=self._key(task_id), ConditionExpression="#status = :q",
-                                    ExpressionAttributeNames={"#status": "status"},
-                                    ExpressionAttributeValues={":q": {"S": "queued"}})
-        except self.client.exceptions.ConditionalCheckFailedException:
-            pass
+            self._call("delete_item", Key=self._key(task_id), ConditionExpression="#status = :q",
+                       ExpressionAttributeNames={"#status": "status"}, ExpressionAttributeValues={":q": {"S": "queued"}})
+        except Exception as error:
+            if aws.reason(error) != CONDITION_FAILED:
+                raise
 
     def get(self, task_id: str) -> dict[str, Any] | None:
-        item = self.client.get_item(TableName=self.table, Key=self._key(task_id), ConsistentRead=True).get("Item")
+        item = self._call("get_item", Key=self._key(task_id), ConsistentRead=True).get("Item")
         return _from_item(item) if item else None
 
     def claim(self, envelope: TaskEnvelope, lease_s: float) -> Status | None:
@@ -260,8 +287,8 @@ class DynamoStore:
         condition = ("attribute_not_exists(#id) OR #status IN (:queued, :failed) "
                      "OR (#status = :running AND #lease < :now)")
         try:
-            self.client.update_item(
-                TableName=self.table, Key=self._key(envelope.id), UpdateExpression=update,
+            self._call(
+                "update_item", Key=self._key(envelope.id), UpdateExpression=update,
                 ConditionExpression=condition, ExpressionAttributeNames=self._names(update + condition),
                 ExpressionAttributeValues={
                     ":running": {"S": "running"}, ":queued": {"S": "queued"}, ":failed": {"S": "failed"},
@@ -270,20 +297,26 @@ class DynamoStore:
                     ":created": {"S": envelope.created_at.isoformat()},
                     ":ttl": {"N": str(int(envelope.created_at.timestamp()) + RECORD_TTL_S)}},
                 ReturnValuesOnConditionCheckFailure="ALL_OLD")
-        except self.client.exceptions.ConditionalCheckFailedException as refused:
-            old = _from_item(refused.response.get("Item") or {})
+        except Exception as error:
+            if aws.reason(error) != CONDITION_FAILED:
+                raise
+            old = _from_item(error.response.get("Item") or {})  # type: ignore[attr-defined]
             return _claim_blocked(old.get("status"), old.get("lease_until")) or "running"
         return None
 
     def finish(self, task_id: str, status: Status, result: Any = None, error: str | None = None) -> None:
         outcome, other = ("#result", "#error") if status == "succeeded" else ("#error", "#result")
-        value = json.dumps(result) if status == "succeeded" else error or ""
+        value = result_json(result) if status == "succeeded" else error or ""
         update = f"SET #status = :status, #updated = :iso, #finished = :iso, {outcome} = :value REMOVE #lease, {other}"
-        self.client.update_item(
-            TableName=self.table, Key=self._key(task_id), UpdateExpression=update,
-            ExpressionAttributeNames=self._names(update),
-            ExpressionAttributeValues={":status": {"S": status}, ":iso": {"S": _now().isoformat()},
-                                       ":value": {"S": value}})
+        try:
+            self._call("update_item", Key=self._key(task_id), UpdateExpression=update,
+                       ExpressionAttributeNames=self._names(update),
+                       ExpressionAttributeValues={":status": {"S": status}, ":iso": {"S": _now().isoformat()},
+                                                  ":value": {"S": value}})
+        except Exception as refused:
+            if aws.reason(refused) == "ValidationException" and status == "succeeded":  # e.g. past 400 KB, all told
+                raise ResultRejected(f"the table refused the result: {refused}") from None
+            raise
 
 
 def _from_item(item: dict[str, Any]) -> dict[str, Any]:
@@ -327,6 +360,29 @@ class TaskRegistry:
             return handler
 
         return register
+
+    def request_schema(self, components: dict[str, Any]) -> dict[str, Any]:
+        """The JSON Schema of what :meth:`new_task` accepts, for an OpenAPI schema: an object per
+        registered type (``type``: its name, ``payload``: its model), told apart by ``type``. The
+        models go into ``components`` (``#/components/schemas``). Built when the schema is, never at
+        import: the validation stays the registry's, with these same models."""
+        from pydantic.json_schema import models_json_schema
+
+        ref = "#/components/schemas/{model}"
+        _, definitions = models_json_schema([(task.model, "validation") for task in self.types.values()],
+                                            ref_template=ref)
+        components.update(definitions.get("$defs", {}))
+        mapping = {}
+        for name, task in self.types.items():
+            title = "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name)) + "Task"
+            required = any(field.is_required() for field in task.model.model_fields.values())
+            components[title] = {
+                "type": "object", "title": title, "required": ["type", "payload"] if required else ["type"],
+                "properties": {"type": {"type": "string", "const": name},
+                               "payload": {"$ref": ref.format(model=task.model.__name__)}}}
+            mapping[name] = ref.format(model=title)
+        return {"oneOf": [{"$ref": target} for target in mapping.values()],
+                "discriminator": {"propertyName": "type", "mapping": mapping}}
 
     def store(self) -> DynamoStore | MemoryStore:
         table = os.environ.get(TASK_TABLE_VARIABLE)
@@ -383,8 +439,9 @@ class TaskRegistry:
             observability.count(TASKS_ACCEPTED_METRIC)
             return envelope
         try:
-            with observability.subsegment("## sqs.send_message"):
-                sqs_client.get().send_message(QueueUrl=queue_url, MessageBody=body)
+            # Time is kept to undo the record if the send fails: a record may never claim an unsent task.
+            with observability.subsegment("## sqs.send_message"), aws.current().keeping(aws.TIERS[-1].seconds).active():
+                aws.call("sqs", "send_message", QueueUrl=queue_url, MessageBody=body)
         except Exception as error:
             logger.error("Could not send a task", extra={"task_id": envelope.id}, exc_info=True)
             observability.count(TASK_SEND_FAILURES_METRIC)
@@ -405,15 +462,28 @@ class TaskRegistry:
     # --- worker side ---------------------------------------------------------------------------
 
     def process_batch(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        """The SQS worker: ``{"batchItemFailures": [...]}`` names the messages to retry."""
+        """The SQS worker: ``{"batchItemFailures": [...]}`` names the messages to retry.
+
+        Every AWS call fits in the invocation's time left (:mod:`fastapi_lambda.aws`). A message is
+        started only while the time left covers the longest one so far (at least
+        :data:`MIN_MESSAGE_S`), and not once the status table proved unreachable: those are
+        returned to the queue unstarted, so the batch always answers before its deadline.
+        """
         from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
         self.store()  # a missing table fails the invocation: every message returns to the queue
+        records, malformed = _well_formed(event["Records"])
+        batch = _BatchRun(aws.Budget.from_context(context))
         # False: a batch where every message failed is reported like any other, not raised.
         processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-        return process_partial_response(
-            event=event, processor=processor, context=context,
-            record_handler=lambda record: self.handle_message(record.body, record.message_id, context))
+        with batch.budget.active():
+            response = process_partial_response(
+                event={**event, "Records": records}, processor=processor, context=context,
+                record_handler=lambda record: batch.run(self.handle_message, record.body, record.message_id, context))
+        if batch.unstarted:
+            logger.warning("Returned messages to the queue unstarted", extra={
+                "unstarted": batch.unstarted, "reason": batch.stopped or "not enough time left for another message"})
+        return {**response, "batchItemFailures": [*response["batchItemFailures"], *malformed]}
 
     def handle_message(self, body: str, message_id: str, context: Any = None) -> None:
         """Run the task(s) of one message body; raises when the message must be retried or dead-lettered."""
@@ -428,8 +498,8 @@ class TaskRegistry:
 
     def _parse(self, body: str) -> list[TaskEnvelope]:
         try:
-            data = json.loads(body)
-        except (TypeError, ValueError):
+            data = strict_json(body)  # no NaN or Infinity: the result and status would not be JSON
+        except (TypeError, ValueError, RecursionError):
             raise _rejected("json_invalid", ("body",), "The message body is not JSON", (body or "")[:200]) from None
         if isinstance(data, dict) and data.get("Event") == "s3:TestEvent":
             logger.info("Acknowledged S3's test event", extra={"bucket": data.get("Bucket")})
@@ -458,18 +528,83 @@ class TaskRegistry:
             result = to_jsonable_python(self.types[envelope.type].handler(payload, envelope))
         except Exception as error:
             logger.exception("Task failed", extra=log)
-            observability.count(TASKS_FAILED_METRIC)
-            store.finish(envelope.id, "failed", error=f"{type(error).__name__}: {error}")
+            self._failed(store, envelope.id, f"{type(error).__name__}: {error}")
             raise
-        store.finish(envelope.id, "succeeded", result=result)
+        try:
+            store.finish(envelope.id, "succeeded", result=result)
+        except ResultRejected as rejected:  # the same result every time: recorded as the task's failure
+            logger.error("Task failed: %s", rejected, extra=log)
+            self._failed(store, envelope.id, f"ResultRejected: {rejected}")
+            raise
         observability.count(TASKS_SUCCEEDED_METRIC)
         logger.info("Task succeeded", extra=log)
+
+    @staticmethod
+    def _failed(store: DynamoStore | MemoryStore, task_id: str, error: str) -> None:
+        observability.count(TASKS_FAILED_METRIC)
+        try:
+            store.finish(task_id, "failed", error=error)
+        except Exception:  # the message is retried anyway; its lease lets a redelivery claim it
+            logger.warning("Could not record a task's failure", extra={"task_id": task_id}, exc_info=True)
 
     def _run_local(self, body: str, task_id: str) -> None:
         try:
             self.handle_message(body, f"local-{task_id}")
         except Exception:  # logged and recorded as failed already; a thread has nobody to raise to
             pass
+
+
+def strict_json(text: str) -> Any:
+    """JSON as RFC 8259 has it: ``NaN``, ``Infinity`` and numbers beyond a double are errors."""
+    from fastapi_lambda.guard import STRICT_JSON
+
+    return STRICT_JSON.decode(text)
+
+
+def _well_formed(records: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """The records that name their message and carry a body, and the failures to report for the others.
+
+    A record without a ``messageId`` cannot be named: it is reported with an empty identifier,
+    which makes Lambda treat the whole batch as failed (nothing is lost; what succeeded is not
+    run again: its task's status says so).
+    """
+    good, failures = [], []
+    for record in records:
+        message_id = record.get("messageId")
+        if isinstance(message_id, str) and message_id and isinstance(record.get("body"), str):
+            good.append(record)
+            continue
+        identifier = message_id if isinstance(message_id, str) else ""
+        logger.error("Malformed SQS record: %s", "no messageId" if not identifier else "no body",
+                     extra={"message_id": identifier, "keys": sorted(map(str, record))[:20]})
+        failures.append({"itemIdentifier": identifier})
+    return good, failures
+
+
+class _BatchRun:
+    """One batch's time: whether another message may start, and why not."""
+
+    def __init__(self, budget: aws.Budget) -> None:
+        self.budget = budget
+        self.longest = MIN_MESSAGE_S
+        self.stopped: str | None = None  # why no more messages start
+        self.unstarted = 0
+
+    def run(self, handle: Callable[..., None], *args: Any) -> None:
+        if self.stopped is None and self.budget.remaining() < self.longest:
+            self.stopped = f"{max(self.budget.remaining(), 0):.1f} s left, and a message took up to {self.longest:.1f} s"
+        if self.stopped is not None:
+            self.unstarted += 1
+            raise NotStarted(self.stopped)
+        started = aws.clock()
+        try:
+            handle(*args)
+        except Exception as error:
+            if aws.unreachable(error) or isinstance(error, aws.OutOfTime):  # the next message would wait the same
+                self.stopped = f"a dependency did not answer in time ({aws.reason(error)})"
+            raise
+        finally:
+            self.longest = max(self.longest, aws.clock() - started)
 
 
 def _lease_s(context: Any) -> float:

@@ -3,7 +3,7 @@ endpoint, through the Lambda handler with API Gateway events; forged tokens that
 
 moto's USER_PASSWORD_AUTH tokens carry only ``aws.cognito.signin.user.admin``; a token with
 resource-server scopes, or claims moto never writes (an expiry in the past), is signed with
-moto's published test key (:func:`fastapi_lambda.auth.moto_signed`), which its JWKS serves.
+moto's published test key (:func:`cdk_app.local.identity.moto_signed`), which its JWKS serves.
 """
 
 from __future__ import annotations
@@ -13,21 +13,17 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import shlex
 import socket
 import time
-import urllib.request
 import uuid
-from types import SimpleNamespace
 
 import boto3
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 from fastapi_lambda import auth, lifecycle
-from fastapi_lambda.auth import LOCAL_EMAIL, LOCAL_PASSWORD, create_local_identity, moto_signed, moto_token_with_scopes
 from fastapi_lambda.constants import (
     AUTH_CLIENT_IDS_VARIABLE,
     AUTH_ISSUER_VARIABLE,
@@ -39,7 +35,22 @@ from fastapi_lambda.constants import (
 from service.handler import handler
 from service.main import create_app
 
-from tests.app.conftest import GATEWAY_CLIENT_ID, GATEWAY_ISSUER, jwt_authorizer, load_event, loaded_in_lazy_mode
+from cdk_app.local import identity as local_identity
+from cdk_app.local.identity import (
+    LOCAL_EMAIL,
+    LOCAL_PASSWORD,
+    moto_signed,
+    moto_token_with_scopes,
+)
+from tests.app.conftest import (
+    GATEWAY_CLIENT_ID,
+    GATEWAY_ISSUER,
+    app_routes,
+    http_answer,
+    http_event,
+    jwt_authorizer,
+    loaded_in_lazy_mode,
+)
 
 #: The only scope moto puts into the tokens of a USER_PASSWORD_AUTH sign-in.
 ADMIN_SCOPE = "aws.cognito.signin.user.admin"
@@ -49,26 +60,12 @@ REPORT = {"type": "generate-report", "payload": {"name": "sales", "rows": 4}}
 def call(path: str = "/me", *, token: str | None = None, authorization: str | None = None, kind: str = "http_api_v2",
          authorizer: dict | None = None, method: str = "GET", body: dict | None = None):
     """Invoke the Lambda handler with an API Gateway event (HTTP API 2.0 or REST); status, headers, JSON body."""
-    event = load_event(kind)
-    headers = {"content-type": "application/json"}
-    if authorization or token:
-        headers["authorization"] = authorization or f"Bearer {token}"
-    if kind == "http_api_v2":
-        event.update(rawPath=path, rawQueryString="")
-        event.pop("queryStringParameters")
-        event["headers"].pop("content-length")
-        event["requestContext"]["http"].update(method=method, path=path)
-    else:
-        event.update(path=path, httpMethod=method)
-        event["requestContext"].update(httpMethod=method, path=f"/api{path}")
-        event["multiValueHeaders"].update({name: [value] for name, value in headers.items()})
-    event["headers"].update(headers)
-    event["body"] = json.dumps(body) if body is not None else None
-    if authorizer is not None:
-        event["requestContext"]["authorizer"] = authorizer
+    headers = {"authorization": authorization or f"Bearer {token}"} if authorization or token else {}
+    event = http_event(method, path, kind=kind, body=json.dumps(body) if body is not None else None, headers=headers,
+                       authorizer=authorizer)
     response = handler(event, None)
     assert response["statusCode"] != 500
-    return response["statusCode"], response.get("headers", {}), json.loads(response["body"] or "null")
+    return http_answer(response)
 
 
 def unverified(token: str) -> dict:
@@ -87,38 +84,6 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def identity(moto_endpoint):
-    """A pool with two app clients and a user, their real tokens, a second pool, and keys of our own."""
-    main = create_local_identity(moto_endpoint)
-    pool = main["pool_id"]
-    cognito = boto3.client("cognito-idp", endpoint_url=moto_endpoint)
-    other_client = cognito.create_user_pool_client(
-        UserPoolId=pool, ClientName="other", ExplicitAuthFlows=["ALLOW_ADMIN_USER_PASSWORD_AUTH"])["UserPoolClient"]
-    other = cognito.admin_initiate_auth(UserPoolId=pool, ClientId=other_client["ClientId"],
-                                        AuthFlow="ADMIN_USER_PASSWORD_AUTH",
-                                        AuthParameters={"USERNAME": LOCAL_EMAIL, "PASSWORD": LOCAL_PASSWORD})
-    user = cognito.admin_get_user(UserPoolId=pool, Username=LOCAL_EMAIL)
-    with urllib.request.urlopen(main[AUTH_JWKS_URL_VARIABLE], timeout=5) as response:  # moto's, as the app reads it
-        public_key = jwt.PyJWK(json.load(response)["keys"][0]).key
-    return SimpleNamespace(
-        settings={name: main[name] for name in (AUTH_ISSUER_VARIABLE, AUTH_JWKS_URL_VARIABLE, AUTH_CLIENT_IDS_VARIABLE)},
-        access=main["access_token"], id=main["id_token"], client_id=main[AUTH_CLIENT_IDS_VARIABLE],
-        other_client_id=other_client["ClientId"], other_client_access=other["AuthenticationResult"]["AccessToken"],
-        other_pool_access=create_local_identity(moto_endpoint)["access_token"],
-        sub=next(a["Value"] for a in user["UserAttributes"] if a["Name"] == "sub"),
-        public_pem=public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
-        own_key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
-
-
-@pytest.fixture
-def verifying(identity, monkeypatch):
-    """Verifying mode (no gateway claims in the events): the settings ``local-token`` prints."""
-    for name, value in identity.settings.items():
-        monkeypatch.setenv(name, value)
-    return identity
 
 
 # --- real tokens -------------------------------------------------------------------------------
@@ -251,6 +216,63 @@ def test_every_forged_or_foreign_token_is_refused(verifying, name, kind, caplog)
 def test_the_matrix_token_for_a_valid_claim_set_would_pass(verifying):
     # The attacks above differ from a token that passes by their one defect only.
     assert call(token=moto_signed(unverified(verifying.access)))[0] == 200
+
+
+# --- every route the gateway does not declare public checks the caller in the app too --------------
+
+def declared_public_routes() -> dict[str, list[str]]:
+    """``api.public_routes`` of each environment in cdk.json (what the gateway leaves open)."""
+    from cdk_app.config import load_settings, read_cdk_json_context
+
+    return {name: env.api.public_routes for name, env in load_settings(read_cdk_json_context()).environments.items()}
+
+
+def is_public(method: str, path: str, declared: list[str]) -> bool:
+    """Whether the gateway matches ``method path`` with one of the ``declared`` routes: ``{name}`` is one
+    segment, a final ``{name+}`` the rest, ``ANY`` every method."""
+    for route in declared:
+        route_method, template = route.split(" ", 1)
+        parts = [".+" if s.endswith("+}") else "[^/]+" if s.startswith("{") else re.escape(s)
+                 for s in template.split("/")[1:]]
+        if route_method in (method, "ANY") and re.fullmatch("/" + "/".join(parts), path):
+            return True
+    return False
+
+
+def concrete(template: str) -> str:
+    """A path template with a valid value in each placeholder."""
+    return re.sub(r"\{[^}]+\}", "abc123", template)
+
+
+#: Bodies that pass validation, so a refusal can only come from the caller's check.
+VALID_BODIES = {"POST /tasks": REPORT}
+
+
+@pytest.mark.parametrize("environment", declared_public_routes())
+@pytest.mark.parametrize("mode", ["verifying", "verify_in_function with gateway claims"])
+def test_every_route_outside_the_declared_public_ones_refuses_missing_and_forged_tokens(environment, mode, verifying,
+                                                                                       monkeypatch):
+    public = declared_public_routes()[environment]
+    monkeypatch.setenv(AUTH_VERIFY_VARIABLE, "true")
+    claims = jwt_authorizer(TASKS_WRITE_SCOPE, iss=verifying.settings[AUTH_ISSUER_VARIABLE],
+                            client_id=verifying.client_id) if mode != "verifying" else None
+    routes = app_routes(create_app(environment="test"))
+    attacks = [attack(verifying) for attack in ATTACKS.values()]
+    answered = {}
+
+    for method, template in sorted(routes):
+        path, body = concrete(template), VALID_BODIES.get(f"{method} {template}")
+        if is_public(method, path, public):
+            answered[f"{method} {template}"] = {call(path, method=method, body=body)[0]}
+            continue
+        answered[f"{method} {template}"] = {call(path, method=method, body=body, kind=kind, authorizer=claims,
+                                                 authorization=authorization)[0]
+                                            for authorization in attacks for kind in ("http_api_v2", "rest_api_v1")}
+
+    assert {route: statuses for route, statuses in answered.items() if not is_public(*route.split(" ", 1), public)} \
+        == {f"{method} {template}": {401} for method, template in routes if not is_public(method, concrete(template), public)}
+    assert all(answered[route] == {200} for route in public if route in answered)
+    assert len(answered) > len(public) + 5  # the walk found the app's routes
 
 
 # --- the signing keys: fetched rarely, kept through outages ------------------------------------
@@ -431,7 +453,7 @@ def test_the_gateway_path_loads_no_jwt_library():
 # --- the local command -------------------------------------------------------------------------
 
 def test_local_token_prints_what_make_serve_needs(moto_endpoint, capsys, monkeypatch):
-    assert auth.main(["local-token", "--endpoint", moto_endpoint, "--scope", TASKS_WRITE_SCOPE]) == 0
+    assert local_identity.main(["local-token", "--endpoint", moto_endpoint, "--scope", TASKS_WRITE_SCOPE]) == 0
 
     exports = dict(shlex.split(line.removeprefix("export "))[0].split("=", 1)
                    for line in capsys.readouterr().out.splitlines())
@@ -440,6 +462,32 @@ def test_local_token_prints_what_make_serve_needs(moto_endpoint, capsys, monkeyp
         monkeypatch.setenv(name, value)
     assert call(token=exports["TOKEN"])[2]["scopes"] == sorted([ADMIN_SCOPE, TASKS_WRITE_SCOPE])
     assert call("/tasks", method="POST", body=REPORT, token=exports["TOKEN"])[0] == 202
+
+
+def test_no_bundle_holds_the_local_tool_a_password_or_moto():
+    """What the constructs copy into every function (the runtime package, the example service) is
+    runtime code only: the local-token tool and its test password live in ``cdk_app.local``."""
+    import ast
+    from pathlib import Path
+
+    import fastapi_lambda
+    import service
+
+    found = []
+    for package in (fastapi_lambda, service):
+        for path in Path(package.__file__).parent.rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                found += [f"{path.name}: imports {n}" for n in names if n.split(".")[0] == "moto"]
+                if isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(node.value, ast.Constant) \
+                        and isinstance(node.value.value, str):
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    found += [f"{path.name}: {ast.unparse(t)} = {node.value.value!r}" for t in targets
+                              if "passw" in ast.unparse(t).lower()]
+            found += [f"{path.name}: {LOCAL_PASSWORD!r}" for _ in [0] if LOCAL_PASSWORD in path.read_text()]
+
+    assert found == []
 
 
 # --- for the app's own tests and for eager mode ---------------------------------------------------

@@ -3,7 +3,8 @@
 The AUTH token is in a Secrets Manager secret (moto, server mode) whose name is in
 ``CACHE_SECRET_ID``; the client trusts the throwaway CA through ``SSL_CERT_FILE``.
 Every failure (server gone, hung, wrong password, no secret) must still answer 200 from
-the source within the cache's time budget, and the breaker must open and close.
+the source, each cache call given the cache's time budget (counted, never timed), and the
+breaker must open and close.
 """
 
 from __future__ import annotations
@@ -39,8 +40,6 @@ needs_redis = pytest.mark.skipif(REDIS_SERVER is None, reason=SKIP_REASON)
 PASSWORD = "correct-horse-battery-staple-0123456789"
 SOURCE_DELAY_S = 0.02
 BUDGET_S = (DEFAULT_CACHE_CONNECT_TIMEOUT_MS + DEFAULT_CACHE_COMMAND_TIMEOUT_MS) / 1000
-#: What a request may take on top of the source and the cache's budget (the app, the event loop, CI noise).
-SLACK_S = 0.1
 BREAKER_OPEN_S = 0.3
 
 
@@ -100,10 +99,18 @@ def configure(monkeypatch, certificates):
     return point
 
 
-def get_item(key: str) -> tuple[int, dict, float]:
-    started = time.perf_counter()
+def get_item(key: str) -> tuple[int, dict]:
     status, _, body = api("GET", f"/items/{key}")
-    return status, body, time.perf_counter() - started
+    return status, body
+
+
+@pytest.fixture
+def budgets(monkeypatch) -> list[float | None]:
+    """The time budget each cache call was given (``asyncio.timeout``'s argument), in order."""
+    given: list[float | None] = []
+    timeout = asyncio.timeout
+    monkeypatch.setattr(runtime_cache.asyncio, "timeout", lambda delay: given.append(delay) or timeout(delay))
+    return given
 
 
 def origins(body: dict) -> tuple[str, str]:
@@ -127,11 +134,11 @@ def test_miss_then_hit_then_expiry(redis_server, secret, configure, monkeypatch)
     monkeypatch.setattr(items, "ITEM_TTL_SECONDS", 0.3)
     key = f"k{uuid.uuid4().hex[:6]}"
 
-    status, first, _ = get_item(key)
-    _, second, _ = get_item(key)
+    status, first = get_item(key)
+    _, second = get_item(key)
     stored = json.loads(redis_server.client().get(f"items:{key}"))
     time.sleep(0.4)
-    _, third, _ = get_item(key)
+    _, third = get_item(key)
 
     assert status == 200 and origins(first) == ("source", "miss")
     assert origins(second) == ("cache", "hit") and second["item"] == first["item"] == stored
@@ -141,21 +148,21 @@ def test_miss_then_hit_then_expiry(redis_server, secret, configure, monkeypatch)
 
 @needs_redis
 def test_server_stopped_mid_test_answers_from_the_source_within_budget_and_the_breaker_opens_and_closes(
-        redis_server, secret, configure, caplog, capsys):
+        redis_server, secret, configure, budgets, caplog, capsys):
     configure(redis_server.port, secret(PASSWORD))
     assert origins(get_item("a")[1]) == ("source", "miss")
     assert origins(get_item("a")[1]) == ("cache", "hit")
 
     redis_server.stop()
     failing = [get_item("a") for _ in range(3)]
+    calls_before_skipping = len(budgets)
     skipped = [get_item("a") for _ in range(3)]
 
-    for status, body, elapsed in failing:
-        assert status == 200 and origins(body) == ("source", "error")
-        assert elapsed < SOURCE_DELAY_S + BUDGET_S + SLACK_S
-    for status, body, elapsed in skipped:  # the breaker is open: no time spent on the cache at all
-        assert status == 200 and origins(body) == ("source", "skipped")
-        assert elapsed < SOURCE_DELAY_S + SLACK_S
+    assert [(status, origins(body)) for status, body in failing] == [(200, ("source", "error"))] * 3
+    # The breaker is open: the cache is not even tried (no call, so no time spent on it).
+    assert [(status, origins(body)) for status, body in skipped] == [(200, ("source", "skipped"))] * 3
+    assert len(budgets) == calls_before_skipping and budgets == pytest.approx([BUDGET_S] * len(budgets))  # each call bounded by the budget
+    assert items.cache.stats == {"miss": 1, "hit": 1, "error": 3, "skipped": 3}
     assert items.cache.breaker.state == "open"
     assert "Cache circuit breaker opened" in caplog.text
     metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if CACHE_ERRORS_METRIC in line]
@@ -184,13 +191,13 @@ def test_a_failed_trial_opens_the_breaker_again(redis_server, secret, configure)
 
 
 @needs_redis
-def test_wrong_password_bypasses_the_cache_with_a_logged_error(redis_server, secret, configure, caplog):
+def test_wrong_password_bypasses_the_cache_with_a_logged_error(redis_server, secret, configure, budgets, caplog):
     configure(redis_server.port, secret("not-the-password"))
 
-    status, body, elapsed = get_item("c")
+    status, body = get_item("c")
 
     assert status == 200 and origins(body) == ("source", "error")
-    assert elapsed < SOURCE_DELAY_S + BUDGET_S + SLACK_S
+    assert budgets == pytest.approx([BUDGET_S])  # one call, bounded by the budget
     (record,) = [r for r in caplog.records if getattr(r, "cache_error", None)]
     assert record.levelno == logging.ERROR and record.cache_error == "auth"
     assert PASSWORD not in caplog.text and "not-the-password" not in caplog.text
@@ -198,33 +205,36 @@ def test_wrong_password_bypasses_the_cache_with_a_logged_error(redis_server, sec
 
 @needs_redis
 def test_tls_is_required_and_verified(redis_server, secret, configure, monkeypatch, caplog):
-    configure(redis_server.port, secret(PASSWORD))
+    # A roomy budget: what is checked is why the call fails, not how fast (a loaded machine handshakes slowly).
+    configure(redis_server.port, secret(PASSWORD), **{CACHE_CONNECT_TIMEOUT_VARIABLE: "5000"})
     monkeypatch.delenv("SSL_CERT_FILE")  # the server's certificate is not signed by a trusted CA now
 
-    status, body, _ = get_item("d")
+    status, body = get_item("d")
 
     assert status == 200 and origins(body) == ("source", "error")
     assert [r.cache_error for r in caplog.records if getattr(r, "cache_error", None)] == ["tls"]
 
 
-def test_hung_server_still_answers_within_budget(configure, caplog):
+def test_a_hung_server_costs_each_request_one_bounded_call_until_the_breaker_opens(configure, budgets, caplog):
     server = HungServer()
     configure(server.port)
     try:
-        results = [get_item("e") for _ in range(2)]
+        results = [get_item("e") for _ in range(4)]
+        connections = len(server.connections)
     finally:
         server.close()
 
-    for status, body, elapsed in results:
-        assert status == 200 and origins(body) == ("source", "error")
-        assert elapsed < SOURCE_DELAY_S + BUDGET_S + SLACK_S
+    assert [(status, origins(body)) for status, body in results] == [(200, ("source", "error"))] * 3 + [
+        (200, ("source", "skipped"))]
+    # Counted, not timed: one attempt per request, each given the budget, which it ran out (no retries).
+    assert budgets == pytest.approx([BUDGET_S] * 3) and connections == 3
     assert {r.cache_error for r in caplog.records if getattr(r, "cache_error", None)} == {"timeout"}
 
 
 def test_unreadable_secret_bypasses_the_cache(aws, configure, caplog):
     configure(free_port(), "no-such-secret")
 
-    status, body, _ = get_item("f")
+    status, body = get_item("f")
 
     assert status == 200 and origins(body) == ("source", "error")
     assert [r.cache_error for r in caplog.records if getattr(r, "cache_error", None)] == ["secret"]

@@ -7,13 +7,13 @@ the visibility timeout (here: made visible again at once), the others deleted.
 
 from __future__ import annotations
 
-import base64
 import collections
 import json
 import logging
 import time
 
 import pytest
+from fastapi_lambda import aws as runtime_aws
 from fastapi_lambda import tasks
 from fastapi_lambda.constants import TASKS_WRITE_SCOPE
 from fastapi_lambda.tasks import TaskEnvelope, TaskType
@@ -21,7 +21,14 @@ from pydantic import BaseModel
 from service.handler import handler
 from service.tasks import registry
 
-from tests.app.conftest import MAX_RECEIVE_COUNT, jwt_authorizer, load_event, loaded_in_lazy_mode
+from tests.app.conftest import (
+    MAX_RECEIVE_COUNT,
+    http_answer,
+    http_event,
+    jwt_authorizer,
+    load_event,
+    loaded_in_lazy_mode,
+)
 
 REPORT = {"type": "generate-report", "payload": {"name": "sales", "rows": 4}}
 REPORT_RESULT = {"report": "sales", "rows": 4, "total": 10}
@@ -30,16 +37,9 @@ REPORT_RESULT = {"report": "sales", "rows": 4, "total": 10}
 def api(method: str, path: str, body: dict | None = None, headers: dict | None = None, context=None):
     """Call the Lambda handler with an HTTP API (payload 2.0) event from a caller the gateway's JWT
     authorizer let through with the scope tasks need; status, headers and JSON body."""
-    event = load_event("http_api_v2")
-    event["requestContext"]["authorizer"] = jwt_authorizer(TASKS_WRITE_SCOPE)
-    event.update(rawPath=path, rawQueryString="", body=json.dumps(body) if body is not None else None)
-    event.pop("queryStringParameters")
-    event["headers"] = {**event["headers"], "content-type": "application/json", **(headers or {})}
-    event["headers"].pop("content-length")
-    event["requestContext"]["http"].update(method=method, path=path)
-    response = handler(event, context)
-    text = base64.b64decode(response["body"]) if response.get("isBase64Encoded") else response["body"]
-    return response["statusCode"], response.get("headers", {}), json.loads(text) if text else None
+    event = http_event(method, path, body=json.dumps(body) if body is not None else None, headers=headers,
+                       authorizer=jwt_authorizer(TASKS_WRITE_SCOPE))
+    return http_answer(handler(event, context))
 
 
 def receive(sqs, queue_url: str) -> list[dict]:
@@ -135,7 +135,9 @@ def test_post_sends_the_envelope_and_the_worker_runs_it(aws, task_infra, lambda_
 
 @pytest.mark.parametrize(("task", "loc"), [
     ({"type": "no-such-task", "payload": {}}, ["body", "type"]),
+    ({"type": "", "payload": {}}, ["body", "type"]),
     ({"type": "generate-report", "payload": {"name": "sales", "rows": 0}}, ["body", "payload", "rows"]),
+    ({"type": "generate-report", "payload": {"name": "sales", "rows": "3"}}, ["body", "payload", "rows"]),
     ({"type": "generate-report", "payload": {"rows": 3}}, ["body", "payload", "name"]),
     ({"payload": {}}, ["body", "type"]),
 ])
@@ -144,6 +146,23 @@ def test_unknown_type_or_invalid_payload_is_a_422_naming_the_field(task, loc, aw
 
     assert status == 422 and [e["loc"] for e in body["detail"]] == [loc]
     assert receive(aws.sqs, task_infra.queue_url) == []
+
+
+def test_the_schema_names_every_task_type_and_its_payload():
+    from service.main import create_app
+
+    schema = create_app().openapi()
+    body = schema["paths"]["/tasks"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    variants = {name: schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
+                for name, ref in body["discriminator"]["mapping"].items()}
+
+    assert set(variants) == set(registry.types) == {"generate-report", "process-file"}
+    report = variants["generate-report"]
+    assert report["properties"]["type"] == {"type": "string", "const": "generate-report"}
+    assert report["required"] == ["type", "payload"]
+    rows = schema["components"]["schemas"]["ReportPayload"]["properties"]["rows"]
+    assert (rows["minimum"], rows["maximum"]) == (1, 10_000)  # what ReportPayload enforces
+    assert "TaskRequest" not in schema["components"]["schemas"]
 
 
 def test_a_too_large_task_is_a_422_not_a_failed_send(aws, task_infra):
@@ -169,13 +188,13 @@ def stopped_endpoint():
 def test_a_failed_send_is_a_503_and_nothing_claims_the_task(service, stopped_endpoint, aws, task_infra, monkeypatch,
                                                              caplog):
     monkeypatch.setenv(f"AWS_ENDPOINT_URL_{service.upper()}", stopped_endpoint)
-    monkeypatch.setattr(getattr(tasks, f"{service}_client"), "value", None)
+    monkeypatch.setattr(runtime_aws._clients, "value", None)  # clients made from now on go there
 
     status, headers, body = api("POST", "/tasks", REPORT)
 
     assert status == 503 and headers["retry-after"] == "5" and "id" not in body
     monkeypatch.delenv(f"AWS_ENDPOINT_URL_{service.upper()}")
-    monkeypatch.setattr(getattr(tasks, f"{service}_client"), "value", None)
+    monkeypatch.setattr(runtime_aws._clients, "value", None)
     [task_id] = {r.task_id for r in caplog.records if hasattr(r, "task_id")}
     assert api("GET", f"/tasks/{task_id}")[0] == 404
     assert aws.dynamodb.scan(TableName=task_infra.table)["Items"] == []

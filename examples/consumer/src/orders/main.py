@@ -9,6 +9,10 @@ app = FastAPI(title="Orders")
 ORDERS: dict[int, dict] = {1: {"id": 1, "item": "book", "quantity": 2}}
 
 
+class Problem(BaseModel):
+    detail: str
+
+
 class NewOrder(BaseModel):
     item: str = Field(min_length=1)
     quantity: int = Field(ge=1, le=100)
@@ -19,7 +23,7 @@ async def health() -> dict:
     return {"status": "ok", "service": "orders"}
 
 
-@app.get("/orders/{order_id}")
+@app.get("/orders/{order_id}", responses={404: {"model": Problem, "description": "No such order"}})
 async def get_order(order_id: int) -> dict:
     if order_id not in ORDERS:
         raise HTTPException(status_code=404, detail="no such order")
