@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import sys
 import uuid
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -76,6 +77,9 @@ def prepare(app: Any) -> None:
     register_snapstart_hooks()
     if import_mode() != "eager":
         return
+    deferred = sys.modules.get("fastapi_lambda.deferred")  # not loaded: the app defers no router
+    if deferred is not None:
+        deferred.load_all(app)  # before the clients: their modules declare some
     _create_all()
     # Starlette builds its middleware stack on the first request, FastAPI its OpenAPI
     # schema on the first /openapi.json: both happen here instead, before traffic.
