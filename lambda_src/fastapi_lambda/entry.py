@@ -13,8 +13,12 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from fastapi_lambda.constants import APP_VARIABLE, TASK_REGISTRY_VARIABLE
-from fastapi_lambda.dispatch import LambdaHandler, check_reference, lambda_handler, load_object
+from fastapi_lambda import lifecycle
+
+lifecycle.hold_gc()  # until the handler is built: the app's imports run without collector passes
+
+from fastapi_lambda.constants import APP_VARIABLE, TASK_REGISTRY_VARIABLE  # noqa: E402
+from fastapi_lambda.dispatch import LambdaHandler, check_reference, lambda_handler, load_object  # noqa: E402
 
 
 def load_app(reference: str) -> Any:

@@ -124,7 +124,7 @@ def setup() -> None:
     handler = getattr(logging.getLogger(service_name()), "powertools_handler", None) or JsonLines(sys.stdout)
     handler.fastapi_lambda = True  # type: ignore[attr-defined]
     root = logging.getLogger()
-    on_lambda = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME") and os.environ.get("LAMBDA_TASK_ROOT"))
+    on_lambda = lifecycle.on_lambda()
     for existing in list(root.handlers):
         # On Lambda, the runtime's own handler would write every line a second time, as text.
         if on_lambda or getattr(existing, "fastapi_lambda", False):
