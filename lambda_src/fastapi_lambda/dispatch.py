@@ -1,7 +1,7 @@
 """The Lambda entry point for an ASGI app: a dispatch table from event kind to handler.
 
 HTTP events (API Gateway REST v1, HTTP API v1/v2, Function URL, ALB) go to
-``Mangum(app, lifespan="off")``, once their body passed :mod:`fastapi_lambda.guard` (a
+``Mangum(app, lifespan="off")`` (:mod:`fastapi_lambda.adapter`), once their body passed :mod:`fastapi_lambda.guard` (a
 malformed or oversized body is answered 400/413 here, never by a 500 of the app). Everything else is answered before Mangum, which
 raises ``RuntimeError`` on events it cannot infer (Lambda would count an error and
 retry): warmup pings, EventBridge schedules and unknown shapes are answered and
@@ -13,7 +13,6 @@ queue instead of being lost. Mangum loads only for an app.
 
 from __future__ import annotations
 
-import functools
 import importlib
 import inspect
 import logging
@@ -29,23 +28,6 @@ logger = logging.getLogger(__name__)
 EventHandler = Callable[[Any, Any], Any]
 #: Payload v1: REST API and HTTP API format 1.0; v2: HTTP API format 2.0 and Function URLs.
 HTTP_EVENT_KINDS = frozenset({"alb", "http-v1", "http-v2"})
-
-
-def _scope_once(handler_class: type) -> type:
-    """A Mangum handler class whose ``scope`` is built once per request.
-
-    Mangum's handlers compute ``scope`` (headers, query, cookies: about 13 µs) on every
-    access, and read it twice per request; one of the two is a quarter of a warm request.
-    """
-    return type(handler_class.__name__, (handler_class,), {"scope": functools.cached_property(handler_class.scope.fget)})
-
-
-@functools.cache
-def mangum_handlers() -> list[type]:
-    """Tried before Mangum's own (same inference, same output)."""
-    from mangum.handlers import ALB, APIGateway, HTTPGateway
-
-    return [_scope_once(cls) for cls in (ALB, HTTPGateway, APIGateway)]
 
 
 def load_object(reference: str, variable: str = "reference", example: str = "package.module:app") -> Any:
@@ -148,10 +130,9 @@ class LambdaHandler:
         if self.limits is not None:
             guard_module.protect(app)
         if app is not None:
-            from mangum import Mangum
+            from fastapi_lambda.adapter import Adapter  # Mangum, lifespan off
 
-            # lifespan="off": Mangum would otherwise run startup and shutdown on every invocation.
-            self.asgi = Mangum(app, lifespan="off", custom_handlers=mangum_handlers())
+            self.asgi = Adapter(app)
         else:
             self.asgi = self._no_app
         self.handlers: dict[str, EventHandler] = {kind: self._http for kind in HTTP_EVENT_KINDS}
