@@ -194,6 +194,7 @@ def make_backend() -> LocalBackend | RedisBackend:
     settings = Settings.from_environment()
     if settings.host is None:
         return LocalBackend()
+    import redis.asyncio  # noqa: F401  # first: eager mode loads the client library at init even if the secret fails
     password = None
     if settings.secret_id:
         try:
