@@ -30,10 +30,14 @@ instance_id = uuid.uuid4().hex
 class PerInstance(Generic[T]):
     """A value made by ``factory`` once per execution environment, on first :meth:`get`."""
 
-    def __init__(self, factory: Callable[[], T], *, eager: bool = True) -> None:
+    def __init__(self, factory: Callable[[], T], *, eager: bool | Callable[[], bool] = True) -> None:
         self.factory = factory
         self.eager = eager
         self.value: T | None = None
+
+    def wanted_at_init(self) -> bool:
+        """Whether eager mode makes it at init (``eager``, or what ``eager`` answers when it is a callable)."""
+        return self.eager() if callable(self.eager) else self.eager
 
     def get(self) -> T:
         if self.value is None:
@@ -47,12 +51,14 @@ class PerInstance(Generic[T]):
 _registry: list[PerInstance[Any]] = []
 
 
-def per_instance(factory: Callable[[], T], *, eager: bool = True) -> PerInstance[T]:
+def per_instance(factory: Callable[[], T], *, eager: bool | Callable[[], bool] = True) -> PerInstance[T]:
     """Declare a per-instance value (a boto3 client, a Redis pool) made by ``factory``.
 
     ``eager=False``: made on first use even in eager mode (values read over the network,
     such as settings, whose failure must wait for a request that needs them); still
-    dropped after a SnapStart restore.
+    dropped after a SnapStart restore. A callable ``eager`` decides at init: a value only
+    a configured capability needs (the token verifier's keys) is not made, nor its library
+    imported, where that capability is off.
     """
     resource = PerInstance(factory, eager=eager)
     _registry.append(resource)
@@ -100,9 +106,9 @@ def release_gc() -> None:
 
 def _create_all() -> None:
     for resource in _registry:
-        if not resource.eager:
-            continue
         try:
+            if not resource.wanted_at_init():
+                continue
             resource.get()
         except Exception:  # a client that cannot be made now is retried on first use
             logger.warning("Could not create %s at init", resource.factory.__qualname__, exc_info=True)

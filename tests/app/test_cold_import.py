@@ -56,13 +56,13 @@ print(json.dumps(result))
 """
 
 
-def cold_start(mode: str) -> dict:
-    """Import the handler in a fresh Lambda-like process with every capability configured, then GET /health."""
+def cold_start(mode: str, capabilities: dict[str, str] = EVERY_CAPABILITY) -> dict:
+    """Import the handler in a fresh Lambda-like process with ``capabilities`` configured, then GET /health."""
     env = {"PATH": "", "PYTHONPATH": f"{ROOT / 'lambda_src'}:{ROOT}", "LAMBDA_TASK_ROOT": str(ROOT / "lambda_src"),
            "AWS_LAMBDA_FUNCTION_NAME": "fastapi-test", "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
            "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_ENDPOINT_URL": CLOSED,
            "AWS_MAX_ATTEMPTS": "1", "PYTHONDONTWRITEBYTECODE": "1", constants.IMPORT_MODE_VARIABLE: mode,
-           **EVERY_CAPABILITY}
+           **capabilities}
     done = subprocess.run([sys.executable, "-s", "-c", INIT, json.dumps(CAPABILITY_MODULES)], capture_output=True,
                           text=True, cwd=ROOT, env=env, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -93,4 +93,15 @@ def test_eager_init_imports_every_configured_capability():
 
     assert [name for name, loaded in eager["loaded"].items() if not loaded] == []
     assert eager["openapi_models_built"] is True
+    assert eager["status"] == 200
+
+
+def test_eager_init_imports_no_capability_that_is_off():
+    """Behind the gateway's authorizer (tokens not verified here) and without a cache, as in staging without
+    its cache: PyJWT, cryptography and redis need not even be shipped, so init must not import them."""
+    off = {constants.AUTH_VERIFY_VARIABLE: "false"}
+    eager = cold_start("eager", {name: value for name, value in {**EVERY_CAPABILITY, **off}.items()
+                                 if not name.startswith("CACHE_")})
+
+    assert sorted(name for name, loaded in eager["loaded"].items() if not loaded) == ["cryptography", "jwt", "redis"]
     assert eager["status"] == 200
