@@ -5,7 +5,7 @@ import sys
 
 from aws_cdk import App
 
-from cdk_app.config import ConfigError
+from cdk_app.settings import ConfigError
 from cdk_app.stack import build_stacks
 
 app = App()

@@ -11,23 +11,23 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "BundlingTarget": "bundling",
-    "ConfigError": "config",
+    "ConfigError": "settings",
     "DependenciesLayer": "function",
-    "EnvironmentSettings": "config",
+    "EnvironmentSettings": "settings",
     "FastApiFunction": "function",
     "FastApiGateway": "api",
     "FastApiStack": "stack",
-    "ProjectSettings": "config",
+    "ProjectSettings": "settings",
     "build_stacks": "stack",
-    "load_settings": "config",
+    "load_settings": "settings",
 }
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from cdk_app.api import FastApiGateway  # noqa: F401
     from cdk_app.bundling import BundlingTarget  # noqa: F401
-    from cdk_app.config import ConfigError, EnvironmentSettings, ProjectSettings, load_settings  # noqa: F401
     from cdk_app.function import DependenciesLayer, FastApiFunction  # noqa: F401
+    from cdk_app.settings import ConfigError, EnvironmentSettings, ProjectSettings, load_settings  # noqa: F401
     from cdk_app.stack import FastApiStack, build_stacks  # noqa: F401
 
 

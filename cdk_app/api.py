@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Literal
 
 import jsii
 from aws_cdk import Annotations, Aspects, CfnResource, Duration, IAspect, RemovalPolicy
@@ -19,14 +18,15 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct, IConstruct
 
-from cdk_app import compliance
 from cdk_app.auth import WebFirewall
-from cdk_app.config import GATEWAY_TIMEOUT_LIMITS, CorsSettings
+from cdk_app.cdk_values import log_retention, removal_policy
+from cdk_app.findings import LOG_GROUP_KEY, acknowledge, managed_policy_finding, skip_checkov
 from cdk_app.function import FastApiFunction
-from cdk_app.routes import parse_route
-from cdk_app.rules import check_edge
-
-ApiType = Literal["http", "rest"]
+from cdk_app.settings import DEFAULTS
+from cdk_app.settings.choices import ApiType
+from cdk_app.settings.routes import parse_route
+from cdk_app.settings.rules import GATEWAY_TIMEOUT_LIMITS, check_edge
+from cdk_app.settings.schema import CorsSettings
 
 # One JSON object per request; the fields differ only where the two APIs name them differently.
 _ACCESS_LOG_FIELDS = {
@@ -118,6 +118,11 @@ def _parse_routes(prop: str, routes: Sequence[str] | Mapping[str, object]) -> tu
 #: Rate (requests per second) and burst of one route.
 Throttle = tuple[float, int]
 
+_PUBLIC_ROUTE = (
+    "This route is declared public (public_routes) because it serves callers without an identity by design; "
+    "every route not declared there requires IAM (SigV4) or the authorizer the gateway was given."
+)
+
 
 def _resource_paths(path: str) -> list[str]:
     """The REST resources a path needs: ``"/a/{b}"`` -> ``["/a", "/a/{b}"]``."""
@@ -158,7 +163,7 @@ class FastApiGateway(Construct):
         id: str,
         *,
         handler: lambda_.IFunction | None = None,
-        api_type: ApiType = "http",
+        api_type: ApiType = DEFAULTS.api.type,
         public_routes: Sequence[str] = (),
         route_scopes: Mapping[str, Sequence[str]] | None = None,
         route_throttles: Mapping[str, Throttle] | None = None,
@@ -167,11 +172,11 @@ class FastApiGateway(Construct):
         authorizer: apigwv2.IHttpRouteAuthorizer | apigw.IAuthorizer | None = None,
         accept_id_tokens: bool = False,
         api_name: str | None = None,
-        throttle_rate_limit: float = 100,
-        throttle_burst_limit: int = 200,
-        cors: CorsSettings | None = None,
-        access_log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
-        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        throttle_rate_limit: float = DEFAULTS.api.throttle_rate_limit,
+        throttle_burst_limit: int = DEFAULTS.api.throttle_burst_limit,
+        cors: CorsSettings | None = DEFAULTS.api.cors,
+        access_log_retention: logs.RetentionDays = log_retention(DEFAULTS.log_retention_days),
+        removal_policy: RemovalPolicy = removal_policy(DEFAULTS.removal_policy),
         rest_cloud_watch_role: bool = True,
     ) -> None:
         super().__init__(scope, id)
@@ -216,6 +221,7 @@ class FastApiGateway(Construct):
         self.access_log_group = logs.LogGroup(
             self, "AccessLogs", retention=access_log_retention, removal_policy=removal_policy
         )
+        skip_checkov(self.access_log_group, "CKV_AWS_158", LOG_GROUP_KEY)
         self.http_api: apigwv2.HttpApi | None = None
         self.http_stage: apigwv2.HttpStage | None = None
         self.rest_api: apigw.RestApi | None = None
@@ -233,13 +239,62 @@ class FastApiGateway(Construct):
                                     ) if waf_rate_limit is not None else None
         Aspects.of(self.http_api or self.rest_api).add(
             _AccessTokensOnly(self.authorization_scopes, accept_id_tokens=accept_id_tokens))
-        compliance.acknowledge_gateway(self, public=public, preflight=preflight,
-                                       iam_protected=protected if authorizer is None else [])
+        self._accept_route_findings(public=public, preflight=preflight,
+                                    iam_protected=protected if authorizer is None else [])
+        if self.rest_api is not None:
+            self._accept_rest_findings()
 
     @staticmethod
     def max_integration_timeout(api_type: ApiType) -> Duration:
         """The longest a request may take behind this kind of API."""
         return Duration.seconds(GATEWAY_TIMEOUT_LIMITS[api_type])
+
+    def _accept_route_findings(self, *, public: Sequence[CfnResource], preflight: Sequence[CfnResource],
+                               iam_protected: Sequence[CfnResource]) -> None:
+        """Each route or method the gateway created, one by one: a route added later is still reported."""
+        for route in public:
+            acknowledge(route, "APIG4", _PUBLIC_ROUTE)
+            if self.rest_api is not None:
+                acknowledge(route, "COG4", _PUBLIC_ROUTE)
+                skip_checkov(route, "CKV_AWS_59", _PUBLIC_ROUTE)
+        for route in preflight:
+            acknowledge(
+                route, "APIG4",
+                "Browsers send CORS preflight requests without credentials, so these OPTIONS routes cannot require "
+                "authorization; API Gateway answers them from the API's CORS configuration.",
+            )
+        for method in iam_protected:
+            acknowledge(
+                method, "COG4",
+                "This method requires IAM (SigV4) authorization, the construct's default until an authorizer is "
+                "passed; a Cognito user pool authorizer is one option, not the only safe one.",
+            )
+
+    def _accept_rest_findings(self) -> None:
+        """The REST API's own: request validation in the app, no stage cache, the account's logging role."""
+        acknowledge(
+            self.rest_api.node.default_child, "APIG2",
+            "Requests are validated by FastAPI (pydantic models, 422 with the field and reason) inside the proxy "
+            "integration; a gateway request model would duplicate that schema and drift from it.",
+        )
+        skip_checkov(self.rest_stage, "CKV_AWS_120", (
+            "Answers are dynamic and per caller (protected routes answer for one identity); a stage cache is billed "
+            "by the hour and would hand one caller's answer to another unless every method keyed it on the "
+            "Authorization header. The app caches what is worth caching itself (the cache capability)."))
+        if self.firewall is None:
+            acknowledge(
+                self.rest_stage.node.default_child, "APIG3",
+                "A WAF web ACL is a choice of rules and cost per environment; this gateway was built without one "
+                "(waf_rate_limit / api.waf.enabled add it).",
+            )
+        cloud_watch_role = self.rest_api.node.try_find_child("CloudWatchRole")
+        if cloud_watch_role is not None:
+            acknowledge(
+                cloud_watch_role.node.default_child,
+                managed_policy_finding("service-role/AmazonAPIGatewayPushToCloudWatchLogs"),
+                "API Gateway's account-level logging role needs exactly this AWS-maintained policy: it writes the "
+                "REST API's execution logs to log groups API Gateway itself names and creates.",
+            )
 
     def _http_api(self, name: str | None, rate: float, burst: int, cors: CorsSettings | None,
                   authorizer: apigwv2.IHttpRouteAuthorizer | None) -> _CreatedRoutes:

@@ -5,14 +5,15 @@ authorization code with PKCE), optionally a machine client (client credentials) 
 resource server and its scopes, and the domain their OAuth flows need. It hands the gateway its
 authorizer (:meth:`UserPool.http_authorizer` / :meth:`UserPool.rest_authorizer`) and the
 functions the names they need to verify tokens themselves (:meth:`UserPool.configure`).
+The defaults are the settings' (``auth`` in ``cdk.json``, :mod:`cdk_app.settings`).
 :class:`WebFirewall` is a WAF web ACL (AWS managed common and known-bad-inputs rules and a
 rate limit per IP, logged) for a REST API stage and, optionally, the user pool.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from aws_cdk import ArnFormat, Aws, Duration, Names, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
@@ -26,17 +27,19 @@ from fastapi_lambda.constants import (
     AUTH_CLIENT_IDS_VARIABLE,
     AUTH_ISSUER_VARIABLE,
     AUTH_VERIFY_VARIABLE,
-    RESOURCE_SERVER_ID,
 )
 
-from cdk_app import compliance
-from cdk_app.rules import domain_prefix_stem
+from cdk_app.cdk_values import log_retention, removal_policy
+from cdk_app.findings import LOG_GROUP_KEY, acknowledge, skip_checkov
+from cdk_app.settings import DEFAULTS
+from cdk_app.settings.choices import Mfa, ThreatProtection
+from cdk_app.settings.limits import COGNITO_PASSWORD_LENGTH, WAF_RATE_LIMITS
+from cdk_app.settings.rules import domain_prefix_stem
 
 if TYPE_CHECKING:
     from cdk_app.function import ServiceFunction
 
-Mfa = Literal["off", "optional", "required"]
-ThreatProtection = Literal["off", "audit", "enforced"]
+_IDENTITY = DEFAULTS.auth
 _MFA = {"off": cognito.Mfa.OFF, "optional": cognito.Mfa.OPTIONAL, "required": cognito.Mfa.REQUIRED}
 _THREAT = {"audit": cognito.StandardThreatProtectionMode.AUDIT_ONLY,
            "enforced": cognito.StandardThreatProtectionMode.FULL_FUNCTION}
@@ -81,27 +84,28 @@ class UserPool(Construct):
         *,
         user_pool: cognito.IUserPool | None = None,
         clients: Sequence[cognito.IUserPoolClient] = (),
-        self_sign_up: bool = False,
-        mfa: Mfa = "optional",
-        threat_protection: ThreatProtection = "off",
-        password_min_length: int = 12,
-        access_token_validity: Duration = Duration.minutes(60),
-        id_token_validity: Duration = Duration.minutes(60),
-        refresh_token_validity: Duration = Duration.days(30),
-        callback_urls: Sequence[str] = ("http://localhost:3000/callback",),
-        logout_urls: Sequence[str] = ("http://localhost:3000/",),
-        resource_server_id: str = RESOURCE_SERVER_ID,
+        self_sign_up: bool = _IDENTITY.self_sign_up,
+        mfa: Mfa = _IDENTITY.mfa,
+        threat_protection: ThreatProtection = _IDENTITY.threat_protection,
+        password_min_length: int = _IDENTITY.password_min_length,
+        access_token_validity: Duration = Duration.minutes(_IDENTITY.access_token_minutes),
+        id_token_validity: Duration = Duration.minutes(_IDENTITY.id_token_minutes),
+        refresh_token_validity: Duration = Duration.days(_IDENTITY.refresh_token_days),
+        callback_urls: Sequence[str] = tuple(_IDENTITY.callback_urls),
+        logout_urls: Sequence[str] = tuple(_IDENTITY.logout_urls),
+        resource_server_id: str = _IDENTITY.resource_server_id,
         scopes: Sequence[str] = (),
-        machine_client: bool = False,
-        domain_prefix: str | None = None,
+        machine_client: bool = _IDENTITY.machine_client,
+        domain_prefix: str | None = _IDENTITY.domain_prefix,
         custom_domain: cognito.CustomDomainOptions | None = None,
-        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        removal_policy: RemovalPolicy = removal_policy(DEFAULTS.removal_policy),
     ) -> None:
         super().__init__(scope, id)
         if user_pool is not None and not clients:
             raise ValueError("user_pool is given without clients; pass the app clients whose tokens the API accepts")
-        if password_min_length < 8:
-            raise ValueError(f"password_min_length={password_min_length} is below 8; use 12 or more")
+        if not COGNITO_PASSWORD_LENGTH[0] <= password_min_length <= COGNITO_PASSWORD_LENGTH[1]:
+            raise ValueError(f"password_min_length={password_min_length} is not from {COGNITO_PASSWORD_LENGTH[0]} to "
+                             f"{COGNITO_PASSWORD_LENGTH[1]}; use 12 or more")
         self.resource_server_id = resource_server_id
         self.scopes = tuple(scopes)
         self.machine_client: cognito.UserPoolClient | None = None
@@ -128,6 +132,7 @@ class UserPool(Construct):
             deletion_protection=removal_policy == RemovalPolicy.RETAIN,
             removal_policy=removal_policy,
         )
+        self._accept_pool_findings(mfa=mfa, threat_protection=threat_protection)
         oauth_scopes = [cognito.OAuthScope.OPENID, cognito.OAuthScope.EMAIL]
         if self.scopes:
             server_scopes = [cognito.ResourceServerScope(scope_name=name, scope_description=f"{name} on the API")
@@ -160,7 +165,22 @@ class UserPool(Construct):
         self.domain = self.user_pool.add_domain("Domain", custom_domain=custom_domain) if custom_domain else \
             self.user_pool.add_domain("Domain", cognito_domain=cognito.CognitoDomainOptions(
                 domain_prefix=domain_prefix or f"{domain_prefix_stem(Stack.of(self).stack_name)}-{Aws.ACCOUNT_ID}"))
-        compliance.acknowledge_user_pool(self, threat_protection=threat_protection, mfa=mfa)
+
+    def _accept_pool_findings(self, *, mfa: Mfa, threat_protection: ThreatProtection) -> None:
+        """What this environment's settings leave off on purpose, on the pool itself."""
+        resource = self.user_pool.node.default_child
+        if mfa != "required":
+            acknowledge(
+                resource, "COG2",
+                f"MFA is '{mfa}' in this environment by its settings (auth.mfa): users may enrol a TOTP factor; "
+                "production requires it.",
+            )
+        if threat_protection == "off":
+            acknowledge(
+                resource, "COG8",
+                "The Plus feature plan (threat protection) is billed per active user; this environment's settings "
+                "(auth.threat_protection) leave it off, production turns it on.",
+            )
 
     @property
     def access_token_scopes(self) -> list[str]:
@@ -190,11 +210,16 @@ class UserPool(Construct):
         return _PoolRestAuthorizer(scope, "CognitoAuthorizer", cognito_user_pools=[self.user_pool],
                                    access_token_scopes=self.access_token_scopes)
 
-    def configure(self, function: ServiceFunction, *, verify_tokens: bool = False) -> None:
-        """Give ``function`` what it needs to check tokens itself (names, no secrets)."""
-        function.add_environment(AUTH_ISSUER_VARIABLE, self.issuer)
-        function.add_environment(AUTH_CLIENT_IDS_VARIABLE, ",".join(c.user_pool_client_id for c in self.clients))
-        function.add_environment(AUTH_VERIFY_VARIABLE, str(verify_tokens).lower())
+    def environment(self, *, verify_tokens: bool = _IDENTITY.verify_in_function) -> Mapping[str, str]:
+        """What ``fastapi_lambda.auth`` reads to check tokens itself: the issuer and the clients (no secrets)."""
+        return {AUTH_ISSUER_VARIABLE: self.issuer,
+                AUTH_CLIENT_IDS_VARIABLE: ",".join(c.user_pool_client_id for c in self.clients),
+                AUTH_VERIFY_VARIABLE: str(verify_tokens).lower()}
+
+    def configure(self, function: ServiceFunction, *,
+                  verify_tokens: bool = _IDENTITY.verify_in_function) -> ServiceFunction:
+        """Give ``function`` what it needs to check tokens itself (:meth:`environment`)."""
+        return function.add_environment_variables(self.environment(verify_tokens=verify_tokens))
 
 
 #: WAF capacity units of each rule (AWS WAF developer guide: the managed rule groups' pages, rate-based statements).
@@ -221,12 +246,14 @@ class WebFirewall(Construct):
     The group is named (WAF's rule), so a retained one must be deleted before the stack is created again.
     """
 
-    def __init__(self, scope: Construct, id: str, *, protect: Sequence[str], rate_limit: int = 2000,
-                 log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
-                 removal_policy: RemovalPolicy = RemovalPolicy.RETAIN) -> None:
+    def __init__(self, scope: Construct, id: str, *, protect: Sequence[str],
+                 rate_limit: int = DEFAULTS.api.waf.rate_limit,
+                 log_retention: logs.RetentionDays = log_retention(DEFAULTS.log_retention_days),
+                 removal_policy: RemovalPolicy = removal_policy(DEFAULTS.removal_policy)) -> None:
         super().__init__(scope, id)
-        if not 100 <= rate_limit <= 2_000_000_000:
-            raise ValueError(f"rate_limit={rate_limit} must be 100 or more requests per 5 minutes per IP")
+        low, high = WAF_RATE_LIMITS
+        if not low <= rate_limit <= high:
+            raise ValueError(f"rate_limit={rate_limit} must be from {low} to {high} requests per 5 minutes per IP")
         metric = lambda name: wafv2.CfnWebACL.VisibilityConfigProperty(  # noqa: E731
             cloud_watch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=True)
 
@@ -256,7 +283,6 @@ class WebFirewall(Construct):
         self._associations = 0
         for arn in protect:
             self.protect(arn)
-        compliance.acknowledge_firewall(self)
 
     def _log(self, retention: logs.RetentionDays, removal_policy: RemovalPolicy) -> logs.LogGroup:
         stack = Stack.of(self)
@@ -276,6 +302,7 @@ class WebFirewall(Construct):
             redacted_fields=[wafv2.CfnLoggingConfiguration.FieldToMatchProperty(single_header={"Name": name})
                              for name in REDACTED_HEADERS])
         logging.node.add_dependency(policy.policy_dependable)
+        skip_checkov(log_group, "CKV_AWS_158", LOG_GROUP_KEY)
         return log_group
 
     def protect(self, resource_arn: str) -> wafv2.CfnWebACLAssociation:

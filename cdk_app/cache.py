@@ -1,22 +1,22 @@
-"""The cache: ElastiCache (serverless Valkey, or a Valkey replication group) in the service's network.
+"""The cache: ElastiCache (serverless Valkey, or a node-based Valkey replication group) in the service's network.
 
-:class:`Cache` creates ``kind="serverless"`` (ElastiCache Serverless, Valkey engine:
+:class:`ValkeyCache` creates ``kind="serverless"`` (ElastiCache Serverless, Valkey engine:
 TLS always, usage limits on data storage and ECPUs, optional daily snapshots) or
-``kind="cluster"`` (a replication group: node type, replicas, multi-AZ with automatic
+``kind="node-based"`` (a replication group: node type, replicas, multi-AZ with automatic
 failover, TLS required, encryption at rest, and an AUTH token generated in Secrets
 Manager and handed to CloudFormation as a dynamic reference, never as text). Its
-security group admits only what :meth:`Cache.grant_connect` names, on its port.
+security group admits only what :meth:`ValkeyCache.grant_connect` names, on its port.
 
-:meth:`Cache.grant_connect` lets a function in the network use it: the security group
-rule, read access to the token's secret, and the variables ``fastapi_lambda.cache``
-reads (the endpoint, the secret's ARN, the time budget). The app side never fails a
-request because of the cache.
+A function in the network uses it with :meth:`ValkeyCache.grant_connect` (the security group
+rule and read access to the token's secret) and :meth:`ValkeyCache.configure` (the variables
+``fastapi_lambda.cache`` reads: the endpoint, the mode, the secret's ARN, the time budget).
+The app side (its ``Cache``) never fails a request because of the cache.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 from aws_cdk import Duration, Names, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -33,23 +33,27 @@ from fastapi_lambda.constants import (
     CACHE_MODE_VARIABLE,
     CACHE_PORT_VARIABLE,
     CACHE_SECRET_VARIABLE,
-    DEFAULT_CACHE_COMMAND_TIMEOUT_MS,
-    DEFAULT_CACHE_CONNECT_TIMEOUT_MS,
     METRICS_NAMESPACE,
 )
 
-from cdk_app import compliance
+from cdk_app.cdk_values import removal_policy
+from cdk_app.findings import SECRET_KEY, acknowledge, skip_checkov
 from cdk_app.function import ServiceFunction
 from cdk_app.network import Network
-from cdk_app.rules import SERVERLESS_PORT, check_cache
+from cdk_app.settings import DEFAULTS
+from cdk_app.settings.choices import CACHE_MODES, CacheKind
+from cdk_app.settings.rules import check_cache
 
-CacheKind = Literal["serverless", "cluster"]
+_CACHE = DEFAULTS.cache
 ENGINE = "valkey"
+#: A security group's description cannot change without replacing the group (and with it the cache's network
+#: placement): it keeps the word each kind was deployed with, before node-based caches were renamed from "cluster".
+_DEPLOYED_KIND_WORDS = {"serverless": "serverless", "node-based": "cluster"}
 SERVERLESS_ENGINE_VERSION = "8"
 CLUSTER_ENGINE_VERSION = "8.0"
 
 
-class Cache(Construct):
+class ValkeyCache(Construct):
     """An ElastiCache cache (Valkey) that only the functions it was granted to can reach, over TLS.
 
     Network: ``network`` (a :class:`Network`; one is created when neither it nor ``vpc``
@@ -60,7 +64,8 @@ class Cache(Construct):
     ``connect_timeout``/``command_timeout`` are the app's time budget for one cache call.
 
     Exposes :attr:`endpoint_address`, :attr:`endpoint_port`, :attr:`connections`,
-    :attr:`secret` (cluster: the AUTH token) and :attr:`security_group`.
+    :attr:`secret` (node-based: the AUTH token), :attr:`security_group` and :attr:`mode`, the protocol
+    the app speaks to it.
     """
 
     def __init__(
@@ -72,21 +77,22 @@ class Cache(Construct):
         network: Network | None = None,
         vpc: ec2.IVpc | None = None,
         subnets: ec2.SubnetSelection | None = None,
-        max_data_storage_gb: int = 10,
-        max_ecpu_per_second: int = 5000,
-        node_type: str = "cache.t4g.small",
-        replicas: int = 1,
-        multi_az: bool = True,
-        port: int = SERVERLESS_PORT,
-        snapshot_retention_days: int = 0,
-        snapshot_time: str = "03:00",
-        connect_timeout: Duration = Duration.millis(DEFAULT_CACHE_CONNECT_TIMEOUT_MS),
-        command_timeout: Duration = Duration.millis(DEFAULT_CACHE_COMMAND_TIMEOUT_MS),
-        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        max_data_storage_gb: int = _CACHE.max_data_storage_gb,
+        max_ecpu_per_second: int = _CACHE.max_ecpu_per_second,
+        node_type: str = _CACHE.node_type,
+        replicas: int = _CACHE.replicas,
+        multi_az: bool = _CACHE.multi_az,
+        port: int = _CACHE.port,
+        snapshot_retention_days: int = _CACHE.snapshot_retention_days,
+        snapshot_time: str = _CACHE.snapshot_time,
+        connect_timeout: Duration = Duration.millis(_CACHE.connect_timeout_ms),
+        command_timeout: Duration = Duration.millis(_CACHE.command_timeout_ms),
+        removal_policy: RemovalPolicy = removal_policy(DEFAULTS.removal_policy),
     ) -> None:
         super().__init__(scope, id)
-        if kind not in ("serverless", "cluster"):
-            raise ValueError(f"kind={kind!r} must be 'serverless' or 'cluster' (no cache: do not create one)")
+        if kind not in CACHE_MODES:
+            raise ValueError(f"kind={kind!r} must be one of {', '.join(map(repr, CACHE_MODES))} (no cache: do not "
+                             "create one)")
         if network is not None and vpc is not None:
             raise ValueError("network and vpc are both set; pass the Network, or your VPC with its subnets")
         if vpc is None:
@@ -96,11 +102,13 @@ class Cache(Construct):
             subnet_type=ec2.SubnetType.PRIVATE_ISOLATED))).subnet_ids
         check_cache(kind, replicas=replicas, multi_az=multi_az, zones=len(subnet_ids), port=port)
         self.kind, self.network, self.vpc = kind, network, vpc
+        #: The protocol the app speaks to it (CACHE_MODE): ElastiCache Serverless speaks the cluster protocol.
+        self.mode = CACHE_MODES[kind]
         self.timeouts = {CACHE_CONNECT_TIMEOUT_VARIABLE: str(int(connect_timeout.to_milliseconds())),
                          CACHE_COMMAND_TIMEOUT_VARIABLE: str(int(command_timeout.to_milliseconds()))}
         self.security_group = ec2.SecurityGroup(
             self, "SecurityGroup", vpc=vpc, allow_all_outbound=False,
-            description=f"ElastiCache ({kind}): only the functions granted access, on port {port}")
+            description=f"ElastiCache ({_DEPLOYED_KIND_WORDS[kind]}): only the functions granted access, on port {port}")
         self.connections = ec2.Connections(security_groups=[self.security_group], default_port=ec2.Port.tcp(port))
         snapshots = {"snapshot_retention_limit": snapshot_retention_days} if snapshot_retention_days else {}
         self.secret: secretsmanager.Secret | None = None
@@ -126,6 +134,14 @@ class Cache(Construct):
                                                                             password_length=64),
                 removal_policy=removal_policy,
             )
+            skip_checkov(self.secret, "CKV_AWS_149", SECRET_KEY)
+            acknowledge(
+                self.secret.node.default_child, "SMG4",
+                "Rotating an ElastiCache AUTH token takes a rotation function that calls ModifyReplicationGroup "
+                "(strategy ROTATE, then SET), which is not shipped yet. The token reaches CloudFormation only as a "
+                "dynamic reference, only the functions granted the cache may read it, and the app reads the secret "
+                "again after an authentication failure, so a ROTATE-then-SET rotation is picked up without a deploy.",
+            )
             subnet_group = elasticache.CfnSubnetGroup(
                 self, "Subnets", description=f"Subnets of {self.node.path}", subnet_ids=subnet_ids)
             self.resource = elasticache.CfnReplicationGroup(
@@ -141,6 +157,13 @@ class Cache(Construct):
                 snapshot_window=_window(snapshot_time, 0) if snapshot_retention_days else None, **snapshots,
                 preferred_maintenance_window=f"sun:{_window(snapshot_time, 2).replace('-', '-sun:')}",
             )
+            if not multi_az:
+                acknowledge(
+                    self.resource, "AEC4",
+                    "This environment's settings run the cache in one zone (cache.multi_az=false, default true): it "
+                    "holds copies of data whose source stays available, and the app answers from the source while "
+                    "the cache is down.",
+                )
             self.endpoint_address = self.resource.attr_primary_end_point_address
             self.endpoint_port = self.resource.attr_primary_end_point_port
         self.resource.apply_removal_policy(removal_policy)
@@ -151,12 +174,6 @@ class Cache(Construct):
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             alarm_description="The app keeps falling back to the source: the cache is failing or unreachable.")
-        compliance.acknowledge_cache(self, multi_az=multi_az)
-
-    @property
-    def mode(self) -> str:
-        """How the app talks to it: ElastiCache Serverless speaks the cluster protocol."""
-        return "cluster" if self.kind == "serverless" else "standalone"
 
     def environment(self) -> Mapping[str, str]:
         """The variables ``fastapi_lambda.cache`` reads: where the cache is and how to authenticate (no token)."""
@@ -166,19 +183,24 @@ class Cache(Construct):
             variables[CACHE_SECRET_VARIABLE] = self.secret.secret_arn
         return variables
 
-    def grant_connect(self, function: ServiceFunction) -> None:
-        """Let ``function`` (in this cache's VPC) use the cache: its port, the token's secret, the variables."""
+    def grant_connect(self, function: ServiceFunction) -> iam.Grant:
+        """Let ``function`` (in this cache's VPC) reach the cache: its port, and the token's secret when it has one
+        (the grant of a serverless cache holds no IAM statement: it is reached by network and TLS)."""
         if not function.function.is_bound_to_vpc:
             raise ValueError(f"{function.node.path} is not in a VPC, so it cannot reach the cache; create it with "
                              "vpc= (e.g. **network.placement())")
         self.connections.allow_default_port_from(function, "the functions granted access")
-        if self.secret is not None:
-            self.grant_read(function)
-        for key, value in self.environment().items():
-            function.add_environment(key, value)
+        if self.secret is None:
+            return iam.Grant.drop(function, f"connect to {self.node.path} (network and TLS only)")
+        return self.grant_read(function)
+
+    def configure(self, function: ServiceFunction) -> ServiceFunction:
+        """Give ``function`` the variables ``fastapi_lambda.cache`` reads (:meth:`environment`)."""
+        return function.add_environment_variables(self.environment())
 
     def grant_read(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Allow ``grantee`` to read the AUTH token (cluster only: a serverless cache is reached by network and TLS)."""
+        """Allow ``grantee`` to read the AUTH token (node-based only: a serverless cache is reached by network and
+        TLS)."""
         if self.secret is None:
             raise ValueError(f"{self.node.path} is serverless and has no AUTH token secret; grant_connect gives access")
         return self.secret.grant_read(grantee)

@@ -1,9 +1,11 @@
 """Cold-start control: provisioned concurrency with autoscaling, SnapStart, or a warmup rule.
 
-One strategy per function, described by :class:`ColdStart` and applied by
-:class:`FastApiFunction` (SnapStart and the initial provisioned concurrency are
-properties of the function and its alias) and :class:`ColdStartControl` (scaling,
-the spillover alarm, the warmup rule and its permission).
+One strategy per function, described by the plan :class:`ColdStart`: the function
+(:class:`~cdk_app.function.ServiceFunction`) checks it against its runtime and reserved
+concurrency, once, then applies it: SnapStart and the initial provisioned concurrency (properties
+of the function and its alias), the import mode the runtime package reads
+(:meth:`ColdStart.environment`), and :class:`ColdStartControl` (scaling, the spillover alarm, the
+warmup rule and its permission). The defaults are the settings' (:mod:`cdk_app.settings`).
 """
 
 from __future__ import annotations
@@ -18,13 +20,23 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
-from fastapi_lambda.constants import DEFAULT_HOLD_MS, WARMUP_MARKER, ImportMode
+from fastapi_lambda.constants import DEFAULT_HOLD_MS, IMPORT_MODE_VARIABLE, WARMUP_MARKER, ImportMode
 
-from cdk_app import compliance
-from cdk_app.rules import Strategy, check_bounds, check_cold_start, import_mode_for
+from cdk_app.findings import acknowledge_serverless
+from cdk_app.settings import DEFAULTS
+from cdk_app.settings.choices import Strategy
+from cdk_app.settings.rules import check_bounds, check_cold_start, import_mode_for
+from cdk_app.settings.schema import ProvisionedSettings, WarmupSettings
+
+_PROVISIONED, _WARMUP = ProvisionedSettings(), WarmupSettings()
 
 #: Async invocations older than this are dropped, not delivered late (Lambda's minimum).
 WARMUP_MAX_EVENT_AGE = Duration.seconds(60)
+_DISPOSABLE_PINGS = (
+    "Only the warmup schedule invokes the alias asynchronously, with a marker payload that carries no data: a "
+    "failed ping is superseded by the next one (no retries, short maximum event age) and shows in the "
+    "function's Errors alarm, so there is nothing for a dead-letter queue or failure destination to keep."
+)
 
 
 @dataclass(frozen=True)
@@ -42,9 +54,9 @@ class ScheduledCapacity:
 class ProvisionedConcurrency:
     """Initialized instances on the alias, scaled on their utilization."""
 
-    min_capacity: int = 2
-    max_capacity: int = 5
-    target_utilization: float = 0.7
+    min_capacity: int = _PROVISIONED.min
+    max_capacity: int = _PROVISIONED.max
+    target_utilization: float = _PROVISIONED.target_utilization
     schedules: tuple[ScheduledCapacity, ...] = ()
 
 
@@ -52,8 +64,8 @@ class ProvisionedConcurrency:
 class Warmup:
     """An EventBridge schedule that pings the alias, warming ``concurrency`` instances."""
 
-    rate: Duration = field(default_factory=lambda: Duration.minutes(5))
-    concurrency: int = 1
+    rate: Duration = field(default_factory=lambda: Duration.minutes(_WARMUP.rate_minutes))
+    concurrency: int = _WARMUP.concurrency
     hold_ms: int = DEFAULT_HOLD_MS  # how long fanned-out pings stay busy, so they land on distinct instances
 
     def payload(self) -> dict:
@@ -64,11 +76,11 @@ class Warmup:
 class ColdStart:
     """The cold-start strategy of one function; build it with the class methods."""
 
-    strategy: Strategy = "none"
+    strategy: Strategy = DEFAULTS.cold_start.strategy
     provisioned: ProvisionedConcurrency | None = None
     warmup: Warmup | None = None
-    force_warmup: bool = False  # a warmup rule beside provisioned concurrency or SnapStart
-    import_mode: ImportMode | None = None  # derived from the strategy when None
+    force_warmup: bool = _WARMUP.force  # a warmup rule beside provisioned concurrency or SnapStart
+    import_mode: ImportMode | None = DEFAULTS.cold_start.import_mode  # derived from the strategy when None
 
     @classmethod
     def provisioned_concurrency(cls, settings: ProvisionedConcurrency = ProvisionedConcurrency(),
@@ -92,8 +104,16 @@ class ColdStart:
     def effective_import_mode(self) -> ImportMode:
         return self.import_mode or import_mode_for(self.strategy)
 
+    def environment(self) -> dict[str, str]:
+        """What the runtime package reads of this plan: the import mode (the warmup payload comes with each ping)."""
+        return {IMPORT_MODE_VARIABLE: self.effective_import_mode}
+
     def validate(self, runtime: lambda_.Runtime, reserved_concurrency: int | None = None) -> None:
-        """Raise :class:`~cdk_app.rules.RuleError` naming the conflict and the fix."""
+        """Raise :class:`~cdk_app.settings.rules.RuleError` naming the conflict and the fix.
+
+        The function that applies the plan calls this, once: whether a plan works depends on that
+        function's runtime and reserved concurrency.
+        """
         is_python = runtime.family == lambda_.RuntimeFamily.PYTHON and runtime.name.startswith("python")
         p = self.provisioned_settings if self.strategy == "provisioned" else self.provisioned
         check_cold_start(
@@ -113,13 +133,13 @@ class ColdStartControl(Construct):
     """Scaling, alarm and warmup resources of a :class:`ColdStart` plan, on an alias.
 
     The alias must already carry the plan's function-level settings (SnapStart,
-    initial provisioned concurrency); :class:`FastApiFunction` does both.
+    initial provisioned concurrency), and the plan must have been validated against the
+    function: :class:`~cdk_app.function.ServiceFunction` does all three.
     """
 
     def __init__(self, scope: Construct, id: str, *, function: lambda_.Function, alias: lambda_.Alias,
                  plan: ColdStart) -> None:
         super().__init__(scope, id)
-        plan.validate(function.runtime)
         self.plan = plan
         self.spillover_alarm: cloudwatch.Alarm | None = None
         self.warmup_rule: events.Rule | None = None
@@ -164,7 +184,12 @@ class ColdStartControl(Construct):
         self.warmup_rule.add_target(targets.LambdaFunction(
             alias, event=events.RuleTargetInput.from_object(settings.payload()), retry_attempts=0))
         alias.configure_async_invoke(retry_attempts=0, max_event_age=WARMUP_MAX_EVENT_AGE)
-        compliance.acknowledge_warmup(self.warmup_rule, alias.node.try_find_child("EventInvokeConfig"))
+        # Only the rule invokes the alias asynchronously, and what it sends is disposable.
+        acknowledge_serverless(self.warmup_rule.node.default_child, "EventBusDLQ", _DISPOSABLE_PINGS)
+        invoke_config = alias.node.try_find_child("EventInvokeConfig")
+        if invoke_config is not None:
+            acknowledge_serverless(invoke_config.node.default_child, "LambdaAsyncFailureDestination",
+                                   _DISPOSABLE_PINGS)
         if settings.concurrency > 1 and function.role is not None:
             # Fan-out invokes the alias itself. A separate policy, with the ARN spelled out,
             # because the function already depends on its default policy (a cycle otherwise).

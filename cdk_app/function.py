@@ -26,7 +26,6 @@ from constructs import Construct
 from fastapi_lambda.constants import (
     APP_VARIABLE,
     GENERIC_HANDLER,
-    IMPORT_MODE_VARIABLE,
     METRICS_NAMESPACE,
     METRICS_NAMESPACE_VARIABLE,
     SERVICE_NAME_VARIABLE,
@@ -34,19 +33,13 @@ from fastapi_lambda.constants import (
     TRACING_VARIABLE,
 )
 
-from cdk_app import compliance
-from cdk_app.bundling import (
-    RUNTIME_NAME,
-    BundlingError,
-    BundlingTarget,
-    application_code,
-    dependencies_code,
-    find_python,
-    missing_interpreter_message,
-    resolve_source,
-)
+from cdk_app.bundling.assets import application_code, dependencies_code, resolve_source
+from cdk_app.bundling.target import RUNTIME_NAME, BundlingError, BundlingTarget
+from cdk_app.cdk_values import log_retention, removal_policy, tracing
 from cdk_app.cold_start import ColdStart, ColdStartControl
-from cdk_app.rules import GATEWAY_TIMEOUT_LIMITS, check_timeout, timeout_for
+from cdk_app.findings import LOG_GROUP_KEY, acknowledge, acknowledge_serverless, skip_checkov
+from cdk_app.settings import DEFAULTS
+from cdk_app.settings.rules import GATEWAY_TIMEOUT_LIMITS, check_timeout, timeout_for
 
 #: The example app's handler in this repository's ``lambda_src``.
 DEFAULT_HANDLER = "service.handler.handler"
@@ -56,7 +49,12 @@ ALIAS_NAME = "live"
 #: attaches to roles it creates, adds logs:* on every log group; AWSLambdaENIManagementAccess lacks DescribeSubnets.
 VPC_NETWORK_ACTIONS = ("ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
                        "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses")
-DEFAULT_EXPECTED_DURATION = Duration.seconds(5)
+DEFAULT_EXPECTED_DURATION = Duration.seconds(DEFAULTS.function.expected_duration_seconds)
+#: The newest Python runtime cdk-nag's AwsSolutions-L1 and Serverless-LambdaLatestVersion expect.
+LATEST_PYTHON = lambda_.Runtime.PYTHON_3_14.name
+#: The default cap of FastApiFunction's timeout: the lower of the two gateways' limits, since a function
+#: alone does not know which one will front it (the stack passes its own gateway's).
+DEFAULT_MAX_TIMEOUT = Duration.seconds(min(GATEWAY_TIMEOUT_LIMITS.values()))
 
 #: ``lambda_.Function`` props this construct sets itself, and the prop of ours to use instead.
 _MANAGED_PROPS = {
@@ -71,13 +69,10 @@ _MANAGED_PROPS = {
 
 
 def _check_target_interpreter(scope: Construct, target: BundlingTarget) -> None:
-    """Warn (or fail, when compiled output is required) before bundling without .pyc."""
-    if not Stack.of(scope).bundling_required or find_python(target.python_version) is not None:
-        return
-    message = missing_interpreter_message(target.python_version)
-    if target.require_compiled:
-        raise BundlingError(message + " Set bundling.require_compiled to false to accept a slower bundle.")
-    Annotations.of(scope).add_warning_v2("fastapi-lambda:no-target-python", message)
+    """Warn (or fail, when compiled output is required) at synth, before bundling without .pyc."""
+    if Stack.of(scope).bundling_required:
+        target.python(warn=lambda message: Annotations.of(scope).add_warning_v2("fastapi-lambda:no-target-python",
+                                                                                message))
 
 
 def _check_module_exists(source: Path, module: str, prop: str) -> None:
@@ -153,7 +148,7 @@ class DependenciesLayer(Construct):
         *,
         source: Path | str | None = None,
         target: BundlingTarget | None = None,
-        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        removal_policy: RemovalPolicy = removal_policy(DEFAULTS.removal_policy),
     ) -> None:
         super().__init__(scope, id)
         self.target = target or BundlingTarget()
@@ -201,7 +196,7 @@ class ServiceFunction(Construct):
         target: BundlingTarget | None = None,
         dependencies: lambda_.ILayerVersion | None = None,
         layers: Sequence[lambda_.ILayerVersion] = (),
-        memory_size: int = 1024,
+        memory_size: int = DEFAULTS.function.memory_mb,
         timeout: Duration | None = None,
         expected_duration: Duration | None = None,
         max_timeout: Duration | None = None,
@@ -209,13 +204,13 @@ class ServiceFunction(Construct):
         reserved_concurrency: int | None = None,
         environment: Mapping[str, str] | None = None,
         log_group: logs.ILogGroup | None = None,
-        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
-        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        log_retention: logs.RetentionDays = log_retention(DEFAULTS.log_retention_days),
+        removal_policy: RemovalPolicy = removal_policy(DEFAULTS.removal_policy),
         description: str | None = None,
         cold_start: ColdStart = ColdStart(),
         role: iam.IRole | None = None,
         initial_policy: Sequence[iam.PolicyStatement] = (),
-        tracing: lambda_.Tracing = lambda_.Tracing.ACTIVE,
+        tracing: lambda_.Tracing = tracing(DEFAULTS.observability.tracing),
         adot_layer: lambda_.ILayerVersion | None = None,
         service_name: str | None = None,
         vpc: ec2.IVpc | None = None,
@@ -248,8 +243,7 @@ class ServiceFunction(Construct):
         else:
             _check_target_interpreter(self, self.target)
 
-        self.log_group = log_group or logs.LogGroup(self, "Logs", retention=log_retention,
-                                                    removal_policy=removal_policy)
+        self.log_group = log_group or self._log_group(log_retention, removal_policy)
         # Own role instead of AWSLambdaBasicExecutionRole: it may write to its own log group only.
         self.owns_role = role is None
         self.role = role or iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
@@ -272,7 +266,7 @@ class ServiceFunction(Construct):
             logging_format=lambda_.LoggingFormat.JSON,
             application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
             system_log_level_v2=lambda_.SystemLogLevel.WARN,
-            environment={IMPORT_MODE_VARIABLE: cold_start.effective_import_mode, **entry_environment,
+            environment={**cold_start.environment(), **entry_environment,
                          **self._observability_environment(tracing, adot_layer, service_name),
                          **(environment or {})},
             description=description,
@@ -285,7 +279,14 @@ class ServiceFunction(Construct):
         )
         if self.network_policy is not None:
             self.function.node.add_dependency(self.network_policy)  # Lambda checks it at CreateFunction
+        if cold_start.strategy == "snapstart":
+            Annotations.of(self.function).acknowledge_warning(
+                "@aws-cdk/aws-lambda:snapStartRequirePublish",
+                "The construct always publishes a version (current_version) and the live alias points at it, "
+                "which is where SnapStart applies.",
+            )
         self.tracing_policy = self._trace(tracing)
+        self._accept_function_findings()
         self.alias = lambda_.Alias(
             self, "Alias", alias_name=ALIAS_NAME, version=self.function.current_version,
             provisioned_concurrent_executions=cold_start.provisioned_settings.min_capacity
@@ -293,7 +294,53 @@ class ServiceFunction(Construct):
         )
         self.cold_start = ColdStartControl(self, "ColdStart", function=self.function, alias=self.alias,
                                            plan=cold_start)
-        compliance.acknowledge_function(self)
+
+    def _log_group(self, retention: logs.RetentionDays, removal_policy: RemovalPolicy) -> logs.LogGroup:
+        log_group = logs.LogGroup(self, "Logs", retention=retention, removal_policy=removal_policy)
+        skip_checkov(log_group, "CKV_AWS_158", LOG_GROUP_KEY)
+        return log_group
+
+    def _accept_function_findings(self) -> None:
+        """What the function resource is reported for by design, each with its reason."""
+        function = self.function.node.default_child
+        if self.target.runtime.name != LATEST_PYTHON:
+            runtime = (
+                f"The runtime is chosen per environment (function.python_version, default 3.13) because the "
+                f"dependency layer and its .pyc are built for that exact version; {LATEST_PYTHON} is one setting "
+                "away."
+            )
+            acknowledge(function, "L1", runtime)
+            acknowledge_serverless(function, "LambdaLatestVersion", runtime)
+        tracing_config = Stack.of(function).resolve(function.tracing_config) or {}
+        if tracing_config.get("mode") != "Active":
+            acknowledge_serverless(function, "LambdaTracing", (
+                f"X-Ray tracing is {tracing_config.get('mode', 'off')} by this function's tracing= prop "
+                "(observability.tracing in the settings): an environment may leave traces out for their cost, logs "
+                "and metrics still flow."))
+        if function.dead_letter_config is None:
+            no_dead_letters = (
+                "Nothing invokes this function asynchronously with data to keep: API Gateway and the SQS event "
+                "source invoke it synchronously (the queue's own dead-letter queue keeps failed tasks) and warmup "
+                "pings are disposable. An asynchronous invoker of your own wants function_props={'dead_letter_queue':"
+                " ...}."
+            )
+            acknowledge_serverless(function, "LambdaDLQ", no_dead_letters)
+            skip_checkov(function, "CKV_AWS_116", no_dead_letters)
+        if not self.function.is_bound_to_vpc:
+            skip_checkov(function, "CKV_AWS_117", (
+                "The function joins a VPC only when it must reach something inside one (vpc=, e.g. for the cache); "
+                "otherwise a VPC adds network interfaces and endpoints to pay for and protects nothing it calls, "
+                "since it reaches AWS APIs over TLS with its role."))
+        if function.reserved_concurrent_executions is None:
+            skip_checkov(function, "CKV_AWS_115", (
+                "Reserved concurrency is a per-environment choice (reserved_concurrency, "
+                "function.reserved_concurrency): it takes capacity from every other function of the account, so it "
+                "is not forced; the API is bounded by the gateway's throttling and the worker by its event "
+                "source's max_concurrency."))
+        if function.kms_key_arn is None:
+            skip_checkov(function, "CKV_AWS_173", (
+                "The environment holds names only (parameter paths, secret names, queue URLs), never secret values, "
+                "which the function reads at run time; Lambda encrypts it at rest with its AWS-managed key."))
 
     def _observability_environment(self, tracing: lambda_.Tracing, adot_layer: lambda_.ILayerVersion | None,
                                    service_name: str | None) -> dict[str, str]:
@@ -311,6 +358,14 @@ class ServiceFunction(Construct):
         policy = iam.Policy(self, "NetworkPolicy", statements=[iam.PolicyStatement(
             actions=list(VPC_NETWORK_ACTIONS), resources=["*"])])
         self.role.attach_inline_policy(policy)
+        network = (
+            "Lambda creates, describes and deletes the function's network interfaces in its VPC subnets with this "
+            "role, and checks at CreateFunction that it may; the interfaces do not exist before, and "
+            "DescribeNetworkInterfaces and DescribeSubnets support no resource-level permissions (AWS's own "
+            "AWSLambdaENIManagementAccess allows them on '*' too). This policy holds only that statement."
+        )
+        acknowledge(policy, "IAM5[Resource::*]", network)
+        skip_checkov(policy, "CKV_AWS_111", network)
         return policy
 
     def _trace(self, mode: lambda_.Tracing) -> iam.Policy | None:
@@ -329,6 +384,9 @@ class ServiceFunction(Construct):
             actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"])])
         self.role.attach_inline_policy(policy)
         self.function.node.add_dependency(policy)  # traces are sent from the first invocation on
+        # Only this policy: a '*' grant a user adds to the role (its default policy) is still reported.
+        acknowledge(policy, "IAM5[Resource::*]", "X-Ray's PutTraceSegments and PutTelemetryRecords support no "
+                    "resource-level permissions (AWS documents Resource '*'); this policy holds only that statement.")
         return policy
 
     # --- what users extend it with ---------------------------------------------------------
@@ -348,6 +406,12 @@ class ServiceFunction(Construct):
     def add_environment(self, key: str, value: str) -> ServiceFunction:
         """Add an environment variable (names of parameters and secrets, never their values)."""
         self.function.add_environment(key, value)
+        return self
+
+    def add_environment_variables(self, variables: Mapping[str, str]) -> ServiceFunction:
+        """Add the variables a capability's runtime module reads (each construct's ``environment()``)."""
+        for key, value in variables.items():
+            self.function.add_environment(key, value)
         return self
 
     def add_to_role_policy(self, statement: iam.PolicyStatement) -> None:
@@ -372,13 +436,12 @@ class ServiceFunction(Construct):
 
 class FastApiFunction(ServiceFunction):
     """The function behind an API Gateway: a :class:`ServiceFunction` whose timeout must fit
-    the gateway's integration limit (``max_timeout``, 29 s by default: the REST API's).
+    the gateway's integration limit (``max_timeout``, 29 s by default: the lower of the REST and HTTP APIs').
 
     ``FastApiFunction(self, "Api", source="src", app="orders.main:app")`` is all an app needs.
     """
 
-    def __init__(self, scope: Construct, id: str, *,
-                 max_timeout: Duration | None = Duration.seconds(GATEWAY_TIMEOUT_LIMITS["rest"]),
+    def __init__(self, scope: Construct, id: str, *, max_timeout: Duration | None = DEFAULT_MAX_TIMEOUT,
                  **props: Any) -> None:
         super().__init__(scope, id, max_timeout=max_timeout,
                          max_timeout_reason=props.pop("max_timeout_reason", "the API gateway (max_timeout)"),

@@ -18,7 +18,6 @@ stack's, which it looks up: ``FastApiStack`` overrides ``availability_zones`` fo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import jsii
 from aws_cdk import Fn, RemovalPolicy, Stack
@@ -27,16 +26,21 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct, IValidation
 
-from cdk_app import compliance
+from cdk_app.cdk_values import log_retention, removal_policy
+from cdk_app.findings import LOG_GROUP_KEY, acknowledge, skip_cdk_handler, skip_checkov
 from cdk_app.function import ServiceFunction
-from cdk_app.rules import check_network
+from cdk_app.settings import DEFAULTS
+from cdk_app.settings.choices import Egress
+from cdk_app.settings.rules import check_network
 
-Egress = Literal["endpoints", "nat"]
+_NETWORK = DEFAULTS.network
 
 #: Services reached through a gateway endpoint: a route, no hourly cost (also used beside a NAT, saving its traffic).
 GATEWAY_SERVICES = {"s3": ec2.GatewayVpcEndpointAwsService.S3, "dynamodb": ec2.GatewayVpcEndpointAwsService.DYNAMODB}
 #: IAM prefixes of calls the Lambda service makes for the function, not its code (logs, network interfaces).
 CALLED_BY_LAMBDA = frozenset({"logs", "ec2"})
+#: aws-cdk-lib's singleton provider that strips the rules of a new VPC's default security group.
+RESTRICT_DEFAULT_SG_PROVIDER = "Custom::VpcRestrictDefaultSGCustomResourceProvider"
 
 
 def services_called(function: ServiceFunction) -> dict[str, list[str]]:
@@ -95,16 +99,16 @@ class Network(Construct):
         vpc: ec2.IVpc | None = None,
         function_subnets: ec2.SubnetSelection | None = None,
         cache_subnets: ec2.SubnetSelection | None = None,
-        egress: Egress = "endpoints",
+        egress: Egress = _NETWORK.egress,
         reachable: Sequence[str] = (),
-        az_count: int = 2,
-        availability_zones: Sequence[str] | None = None,
-        cidr: str = "10.0.0.0/16",
-        subnet_mask: int = 24,
-        nat_gateways: int = 1,
-        flow_logs: bool = True,
-        flow_log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
-        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        az_count: int = _NETWORK.az_count,
+        availability_zones: Sequence[str] | None = _NETWORK.availability_zones,
+        cidr: str = _NETWORK.cidr,
+        subnet_mask: int = _NETWORK.subnet_mask,
+        nat_gateways: int = _NETWORK.nat_gateways,
+        flow_logs: bool = _NETWORK.flow_logs,
+        flow_log_retention: logs.RetentionDays = log_retention(DEFAULTS.log_retention_days),
+        removal_policy: RemovalPolicy = removal_policy(DEFAULTS.removal_policy),
     ) -> None:
         super().__init__(scope, id)
         if egress not in ("endpoints", "nat"):
@@ -132,9 +136,16 @@ class Network(Construct):
             if flow_logs:
                 self.flow_log_group = logs.LogGroup(self, "FlowLogs", retention=flow_log_retention,
                                                     removal_policy=removal_policy)
+                skip_checkov(self.flow_log_group, "CKV_AWS_158", LOG_GROUP_KEY)
                 self.flow_log = vpc.add_flow_log("FlowLog", traffic_type=ec2.FlowLogTrafficType.ALL,
                                                  destination=ec2.FlowLogDestination.to_cloud_watch_logs(
                                                      self.flow_log_group))
+            else:
+                acknowledge(
+                    vpc.node.default_child, "VPC7",
+                    "Flow logs are turned off by this environment's settings (network.flow_logs, default on); the "
+                    "VPC holds only the service's functions, their endpoints and its cache.",
+                )
         self.vpc = vpc
         self.function_subnets = function_subnets or ec2.SubnetSelection(subnet_type=functions_type)
         self.cache_subnets = cache_subnets or ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
@@ -149,7 +160,7 @@ class Network(Construct):
         self.gateway_endpoints: dict[str, ec2.GatewayVpcEndpoint] = {}
         self._functions: list[ServiceFunction] = []
         self.node.add_validation(_EveryCallReachable(self))
-        compliance.acknowledge_network(self, flow_logs=flow_logs)
+        skip_cdk_handler(Stack.of(self), RESTRICT_DEFAULT_SG_PROVIDER)  # made with the VPC, ours or the user's
 
     def placement(self) -> dict:
         """The props that put a :class:`ServiceFunction` into this network."""

@@ -23,9 +23,11 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from cdk_app import compliance
 from cdk_app.api import FastApiGateway
+from cdk_app.cdk_values import removal_policy
+from cdk_app.findings import SQS_MANAGED_ENCRYPTION, acknowledge, acknowledge_serverless, skip_checkov
 from cdk_app.function import ServiceFunction
+from cdk_app.settings import DEFAULTS
 
 #: p99 duration above this share of the timeout is an alarm: requests are close to being cut off.
 DURATION_ALARM_SHARE = 0.8
@@ -35,8 +37,8 @@ class Observability(Construct):
     """Alarms with an action on one SNS topic, and a dashboard; :meth:`watch` what you build."""
 
     def __init__(self, scope: Construct, id: str, *, alarm_emails: Sequence[str] = (),
-                 api_5xx_percent: float = 5, dashboard_name: str | None = None,
-                 removal_policy: RemovalPolicy = RemovalPolicy.RETAIN) -> None:
+                 api_5xx_percent: float = DEFAULTS.observability.api_5xx_percent, dashboard_name: str | None = None,
+                 removal_policy: RemovalPolicy = removal_policy(DEFAULTS.removal_policy)) -> None:
         super().__init__(scope, id)
         if not 0 < api_5xx_percent <= 100:
             raise ValueError(f"api_5xx_percent={api_5xx_percent} must be a percentage in (0, 100]")
@@ -86,7 +88,13 @@ class Observability(Construct):
             self.dead_letter_queue = sqs.Queue(
                 self, "UndeliveredAlarms", encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
                 retention_period=Duration.days(14), removal_policy=self.removal_policy)
-            compliance.acknowledge_observability(self)
+            skip_checkov(self.dead_letter_queue, "CKV_AWS_27", SQS_MANAGED_ENCRYPTION)
+            last_stop = (
+                "This queue is itself the dead-letter queue of the alarm topic's subscriptions: it keeps for 14 days "
+                "the notifications SNS could not deliver; a queue behind it would only hide them further."
+            )
+            acknowledge(self.dead_letter_queue.node.default_child, "SQS3", last_stop)
+            acknowledge_serverless(self.dead_letter_queue.node.default_child, "SQSRedrivePolicy", last_stop)
             self.add_alarm(cloudwatch.Alarm(
                 self, "UndeliveredAlarmsAlarm",
                 metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(

@@ -18,6 +18,7 @@ from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
@@ -32,12 +33,26 @@ from fastapi_lambda.constants import (
     TASK_TABLE_VARIABLE,
 )
 
-from cdk_app import compliance
+from cdk_app.cdk_values import removal_policy
+from cdk_app.findings import (
+    SQS_MANAGED_ENCRYPTION,
+    acknowledge,
+    acknowledge_serverless,
+    managed_policy_finding,
+    skip_cdk_handler,
+    skip_checkov,
+)
 from cdk_app.function import ServiceFunction
-from cdk_app.rules import task_queue_visibility
+from cdk_app.settings import DEFAULTS
+from cdk_app.settings.rules import task_queue_visibility
 
-DEFAULT_WORKER_DURATION = Duration.seconds(60)
+_TASKS = DEFAULTS.tasks
+DEFAULT_WORKER_DURATION = Duration.seconds(_TASKS.expected_duration_seconds)
 DEAD_LETTER_RETENTION = Duration.days(14)
+#: CDK's singleton Lambda that applies bucket notification configurations (one per stack).
+BUCKET_NOTIFICATIONS_HANDLER = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
+#: aws-cdk-lib's singleton provider that empties a bucket before CloudFormation deletes it (auto_delete_objects).
+AUTO_DELETE_OBJECTS_PROVIDER = "Custom::S3AutoDeleteObjectsCustomResourceProvider"
 
 #: What a producer (the API) does with the status table: record a task, read it, undo a failed send.
 PRODUCER_TABLE_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem")
@@ -56,6 +71,7 @@ class TaskWorker(ServiceFunction):
     def __init__(self, scope: Construct, id: str, **props: Any) -> None:
         if props.get("timeout") is None:
             props.setdefault("expected_duration", DEFAULT_WORKER_DURATION)
+        props.setdefault("memory_size", _TASKS.memory_mb)
         super().__init__(scope, id, **props)
 
 
@@ -79,15 +95,15 @@ class TaskQueue(Construct):
         queue: sqs.IQueue | None = None,
         dead_letter_queue: sqs.IQueue | None = None,
         table: dynamodb.ITableV2 | None = None,
-        max_receive_count: int = 5,
+        max_receive_count: int = _TASKS.max_receive_count,
         visibility_timeout: Duration | None = None,
-        retention: Duration = Duration.days(4),
-        batch_size: int = 10,
+        retention: Duration = Duration.days(_TASKS.retention_days),
+        batch_size: int = _TASKS.batch_size,
         max_batching_window: Duration | None = None,
-        max_concurrency: int | None = None,
-        oldest_message_alarm: Duration = Duration.minutes(5),
-        point_in_time_recovery: bool = True,
-        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        max_concurrency: int | None = _TASKS.max_concurrency,
+        oldest_message_alarm: Duration = Duration.seconds(_TASKS.oldest_message_alarm_seconds),
+        point_in_time_recovery: bool = _TASKS.point_in_time_recovery,
+        removal_policy: RemovalPolicy = removal_policy(DEFAULTS.removal_policy),
     ) -> None:
         super().__init__(scope, id)
         if worker is not None and worker_props:
@@ -144,7 +160,37 @@ class TaskQueue(Construct):
             alarm_description="Tasks wait longer than expected: the worker is failing, throttled or too slow "
                               "(raise max_concurrency or memory).",
         )
-        compliance.acknowledge_task_queue(self, point_in_time_recovery=point_in_time_recovery or table is not None)
+        self._accept_findings(point_in_time_recovery=point_in_time_recovery or table is not None)
+
+    def _accept_findings(self, *, point_in_time_recovery: bool) -> None:
+        """Only what the construct created: a queue or table brought by the user is reported as it is."""
+        table = self.table.node.default_child
+        if not point_in_time_recovery and table is not None:
+            no_recovery = (
+                "The table holds short-lived task statuses (they expire by TTL after days) in an environment whose "
+                "settings turn point-in-time recovery off; tasks.point_in_time_recovery turns it on (prod does)."
+            )
+            acknowledge(table, "DDB3", no_recovery)
+            skip_checkov(table, "CKV_AWS_165", no_recovery)
+        own = [queue for queue in (self.queue, self.dead_letter_queue) if queue is not None and queue.node.scope is self]
+        for queue in own:
+            skip_checkov(queue, "CKV_AWS_27", SQS_MANAGED_ENCRYPTION)
+        if self.dead_letter_queue in own:
+            acknowledge_serverless(
+                self.dead_letter_queue.node.default_child, "SQSRedrivePolicy",
+                "This is the dead-letter queue itself: it keeps the messages that failed max_receive_count times for "
+                "14 days, for an operator to read and redrive to the task queue (its alarm fires on the first one).",
+            )
+        if self.queue not in own:  # a queue of the user's: its redrive is the user's to show
+            return
+        for mapping in self.worker.alias.node.find_all():
+            if isinstance(mapping, lambda_.CfnEventSourceMapping):
+                acknowledge_serverless(
+                    mapping, "LambdaEventSourceMappingDestination",
+                    "Lambda offers on-failure destinations only for stream and Kafka event sources, not SQS ones "
+                    "(\"Unsupported 'destinationConfig' parameter\" at deploy, aws-cdk #19917): a message that fails "
+                    "max_receive_count times goes to the queue's own dead-letter queue instead.",
+                )
 
     def _grant_table(self, function: ServiceFunction, actions: tuple[str, ...]) -> None:
         # Exactly these actions on exactly this table (table.grant would also allow its indexes).
@@ -189,9 +235,9 @@ class FileIntake(Construct):
     The worker may read ``incoming/*`` and write ``results/*``, nothing else.
     """
 
-    def __init__(self, scope: Construct, id: str, *, tasks: TaskQueue, access_logs: bool = True,
-                 noncurrent_version_expiration: Duration = Duration.days(30),
-                 removal_policy: RemovalPolicy = RemovalPolicy.RETAIN) -> None:
+    def __init__(self, scope: Construct, id: str, *, tasks: TaskQueue, access_logs: bool = _TASKS.files.access_logs,
+                 noncurrent_version_expiration: Duration = Duration.days(_TASKS.files.noncurrent_version_days),
+                 removal_policy: RemovalPolicy = removal_policy(DEFAULTS.removal_policy)) -> None:
         super().__init__(scope, id)
         # CloudFormation refuses to delete a bucket that holds objects (BucketNotEmpty). aws-cdk-lib's
         # auto-delete handler first denies new writes (late access-log deliveries included), then deletes
@@ -222,4 +268,31 @@ class FileIntake(Construct):
                 f"{FILES_RESULTS_PREFIX}*")]),
         ])
         tasks.worker.role.attach_inline_policy(self.worker_policy)
-        compliance.acknowledge_file_intake(self, Stack.of(self))
+        self._accept_findings(Stack.of(self))
+
+    def _accept_findings(self, stack: Stack) -> None:
+        """The log bucket's own logs, the worker's prefix wildcards, and aws-cdk-lib's handlers the buckets bring."""
+        for handler_id in (BUCKET_NOTIFICATIONS_HANDLER, AUTO_DELETE_OBJECTS_PROVIDER):
+            skip_cdk_handler(stack, handler_id)
+        handler = stack.node.try_find_child(BUCKET_NOTIFICATIONS_HANDLER)
+        if handler is not None:
+            acknowledge(
+                handler.node.find_child("Role").node.default_child,
+                managed_policy_finding("service-role/AWSLambdaBasicExecutionRole"),
+                "This is aws-cdk-lib's own deploy-time handler that writes bucket notification configurations; CDK "
+                "gives it the basic execution role for its logs and offers no way to replace it.",
+            )
+        if self.access_log_bucket is not None:
+            log_bucket = (
+                "This is the access-log bucket of the file intake; logging a log bucket to itself would loop and "
+                "to another bucket would only move the same finding there."
+            )
+            acknowledge(self.access_log_bucket.node.default_child, "S1", log_bucket)
+            skip_checkov(self.access_log_bucket, "CKV_AWS_18", log_bucket)
+        for prefix in (FILES_INCOMING_PREFIX, FILES_RESULTS_PREFIX):
+            acknowledge(
+                self.worker_policy.node.default_child,
+                f"IAM5[Resource::<{stack.get_logical_id(self.bucket.node.default_child)}.Arn>/{prefix}*]",
+                f"The worker reads any new object under {FILES_INCOMING_PREFIX} and writes its result under "
+                f"{FILES_RESULTS_PREFIX}: object keys are chosen by uploaders, so the prefix is the narrowest scope.",
+            )

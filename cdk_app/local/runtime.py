@@ -79,7 +79,7 @@ def runtime_python(version: str, cache: Path | None = None, log: Log = print_log
         fcntl.flock(lock, fcntl.LOCK_EX)  # another run may be making it right now
         if (venv / ".complete").is_file():
             return python
-        from cdk_app.bundling import find_python, missing_interpreter_message  # loads aws_cdk: only once
+        from cdk_app.bundling.interpreters import find_python, missing_interpreter_message
 
         interpreter = find_python(version)
         if interpreter is None:

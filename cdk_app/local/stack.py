@@ -28,10 +28,10 @@ from fastapi_lambda.constants import AUTH_ISSUER_VARIABLE, AUTH_JWKS_URL_VARIABL
 from cdk_app.local.aws import ACCESS_KEY_ID, SECRET_ACCESS_KEY, LocalAws
 from cdk_app.local.events import Scheduler, SqsEventSource, schedules, sqs_mappings
 from cdk_app.local.gateway import Gateway, Keys, name_apis, read_apis
+from cdk_app.local.identity import LOCAL_EMAIL, LOCAL_PASSWORD
 from cdk_app.local.lambda_api import LocalLambda
 from cdk_app.local.runtime import DEFAULT_MAX_INSTANCES, Log, function_specs, print_log, runtime_python
 from cdk_app.local.template import Resolver, StackTemplate
-from cdk_app.local.token import local_user
 
 
 def state_file(port: int) -> Path:
@@ -73,7 +73,7 @@ class LocalStack:
         self.stack, self.options, self.log = stack, options or Options(), log
         self.work = Path(tempfile.mkdtemp(prefix="fastapi-lambda-local-"))
         self.resolver = Resolver(stack)
-        self.user = local_user() if stack.of_type("AWS::Cognito::UserPool") else None
+        self.user = (LOCAL_EMAIL, LOCAL_PASSWORD) if stack.of_type("AWS::Cognito::UserPool") else None
         self.aws = LocalAws(stack, self.resolver, self.work, user_email=self.user and self.user[0],
                             user_password=self.user and self.user[1])
         self.functions: LocalLambda | None = None

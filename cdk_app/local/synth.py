@@ -13,7 +13,7 @@ from typing import Any
 
 from aws_cdk import App
 
-from cdk_app.config import ConfigError, read_cdk_json_context
+from cdk_app.settings import ConfigError, read_cdk_json_context
 from cdk_app.stack import build_stacks
 
 

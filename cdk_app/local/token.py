@@ -14,13 +14,6 @@ import sys
 from typing import Any
 
 
-def local_user() -> tuple[str, str]:
-    """The test user's email and password (a throwaway, in a local user pool only)."""
-    from cdk_app.local.identity import LOCAL_EMAIL, LOCAL_PASSWORD
-
-    return LOCAL_EMAIL, LOCAL_PASSWORD
-
-
 def sign_in(state: dict[str, Any], *, scopes: list[str] | None = None) -> dict[str, str]:
     """The test user's access token (with ``scopes``, default all of its client's) and ID token."""
     import boto3

@@ -17,7 +17,7 @@ from cdk_app.preflight.engine import (
     shape,
     target_id,
 )
-from cdk_app.preflight.limits import NAMES, redirect_url_problem
+from cdk_app.settings.limits import NAMES, redirect_url_problem
 
 POOL, CLIENT, DOMAIN = "AWS::Cognito::UserPool", "AWS::Cognito::UserPoolClient", "AWS::Cognito::UserPoolDomain"
 SERVER = "AWS::Cognito::UserPoolResourceServer"

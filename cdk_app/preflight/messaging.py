@@ -18,7 +18,7 @@ from cdk_app.preflight.engine import (
     shape,
     statements,
 )
-from cdk_app.preflight.limits import email_problem
+from cdk_app.settings.limits import email_problem
 
 QUEUE, TOPIC, SUBSCRIPTION = "AWS::SQS::Queue", "AWS::SNS::Topic", "AWS::SNS::Subscription"
 KEY, KEY_ALIAS = "AWS::KMS::Key", "AWS::KMS::Alias"

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from cdk_app.preflight.engine import Resource, Template, Violation, as_list, literal_text, rule, shown
-from cdk_app.preflight.limits import MAX_TAGS, NAME_PROPERTIES, NAMES, tag_problem
+from cdk_app.settings.limits import MAX_TAGS, NAME_PROPERTIES, NAMES, tag_problem
 
 
 def _values(value: Any, path: tuple[str, ...]) -> Iterator[tuple[str, Any]]:

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator, Mapping
 
 from cdk_app.preflight.engine import Resource, Template, Violation, as_list, literal_text, number, rule, shape
-from cdk_app.preflight.limits import time_zone_problem
+from cdk_app.settings.limits import time_zone_problem
 
 TARGET = "AWS::ApplicationAutoScaling::ScalableTarget"
 _SCHEDULE_DOCS = "https://docs.aws.amazon.com/autoscaling/application/APIReference/API_PutScheduledAction.html"

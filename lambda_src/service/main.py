@@ -39,7 +39,7 @@ async def me(request: Request) -> JSONResponse:
 async def config(request: Request) -> JSONResponse:
     """The non-secret settings (never a secret): 401 without a signed-in caller, 503 if unreadable."""
     await current_user(request)
-    from service.config import settings  # pydantic-settings loads with the first call
+    from service.parameters import settings  # pydantic-settings loads with the first call
 
     return JSONResponse((await settings()).model_dump(mode="json"))
 
@@ -47,7 +47,7 @@ async def config(request: Request) -> JSONResponse:
 async def partner_status(request: Request) -> JSONResponse:
     """Whether the partner integration's secret can be read: 503 if not. Never the secret itself."""
     await current_user(request)
-    from service.config import secrets
+    from service.parameters import secrets
 
     key = (await secrets()).partner_api_key.get_secret_value()
     return JSONResponse({"partner": "configured" if key else "empty"})
@@ -69,7 +69,7 @@ def _text(*names: str, nullable: tuple[str, ...] = ()) -> dict:
 
 def document_plain_routes(schema: dict) -> None:
     """The plain Starlette routes in the OpenAPI schema: FastAPI documents only its own routes."""
-    from service.config import ServiceSettings  # pydantic-settings: loaded when the schema is built, not at import
+    from service.parameters import ServiceSettings  # pydantic-settings: loaded when the schema is built, not at import
 
     unavailable = {503: detail_response("A setting or secret this route needs cannot be read, or tokens cannot "
                                         "be checked right now", RETRY_AFTER)}

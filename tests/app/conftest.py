@@ -266,7 +266,7 @@ def parameters(moto_endpoint, monkeypatch):
     ``calls`` counts the API calls the runtime's readers make (the boundary is moto's server)."""
     from collections import Counter
 
-    from fastapi_lambda import config
+    from fastapi_lambda import parameters as config
 
     created = new_parameters(moto_endpoint, monkeypatch.setenv)
     monkeypatch.delenv("CONFIG_SECURE_PARAMETERS", raising=False)
@@ -300,8 +300,8 @@ def new_parameters(moto_endpoint: str, setenv) -> SimpleNamespace:
 
 def forget_settings() -> None:
     """The settings readers (and what they cached) made again on next use."""
-    from fastapi_lambda import config
-    from service import config as service_config
+    from fastapi_lambda import parameters as config
+    from service import parameters as service_config
 
     for app_config in (service_config.settings, service_config.secrets):
         app_config.clear()

@@ -222,7 +222,7 @@ def test_the_matrix_token_for_a_valid_claim_set_would_pass(verifying):
 
 def declared_public_routes() -> dict[str, list[str]]:
     """``api.public_routes`` of each environment in cdk.json (what the gateway leaves open)."""
-    from cdk_app.config import load_settings, read_cdk_json_context
+    from cdk_app.settings import load_settings, read_cdk_json_context
 
     return {name: env.api.public_routes for name, env in load_settings(read_cdk_json_context()).environments.items()}
 

@@ -10,10 +10,11 @@ from typing import Annotated
 import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
-from fastapi_lambda import config, lifecycle
-from fastapi_lambda.config import AppConfig, AppSettings, ConfigUnavailable
+from fastapi_lambda import lifecycle
+from fastapi_lambda import parameters as config
+from fastapi_lambda.parameters import AppConfig, AppSettings, ConfigUnavailable
 from pydantic import SecretStr
-from service import config as service_config
+from service import parameters as service_config
 
 from tests.app.conftest import SECRET_VALUE, SECURE_VALUE, jwt_authorizer
 from tests.app.test_auth import call

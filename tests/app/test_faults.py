@@ -17,13 +17,13 @@ import pytest
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 from fastapi_lambda import aws as runtime_aws
 from fastapi_lambda import cache as runtime_cache
-from fastapi_lambda import config
+from fastapi_lambda import parameters as config
 from fastapi_lambda.aws import MAX_ATTEMPTS, REQUEST_ATTEMPTS, RESERVE_S
 from fastapi_lambda.constants import CACHE_HOST_VARIABLE, CACHE_PORT_VARIABLE, CACHE_SECRET_VARIABLE
 from fastapi_lambda.tasks import MIN_MESSAGE_S, TaskEnvelope
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from service import config as service_config
+from service import parameters as service_config
 from service.handler import handler
 from service.tasks import registry
 

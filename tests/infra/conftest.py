@@ -15,7 +15,7 @@ import pytest
 from aws_cdk import App, Stack
 from aws_cdk.assertions import Template
 
-from cdk_app.config import read_cdk_json_context
+from cdk_app.settings import read_cdk_json_context
 from cdk_app.stack import FastApiStack, build_stacks
 
 ENVIRONMENTS = ("dev", "staging", "prod")

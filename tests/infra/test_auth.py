@@ -14,10 +14,10 @@ from fastapi_lambda.constants import AUTH_CLIENT_IDS_VARIABLE, AUTH_ISSUER_VARIA
 from cdk_app.api import FastApiGateway
 from cdk_app.auth import UserPool, WebFirewall
 from cdk_app.compliance import add_compliance_checks
-from cdk_app.config import ConfigError, load_settings, read_cdk_json_context
-from cdk_app.preflight.limits import name_problem
 from cdk_app.report import acknowledgements
-from cdk_app.rules import domain_prefix_stem
+from cdk_app.settings import ConfigError, load_settings, read_cdk_json_context
+from cdk_app.settings.limits import name_problem
+from cdk_app.settings.rules import domain_prefix_stem
 from tests.infra.conftest import API, SKIP_BUNDLING, only, template_of
 
 SETTINGS = load_settings(read_cdk_json_context()).environments
@@ -246,5 +246,5 @@ def test_bring_your_own_pool_and_clients():
 def test_a_machine_client_needs_scopes_and_a_firewall_a_sane_limit():
     with pytest.raises(ValueError, match="machine_client=True needs scopes"):
         UserPool(new_stack(), "Users", machine_client=True)
-    with pytest.raises(ValueError, match="rate_limit=10 must be 100 or more"):
+    with pytest.raises(ValueError, match="rate_limit=10 must be from 100 to 2000000000"):
         WebFirewall(new_stack(), "Firewall", protect=[], rate_limit=10)

@@ -13,8 +13,17 @@ import pytest
 from aws_cdk import App, Stack
 
 import cdk_app.bundling as bundling
-import cdk_app.function as function_module
-from cdk_app.bundling import LAMBDA_SRC, BundlingError, BundlingTarget, build_locally, find_python, locked_requirements
+from cdk_app.bundling import (
+    LAMBDA_SRC,
+    BundlingError,
+    BundlingTarget,
+    build_locally,
+    find_python,
+    install,
+    locked_requirements,
+    locks,
+    target,
+)
 from cdk_app.function import DependenciesLayer, FastApiFunction
 from tests.infra.conftest import SKIP_BUNDLING, template_of
 
@@ -84,7 +93,7 @@ def test_target_changes_change_both(source, baseline, change):
 
 
 def test_bundler_logic_change_changes_both(source, baseline, monkeypatch):
-    monkeypatch.setattr(bundling, "BUNDLER_REVISION", "0" * 16)
+    monkeypatch.setattr(target, "BUNDLER_REVISION", "0" * 16)
 
     layer, code = asset_keys(source)
 
@@ -122,7 +131,7 @@ def test_pip_command_targets_the_lambda_platform_resolves_and_never_builds_from_
 
 
 def test_missing_interpreter_warns_and_ships_source_only(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(bundling, "find_python", lambda version: None)
+    monkeypatch.setattr(target, "find_python", lambda version: None)
 
     out = build_locally("code", tmp_path / "code", target=BundlingTarget())
 
@@ -132,14 +141,14 @@ def test_missing_interpreter_warns_and_ships_source_only(tmp_path, monkeypatch, 
 
 
 def test_missing_interpreter_is_an_error_when_compiled_output_is_required(tmp_path, monkeypatch):
-    monkeypatch.setattr(bundling, "find_python", lambda version: None)
+    monkeypatch.setattr(target, "find_python", lambda version: None)
 
     with pytest.raises(BundlingError, match="require_compiled is on"):
         build_locally("code", tmp_path / "code", target=BundlingTarget(require_compiled=True))
 
 
 def test_strict_synth_fails_before_bundling_without_an_interpreter(monkeypatch):
-    monkeypatch.setattr(function_module, "find_python", lambda version: None)
+    monkeypatch.setattr(target, "find_python", lambda version: None)
     app = App(context={"aws:cdk:bundling-stacks": ["**"]}, builtin_cloud_formation_validation=False)
 
     with pytest.raises(BundlingError, match="No Python 3.13 interpreter"):
@@ -280,7 +289,7 @@ def test_hashed_locks_keep_their_hashes_and_drop_the_sdk_whole(tmp_path):
     lines = locked_requirements(lock, include_aws_sdk=False)
 
     assert lines == ["fastapi==0.163.2 --hash=sha256:bbb --hash=sha256:ccc"]
-    assert bundling._uses_hashes(lines)
+    assert locks.uses_hashes(lines)
 
 
 @pytest.mark.slow
@@ -319,14 +328,14 @@ def test_a_uv_lock_is_a_lock_and_its_changes_change_the_layer(tmp_path):
 @pytest.mark.slow
 @pytest.mark.slow
 def test_a_hashed_lock_missing_what_the_runtime_needs_is_refused(tmp_path):
-    if bundling._tool("uv") is None:
+    if locks._tool("uv") is None:
         pytest.skip("uv is not installed (requirements-dev.txt installs it)")
     source = tmp_path / "uv_project"
     shutil.copytree(UV_PROJECT, source)
-    needs = (*bundling.RUNTIME_REQUIREMENTS, "no-such-runtime-need>=1")
+    needs = (*install.RUNTIME_REQUIREMENTS, "no-such-runtime-need>=1")
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(bundling, "RUNTIME_REQUIREMENTS", needs)
+        patch.setattr(install, "RUNTIME_REQUIREMENTS", needs)
         with pytest.raises(BundlingError, match=r"(?s)is incomplete:\n  no-such-runtime-need>=1 \(needed by the "
                                                 r"runtime package fastapi_lambda\) is not installed"):
             build_locally("layer", tmp_path / "out", source=source, target=HOST_TARGET)
@@ -334,7 +343,7 @@ def test_a_hashed_lock_missing_what_the_runtime_needs_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_a_uv_lock_is_exported_with_its_hashes_and_installed(tmp_path):
-    if bundling._tool("uv") is None:
+    if locks._tool("uv") is None:
         pytest.skip("uv is not installed (requirements-dev.txt installs it)")
     site = build_locally("layer", tmp_path / "out", source=UV_PROJECT, target=HOST_TARGET) / "python"
 
@@ -344,7 +353,7 @@ def test_a_uv_lock_is_exported_with_its_hashes_and_installed(tmp_path):
 
 def test_a_poetry_lock_without_poetry_says_what_to_do(tmp_path, monkeypatch):
     (tmp_path / "poetry.lock").write_text("# a lock\n")
-    monkeypatch.setattr(bundling, "_tool", lambda name: None)
+    monkeypatch.setattr(locks, "_tool", lambda name: None)
 
     with pytest.raises(BundlingError, match=r"poetry.lock needs `poetry` to export it, and poetry is not installed"):
         build_locally("layer", tmp_path / "out", source=tmp_path, target=HOST_TARGET)

@@ -1,4 +1,4 @@
-"""The cache and its network: serverless (staging), a replication group (prod), none (dev), and standalone."""
+"""The cache and its network: serverless (staging), node-based (prod), none (dev), and standalone."""
 
 from __future__ import annotations
 
@@ -17,13 +17,13 @@ from fastapi_lambda.constants import (
     CACHE_SECRET_VARIABLE,
 )
 
-from cdk_app.app_config import AppConfig
-from cdk_app.cache import Cache
+from cdk_app.cache import ValkeyCache
 from cdk_app.compliance import add_compliance_checks
-from cdk_app.config import ConfigError, load_settings
 from cdk_app.function import ServiceFunction
 from cdk_app.network import Network
-from cdk_app.rules import RuleError
+from cdk_app.parameters import AppParameters
+from cdk_app.settings import ConfigError, load_settings
+from cdk_app.settings.rules import RuleError
 from cdk_app.stack import build_stacks
 from tests.infra.conftest import API, SKIP_BUNDLING, make_app, only, template_of
 
@@ -31,7 +31,7 @@ FUNCTIONS = (API, "TasksWorker")
 
 
 def settings(env_name: str, context=None):
-    from cdk_app.config import read_cdk_json_context
+    from cdk_app.settings import read_cdk_json_context
 
     return load_settings(context or read_cdk_json_context()).environments[env_name]
 
@@ -56,7 +56,7 @@ def expected_endpoints(env_name: str) -> dict[str, str]:
         wanted |= {"sqs": "Interface", "dynamodb": "Gateway"}
     if s.tasks.files.enabled:
         wanted["s3"] = "Gateway"
-    if s.cache.kind == "cluster" or s.config.secrets:
+    if s.cache.kind == "node-based" or s.config.secrets:
         wanted["secretsmanager"] = "Interface"
     if s.cold_start.warmup and s.cold_start.warmup.concurrency > 1:
         wanted["lambda"] = "Interface"
@@ -67,7 +67,7 @@ def expected_endpoints(env_name: str) -> dict[str, str]:
 
 def test_cdk_json_exercises_every_kind():
     assert {name: settings(name).cache.kind for name in ("dev", "staging", "prod")} == {
-        "dev": "none", "staging": "serverless", "prod": "cluster"}
+        "dev": "none", "staging": "serverless", "prod": "node-based"}
 
 
 def test_no_cache_means_no_network_at_all(synth):
@@ -182,7 +182,7 @@ def test_nat_egress_routes_interface_services_and_keeps_the_free_gateways(contex
 
 def test_warmup_fan_out_from_inside_the_network_gets_its_lambda_endpoint(context):
     context["environments"]["dev"]["cold_start"]["warmup"]["concurrency"] = 3
-    template = synth_dev(context, cache={"kind": "cluster", "replicas": 0, "multi_az": False, "port": 6380},
+    template = synth_dev(context, cache={"kind": "node-based", "replicas": 0, "multi_az": False, "port": 6380},
                          network={"availability_zones": ["eu-west-1a"], "flow_logs": False})
 
     assert endpoint_services(template)["lambda"] == "Interface"
@@ -203,14 +203,15 @@ def test_a_fixed_account_and_region_still_synthesizes_offline(context, tmp_path)
 
 
 @pytest.mark.parametrize(("cache", "network", "message"), [
-    ({"kind": "cluster", "replicas": 0}, {},
+    ({"kind": "node-based", "replicas": 0}, {},
      "environments.prod: cache.multi_az=true needs cache.replicas of 1 or more"),
-    ({"kind": "cluster"}, {"az_count": 1},
+    ({"kind": "node-based"}, {"az_count": 1},
      "cache.multi_az=true needs 2 or more zones, but network.az_count (or network.availability_zones) gives 1"),
     ({"kind": "serverless", "port": 6380}, {}, "cache.port=6380 cannot be set for cache.kind 'serverless'"),
     ({"kind": "serverless"}, {"egress": "nat", "nat_gateways": 3},
      "network.nat_gateways=3 is more than network.az_count (or network.availability_zones) (2)"),
-    ({"kind": "memcached"}, {}, 'cache.kind: "memcached" is not allowed (allowed: "none", "serverless", "cluster")'),
+    ({"kind": "memcached"}, {}, 'cache.kind: "memcached" is not allowed (allowed: "none", "serverless", "node-based")'),
+    ({"kind": "cluster"}, {}, "cache.kind: \"cluster\" is not allowed: 'cluster' is now called 'node-based'"),
 ])
 def test_cache_settings_that_cannot_work_are_refused(context, cache, network, message):
     context["environments"]["prod"].update(cache=cache, network=network)
@@ -229,7 +230,7 @@ def new_stack(outdir=None, env=None) -> Stack:
 
 def test_with_no_props_it_builds_its_network_and_passes_cdk_nag(tmp_path):
     stack = new_stack(tmp_path)
-    cache = Cache(stack, "Cache")
+    cache = ValkeyCache(stack, "Cache")
     function = ServiceFunction(stack, "Fn", **cache.network.placement())
     cache.grant_connect(function)
     cache.network.add_endpoints_for(function)
@@ -245,21 +246,26 @@ def test_secure_parameters_need_an_ssm_endpoint_but_no_kms_one():
     stack = new_stack()
     network = Network(stack, "Network")
     function = ServiceFunction(stack, "Fn", **network.placement())
-    AppConfig(stack, "Config", path="/orders/prod/", secure_parameters={"db": "/orders/prod/db"}).grant_read(function)
+    AppParameters(stack, "Config", path="/orders/prod/", secure_parameters={"db": "/orders/prod/db"}).grant_read(function)
     network.add_endpoints_for(function)
 
     assert set(endpoint_services(Template.from_stack(stack))) == {"ssm", "xray"}
 
 
-def test_a_cluster_with_a_brought_vpc(tmp_path):
+def test_a_node_based_cache_with_a_brought_vpc(tmp_path):
     stack = new_stack(tmp_path)
     vpc = ec2.Vpc(stack, "Mine", max_azs=2, nat_gateways=0, subnet_configuration=[
         ec2.SubnetConfiguration(name="data", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)])
-    cache = Cache(stack, "Cache", kind="cluster", vpc=vpc)
+    cache = ValkeyCache(stack, "Cache", kind="node-based", vpc=vpc)
     worker = ServiceFunction(stack, "Worker", vpc=vpc)
-    cache.grant_connect(worker)
+    grant = cache.grant_connect(worker)
+    cache.configure(worker)
     template = Template.from_stack(stack)
 
+    assert isinstance(grant, iam.Grant) and "secretsmanager:GetSecretValue" in str(
+        [s.to_statement_json() for s in grant.principal_statements])
+    variables = only(template, "AWS::Lambda::Function", "Worker")[1]["Properties"]["Environment"]["Variables"]
+    assert variables[CACHE_MODE_VARIABLE] == cache.mode == "standalone"  # a replication group: no cluster protocol
     assert cache.network is None and cache.secret is not None
     template.resource_count_is("AWS::EC2::VPC", 1)
     assert cache.metric_errors().metric_name == "CacheErrors"
@@ -269,11 +275,11 @@ def test_a_cluster_with_a_brought_vpc(tmp_path):
 
 def test_the_construct_applies_the_same_rules():
     with pytest.raises(RuleError, match=r"multi_az=true needs replicas of 1 or more"):
-        Cache(new_stack(), "Cache", kind="cluster", replicas=0)
+        ValkeyCache(new_stack(), "Cache", kind="node-based", replicas=0)
     with pytest.raises(RuleError, match=r"port=6380 cannot be set for kind 'serverless'"):
-        Cache(new_stack(), "Cache", port=6380)
+        ValkeyCache(new_stack(), "Cache", port=6380)
     with pytest.raises(ValueError, match="serverless and has no AUTH token secret"):
-        Cache(new_stack(), "Cache").grant_read(iam.AccountRootPrincipal())
+        ValkeyCache(new_stack(), "Cache").grant_read(iam.AccountRootPrincipal())
 
 
 def test_a_call_without_its_endpoint_fails_synth_naming_it():

@@ -11,8 +11,8 @@ from aws_cdk.assertions import Match
 
 from cdk_app.bundling import BundlingTarget
 from cdk_app.cold_start import WARMUP_MARKER, ColdStart, ProvisionedConcurrency, Warmup
-from cdk_app.config import ConfigError, load_settings, read_cdk_json_context
 from cdk_app.function import FastApiFunction
+from cdk_app.settings import ConfigError, load_settings, read_cdk_json_context
 from cdk_app.stack import build_stacks
 from tests.infra.conftest import API, SKIP_BUNDLING, alias_logical_id, make_app, only, template_of
 

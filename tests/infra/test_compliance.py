@@ -10,7 +10,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 
-from cdk_app.compliance import NAG_PACKS, add_compliance_checks, skip_checkov
+from cdk_app.compliance import NAG_PACKS, add_compliance_checks
+from cdk_app.findings import skip_checkov
 from cdk_app.report import MIN_REASON_WORDS, acknowledgement_counts, acknowledgements, cfn_lint, checkov
 
 ENVIRONMENTS = ("fastapi-lambda-dev", "fastapi-lambda-staging", "fastapi-lambda-prod")

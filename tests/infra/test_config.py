@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from aws_cdk.assertions import Annotations, Match
 
-import cdk_app.function as function_module
 from cdk_app.bundling import BundlingError, LocalPythonBundler
-from cdk_app.config import LOG_RETENTION_DAYS, ConfigError, load_settings, read_cdk_json_context
+from cdk_app.bundling import target as bundling_target
+from cdk_app.settings import ConfigError, load_settings, read_cdk_json_context
+from cdk_app.settings.choices import LOG_RETENTION_DAYS
 from cdk_app.stack import build_stacks
 from tests.infra.conftest import make_app, template_of
 
@@ -305,7 +306,7 @@ def test_skip_bundling_setting(value, bundled):
 def no_target_python(monkeypatch):
     """Bundling on, no interpreter of the target Python, and a stand-in bundler (no pip) that counts builds."""
     built = []
-    monkeypatch.setattr(function_module, "find_python", lambda version: None)
+    monkeypatch.setattr(bundling_target, "find_python", lambda version: None)
 
     def fake_bundle(self, output_dir, options=None, **_):
         (Path(output_dir) / self.kind).write_text("stand-in")

@@ -17,7 +17,6 @@ from aws_cdk import App
 from aws_cdk.assertions import Template
 
 from cdk_app.compliance import add_compliance_checks
-from cdk_app.config import read_cdk_json_context
 from cdk_app.delivery import (
     DEPLOY_BOOTSTRAP_ROLES,
     DeliveryError,
@@ -25,6 +24,7 @@ from cdk_app.delivery import (
     GitHubDeployRoles,
     settings_from_context,
 )
+from cdk_app.settings import read_cdk_json_context
 
 ROOT = Path(__file__).resolve().parents[2]
 GITHUB = ROOT / ".github"

@@ -21,7 +21,8 @@ from aws_cdk.assertions import Template
 
 from cdk_app.api import FastApiGateway
 from cdk_app.compliance import add_compliance_checks
-from cdk_app.config import CorsSettings, load_settings, read_cdk_json_context
+from cdk_app.settings import load_settings, read_cdk_json_context
+from cdk_app.settings.schema import CorsSettings
 from tests.infra.conftest import SKIP_BUNDLING, alias_logical_id, only, template_of
 
 SETTINGS = load_settings(read_cdk_json_context()).environments

@@ -16,8 +16,7 @@ from fastapi_lambda.constants import (
     TRACING_VARIABLE,
 )
 
-from cdk_app.compliance import WILDCARD_RESOURCE_ACTIONS
-from cdk_app.config import ConfigError, load_settings, read_cdk_json_context
+from cdk_app.settings import ConfigError, load_settings, read_cdk_json_context
 from cdk_app.stack import build_stacks
 from tests.infra.conftest import API, make_app, only, template_of
 
@@ -165,6 +164,20 @@ def test_reads_are_least_privilege(template, env_name):
     assert parameters[1].endswith(f':parameter/fastapi-lambda/{env_name}/*"]]}}')
     assert by_action['"secretsmanager:GetSecretValue"'] == {"Ref": secret}
     assert not any("kms:" in a for a in by_action)  # no SecureString referenced here: no decrypt
+
+
+#: The only actions any policy of ours may allow on Resource '*', each because AWS documents no
+#: resource-level permissions for it (or scopes it by a condition instead).
+WILDCARD_RESOURCE_ACTIONS = frozenset({
+    "xray:PutTraceSegments", "xray:PutTelemetryRecords",  # X-Ray: no resource-level permissions
+    "kms:Decrypt",  # SecureString reads, limited by kms:ViaService to SSM (AppParameters)
+    "s3:PutBucketNotification",  # aws-cdk-lib's bucket-notifications handler
+    # Lambda's network interfaces of a VPC function (ServiceFunction's NetworkPolicy)
+    "ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets", "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses",
+    "ec2:DescribeSecurityGroups", "ec2:AuthorizeSecurityGroupIngress", "ec2:AuthorizeSecurityGroupEgress",
+    "ec2:RevokeSecurityGroupIngress", "ec2:RevokeSecurityGroupEgress",  # CDK's default-security-group restriction
+})
 
 
 def test_no_policy_grants_every_resource_except_where_aws_requires_it(synth):

@@ -24,7 +24,7 @@ from cdk_app import FastApiFunction, FastApiGateway
 from cdk_app.compliance import add_compliance_checks
 from cdk_app.preflight import RULES, Preflight, check_template
 from cdk_app.preflight.engine import STACK, literal_text, shape
-from cdk_app.preflight.limits import NAME_PROPERTIES, region_problem
+from cdk_app.settings.limits import NAME_PROPERTIES, region_problem
 from tests.infra.conftest import ENVIRONMENTS, SKIP_BUNDLING
 
 LAMBDA_SRC = Path(__file__).resolve().parents[2] / "lambda_src"

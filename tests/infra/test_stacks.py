@@ -9,8 +9,8 @@ from aws_cdk import App, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Match, Template
 
-from cdk_app.config import load_settings, read_cdk_json_context
 from cdk_app.function import VPC_NETWORK_ACTIONS, FastApiFunction
+from cdk_app.settings import load_settings, read_cdk_json_context
 from cdk_app.stack import build_stacks
 from tests.infra.conftest import API, SKIP_BUNDLING, alias_logical_id, make_app, only
 

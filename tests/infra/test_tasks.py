@@ -12,8 +12,8 @@ from aws_cdk.assertions import Template
 from fastapi_lambda.constants import TASK_QUEUE_URL_VARIABLE, TASK_TABLE_VARIABLE
 
 from cdk_app.compliance import add_compliance_checks
-from cdk_app.config import ConfigError, load_settings
-from cdk_app.rules import RuleError
+from cdk_app.settings import ConfigError, load_settings
+from cdk_app.settings.rules import RuleError
 from cdk_app.stack import build_stacks
 from cdk_app.tasks import PRODUCER_TABLE_ACTIONS, WORKER_TABLE_ACTIONS, FileIntake, TaskQueue, TaskWorker
 from tests.infra.conftest import API, SKIP_BUNDLING, make_app, only, template_of
@@ -22,7 +22,7 @@ WORKER = "TasksWorker"
 
 
 def settings(env_name: str, context=None):
-    from cdk_app.config import read_cdk_json_context
+    from cdk_app.settings import read_cdk_json_context
 
     return load_settings(context or read_cdk_json_context()).environments[env_name].tasks
 

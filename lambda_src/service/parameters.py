@@ -6,7 +6,7 @@ the cold start of every other route.
 
 from __future__ import annotations
 
-from fastapi_lambda.config import AppConfig, AppSettings
+from fastapi_lambda.parameters import AppConfig, AppSettings
 from pydantic import Field, SecretStr
 
 

@@ -1,6 +1,6 @@
 """The one rule for a route declaration, ``"METHOD /path"``, shared by the gateway and its settings.
 
-No CDK import: config validation uses it without starting the jsii runtime.
+No CDK import: the settings validate with it without starting the jsii runtime.
 """
 
 from __future__ import annotations

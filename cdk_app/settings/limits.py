@@ -1,7 +1,8 @@
 """The names, lengths and formats AWS services accept, written once.
 
-Plain Python: the settings (``cdk_app.config``) check what a reader writes in ``cdk.json`` with
-these, and the preflight checks every resource of a synthesized template with the same ones.
+Plain Python: the settings (:mod:`cdk_app.settings.schema`) check what a reader writes in ``cdk.json``
+with these, and the preflight (:mod:`cdk_app.preflight`) checks every resource of a synthesized
+template with the same ones.
 Each function answers why AWS would refuse a value, or None.
 """
 
@@ -16,7 +17,8 @@ from dataclasses import dataclass
 from functools import cache
 from urllib.parse import urlsplit
 
-from cdk_app.rules import COGNITO_RESERVED_WORDS
+#: Cognito's reserved words in a domain prefix ("Domain cannot contain reserved word: aws").
+COGNITO_RESERVED_WORDS = ("aws", "amazon", "cognito")
 
 
 @dataclass(frozen=True)
@@ -222,7 +224,7 @@ def region_problem(region: str) -> str | None:
     if not any(re.fullmatch(pattern, region) for pattern in REGION_PATTERNS):
         return f"no AWS region is called that (regions look like 'eu-west-1'){hint}"
     return (f"it is not one of the {len(KNOWN_REGIONS)} AWS regions this library knows{hint} (a region opened "
-            "later needs it added to KNOWN_REGIONS in cdk_app/preflight/limits.py)")
+            "later needs it added to KNOWN_REGIONS in cdk_app/settings/limits.py)")
 
 
 _EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -274,6 +276,10 @@ def tag_problem(key: str, value: str) -> str | None:
 
 #: Tags one resource may carry.
 MAX_TAGS = 50
+#: A WAF rate-based rule's limit, in requests per 5 minutes per IP (AWS WAF's RateBasedStatement).
+WAF_RATE_LIMITS = (100, 2_000_000_000)
+#: The shortest and longest minimum password length a Cognito user pool accepts.
+COGNITO_PASSWORD_LENGTH = (8, 99)
 
 
 @cache

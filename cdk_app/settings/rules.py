@@ -1,8 +1,8 @@
 """Every cross-setting rule, written once.
 
-The constructs call these with their prop names; ``config.py`` calls them with the
-``cdk.json`` keys (:data:`CONFIG_NAMES`), so a message always names what the reader
-wrote. Plain Python, no CDK: each rule raises :class:`RuleError` with the fix.
+The constructs call these with their prop names; the settings (:mod:`cdk_app.settings.schema`)
+call them with the ``cdk.json`` keys (:data:`CONFIG_NAMES`), so a message always names what
+the reader wrote. Plain Python, no CDK: each rule raises :class:`RuleError` with the fix.
 """
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from typing import Literal
 
 from fastapi_lambda.constants import ImportMode
 
-Strategy = Literal["provisioned", "snapstart", "warmup", "none"]
+from cdk_app.settings.choices import ApiType, CacheKind, Strategy
+from cdk_app.settings.limits import COGNITO_RESERVED_WORDS
 
 #: Longest integration timeout each front door allows, in seconds.
-GATEWAY_TIMEOUT_LIMITS = {"http": 30, "rest": 29}
+GATEWAY_TIMEOUT_LIMITS: Mapping[ApiType, int] = {"http": 30, "rest": 29}
 #: The function timeout is this multiple of the expected duration.
 TIMEOUT_HEADROOM = 1.2
 
@@ -174,14 +174,14 @@ def check_edge(*, public_routes: Sequence[str], route_scopes: Sequence[str], tok
 SERVERLESS_PORT = 6379
 
 
-def check_cache(kind: str, *, replicas: int, multi_az: bool, zones: int, port: int,
+def check_cache(kind: CacheKind, *, replicas: int, multi_az: bool, zones: int, port: int,
                 names: Mapping[str, str] = PROP_NAMES) -> None:
     """A cache's settings fit its kind and its network."""
     n = names
     if kind == "serverless" and port != SERVERLESS_PORT:
         raise RuleError(f"{n['cache_port']}={port} cannot be set for {n['cache_kind']} 'serverless': ElastiCache "
-                        f"Serverless listens on {SERVERLESS_PORT}; remove {n['cache_port']} or choose 'cluster'")
-    if kind == "cluster" and multi_az:
+                        f"Serverless listens on {SERVERLESS_PORT}; remove {n['cache_port']} or choose 'node-based'")
+    if kind == "node-based" and multi_az:
         if replicas < 1:
             raise RuleError(f"{n['multi_az']}=true needs {n['replicas']} of 1 or more (a replica in another zone to "
                             f"fail over to); raise {n['replicas']} or set {n['multi_az']} to false")
@@ -197,8 +197,6 @@ def check_network(*, egress: str, nat_gateways: int, zones: int, names: Mapping[
                         f"gateway per zone at most; lower {names['nat_gateways']}")
 
 
-#: Cognito's reserved words in a domain prefix ("Domain cannot contain reserved word: aws").
-COGNITO_RESERVED_WORDS = ("aws", "amazon", "cognito")
 #: Room a derived domain prefix leaves for "-<12-digit account id>" within Cognito's 63 characters.
 DOMAIN_PREFIX_STEM = 63 - 13
 

@@ -1,21 +1,16 @@
-"""Typed, validated per-environment settings, read from the ``cdk.json`` context.
+"""The schema of ``cdk.json``'s settings: one typed model per capability, with every default and bound.
 
-Every problem is one line that names the environment, the key, the bad value,
-what is allowed (read from the field's type and ``Field`` constraints) and the fix::
-
-    environments.prod.function.memory_mb: 64 is not allowed (allowed: 128 to 10240). Fix: set a whole number from 128 to 10240.
+Each field's default is the project's default, and the constructs take theirs from here
+(:data:`cdk_app.settings.DEFAULTS`), so a construct used alone behaves as the settings say.
+Each field's bounds and choices (:mod:`cdk_app.settings.choices`) are what the reader may
+write; rules across fields are :mod:`cdk_app.settings.rules`, called with ``cdk.json``'s names.
 """
 
 from __future__ import annotations
 
-import difflib
-import json
 import re
-import sys
-from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
-from types import UnionType
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 from fastapi_lambda.constants import (
     DEFAULT_CACHE_COMMAND_TIMEOUT_MS,
@@ -24,12 +19,27 @@ from fastapi_lambda.constants import (
     RESOURCE_SERVER_ID,
     ImportMode,
 )
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic.fields import FieldInfo
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cdk_app.preflight.limits import (
+from cdk_app.settings.choices import (
+    ApiType,
+    Architecture,
+    CacheKind,
+    CorsMethod,
+    Egress,
+    LogRetentionDays,
+    Mfa,
+    PythonVersion,
+    RemovalPolicyName,
+    Strategy,
+    ThreatProtection,
+    Tracing,
+)
+from cdk_app.settings.limits import (
+    COGNITO_PASSWORD_LENGTH,
     MAX_TAGS,
     NAMES,
+    WAF_RATE_LIMITS,
     email_problem,
     name_problem,
     redirect_url_problem,
@@ -37,35 +47,20 @@ from cdk_app.preflight.limits import (
     tag_problem,
     time_zone_problem,
 )
-from cdk_app.routes import parse_route
-from cdk_app.rules import (
+from cdk_app.settings.routes import parse_route
+from cdk_app.settings.rules import (
     CONFIG_NAMES,
     GATEWAY_TIMEOUT_LIMITS,
     SERVERLESS_PORT,
-    Strategy,
     check_bounds,
     check_cache,
     check_cold_start,
     check_edge,
     check_network,
     check_timeout,
-    import_mode_for,
     task_queue_visibility,
     timeout_for,
 )
-
-CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
-#: The values CloudWatch Logs accepts for retention, in days.
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
-                      2557, 2922, 3288, 3653)
-
-
-class ConfigError(ValueError):
-    """Invalid configuration: one line per problem (``problems``) saying where, what and how to fix it."""
-
-    def __init__(self, *problems: str) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 class _Settings(BaseModel):
@@ -75,8 +70,8 @@ class _Settings(BaseModel):
 class FunctionSettings(_Settings):
     """The FastAPI Lambda function."""
 
-    python_version: Literal["3.12", "3.13", "3.14"] = Field("3.13", description="Lambda Python runtime")
-    architecture: Literal["arm64", "x86_64"] = Field("arm64", description="Graviton (cheaper) or x86")
+    python_version: PythonVersion = Field("3.13", description="Lambda Python runtime")
+    architecture: Architecture = Field("arm64", description="Graviton (cheaper) or x86")
     memory_mb: int = Field(1024, ge=128, le=10240, description="Memory; CPU share grows with it")
     expected_duration_seconds: float = Field(
         5, gt=0, le=900, description="Slowest expected request; the timeout is 120% of it"
@@ -92,7 +87,7 @@ class CorsSettings(_Settings):
     """Browser cross-origin access to the API."""
 
     allow_origins: list[str] = Field(..., min_length=1)
-    allow_methods: list[Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "*"]] = [
+    allow_methods: list[CorsMethod] = [
         "GET", "POST", "PUT", "PATCH", "DELETE"]
     allow_headers: list[str] = ["Content-Type", "Authorization"]
     allow_credentials: bool = False
@@ -113,7 +108,7 @@ Route = Annotated[str, AfterValidator(lambda spec: parse_route(spec) and spec)]
 
 
 def _accepted(problem: Callable[[str], str | None], fix: str) -> AfterValidator:
-    """A text check with the service's own limit (``cdk_app.preflight.limits``) and the fix to name."""
+    """A text check with the service's own limit (:mod:`cdk_app.settings.limits`) and the fix to name."""
 
     def validate(value: str) -> str:
         if (why := problem(value)) is not None:
@@ -146,14 +141,14 @@ class WafSettings(_Settings):
     """A WAF web ACL on the REST API stage (HTTP APIs cannot have one)."""
 
     enabled: bool = Field(False, description="AWS managed common rules and a rate limit per IP")
-    rate_limit: int = Field(2000, ge=100, le=2_000_000_000, description="Requests per 5 minutes per IP")
+    rate_limit: int = Field(2000, ge=WAF_RATE_LIMITS[0], le=WAF_RATE_LIMITS[1], description="Requests per 5 minutes per IP")
     protect_user_pool: bool = Field(True, description="Associate the same web ACL with the user pool")
 
 
 class ApiSettings(_Settings):
     """The API Gateway front door."""
 
-    type: Literal["http", "rest"] = Field("http", description="HTTP API (cheaper) or REST API")
+    type: ApiType = Field("http", description="HTTP API (cheaper) or REST API")
     throttle_rate_limit: float = Field(100, gt=0, description="Steady-state requests per second")
     throttle_burst_limit: int = Field(200, gt=0, description="Burst bucket size")
     cors: CorsSettings | None = Field(None, description="CORS; off when absent")
@@ -183,14 +178,14 @@ class CustomDomainSettings(_Settings):
                                  description="An ACM certificate for the name, issued in us-east-1")
 
 
-class AuthSettings(_Settings):
+class IdentitySettings(_Settings):
     """A Cognito user pool whose tokens the gateway (and optionally the function) verifies."""
 
     enabled: bool = Field(False, description="A user pool, and its authorizer instead of IAM on every non-public route")
     self_sign_up: bool = False
-    mfa: Literal["off", "optional", "required"] = "optional"
-    threat_protection: Literal["off", "audit", "enforced"] = Field("off", description="Needs the Plus feature plan")
-    password_min_length: int = Field(12, ge=8, le=99)
+    mfa: Mfa = "optional"
+    threat_protection: ThreatProtection = Field("off", description="Needs the Plus feature plan")
+    password_min_length: int = Field(12, ge=COGNITO_PASSWORD_LENGTH[0], le=COGNITO_PASSWORD_LENGTH[1])
     access_token_minutes: int = Field(60, ge=5, le=1440)
     id_token_minutes: int = Field(60, ge=5, le=1440)
     refresh_token_days: int = Field(30, ge=1, le=3650)
@@ -207,13 +202,13 @@ class AuthSettings(_Settings):
     verify_in_function: bool = Field(False, description="The function verifies tokens too (defense in depth)")
 
     @model_validator(mode="after")
-    def _one_domain(self) -> AuthSettings:
+    def _one_domain(self) -> IdentitySettings:
         if self.domain_prefix and self.custom_domain:
             raise ValueError("domain_prefix and custom_domain are both set: a user pool has one domain; keep one")
         return self
 
 
-class AppConfigSettings(_Settings):
+class ParametersSettings(_Settings):
     """Parameters and secrets the app reads at run time (names in the environment, never values)."""
 
     parameters: dict[str, str] = Field({}, description="SSM String parameters under /<app>/<env>/")
@@ -225,7 +220,7 @@ class AppConfigSettings(_Settings):
 class ObservabilitySettings(_Settings):
     """Tracing, and the alarms' destination."""
 
-    tracing: Literal["xray", "adot", "off"] = Field("xray", description="X-Ray SDK, OpenTelemetry (ADOT) or none")
+    tracing: Tracing = Field("xray", description="X-Ray SDK, OpenTelemetry (ADOT) or none")
     adot_layer_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[^:]+:\d+$",
                                        examples=["arn:aws:lambda:eu-west-1:901920570463:layer:aws-otel-python-arm64-ver-1-32-0:1"])
     alarm_emails: list[Email] = Field([], description="Email subscriptions of the alarm topic")
@@ -254,7 +249,7 @@ class TaskSettings(_Settings):
     max_batching_window_seconds: int = Field(0, ge=0, le=300, description="Wait this long to fill a batch")
     max_concurrency: int | None = Field(None, ge=2, le=1000, description="Cap on concurrent worker instances")
     oldest_message_alarm_seconds: int = Field(300, ge=60, le=1209600, description="Alarm above this queue age")
-    point_in_time_recovery: bool = Field(False, description="Point-in-time recovery of the status table")
+    point_in_time_recovery: bool = Field(True, description="Point-in-time recovery of the status table")
     files: FilesSettings = FilesSettings()
 
     @property
@@ -265,8 +260,8 @@ class TaskSettings(_Settings):
 class CacheSettings(_Settings):
     """The cache (ElastiCache, Valkey): its kind and sizing, and the app's time budget per call."""
 
-    kind: Literal["none", "serverless", "cluster"] = Field(
-        "none", description="serverless, a replication group (cluster), or none: no cache and no VPC")
+    kind: Literal["none", CacheKind] = Field(
+        "none", description="serverless, node-based (a replication group), or none: no cache and no VPC")
     connect_timeout_ms: int = Field(DEFAULT_CACHE_CONNECT_TIMEOUT_MS, ge=1, le=5000,
                                     description="The app's budget to reach the cache (TCP and TLS)")
     command_timeout_ms: int = Field(DEFAULT_CACHE_COMMAND_TIMEOUT_MS, ge=1, le=5000,
@@ -274,19 +269,27 @@ class CacheSettings(_Settings):
     max_data_storage_gb: int = Field(10, ge=1, le=5000, description="serverless: the data storage limit")
     max_ecpu_per_second: int = Field(5000, ge=1000, le=15000000, description="serverless: the ECPU limit")
     node_type: str = Field("cache.t4g.small", pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$", examples=["cache.t4g.small"],
-                           description="cluster: the node type")
-    replicas: int = Field(1, ge=0, le=5, description="cluster: read replicas besides the primary")
-    multi_az: bool = Field(True, description="cluster: replicas in other zones, automatic failover")
-    port: int = Field(SERVERLESS_PORT, ge=1024, le=65535, description="cluster: the port (serverless: 6379)")
+                           description="node-based: the node type")
+    replicas: int = Field(1, ge=0, le=5, description="node-based: read replicas besides the primary")
+    multi_az: bool = Field(True, description="node-based: replicas in other zones, automatic failover")
+    port: int = Field(SERVERLESS_PORT, ge=1024, le=65535, description="node-based: the port (serverless: 6379)")
     snapshot_retention_days: int = Field(0, ge=0, le=35, description="Daily snapshots kept; 0: none")
     snapshot_time: str = Field("03:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", examples=["03:00"],
                                description="When the daily snapshot starts (UTC)")
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _renamed(cls, kind: Any) -> Any:
+        if kind == "cluster":  # its name until the cache's protocol (CACHE_MODE "cluster") took the word
+            raise ValueError("'cluster' is now called 'node-based' (a replication group; \"cluster\" names only "
+                             "the protocol ElastiCache Serverless speaks); write \"node-based\"")
+        return kind
 
 
 class NetworkSettings(_Settings):
     """The VPC, created only when something needs one (the cache)."""
 
-    egress: Literal["endpoints", "nat"] = Field("endpoints", description="How functions reach AWS APIs")
+    egress: Egress = Field("endpoints", description="How functions reach AWS APIs")
     az_count: int = Field(2, ge=1, le=6, description="Zones, taken by CloudFormation (Fn::GetAZs)")
     availability_zones: list[str] | None = Field(None, min_length=1, max_length=6,
                                                  description="Fixed zones instead of az_count")
@@ -358,9 +361,8 @@ class ColdStartSettings(_Settings):
     strategy: Strategy = "none"
     provisioned: ProvisionedSettings | None = None
     warmup: WarmupSettings | None = None
-    import_mode: ImportMode = Field(
-        None, description="eager for provisioned/snapstart, lazy otherwise, unless set"  # type: ignore[arg-type]
-    )
+    import_mode: ImportMode | None = Field(
+        None, description="eager for provisioned/snapstart, lazy otherwise, unless set")
 
     @model_validator(mode="before")
     @classmethod
@@ -373,8 +375,6 @@ class ColdStartSettings(_Settings):
             data.setdefault("provisioned", {})
         if strategy == "warmup":
             data.setdefault("warmup", {})
-        if data.get("import_mode") is None:
-            data["import_mode"] = import_mode_for(strategy)
         return data
 
 
@@ -385,8 +385,8 @@ class EnvironmentSettings(_Settings):
                                 description="Target account; agnostic if absent")
     region: Annotated[str, _accepted(region_problem, "write an AWS region such as \"eu-west-1\"")] | None = \
         Field(None, description="Target region")
-    removal_policy: Literal["destroy", "retain"] = Field("retain", description="For logs and other stateful resources")
-    log_retention_days: Literal[LOG_RETENTION_DAYS] = Field(30, description="CloudWatch Logs retention")
+    removal_policy: RemovalPolicyName = Field("retain", description="For logs and other stateful resources")
+    log_retention_days: LogRetentionDays = Field(30, description="CloudWatch Logs retention")
     termination_protection: bool = False
     tags: dict[str, str] = Field({}, description="Tags on every resource")
     function: FunctionSettings = FunctionSettings()
@@ -394,8 +394,8 @@ class EnvironmentSettings(_Settings):
     bundling: BundlingSettings = BundlingSettings()
     cold_start: ColdStartSettings = ColdStartSettings()
     tasks: TaskSettings = TaskSettings()
-    auth: AuthSettings = AuthSettings()
-    config: AppConfigSettings = AppConfigSettings()
+    auth: IdentitySettings = IdentitySettings()
+    config: ParametersSettings = ParametersSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
     cache: CacheSettings = CacheSettings()
     network: NetworkSettings = NetworkSettings()
@@ -505,147 +505,6 @@ class ProjectSettings(_Settings):
         return problems
 
 
-_BOUND_WORDS = {"gt": "more than", "ge": "at least", "lt": "less than", "le": "at most"}
-
-
-def _unwrap(annotation: Any) -> Any:
-    """``X`` for ``X | None``: a key that may be left out is described by what it holds."""
-    kinds = [kind for kind in get_args(annotation) if kind is not type(None)]
-    return kinds[0] if get_origin(annotation) in (Union, UnionType) and len(kinds) == 1 else annotation
-
-
-def _target(loc: tuple[Any, ...]) -> tuple[Any, FieldInfo | None]:
-    """The type at ``loc`` and the field whose constraints apply there (none inside lists and dicts)."""
-    annotation: Any = ProjectSettings
-    field: FieldInfo | None = None
-    for part in loc:
-        annotation = _unwrap(annotation)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            field = annotation.model_fields.get(str(part))
-            annotation = field.annotation if field else None
-        else:  # an entry of a list or a value of a dict
-            field, annotation = None, (get_args(annotation) or (None,))[-1]
-    return _unwrap(annotation), field
-
-
-def _keys(model: Any) -> str:
-    return ", ".join(sorted(model.model_fields)) if isinstance(model, type) and issubclass(model, BaseModel) else ""
-
-
-def _closest(value: Any, options: Iterable[Any]) -> Any | None:
-    """The option a mistyped ``value`` most likely meant, if one is close."""
-    options = list(options)
-    if isinstance(value, str):
-        match = difflib.get_close_matches(value, [str(option) for option in options], n=1)
-        return next((option for option in options if [str(option)] == match), None)
-    numbers = all(isinstance(x, int | float) and not isinstance(x, bool) for x in (value, *options))
-    return min(options, key=lambda option: abs(option - value)) if numbers and options else None
-
-
-def _constraint(field: FieldInfo | None, name: str) -> Any | None:
-    """A ``Field`` constraint (``ge``, ``pattern``, ``min_length``...), if ``field`` has it."""
-    return next((getattr(item, name) for item in (field.metadata if field else ())
-                 if getattr(item, name, None) is not None), None)
-
-
-def _range(field: FieldInfo | None) -> tuple[str, str]:
-    """The ``ge/gt/le/lt`` constraints of ``field`` as (what is allowed, the same after "set a number")."""
-    limits = {name: limit for name in _BOUND_WORDS if (limit := _constraint(field, name)) is not None}
-    if {"ge", "le"} <= limits.keys():
-        return f"{limits['ge']} to {limits['le']}", f"from {limits['ge']} to {limits['le']}"
-    words = " and ".join(f"{_BOUND_WORDS[name]} {limit}" for name, limit in limits.items())
-    return words, words
-
-
-def _allowed(annotation: Any, field: FieldInfo | None, value: Any) -> tuple[str, str]:
-    """What a key accepts and how to fix ``value``, both read from its type and ``Field`` constraints."""
-    if get_origin(annotation) is Literal:
-        options = get_args(annotation)
-        closest = _closest(value, options)
-        hint = f"; the closest is {json.dumps(closest)}" if closest is not None else ""
-        return ", ".join(json.dumps(option) for option in options), f"use one of the allowed values{hint}"
-    if annotation in (int, float):
-        noun = "whole number" if annotation is int else "number"
-        allowed, phrase = _range(field)
-        return allowed or f"any {noun}", f"set a {noun} {phrase}".rstrip()
-    if annotation is bool:
-        return "true or false", "set true or false"
-    if annotation is str:
-        if (pattern := _constraint(field, "pattern")) is None:
-            return "text", "write it as text in double quotes"
-        example = f", e.g. {json.dumps(field.examples[0])}" if field and field.examples else ""
-        return f"text matching {pattern}", f"write it in that format{example}"
-    noun = "a list" if get_origin(annotation) is list else "an object"
-    size = f" of {least} or more entries" if (least := _constraint(field, "min_length")) else ""
-    keys = _keys(annotation)
-    return f"{noun}{size}" + (f" with the keys {keys}" if keys else ""), f"write {noun}{size}"
-
-
-def _shown(value: Any) -> str:
-    text = json.dumps(value, default=str)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _describe(error: Mapping[str, Any]) -> str:
-    """One line for one problem: where, the value, what is allowed and the fix."""
-    loc = tuple(error["loc"])
-    where = ".".join(str(part) for part in loc) or "(top level)"
-    value, kind = error.get("input"), error["type"]
-    if kind == "extra_forbidden":
-        keys = _keys(_target(loc[:-1])[0])
-        closest = _closest(str(loc[-1]), keys.split(", "))
-        fix = f"rename it to {closest}, or remove it" if closest else "remove it or correct its spelling"
-        set_to = "" if isinstance(value, Mapping | list) else f", set to {_shown(value)}"
-        return f"{where}: unknown key{set_to} (allowed keys: {keys}). Fix: {fix}."
-    if kind in ("value_error", "assertion_error"):  # our validators' messages carry their own fix
-        message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ").rstrip(".")
-        shown = "" if isinstance(value, Mapping) else f"{_shown(value)} is not allowed: "
-        return f"{where}: {shown}{message}."
-    allowed, fix = _allowed(*_target(loc), value)
-    if kind == "missing":
-        return f"{where}: missing (required: {allowed}). Fix: add it: {fix}."
-    return f"{where}: {_shown(value)} is not allowed (allowed: {allowed}). Fix: {fix}."
-
-
-def _validate(raw: Mapping[str, Any]) -> ProjectSettings:
-    try:
-        settings = ProjectSettings.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(*(_describe(error) for error in exc.errors())) from None
-    if problems := settings.names_problems():
-        raise ConfigError(*problems)
-    return settings
-
-
-def warn_on_stderr(problem: str) -> None:
-    print(f"warning: {problem}", file=sys.stderr)
-
-
-def load_settings(context: Mapping[str, Any], only: str | None = None,
-                  warn: Callable[[str], None] = warn_on_stderr) -> ProjectSettings:
-    """Validate the CDK context; raise :class:`ConfigError` with one line per problem.
-
-    ``only`` (``-c env=<name>``) keeps just that environment. Each other environment's
-    problems then go to ``warn`` instead: a typo in prod must not block a dev synth.
-    Top-level keys (``app_name``) are always errors.
-    """
-    raw = {key: context[key] for key in ("app_name", "environments") if key in context}
-    environments = raw.get("environments")
-    if only is not None and isinstance(environments, Mapping):
-        if only not in environments:
-            known = ", ".join(sorted(environments))
-            raise ConfigError(f"-c env={only}: no such environment. Fix: use one of {known}, or omit -c env "
-                              "to synth all.")
-        if others := {name: env for name, env in environments.items() if name != only}:
-            try:
-                _validate({"environments": others})
-            except ConfigError as problems:
-                for problem in problems.problems:
-                    warn(problem)
-        raw["environments"] = {only: environments[only]}
-    return _validate(raw)
-
-
-def read_cdk_json_context(path: Path = CDK_JSON) -> dict[str, Any]:
-    """The ``context`` block of ``cdk.json`` (``python app.py`` and tests do not get it from the CLI)."""
-    return dict(json.loads(path.read_text()).get("context", {}))
+#: Every default in one object: what an environment gets for a key it leaves out, and what each construct
+#: takes for a prop it is not given (``memory_size: int = DEFAULTS.function.memory_mb``).
+DEFAULTS = EnvironmentSettings()

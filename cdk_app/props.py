@@ -1,0 +1,169 @@
+"""One environment's settings as each construct's props: one function per capability, in the stack's order.
+
+:class:`~cdk_app.stack.FastApiStack` builds each capability from what these return, and adds
+only what ties capabilities together (the layer, the network placement, the authorizer). A
+construct's own defaults are the same settings' defaults (:data:`cdk_app.settings.DEFAULTS`),
+so a key left out of ``cdk.json`` and a prop left out of a construct mean the same thing
+(``tests/infra/test_defaults.py`` holds them to it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Duration
+from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from cdk_app.bundling.assets import LAMBDA_SRC
+from cdk_app.bundling.target import BundlingTarget
+from cdk_app.cdk_values import log_retention, removal_policy, tracing
+from cdk_app.cold_start import ColdStart, ProvisionedConcurrency, ScheduledCapacity, Warmup
+from cdk_app.settings import EnvironmentSettings
+from cdk_app.settings.rules import GATEWAY_TIMEOUT_LIMITS
+from cdk_app.settings.schema import ColdStartSettings
+
+#: The example app's handler module: the API and the worker alike (lambda_src/service/handler.py).
+HANDLER = "service.handler.handler"
+Props = dict[str, Any]
+
+
+def _durable(settings: EnvironmentSettings) -> Props:
+    """What every stateful resource and log group of the environment shares."""
+    return {"removal_policy": removal_policy(settings.removal_policy)}
+
+
+def target(settings: EnvironmentSettings) -> BundlingTarget:
+    return BundlingTarget(python_version=settings.function.python_version,
+                          architecture=settings.function.architecture,
+                          include_aws_sdk=settings.bundling.include_aws_sdk,
+                          require_compiled=settings.bundling.require_compiled)
+
+
+def dependencies(settings: EnvironmentSettings) -> Props:
+    """The shared dependency layer (:class:`~cdk_app.function.DependenciesLayer`)."""
+    return {"source": LAMBDA_SRC, "target": target(settings), **_durable(settings)}
+
+
+def network(settings: EnvironmentSettings) -> Props:
+    n = settings.network
+    return {"egress": n.egress, "az_count": n.az_count, "availability_zones": n.availability_zones, "cidr": n.cidr,
+            "subnet_mask": n.subnet_mask, "nat_gateways": n.nat_gateways, "flow_logs": n.flow_logs,
+            "flow_log_retention": log_retention(settings.log_retention_days), **_durable(settings)}
+
+
+def cache(settings: EnvironmentSettings) -> Props:
+    c = settings.cache
+    return {"kind": c.kind, "max_data_storage_gb": c.max_data_storage_gb, "max_ecpu_per_second": c.max_ecpu_per_second,
+            "node_type": c.node_type, "replicas": c.replicas, "multi_az": c.multi_az, "port": c.port,
+            "snapshot_retention_days": c.snapshot_retention_days, "snapshot_time": c.snapshot_time,
+            "connect_timeout": Duration.millis(c.connect_timeout_ms),
+            "command_timeout": Duration.millis(c.command_timeout_ms), **_durable(settings)}
+
+
+def functions(scope: Construct, settings: EnvironmentSettings, environment_name: str) -> Props:
+    """What every function of the environment shares: code, target, logs, tracing (the ADOT layer, if any, is
+    referenced once in ``scope``)."""
+    observed = settings.observability
+    return {
+        "source": LAMBDA_SRC, "handler": HANDLER, "target": target(settings),
+        "environment": {"APP_ENVIRONMENT": environment_name},
+        "log_retention": log_retention(settings.log_retention_days), **_durable(settings),
+        "tracing": tracing(observed.tracing),
+        "adot_layer": lambda_.LayerVersion.from_layer_version_arn(scope, "AdotLayer", observed.adot_layer_arn)
+        if observed.adot_layer_arn else None,
+    }
+
+
+def cold_start(settings: ColdStartSettings) -> ColdStart:
+    """The plan the function validates and applies (:class:`~cdk_app.cold_start.ColdStart`)."""
+    warmup = settings.warmup and Warmup(rate=Duration.minutes(settings.warmup.rate_minutes),
+                                        concurrency=settings.warmup.concurrency)
+    provisioned = settings.provisioned and ProvisionedConcurrency(
+        min_capacity=settings.provisioned.min,
+        max_capacity=settings.provisioned.max,
+        target_utilization=settings.provisioned.target_utilization,
+        schedules=tuple(ScheduledCapacity(s.name, s.cron, s.min, s.max, s.time_zone)
+                        for s in settings.provisioned.schedules),
+    )
+    return ColdStart(strategy=settings.strategy, provisioned=provisioned, warmup=warmup,
+                     force_warmup=bool(settings.warmup and settings.warmup.force), import_mode=settings.import_mode)
+
+
+def api_function(settings: EnvironmentSettings, environment_name: str) -> Props:
+    """The FastAPI function (:class:`~cdk_app.function.FastApiFunction`), its timeout capped by its gateway's."""
+    f, api_type = settings.function, settings.api.type
+    return {"memory_size": f.memory_mb, "expected_duration": Duration.millis(int(f.expected_duration_seconds * 1000)),
+            "max_timeout": Duration.seconds(GATEWAY_TIMEOUT_LIMITS[api_type]),
+            "max_timeout_reason": f"a {api_type.upper()} API", "reserved_concurrency": f.reserved_concurrency,
+            "description": f"FastAPI service ({environment_name})", "cold_start": cold_start(settings.cold_start)}
+
+
+def worker(settings: EnvironmentSettings, environment_name: str) -> Props:
+    """The queue's worker (:class:`~cdk_app.tasks.TaskWorker`), besides what every function shares."""
+    t = settings.tasks
+    return {"memory_size": t.memory_mb, "expected_duration": Duration.millis(int(t.expected_duration_seconds * 1000)),
+            "description": f"Task worker ({environment_name})"}
+
+
+def tasks(settings: EnvironmentSettings) -> Props:
+    """The task queue, its dead-letter queue and status table (:class:`~cdk_app.tasks.TaskQueue`)."""
+    t = settings.tasks
+    return {"max_receive_count": t.max_receive_count,
+            "visibility_timeout": Duration.seconds(t.visibility_timeout_seconds)
+            if t.visibility_timeout_seconds is not None else None,
+            "retention": Duration.days(t.retention_days), "batch_size": t.batch_size,
+            "max_batching_window": Duration.seconds(t.max_batching_window_seconds)
+            if t.max_batching_window_seconds else None,
+            "max_concurrency": t.max_concurrency, "oldest_message_alarm": Duration.seconds(t.oldest_message_alarm_seconds),
+            "point_in_time_recovery": t.point_in_time_recovery, **_durable(settings)}
+
+
+def files(settings: EnvironmentSettings) -> Props:
+    """The file intake (:class:`~cdk_app.tasks.FileIntake`)."""
+    f = settings.tasks.files
+    return {"access_logs": f.access_logs, "noncurrent_version_expiration": Duration.days(f.noncurrent_version_days),
+            **_durable(settings)}
+
+
+def identity(scope: Construct, settings: EnvironmentSettings) -> Props:
+    """The user pool (:class:`~cdk_app.auth.UserPool`); a custom domain's certificate is referenced in ``scope``."""
+    a = settings.auth
+    return {
+        "self_sign_up": a.self_sign_up, "mfa": a.mfa, "threat_protection": a.threat_protection,
+        "password_min_length": a.password_min_length,
+        "access_token_validity": Duration.minutes(a.access_token_minutes),
+        "id_token_validity": Duration.minutes(a.id_token_minutes),
+        "refresh_token_validity": Duration.days(a.refresh_token_days),
+        "callback_urls": a.callback_urls, "logout_urls": a.logout_urls, "resource_server_id": a.resource_server_id,
+        "scopes": sorted({name for names in a.route_scopes.values() for name in names}),
+        "machine_client": a.machine_client, "domain_prefix": a.domain_prefix, **_durable(settings),
+        "custom_domain": a.custom_domain and cognito.CustomDomainOptions(
+            domain_name=a.custom_domain.domain_name,
+            certificate=acm.Certificate.from_certificate_arn(scope, "AuthCertificate", a.custom_domain.certificate_arn)),
+    }
+
+
+def gateway(settings: EnvironmentSettings) -> Props:
+    """The front door (:class:`~cdk_app.api.FastApiGateway`), without what the user pool adds (authorizer, scopes)."""
+    api = settings.api
+    return {"api_type": api.type, "public_routes": api.public_routes,
+            "route_throttles": {route: (t.rate_limit, t.burst_limit) for route, t in api.route_throttles.items()},
+            "waf_rate_limit": api.waf.rate_limit if api.waf.enabled else None,
+            "throttle_rate_limit": api.throttle_rate_limit, "throttle_burst_limit": api.throttle_burst_limit,
+            "cors": api.cors, "access_log_retention": log_retention(settings.log_retention_days), **_durable(settings)}
+
+
+def parameters(settings: EnvironmentSettings) -> Props:
+    """The app's parameters and secrets (:class:`~cdk_app.parameters.AppParameters`), without their path."""
+    c = settings.config
+    return {"parameters": c.parameters, "secrets": c.secrets, "secure_parameters": c.secure_parameters,
+            "max_age": Duration.seconds(c.max_age_seconds), **_durable(settings)}
+
+
+def observability(settings: EnvironmentSettings) -> Props:
+    """Alarms and their topic (:class:`~cdk_app.observability.Observability`)."""
+    o = settings.observability
+    return {"alarm_emails": o.alarm_emails, "api_5xx_percent": o.api_5xx_percent, **_durable(settings)}
