@@ -16,25 +16,31 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import logging
 from io import BytesIO
-from typing import Any
+from typing import Any, cast
 
 from mangum import Mangum
 from mangum.handlers import ALB, APIGateway, HTTPGateway
 from mangum.protocols.http import HTTPCycle, HTTPCycleState
+from mangum.types import ASGI, LambdaContext, LambdaEvent, LambdaHandler, Message, Scope
 
-_DISCONNECT = {"type": "http.disconnect"}
+_DISCONNECT: Message = {"type": "http.disconnect"}
 _logger = logging.getLogger("mangum.http")  # Mangum's own: its level and handlers apply
 
 
-def _scope_once(handler_class: type) -> type:
-    """A Mangum handler class whose ``scope`` is built once per request."""
-    return type(handler_class.__name__, (handler_class,), {"scope": functools.cached_property(handler_class.scope.fget)})
+def _scope_once(handler_class: type[object]) -> type[LambdaHandler]:
+    """A Mangum handler class (``ALB``, ``HTTPGateway``, ``APIGateway``) whose ``scope`` is built once per request."""
+    built: property = inspect.getattr_static(handler_class, "scope")
+    if built.fget is None:
+        raise TypeError(f"{handler_class.__name__}.scope is not a property")
+    once = functools.cached_property(built.fget)
+    return cast("type[LambdaHandler]", type(handler_class.__name__, (handler_class,), {"scope": once}))
 
 
 @functools.cache
-def handlers() -> list[type]:
+def handlers() -> list[type[LambdaHandler]]:
     """Tried before Mangum's own (same inference, same output)."""
     return [_scope_once(cls) for cls in (ALB, HTTPGateway, APIGateway)]
 
@@ -47,15 +53,15 @@ class RequestCycle(HTTPCycle):
     Mangum. ``send`` and ``run`` (errors become a 500) are Mangum's.
     """
 
-    def __init__(self, scope: Any, body: bytes) -> None:  # no super(): it would make the queue
+    def __init__(self, scope: Scope, body: bytes) -> None:  # no super(): it would make the queue
         self.scope = scope
         self.buffer = BytesIO()
         self.state = HTTPCycleState.REQUEST
         self.logger = _logger
-        self.request: dict[str, Any] | None = {"type": "http.request", "body": body, "more_body": False}
-        self.disconnected: asyncio.Future[Any] | None = None
+        self.request: Message | None = {"type": "http.request", "body": body, "more_body": False}
+        self.disconnected: asyncio.Future[None] | None = None
 
-    async def receive(self) -> Any:
+    async def receive(self) -> Message:
         request, self.request = self.request, None
         if request is not None:
             return request
@@ -65,7 +71,7 @@ class RequestCycle(HTTPCycle):
             await asyncio.shield(self.disconnected)
         return _DISCONNECT
 
-    async def send(self, message: Any) -> None:
+    async def send(self, message: Message) -> None:
         if self.state is HTTPCycleState.RESPONSE and message["type"] == "http.response.body" \
                 and not message.get("more_body", False):
             self.buffer.write(message.get("body", b""))
@@ -82,9 +88,9 @@ class RequestCycle(HTTPCycle):
 class Adapter(Mangum):
     """``Mangum(app, lifespan="off")`` with the handlers and the cycle above."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: ASGI) -> None:
         super().__init__(app, lifespan="off", custom_handlers=handlers())
 
-    def __call__(self, event: Any, context: Any) -> dict[str, Any]:
+    def __call__(self, event: LambdaEvent, context: LambdaContext) -> dict[str, Any]:
         handler = self.infer(event, context)
         return handler(RequestCycle(handler.scope, handler.body)(self.app))

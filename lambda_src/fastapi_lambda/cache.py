@@ -25,6 +25,7 @@ so a SnapStart restore makes a new one.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import logging
 import os
@@ -194,7 +195,7 @@ def make_backend() -> LocalBackend | RedisBackend:
     settings = Settings.from_environment()
     if settings.host is None:
         return LocalBackend()
-    import redis.asyncio  # noqa: F401  # first: eager mode loads the client library at init even if the secret fails
+    importlib.import_module("redis.asyncio")  # first: eager mode loads the client library even if the secret fails
     password = None
     if settings.secret_id:
         try:
