@@ -70,9 +70,6 @@ diagram: templates
 cost: templates
 	$(PY) -m cdk_app.cost $(TEMPLATES) --report docs/cost/report.md --plot docs/cost/cold-starts.png --update README.md $(ARGS)
 
-bench: setup
-	$(PY) bench/run.py $(ARGS)
-
 serve: setup
 	cd lambda_src && ../$(PY) -m uvicorn service.main:create_app --factory --reload --port 8000
 
@@ -96,6 +93,10 @@ $(LOCAL_OUT)/manifest.json: $(LOCAL_SOURCES) | $(RUN_SETUP)
 
 local: $(RUN_SETUP) $(LOCAL_OUT)/manifest.json
 	@$(PY) -m cdk_app.local $(LOCAL_OUT) --port $(LOCAL_PORT)
+
+# The measured bundle is make local's (above): synthesized again only when the sources change.
+bench: $(RUN_SETUP) $(LOCAL_OUT)/manifest.json
+	$(PY) bench/run.py --assembly $(LOCAL_OUT) --env $(LOCAL_ENV) $(ARGS)
 
 invoke: $(RUN_SETUP) $(LOCAL_OUT)/manifest.json
 	@test -n "$(EVENT)" || { echo "make invoke EVENT=<file> [FUNCTION=<logical id or name>], e.g. EVENT=examples/events/http_api_v2.json" >&2; exit 2; }

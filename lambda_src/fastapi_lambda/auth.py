@@ -204,7 +204,13 @@ def _make_signing_keys() -> SigningKeys:
     return keys
 
 
-signing_keys = lifecycle.per_instance(_make_signing_keys)
+def _verifies_tokens() -> bool:
+    return settings.get().verify
+
+
+# Made at init in eager mode only where the function verifies tokens: behind the gateway's authorizer
+# (verify off) PyJWT and cryptography stay unloaded, and need not be shipped.
+signing_keys = lifecycle.per_instance(_make_signing_keys, eager=_verifies_tokens)
 
 
 # --- the claims --------------------------------------------------------------------------------

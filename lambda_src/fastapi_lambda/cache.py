@@ -25,16 +25,16 @@ so a SnapStart restore makes a new one.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import logging
 import os
-import sys
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, NamedTuple
 
-from fastapi_lambda import lifecycle
+from fastapi_lambda import lifecycle, observability
 from fastapi_lambda.constants import (
     CACHE_COMMAND_TIMEOUT_VARIABLE,
     CACHE_CONNECT_TIMEOUT_VARIABLE,
@@ -195,6 +195,7 @@ def make_backend() -> LocalBackend | RedisBackend:
     settings = Settings.from_environment()
     if settings.host is None:
         return LocalBackend()
+    importlib.import_module("redis.asyncio")  # first: eager mode loads the client library even if the secret fails
     password = None
     if settings.secret_id:
         try:
@@ -251,14 +252,9 @@ class CircuitBreaker:
 def emit_error_metric(reason: str, operation: str) -> None:
     """One ``CacheErrors`` count (dimension ``Cache``: the endpoint) in CloudWatch's embedded metric format,
     a JSON line on stdout."""
-    record = {
-        "_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": [{
-            "Namespace": METRICS_NAMESPACE, "Dimensions": [["Cache"]],
-            "Metrics": [{"Name": CACHE_ERRORS_METRIC, "Unit": "Count"}]}]},
-        "Cache": os.environ.get(CACHE_HOST_VARIABLE) or "local", CACHE_ERRORS_METRIC: 1, "reason": reason,
-        "operation": operation, "function": os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "local"),
-    }
-    sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
+    observability.write_metric(CACHE_ERRORS_METRIC, 1, {"Cache": os.environ.get(CACHE_HOST_VARIABLE) or "local"},
+                               namespace=METRICS_NAMESPACE, reason=reason, operation=operation,
+                               function=os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "local"))
 
 
 # --- the cache ----------------------------------------------------------------------------------

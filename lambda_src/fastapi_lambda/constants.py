@@ -19,6 +19,9 @@ MAX_HOLD_MS = 1000
 #: What the function builds at init: everything (``eager``) or only what every request needs.
 ImportMode = Literal["eager", "lazy"]
 IMPORT_MODE_VARIABLE = "IMPORT_MODE"
+#: "on" keeps Python's garbage collector running during init; by default it is held until the handler
+#: is built (``fastapi_lambda.lifecycle.hold_gc``).
+INIT_GC_VARIABLE = "INIT_GC"
 
 #: ``package.module:attribute`` of the ASGI app, for the generic entry point.
 APP_VARIABLE = "FASTAPI_LAMBDA_APP"

@@ -1,24 +1,23 @@
 """The Lambda entry point for an ASGI app: a dispatch table from event kind to handler.
 
 HTTP events (API Gateway REST v1, HTTP API v1/v2, Function URL, ALB) go to
-``Mangum(app, lifespan="off")``, once their body passed :mod:`fastapi_lambda.guard` (a
+``Mangum(app, lifespan="off")`` (:mod:`fastapi_lambda.adapter`), once their body passed :mod:`fastapi_lambda.guard` (a
 malformed or oversized body is answered 400/413 here, never by a 500 of the app). Everything else is answered before Mangum, which
 raises ``RuntimeError`` on events it cannot infer (Lambda would count an error and
 retry): warmup pings, EventBridge schedules and unknown shapes are answered and
 logged. An SQS batch goes to the handler registered for ``"sqs"`` (the task worker,
-with ``tasks=``); with none, it raises, so the messages return to the queue instead of
-being lost.
+with ``tasks=``, which may name it as ``"package.module:registry"`` so that it is imported by
+the first batch, or at init in eager mode); with none, it raises, so the messages return to the
+queue instead of being lost. Mangum loads only for an app.
 """
 
 from __future__ import annotations
 
-import functools
+import importlib
+import inspect
 import logging
 from collections.abc import Callable
 from typing import Any
-
-from mangum import Mangum
-from mangum.handlers import ALB, APIGateway, HTTPGateway
 
 from fastapi_lambda import aws, cold_start, lifecycle, observability
 from fastapi_lambda import guard as guard_module
@@ -31,17 +30,37 @@ EventHandler = Callable[[Any, Any], Any]
 HTTP_EVENT_KINDS = frozenset({"alb", "http-v1", "http-v2"})
 
 
-def _scope_once(handler_class: type) -> type:
-    """A Mangum handler class whose ``scope`` is built once per request.
+def load_object(reference: str, variable: str = "reference", example: str = "package.module:app") -> Any:
+    """Import ``package.module:attribute`` and return what it names (called, if it is a factory)."""
+    check_reference(reference, variable, example)
+    module_name, _, attribute = reference.partition(":")
+    value = getattr(importlib.import_module(module_name), attribute)
+    # An ASGI app function needs (scope, receive, send); one callable without arguments is a factory.
+    if inspect.isfunction(value) and all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+                                         for p in inspect.signature(value).parameters.values()):
+        value = value()
+    return value
 
-    Mangum's handlers compute ``scope`` (headers, query, cookies: about 13 µs) on every
-    access, and read it twice per request; one of the two is a quarter of a warm request.
-    """
-    return type(handler_class.__name__, (handler_class,), {"scope": functools.cached_property(handler_class.scope.fget)})
+
+def check_reference(reference: str, variable: str, example: str) -> None:
+    """A ValueError naming ``variable`` unless ``reference`` looks like ``package.module:attribute``."""
+    module_name, _, attribute = reference.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"{variable}={reference!r} must look like {example!r}")
 
 
-#: Tried before Mangum's own (same inference, same output).
-_MANGUM_HANDLERS = [_scope_once(cls) for cls in (ALB, HTTPGateway, APIGateway)]
+def _process_batch(tasks: Any) -> EventHandler:
+    """The worker: ``tasks.process_batch``; a registry named by reference is imported by the first batch
+    (a per-instance value: at init in eager mode)."""
+    if not isinstance(tasks, str):
+        return tasks.process_batch
+    check_reference(tasks, "tasks", "package.module:registry")
+    registry = lifecycle.per_instance(lambda: load_object(tasks, "tasks", "package.module:registry"))
+
+    def process_batch(event: Any, context: Any) -> Any:
+        return registry.get().process_batch(event, context)
+
+    return process_batch
 
 
 def _has_text(mapping: dict[str, Any], *keys: str) -> bool:
@@ -102,18 +121,23 @@ class LambdaHandler:
     the handler of an event kind (``"sqs"`` for a queue worker, ``"schedule"``, ...).
     With ``app=None`` (a worker-only function) HTTP events are answered 400.
     ``guard=False`` (or ``INPUT_GUARD=off``) lets request bodies through unchecked.
+    ``tasks``: see :func:`lambda_handler`.
     """
 
-    def __init__(self, app: Any, *, guard: bool = True) -> None:
+    def __init__(self, app: Any, *, guard: bool = True, tasks: Any = None) -> None:
         self.app = app
         self.limits = guard_module.Limits.from_environ() if guard else None
         if self.limits is not None:
             guard_module.protect(app)
-        # lifespan="off": Mangum would otherwise run startup and shutdown on every invocation.
-        self.asgi = Mangum(app, lifespan="off", custom_handlers=_MANGUM_HANDLERS) if app is not None else self._no_app
+        if app is not None:
+            from fastapi_lambda.adapter import Adapter  # Mangum, lifespan off
+
+            self.asgi = Adapter(app)
+        else:
+            self.asgi = self._no_app
         self.handlers: dict[str, EventHandler] = {kind: self._http for kind in HTTP_EVENT_KINDS}
         self.handlers.update(warmup=self._warmup, schedule=_answer("schedule"), unknown=_answer("unknown"),
-                             sqs=self._unhandled)
+                             sqs=self._unhandled if tasks is None else _process_batch(tasks))
         # Mangum logs "GET / 200" at INFO for every request (~15% of a warm request with Lambda's
         # logging), which the gateway's access log already records; its errors still get through.
         logging.getLogger("mangum.http").setLevel(logging.WARNING)
@@ -172,13 +196,11 @@ class LambdaHandler:
 def lambda_handler(app: Any = None, *, tasks: Any = None, guard: bool = True) -> LambdaHandler:
     """The Lambda handler for ``app``: ``handler = lambda_handler(app)`` in your module.
 
-    ``tasks`` (a :class:`fastapi_lambda.tasks.TaskRegistry`) makes the same handler the
-    queue's worker: SQS batches go to ``tasks.process_batch``. ``app`` may then be None.
+    ``tasks`` (a :class:`fastapi_lambda.tasks.TaskRegistry`, or ``"package.module:registry"`` to
+    import it with the first batch) makes the same handler the queue's worker: SQS batches go to
+    ``tasks.process_batch``. ``app`` may then be None.
     ``guard=False`` turns the hostile-input checks of :mod:`fastapi_lambda.guard` off.
     """
     if app is None and tasks is None:
         raise ValueError("lambda_handler needs an ASGI app, a task registry (tasks=...), or both")
-    handler = LambdaHandler(app, guard=guard)
-    if tasks is not None:
-        handler.register("sqs", tasks.process_batch)
-    return handler
+    return LambdaHandler(app, guard=guard, tasks=tasks)

@@ -9,42 +9,39 @@ arguments (``"orders.main:create_app"``) whose result is one.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import os
 from collections.abc import Mapping
 from typing import Any
 
-from fastapi_lambda.constants import APP_VARIABLE, TASK_REGISTRY_VARIABLE
-from fastapi_lambda.dispatch import LambdaHandler, lambda_handler
+from fastapi_lambda import lifecycle
 
+lifecycle.hold_gc()  # until the handler is built: the app's imports run without collector passes
 
-def load_object(reference: str, variable: str = APP_VARIABLE, example: str = "package.module:app") -> Any:
-    """Import ``package.module:attribute`` and return what it names (called, if it is a factory)."""
-    module_name, _, attribute = reference.partition(":")
-    if not module_name or not attribute:
-        raise ValueError(f"{variable}={reference!r} must look like {example!r}")
-    value = getattr(importlib.import_module(module_name), attribute)
-    # An ASGI app function needs (scope, receive, send); one callable without arguments is a factory.
-    if inspect.isfunction(value) and all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-                                         for p in inspect.signature(value).parameters.values()):
-        value = value()
-    return value
+from fastapi_lambda.constants import APP_VARIABLE, TASK_REGISTRY_VARIABLE  # noqa: E402
+from fastapi_lambda.dispatch import LambdaHandler, check_reference, lambda_handler, load_object  # noqa: E402
 
 
 def load_app(reference: str) -> Any:
     """Import ``package.module:attribute`` and return the ASGI app it names."""
-    return load_object(reference)
+    return load_object(reference, APP_VARIABLE)
 
 
 def build_handler(environ: Mapping[str, str] = os.environ) -> LambdaHandler:
-    """The handler for the app and/or the task registry the environment names."""
+    """The handler for the app and/or the task registry the environment names.
+
+    With an app, the registry is imported by the first SQS batch (at init in eager mode): an API
+    function that also names it pays nothing for it until a batch comes. A worker without an app
+    imports it at init, as every invocation needs it.
+    """
     app_reference, tasks_reference = environ.get(APP_VARIABLE), environ.get(TASK_REGISTRY_VARIABLE)
     if not app_reference and not tasks_reference:
         raise RuntimeError(f"Set {APP_VARIABLE} (the ASGI app, 'package.module:app') or {TASK_REGISTRY_VARIABLE} "
                            "(the task registry, 'package.module:registry'), or both, for fastapi_lambda.entry")
     app = load_app(app_reference) if app_reference else None
-    tasks = load_object(tasks_reference, TASK_REGISTRY_VARIABLE, "package.module:registry") if tasks_reference else None
+    tasks: Any = None
+    if tasks_reference:
+        check_reference(tasks_reference, TASK_REGISTRY_VARIABLE, "package.module:registry")
+        tasks = tasks_reference if app is not None else load_object(tasks_reference, TASK_REGISTRY_VARIABLE)
     return lambda_handler(app, tasks=tasks)
 
 

@@ -1,4 +1,9 @@
-"""Keep FastAPI's pydantic-v1 compatibility checks from importing ``pydantic.v1`` (~18 ms).
+"""Two adjustments that keep FastAPI's own work off the cold start, each opt-in and harmless to an app.
+
+- :func:`defer_openapi_models`: FastAPI's OpenAPI models (~60 pydantic models, about a sixth of a
+  cold import) are built when the schema is first made, not when FastAPI is imported.
+- :func:`defer_pydantic_v1_import`: FastAPI's pydantic-v1 compatibility checks stop importing
+  ``pydantic.v1`` (~18 ms).
 
 FastAPI asks, for every route parameter and every encoded value, whether it is a pydantic
 v1 model, and imports ``pydantic.v1`` to find out: about 7% of a cold start, for apps that
@@ -12,6 +17,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from typing import Any
+
+from fastapi_lambda import lifecycle
 
 
 def _deferred(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
@@ -37,3 +44,32 @@ def defer_pydantic_v1_import() -> bool:
         if callable(current) and not hasattr(current, "original"):
             setattr(module, name, _deferred(current))
     return True
+
+
+def defer_openapi_models() -> bool:
+    """Import FastAPI with its own pydantic models' builds deferred to their first use; True if done.
+
+    Call before anything imports FastAPI. Applies on Lambda in lazy mode only (eager mode builds
+    before traffic anyway): FastAPI's OpenAPI models then build with the first schema made
+    (``/openapi.json``), on the one thread a Lambda instance serves requests on; pydantic's first
+    build of a deferred model is not thread-safe, so threaded local servers keep them eager. The
+    app's own models are not touched: pydantic's default is back before this returns.
+    """
+    if "fastapi" in sys.modules or not lifecycle.on_lambda() or lifecycle.import_mode() == "eager":
+        return False
+    from pydantic import BaseModel
+
+    config = BaseModel.model_config
+    before = config.get("defer_build", _UNSET)
+    config["defer_build"] = True  # every model class made from now on inherits it from BaseModel
+    try:
+        import fastapi.openapi.models  # noqa: F401 (imports FastAPI itself first)
+    finally:
+        if before is _UNSET:
+            config.pop("defer_build", None)
+        else:
+            config["defer_build"] = before
+    return True
+
+
+_UNSET = object()

@@ -8,8 +8,8 @@ and the task registry, so the API function and the queue's worker share it.
 from fastapi_lambda import lambda_handler
 
 from service.main import create_app
-from service.tasks import registry
 
-# Built once per execution environment (at init), reused by every invocation.
+# Built once per execution environment (at init), reused by every invocation. The task
+# registry is named, not imported: the first SQS batch imports it (at init in eager mode).
 app = create_app()
-handler = lambda_handler(app, tasks=registry)
+handler = lambda_handler(app, tasks="service.tasks:registry")

@@ -7,12 +7,9 @@ import os
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from fastapi_lambda.auth import AUTH_RESPONSES, current_user
+from fastapi_lambda.deferred import include_later
 from fastapi_lambda.openapi import RETRY_AFTER, detail_response, extend, plain_route
 from starlette.requests import Request
-
-from service.items import router as items_router
-from service.tasks import document_task_requests
-from service.tasks import router as tasks_router
 
 # FastAPI's built-in OpenTelemetry instrumentation is switched off: Lambda traces
 # through X-Ray, and each enabled signal costs time on every request.
@@ -94,6 +91,13 @@ def document_plain_routes(schema: dict) -> None:
         change(schema)
 
 
+def document_task_requests(schema: dict) -> None:
+    """``POST /tasks``: one request body per registered task type (the registry loads with the schema)."""
+    from service.tasks import document_task_requests as document
+
+    document(schema)
+
+
 def create_app(*, environment: str | None = None) -> FastAPI:
     """Build the application.
 
@@ -114,8 +118,10 @@ def create_app(*, environment: str | None = None) -> FastAPI:
     app.add_route("/config", config, methods=["GET"])
     app.add_route("/partner/status", partner_status, methods=["GET"])
     app.add_route("/openapi.json", openapi_schema, methods=["GET"], include_in_schema=False)
-    app.include_router(tasks_router)
-    app.include_router(items_router)
+    # Each capability's routes are imported by their first request (at init in eager mode): a
+    # request that needs neither pays for neither (the queue's and the cache's modules, their models).
+    include_later(app, "service.tasks:router", "/tasks")
+    include_later(app, "service.items:router", "/items")
     extend(app, "plain routes", document_plain_routes)
     extend(app, "task requests", document_task_requests)
     return app

@@ -85,9 +85,12 @@ def http_answer(response: dict) -> tuple[int, dict, object]:
 
 
 def app_routes(app) -> set[tuple[str, str]]:
-    """Every (method, path template) the app serves, FastAPI's included routers and plain routes alike."""
+    """Every (method, path template) the app serves, FastAPI's included routers, plain routes and the routers it
+    includes on their first request (loaded now) alike."""
     from fastapi.routing import iter_route_contexts
+    from fastapi_lambda.deferred import load_all
 
+    load_all(app)
     return {(method, route.path) for route in iter_route_contexts(app.routes) for method in route.methods or ()
             if method != "HEAD"}
 

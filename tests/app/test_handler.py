@@ -6,6 +6,7 @@ import json
 import logging
 
 import pytest
+from fastapi_lambda import adapter as adapter_module
 from fastapi_lambda import dispatch
 from fastapi_lambda.constants import WARMUP_MARKER
 from service.handler import handler
@@ -195,7 +196,7 @@ def test_mangum_builds_each_request_scope_once(event, lambda_context):
             built.append(1)
             return super().scope
 
-    adapter = Mangum(handler.app, lifespan="off", custom_handlers=[dispatch._scope_once(Counting)])
+    adapter = Mangum(handler.app, lifespan="off", custom_handlers=[adapter_module._scope_once(Counting)])
 
     assert adapter(event("http_api_v2"), lambda_context)["statusCode"] == 200
     assert len(built) == 1  # Mangum itself reads it twice
@@ -236,3 +237,75 @@ def test_pydantic_v1_models_are_still_recognized_once_v1_is_loaded():
     assert shared.is_pydantic_v1_model_class(Legacy) is True
     assert shared.is_pydantic_v1_model_instance(Legacy(name="x")) is True
     assert shared.is_pydantic_v1_model_class(dict) is False
+
+
+# --- the request cycle without Mangum's queue answers as Mangum's own --------------------------------
+
+async def streams_in_chunks(scope, receive, send):
+    await receive()
+    await send({"type": "http.response.start", "status": 201, "headers": [[b"content-type", b"text/plain"]]})
+    for chunk in (b"one ", b"two ", b"three"):
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+RECEIVED: list[dict] = []  # what the app below was handed after its request (checked outside the app:
+# an assertion inside it would only turn into Mangum's logged error)
+
+
+async def echoes_then_waits_for_the_disconnect(scope, receive, send):
+    """Like an app watching for the client leaving: it asks for the next message before it answers."""
+    import asyncio
+
+    request = await receive()
+    watcher = asyncio.ensure_future(receive())
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": request["body"]})
+    RECEIVED.append(await watcher)
+
+
+async def fails_before_answering(scope, receive, send):
+    raise RuntimeError("boom")
+
+
+async def fails_after_starting(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    raise RuntimeError("boom")
+
+
+async def sends_out_of_order(scope, receive, send):
+    await send({"type": "http.response.body", "body": b"no start"})
+
+
+@pytest.mark.parametrize("app", [streams_in_chunks, echoes_then_waits_for_the_disconnect, fails_before_answering,
+                                 fails_after_starting, sends_out_of_order])
+def test_the_request_cycle_answers_as_mangums_own(app, event, lambda_context):
+    from mangum import Mangum
+
+    request = event("http_api_v2")
+    request.update(body="a body", isBase64Encoded=False)
+    RECEIVED.clear()
+
+    ours = adapter_module.Adapter(app)(request, lambda_context)
+
+    assert ours == Mangum(app, lifespan="off")(request, lambda_context)
+    assert ours["statusCode"] == {streams_in_chunks: 201, echoes_then_waits_for_the_disconnect: 200}.get(app, 500)
+    if app is echoes_then_waits_for_the_disconnect:
+        assert ours["body"] == "a body"
+        assert RECEIVED == [{"type": "http.disconnect"}] * 2  # ours, then Mangum's
+
+
+def test_the_request_cycle_answers_the_disconnect_again_after_the_response(event, lambda_context):
+    """ASGI: `http.disconnect` to every receive after the response (Mangum's queue would hang the second)."""
+    received = []
+
+    async def asks_twice_after_answering(scope, receive, send):
+        await receive()
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        received.extend([await receive(), await receive()])
+
+    response = adapter_module.Adapter(asks_twice_after_answering)(event("http_api_v2"), lambda_context)
+
+    assert response["statusCode"] == 204
+    assert received == [{"type": "http.disconnect"}] * 2

@@ -392,8 +392,17 @@ def test_without_a_queue_tasks_run_in_process(monkeypatch, calls, failing_task):
     assert calls == {body["id"]: 1, failed: 1}
 
 
-def test_the_handler_module_serves_the_api_and_the_worker():
-    assert handler.handlers["sqs"] == registry.process_batch
+def batches_run_by(sqs_handler, monkeypatch) -> list:
+    """The batches ``sqs_handler`` hands to the example's registry when given one."""
+    batches: list = []
+    monkeypatch.setattr(registry, "process_batch", lambda event, context: batches.append(event) or {})
+    sqs_handler({"Records": []}, None)
+    return batches
+
+
+def test_the_handler_module_serves_the_api_and_the_worker(monkeypatch):
+    # The handler names the registry; the first batch imports it (service.tasks, imported above).
+    assert batches_run_by(handler.handlers["sqs"], monkeypatch) == [{"Records": []}]
     assert set(registry.types) == {"generate-report", "process-file"}
 
 
@@ -422,11 +431,11 @@ def test_the_generic_entry_can_be_a_worker_only(import_entry, lambda_context, ca
     assert "without a web app" in caplog.text
 
 
-def test_the_generic_entry_serves_an_app_and_its_tasks(import_entry, lambda_context):
+def test_the_generic_entry_serves_an_app_and_its_tasks(import_entry, lambda_context, monkeypatch):
     both = import_entry(FASTAPI_LAMBDA_APP="service.main:create_app", FASTAPI_LAMBDA_TASKS="service.tasks:registry")
 
     assert both.handler(load_event("http_api_v2"), lambda_context)["statusCode"] == 200
-    assert both.handler.handlers["sqs"] == registry.process_batch
+    assert batches_run_by(both.handler.handlers["sqs"], monkeypatch) == [{"Records": []}]
 
 
 def test_the_generic_entry_needs_an_app_or_a_registry(import_entry):
