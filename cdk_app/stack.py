@@ -165,6 +165,11 @@ class FastApiStack(Stack):
                 f"Provisioned concurrency ({p.min}-{p.max} on the live alias) is this environment's cold-start "
                 f"strategy; the target account's Lambda concurrency quota must be {p.max + 100} or more, which "
                 "a new account may not have: see Deploying in the README.")
+            acknowledge_preflight(
+                self.api_function.alias, "CODEDEPLOY-PROVISIONED-SCALING",
+                f"Releases ({self.settings.release.strategy}) and autoscaled provisioned concurrency share the live "
+                "alias on purpose: scaling pauses only while a release shifts traffic, the minimum covers the peak, "
+                "and docs/releases.md says to deploy provisioned-concurrency changes apart from code changes.")
 
     def _outputs(self) -> None:
         CfnOutput(self, "ApiUrl", value=self.gateway.url, description="Invoke URL of the API")
