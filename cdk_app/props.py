@@ -81,7 +81,7 @@ def functions(scope: Construct, settings: EnvironmentSettings, environment_name:
 def release(settings: EnvironmentSettings) -> Props:
     """How every function's new versions reach its alias (:class:`~cdk_app.releases.ReleaseControl`)."""
     r = settings.release
-    return {"plan": Release(strategy=r.strategy, percentage=r.percentage, interval=Duration.minutes(r.interval_minutes),
+    return {"plan": Release(strategy=r.strategy, percentage=r.percentage, interval_minutes=r.interval_minutes,
                             rollback_on_alarms=r.rollback_on_alarms, smoke_test=r.smoke_test,
                             post_traffic_test=r.post_traffic_test),
             "log_retention": log_retention(settings.log_retention_days), "tracing": tracing(settings.observability.tracing),

@@ -16,7 +16,7 @@ CloudFormation before the deployment starts. ``docs/releases.md`` has the detail
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -52,24 +52,20 @@ class Release:
 
     strategy: ReleaseStrategy = _RELEASE.strategy
     percentage: int = _RELEASE.percentage
-    interval: Duration = field(default_factory=lambda: Duration.minutes(_RELEASE.interval_minutes))
+    interval_minutes: int = _RELEASE.interval_minutes
     rollback_on_alarms: bool = _RELEASE.rollback_on_alarms
     smoke_test: str | None = _RELEASE.smoke_test  # a GET path; None: no hooks
     post_traffic_test: bool = _RELEASE.post_traffic_test
 
     @classmethod
-    def canary(cls, percentage: int = _RELEASE.percentage, interval: Duration = Duration.minutes(
-            _RELEASE.interval_minutes), **kwargs: object) -> Release:
-        return cls("canary", percentage, interval, **kwargs)  # type: ignore[arg-type]
+    def canary(cls, percentage: int = _RELEASE.percentage, interval_minutes: int = _RELEASE.interval_minutes, *,
+               smoke_test: str | None = None, post_traffic_test: bool = False) -> Release:
+        return cls("canary", percentage, interval_minutes, smoke_test=smoke_test, post_traffic_test=post_traffic_test)
 
     @classmethod
-    def linear(cls, percentage: int = _RELEASE.percentage, interval: Duration = Duration.minutes(
-            _RELEASE.interval_minutes), **kwargs: object) -> Release:
-        return cls("linear", percentage, interval, **kwargs)  # type: ignore[arg-type]
-
-    @property
-    def interval_minutes(self) -> int:
-        return int(self.interval.to_minutes())
+    def linear(cls, percentage: int = _RELEASE.percentage, interval_minutes: int = _RELEASE.interval_minutes, *,
+               smoke_test: str | None = None, post_traffic_test: bool = False) -> Release:
+        return cls("linear", percentage, interval_minutes, smoke_test=smoke_test, post_traffic_test=post_traffic_test)
 
     def validate(self) -> None:
         """Raise :class:`~cdk_app.settings.rules.RuleError` naming the prop and the fix."""
@@ -91,7 +87,8 @@ class Release:
         if self.strategy == "all-at-once":
             return codedeploy.LambdaDeploymentConfig.ALL_AT_ONCE
         routing = (codedeploy.TrafficRouting.time_based_canary if self.strategy == "canary"
-                   else codedeploy.TrafficRouting.time_based_linear)(interval=self.interval, percentage=self.percentage)
+                   else codedeploy.TrafficRouting.time_based_linear)(
+            interval=Duration.minutes(self.interval_minutes), percentage=self.percentage)
         return codedeploy.LambdaDeploymentConfig(scope, "DeploymentConfig", traffic_routing=routing)
 
 
@@ -99,8 +96,7 @@ class ReleaseControl(Construct):
     """CodeDeploy on a function's ``live`` alias: :attr:`deployment_group`, the smoke-test :attr:`hooks`, and
     :meth:`roll_back_on` for the alarms that stop a release.
 
-    ``ReleaseControl(self, "Release", function=api, plan=Release.canary(10, Duration.minutes(5),
-    smoke_test="/health"))``; the stack gives every function the environment's ``release`` settings.
+    ``ReleaseControl(self, "Release", function=api, plan=Release.canary(10, 5, smoke_test="/health"))``; the stack gives every function the environment's ``release`` settings.
     ``http=False`` (a function without HTTP routes, e.g. a queue worker): the smoke test sends a
     warmup ping instead of the GET request, which proves the new version initializes.
     """

@@ -147,7 +147,7 @@ class FastApiStack(Stack):
         also on the API's 5xx alarm); throttles are not the new version's doing."""
         releases, application = {}, codedeploy.LambdaApplication(self, "Releases")
         for name, function in self.functions.items():
-            release = ReleaseControl(self, f"{name}Release", function=function, application=application,
+            release = ReleaseControl(self, f"Release{name}", function=function, application=application,
                                      http=function is self.api_function, **props.release(self.settings))
             errors, _throttles, slow = self.function_alarms[name]
             release.roll_back_on(errors, slow, *([self.api_alarm] if function is self.api_function else []))
