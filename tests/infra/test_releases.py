@@ -252,3 +252,23 @@ def test_settings_name_the_release_key(release, words):
     with pytest.raises(ConfigError) as raised:
         load_settings(context)
     assert words in str(raised.value)
+
+
+# --- the main job's summary --------------------------------------------------------------------
+
+def test_the_summary_shows_each_environments_release_and_packaging(synth, tmp_path, monkeypatch, capsys):
+    from collections import Counter
+
+    from cdk_app import report
+
+    synth.app.synth()
+    monkeypatch.setattr(report, "cfn_lint", lambda *paths: {p.name: Counter() for p in paths})
+    monkeypatch.setattr(report, "checkov", lambda *paths: {p.name: report.CheckovCounts() for p in paths})
+
+    assert report.main([str(synth.outdir)]) == 0
+    header, _, *rows = capsys.readouterr().out.splitlines()
+    assert "release" in header and "pkg" in header
+    row = {env: next(line for line in rows if line.startswith(f"fastapi-lambda-{env} ")) for env in ENVIRONMENTS}
+    assert "all-at-once +smoke" in row["dev"] and "linear 25%/1m +smoke" in row["staging"]
+    assert "canary 10% +5m +smoke" in row["prod"]
+    assert all(" zip " in line for line in row.values())
