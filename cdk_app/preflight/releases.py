@@ -152,12 +152,15 @@ def image_package(resource: Resource, template: Template) -> Iterator[Violation]
                             location=f"Properties/{key}")
 
 
-@rule("LAMBDA-IMAGE-SNAPSTART", FUNCTION,
-      message="InvalidParameterValueException: SnapStart supports Java, Python and .NET managed runtimes; container "
-              "images are not supported",
-      source="https://docs.aws.amazon.com/lambda/latest/dg/snapstart.html#snapstart-runtimes")
+@rule("LAMBDA-IMAGE-SNAPSTART", FUNCTION, severity="warning",
+      message="Lambda's SnapStart documentation lists container images as unsupported; AWS announced SnapStart for "
+              "images on its Java 11+, Python 3.12+ and .NET 8+ base images in July 2026 (other images need the label "
+              "com.amazonaws.lambda.feature.snapstart=Allow), so publishing a version fails where that is not yet "
+              "available",
+      source="https://docs.aws.amazon.com/lambda/latest/dg/snapstart.html#snapstart-runtimes; "
+             "https://github.com/aws/aws-cdk/pull/38680; https://github.com/serverless/serverless/issues/13834")
 def image_snapstart(resource: Resource, template: Template) -> Iterator[Violation]:
-    """No SnapStart on a container image."""
+    """SnapStart on a container image: new, and only for AWS's base images (or labelled ones)."""
     if resource.get("PackageType") == "Image" and resource.get("SnapStart", "ApplyOn") == "PublishedVersions":
-        yield Violation("SnapStart on a PackageType Image function", "package it as a zip (function.packaging 'zip'), or "
-                        "choose provisioned concurrency or a warmup rule", location="Properties/SnapStart")
+        yield Violation("SnapStart on a PackageType Image function", "check the target region supports it and the image "
+                        "is built on an AWS base image, or package it as a zip", location="Properties/SnapStart")

@@ -75,7 +75,7 @@ ONE_LINE_ERRORS = {
     "unknown key": (
         "prod.function.memroy_mb", 2048,
         "environments.prod.function.memroy_mb: unknown key, set to 2048 (allowed keys: architecture, "
-        "expected_duration_seconds, memory_mb, python_version, reserved_concurrency). "
+        "expected_duration_seconds, memory_mb, packaging, python_version, reserved_concurrency). "
         "Fix: rename it to memory_mb, or remove it."),
     "unknown key, nothing close": (
         "dev.owner", "team-a",

@@ -164,8 +164,8 @@ def test_synth_stages_the_image_without_docker(tmp_path):
 
 def test_snapstart_with_an_image_is_refused_naming_both_settings():
     context = image_context("staging")  # staging's strategy is snapstart
-    with pytest.raises(ConfigError, match=r"cold_start.strategy 'snapstart' with function.packaging 'image'.*set "
-                                          r"function.packaging to 'zip'"):
+    with pytest.raises(ConfigError, match=r"cold_start.strategy 'snapstart' with function.packaging 'image' is "
+                                          r"refused.*set function.packaging to 'zip'"):
         load_settings({k: v for k, v in context.items() if k != "env"})
 
 
