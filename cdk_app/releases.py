@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import CfnElement, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_codedeploy as codedeploy
 from aws_cdk import aws_iam as iam
@@ -117,11 +117,11 @@ class ReleaseControl(Construct):
             auto_rollback=codedeploy.AutoRollbackConfig(failed_deployment=True, stopped_deployment=True))
         self._accept_role_findings()
         self.hooks: list[ServiceFunction] = []
+        self._log_retention, self._removal_policy, self._tracing = log_retention, removal_policy, tracing
         if plan.smoke_test is not None:
-            hook_props = {"log_retention": log_retention, "removal_policy": removal_policy, "tracing": tracing}
-            self.deployment_group.add_pre_hook(self._hook("PreTraffic", hook_props).function)
+            self.deployment_group.add_pre_hook(self._hook("PreTraffic").function)
             if plan.post_traffic_test:
-                self.deployment_group.add_post_hook(self._hook("PostTraffic", hook_props).function)
+                self.deployment_group.add_post_hook(self._hook("PostTraffic").function)
 
     def roll_back_on(self, *alarms: cloudwatch.IAlarm) -> None:
         """Stop the release and move the alias back when any of ``alarms`` fires (if the plan rolls back on
@@ -130,7 +130,7 @@ class ReleaseControl(Construct):
             for alarm in alarms:
                 self.deployment_group.add_alarm(alarm)
 
-    def _hook(self, stage: str, props: dict[str, object]) -> ServiceFunction:
+    def _hook(self, stage: str) -> ServiceFunction:
         """A function that invokes the version being released (``fastapi_lambda.release``) and reports to CodeDeploy.
 
         Built from the released function's own code (the hook is in the runtime package), packaging and layer,
@@ -145,7 +145,7 @@ class ReleaseControl(Construct):
             timeout=Duration.seconds(timeout), description=f"{stage} smoke test of {target.node.path}",
             environment={SMOKE_TEST_FUNCTION_VARIABLE: target.function.function_name,
                          SMOKE_TEST_PATH_VARIABLE: (self.plan.smoke_test or "") if self.http else ""},
-            **props)  # type: ignore[arg-type]
+            log_retention=self._log_retention, removal_policy=self._removal_policy, tracing=self._tracing)
         # Which version to test comes from the deployment; the hook may read this group's deployments only.
         hook.add_to_role_policy(iam.PolicyStatement(actions=["codedeploy:GetDeployment"],
                                                     resources=[self.deployment_group.deployment_group_arn]))
@@ -172,4 +172,6 @@ class ReleaseControl(Construct):
 
     @staticmethod
     def _logical_id(function: lambda_.Function) -> str:
-        return Stack.of(function).get_logical_id(function.node.default_child)  # type: ignore[arg-type]
+        resource = function.node.default_child
+        assert isinstance(resource, CfnElement)
+        return Stack.of(function).get_logical_id(resource)
