@@ -470,6 +470,10 @@ class EnvironmentSettings(_Settings):
         if (self.observability.tracing == "adot") != (self.observability.adot_layer_arn is not None):
             raise ValueError("observability.tracing 'adot' and observability.adot_layer_arn go together: the ADOT "
                              "layer's ARN depends on region and architecture; set both, or neither")
+        if self.observability.tracing == "adot" and function.packaging == "image":
+            raise ValueError("observability.tracing 'adot' adds the ADOT layer, but function.packaging 'image' takes "
+                             "no layers (Lambda refuses them on container images); set function.packaging to 'zip', "
+                             "or observability.tracing to 'xray' (or install the ADOT distro into your own image)")
         if self.auth.enabled and self.auth.verify_in_function and self.cache.kind != "none" \
                 and self.network.egress != "nat":
             raise ValueError("auth.verify_in_function needs the function to fetch the user pool's public keys over "

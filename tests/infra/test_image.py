@@ -180,3 +180,12 @@ def test_layers_with_an_image_are_refused():
     layer = ServiceFunction(stack, "Zip").dependencies
     with pytest.raises(ValueError, match="packaging='image' takes no layers"):
         ServiceFunction(stack, "Orders", packaging="image", dependencies=layer)
+
+
+def test_adot_tracing_with_an_image_is_refused_naming_both_settings():
+    context = image_context()
+    context["environments"]["dev"]["observability"] = {
+        "tracing": "adot", "adot_layer_arn": "arn:aws:lambda:eu-west-1:901920570463:layer:aws-otel-python-arm64-ver-1-32-0:1"}
+    with pytest.raises(ConfigError, match="observability.tracing 'adot' adds the ADOT layer, but function.packaging "
+                                          "'image' takes no layers"):
+        load_settings({k: v for k, v in context.items() if k != "env"})
