@@ -38,7 +38,9 @@ from cdk_app.bundling.target import RUNTIME_NAME, BundlingError, BundlingTarget
 from cdk_app.cdk_values import log_retention, removal_policy, tracing
 from cdk_app.cold_start import ColdStart, ColdStartControl
 from cdk_app.findings import LOG_GROUP_KEY, acknowledge, acknowledge_serverless, skip_checkov
+from cdk_app.image import image_code
 from cdk_app.settings import DEFAULTS
+from cdk_app.settings.choices import Packaging
 from cdk_app.settings.rules import GATEWAY_TIMEOUT_LIMITS, check_timeout, timeout_for
 
 #: The example app's handler in this repository's ``lambda_src``.
@@ -58,7 +60,7 @@ DEFAULT_MAX_TIMEOUT = Duration.seconds(min(GATEWAY_TIMEOUT_LIMITS.values()))
 
 #: ``lambda_.Function`` props this construct sets itself, and the prop of ours to use instead.
 _MANAGED_PROPS = {
-    "code": "source", "handler": "handler or app", "runtime": "target", "architecture": "target",
+    "code": "source (and packaging)", "handler": "handler or app", "runtime": "target", "architecture": "target",
     "role": "role", "layers": "layers (and dependencies)", "memory_size": "memory_size", "timeout": "timeout",
     "reserved_concurrent_executions": "reserved_concurrency", "environment": "environment",
     "log_group": "log_group", "log_retention": "log_group", "logging_format": "(always JSON)",
@@ -181,7 +183,9 @@ class ServiceFunction(Construct):
     the lock. The timeout is ``timeout``, or 120% of ``expected_duration``; ``max_timeout``
     caps it with a clear error. ``cold_start`` picks one strategy and with it the
     app's import mode. ``vpc`` puts the function in a VPC (:attr:`connections`).
-    ``function_props`` passes any other ``lambda_.Function`` prop through.
+    ``packaging="image"`` ships code and dependencies as a container image instead of a zip
+    and the layer (:mod:`cdk_app.image`; no layers, no SnapStart). ``function_props`` passes
+    any other ``lambda_.Function`` prop through.
     """
 
     def __init__(
@@ -217,10 +221,17 @@ class ServiceFunction(Construct):
         vpc_subnets: ec2.SubnetSelection | None = None,
         security_groups: Sequence[ec2.ISecurityGroup] | None = None,
         function_props: Mapping[str, Any] | None = None,
+        packaging: Packaging = DEFAULTS.function.packaging,
     ) -> None:
         super().__init__(scope, id)
         self.target = target or BundlingTarget()
-        cold_start.validate(self.target.runtime, reserved_concurrency)
+        self.packaging: Packaging = packaging
+        image = packaging == "image"
+        cold_start.validate(lambda_.Runtime.FROM_IMAGE if image else self.target.runtime, reserved_concurrency)
+        if image and (dependencies is not None or layers or adot_layer is not None):
+            raise ValueError("packaging='image' takes no layers (dependencies, layers, adot_layer): Lambda refuses "
+                             "layers on container images, whose dependencies are installed into the image; remove "
+                             "them, or use packaging='zip' (for ADOT, install its Python distro into the image)")
         _check_function_props(function_props or {})
         if timeout is not None and expected_duration is not None:
             raise ValueError("timeout and expected_duration are both set; pass one (the timeout is 120% of "
@@ -237,11 +248,13 @@ class ServiceFunction(Construct):
             raise ValueError("vpc_subnets and security_groups need vpc=; pass the VPC the function should join")
         self.source = resolve_source(source, lock=dependencies is None)
         handler_name, entry_environment = _entry_point(self.source, handler, app, tasks)
-        if dependencies is None:
+        if dependencies is None and not image:  # an image installs the lock itself
             dependencies = DependenciesLayer(self, "Dependencies", source=self.source, target=self.target,
                                              removal_policy=removal_policy).layer
-        else:
+        elif not image:
             _check_target_interpreter(self, self.target)
+        #: The dependency layer the function uses (None for an image).
+        self.dependencies: lambda_.ILayerVersion | None = dependencies
 
         self.log_group = log_group or self._log_group(log_retention, removal_policy)
         # Own role instead of AWSLambdaBasicExecutionRole: it may write to its own log group only.
@@ -253,12 +266,13 @@ class ServiceFunction(Construct):
         self.function = lambda_.Function(
             self,
             "Function",
-            code=application_code(source=self.source, target=self.target),
-            handler=handler_name,
+            code=image_code(source=self.source, target=self.target, command=handler_name) if image
+            else application_code(source=self.source, target=self.target),
+            handler=lambda_.Handler.FROM_IMAGE if image else handler_name,
             role=self.role,
-            runtime=self.target.runtime,
+            runtime=lambda_.Runtime.FROM_IMAGE if image else self.target.runtime,
             architecture=self.target.lambda_architecture,
-            layers=[dependencies, *layers, *([adot_layer] if adot_layer else [])],
+            layers=None if image else [dependencies, *layers, *([adot_layer] if adot_layer else [])],
             memory_size=memory_size,
             timeout=Duration.seconds(timeout_seconds),
             reserved_concurrent_executions=reserved_concurrency,
@@ -303,7 +317,7 @@ class ServiceFunction(Construct):
     def _accept_function_findings(self) -> None:
         """What the function resource is reported for by design, each with its reason."""
         function = self.function.node.default_child
-        if self.target.runtime.name != LATEST_PYTHON:
+        if self.packaging == "zip" and self.target.runtime.name != LATEST_PYTHON:
             runtime = (
                 f"The runtime is chosen per environment (function.python_version, default 3.13) because the "
                 f"dependency layer and its .pyc are built for that exact version; {LATEST_PYTHON} is one setting "

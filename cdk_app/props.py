@@ -21,6 +21,7 @@ from cdk_app.bundling.assets import LAMBDA_SRC
 from cdk_app.bundling.target import BundlingTarget
 from cdk_app.cdk_values import log_retention, removal_policy, tracing
 from cdk_app.cold_start import ColdStart, ProvisionedConcurrency, ScheduledCapacity, Warmup
+from cdk_app.releases import Release
 from cdk_app.settings import EnvironmentSettings
 from cdk_app.settings.rules import GATEWAY_TIMEOUT_LIMITS
 from cdk_app.settings.schema import ColdStartSettings
@@ -68,13 +69,23 @@ def functions(scope: Construct, settings: EnvironmentSettings, environment_name:
     referenced once in ``scope``)."""
     observed = settings.observability
     return {
-        "source": LAMBDA_SRC, "handler": HANDLER, "target": target(settings),
+        "source": LAMBDA_SRC, "handler": HANDLER, "target": target(settings), "packaging": settings.function.packaging,
         "environment": {"APP_ENVIRONMENT": environment_name},
         "log_retention": log_retention(settings.log_retention_days), **_durable(settings),
         "tracing": tracing(observed.tracing),
         "adot_layer": lambda_.LayerVersion.from_layer_version_arn(scope, "AdotLayer", observed.adot_layer_arn)
         if observed.adot_layer_arn else None,
     }
+
+
+def release(settings: EnvironmentSettings) -> Props:
+    """How every function's new versions reach its alias (:class:`~cdk_app.releases.ReleaseControl`)."""
+    r = settings.release
+    return {"plan": Release(strategy=r.strategy, percentage=r.percentage, interval_minutes=r.interval_minutes,
+                            rollback_on_alarms=r.rollback_on_alarms, smoke_test=r.smoke_test,
+                            post_traffic_test=r.post_traffic_test),
+            "log_retention": log_retention(settings.log_retention_days), "tracing": tracing(settings.observability.tracing),
+            **_durable(settings)}
 
 
 def cold_start(settings: ColdStartSettings) -> ColdStart:

@@ -73,6 +73,8 @@ class StackSummary:
     assets_mb: float
     preflight_warnings: int = 0
     cdk_warnings: int = 0
+    release: str = "direct"  # how the API function's alias moves to a new version
+    packaging: str = "zip"
     retained: list[tuple[str, str]] = field(default_factory=list)  # (type, logical id) kept by cdk destroy
 
 
@@ -228,6 +230,29 @@ def _cold_start(resources: dict, function: dict) -> str:
     return f"{strategy}{' +warmup' if rules and strategy != 'warmup' else ''}, {mode}"
 
 
+def _release(resources: dict) -> str:
+    """How the API function's alias moves to a new version, as the template shows it: CodeDeploy's shift (or
+    ``direct``: CloudFormation moves it at once, no rollback), with ``+smoke`` when hooks test the new version."""
+    aliases = {name: r for name, r in resources.items() if r["Type"] == "AWS::Lambda::Alias"}
+    alias = next((r for name, r in aliases.items() if name.startswith("Api")), next(iter(aliases.values()), {}))
+    update = alias.get("UpdatePolicy", {}).get("CodeDeployLambdaAliasUpdate")
+    if not update:
+        return "direct"
+    config = resources[update["DeploymentGroupName"]["Ref"]]["Properties"]["DeploymentConfigName"]
+    if isinstance(config, str):  # one of CodeDeploy's own, e.g. CodeDeployDefault.LambdaAllAtOnce
+        shift = config.removeprefix("CodeDeployDefault.Lambda")
+        shift = "all-at-once" if shift == "AllAtOnce" else shift
+    else:
+        routing = resources[config["Ref"]]["Properties"]["TrafficRoutingConfig"]
+        if "TimeBasedCanary" in routing:
+            step = routing["TimeBasedCanary"]
+            shift = f"canary {step['CanaryPercentage']}% +{step['CanaryInterval']}m"
+        else:
+            step = routing["TimeBasedLinear"]
+            shift = f"linear {step['LinearPercentage']}%/{step['LinearInterval']}m"
+    return shift + (" +smoke" if "BeforeAllowTrafficHook" in update else "")
+
+
 def _api_resource(resources: dict, resource_type: str) -> dict:
     """The API function's resource of a type (FastApiStack names it "Api..."; the worker's is "TasksWorker...")."""
     found = [r["Properties"] for name, r in resources.items() if r["Type"] == resource_type]
@@ -251,9 +276,11 @@ def summarize(assembly: Path, stack: str, artifact: dict, levels: Counter[str],
         stack=stack,
         resources=len(resources),
         api="HTTP API" if types["AWS::ApiGatewayV2::Api"] else "REST API" if types["AWS::ApiGateway::RestApi"] else "-",
-        runtime=f"{function['Runtime']}/{function['Architectures'][0]}",
+        runtime=f"{function.get('Runtime', 'image')}/{function['Architectures'][0]}",
         memory=function["MemorySize"],
         cold_start=_cold_start(resources, function),
+        release=_release(resources),
+        packaging="image" if function.get("PackageType") == "Image" else "zip",
         timeout=function["Timeout"],
         acknowledged=acknowledgement_counts(assembly, stack),
         lint_errors=levels["Error"],
@@ -287,7 +314,7 @@ def main(argv: list[str]) -> int:
                       preflight.get(template.name))
             for (name, artifact), template in zip(stacks.items(), templates, strict=True)]
     header = f"{'stack':<24} {'resources':>9} {'api':<9} {'runtime':<17} {'memory':>6} {'timeout':>7} " \
-             f"{'cold start':<25} {'cdk-nag':<17} {'preflight':<23} {'checkov':<23} {'cfn-lint':<18} " \
+             f"{'cold start':<25} {'release':<22} {'pkg':<5} {'cdk-nag':<17} {'preflight':<23} {'checkov':<23} {'cfn-lint':<18} " \
              f"{'CDK warn.':>9} {'retained':>8} {'assets':>7}"
     print(header)
     print("-" * len(header))
@@ -297,7 +324,7 @@ def main(argv: list[str]) -> int:
         scan = f"{r.checkov.passed} ok, {r.checkov.failed} fail, {r.checkov.skipped} skip"
         lint = f"{r.lint_errors} errors, {r.lint_warnings} warn."
         print(f"{r.stack:<24} {r.resources:>9} {r.api:<9} {r.runtime:<17} {r.memory:>5}M {r.timeout:>6}s "
-              f"{r.cold_start:<25} {nag:<17} {checked:<23} {scan:<23} {lint:<18} {r.cdk_warnings:>9} "
+              f"{r.cold_start:<25} {r.release:<22} {r.packaging:<5} {nag:<17} {checked:<23} {scan:<23} {lint:<18} {r.cdk_warnings:>9} "
               f"{len(r.retained):>8} {r.assets_mb:>5.1f}MB")
     print("cdk-nag: AwsSolutions+Serverless findings acknowledged; checkov: checks passed, failed, skipped "
           "(every skip with its reason in the resource's metadata).")

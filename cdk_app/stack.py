@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aws_cdk import App, CfnOutput, Environment, Fn, Stack, Tags
+from aws_cdk import aws_codedeploy as codedeploy
 from constructs import Construct
 from fastapi_lambda.constants import FILES_INCOMING_PREFIX
 
@@ -23,6 +24,7 @@ from cdk_app.function import DependenciesLayer, FastApiFunction, ServiceFunction
 from cdk_app.network import Network
 from cdk_app.observability import Observability
 from cdk_app.parameters import AppParameters
+from cdk_app.releases import ReleaseControl
 from cdk_app.settings import EnvironmentSettings, load_settings, read_cdk_json_context
 from cdk_app.tasks import FileIntake, TaskQueue
 
@@ -37,7 +39,8 @@ class FastApiStack(Stack):
                  app_name: str = "fastapi-lambda", **kwargs: Any) -> None:
         super().__init__(scope, id, termination_protection=settings.termination_protection, **kwargs)
         self.settings = settings
-        self.dependencies_layer = DependenciesLayer(self, "Dependencies", **props.dependencies(settings))
+        self.dependencies_layer = DependenciesLayer(self, "Dependencies", **props.dependencies(settings)) \
+            if settings.function.packaging == "zip" else None  # an image carries its own dependencies
         self.network, self.cache = self._cache()
         self.function_props = self._function_props(environment_name)
         self.api_function = FastApiFunction(self, "Api", **self.function_props,
@@ -48,6 +51,7 @@ class FastApiStack(Stack):
         self.parameters = self._parameters(path=f"/{app_name}/{environment_name}/")
         self._connect_cache()  # after every grant: the network's endpoints follow from what the functions may call
         self.observability = self._observe()
+        self.releases = self._release()  # after the alarms that roll a release back
         self._accept_environment_findings()
         self._outputs()
         for key, value in {"service": id, **settings.tags}.items():
@@ -67,7 +71,8 @@ class FastApiStack(Stack):
 
     def _function_props(self, environment_name: str) -> dict[str, Any]:
         """What the API function and the worker share: code, layer, logs, tracing, and their place in the network."""
-        return {**props.functions(self, self.settings, environment_name), "dependencies": self.dependencies_layer.layer,
+        layer = self.dependencies_layer and self.dependencies_layer.layer
+        return {**props.functions(self, self.settings, environment_name), "dependencies": layer,
                 **(self.network.placement() if self.network else {})}
 
     def _tasks(self, environment_name: str) -> tuple[TaskQueue | None, FileIntake | None]:
@@ -128,14 +133,26 @@ class FastApiStack(Stack):
     def _observe(self) -> Observability:
         """Alarms on every function, the API and what the capabilities watch, all notifying one topic."""
         observability = Observability(self, "Observability", **props.observability(self.settings))
-        for name, function in self.functions.items():
-            observability.watch_function(function, name)
-        observability.watch_api(self.gateway)
+        self.function_alarms = {name: observability.watch_function(function, name)
+                                for name, function in self.functions.items()}
+        self.api_alarm = observability.watch_api(self.gateway)
         for alarm in (self.api_function.cold_start.spillover_alarm, self.tasks and self.tasks.dead_letter_alarm,
                       self.tasks and self.tasks.oldest_message_alarm, self.cache and self.cache.errors_alarm):
             if alarm is not None:
                 observability.add_alarm(alarm)
         return observability
+
+    def _release(self) -> dict[str, ReleaseControl]:
+        """CodeDeploy on every function's alias, rolled back when its errors or p99 alarm fires (the API function's
+        also on the API's 5xx alarm); throttles are not the new version's doing."""
+        releases, application = {}, codedeploy.LambdaApplication(self, "Releases")
+        for name, function in self.functions.items():
+            release = ReleaseControl(self, f"Release{name}", function=function, application=application,
+                                     http=function is self.api_function, **props.release(self.settings))
+            errors, _throttles, slow = self.function_alarms[name]
+            release.roll_back_on(errors, slow, *([self.api_alarm] if function is self.api_function else []))
+            releases[name] = release
+        return releases
 
     def _accept_environment_findings(self) -> None:
         """The preflight's warnings this environment accepts by design, each with its reason (strict synth fails on
@@ -148,6 +165,11 @@ class FastApiStack(Stack):
                 f"Provisioned concurrency ({p.min}-{p.max} on the live alias) is this environment's cold-start "
                 f"strategy; the target account's Lambda concurrency quota must be {p.max + 100} or more, which "
                 "a new account may not have: see Deploying in the README.")
+            acknowledge_preflight(
+                self.api_function.alias, "CODEDEPLOY-PROVISIONED-SCALING",
+                f"Releases ({self.settings.release.strategy}) and autoscaled provisioned concurrency share the live "
+                "alias on purpose: scaling pauses only while a release shifts traffic, the minimum covers the peak, "
+                "and docs/releases.md says to deploy provisioned-concurrency changes apart from code changes.")
 
     def _outputs(self) -> None:
         CfnOutput(self, "ApiUrl", value=self.gateway.url, description="Invoke URL of the API")

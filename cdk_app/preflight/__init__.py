@@ -27,6 +27,7 @@ from cdk_app.preflight import (  # noqa: F401  (each module registers its rules)
     monitoring,
     names,
     network,
+    releases,
     scaling,
     storage,
     waf,

@@ -75,6 +75,7 @@ class Resource:
     depends_on: tuple[str, ...] = ()
     deletion_policy: str | None = None
     path: str = ""
+    update_policy: Mapping[str, Any] | None = None  # e.g. an alias's CodeDeployLambdaAliasUpdate
 
     @classmethod
     def of(cls, logical_id: str, body: Mapping[str, Any], path: str | None = None) -> Resource:
@@ -82,7 +83,7 @@ class Resource:
         depends = body.get("DependsOn") or ()
         return cls(logical_id, body.get("Type", ""), body.get("Properties") or {},
                    (depends,) if isinstance(depends, str) else tuple(depends), body.get("DeletionPolicy"),
-                   path or (body.get("Metadata") or {}).get("aws:cdk:path", logical_id))
+                   path or (body.get("Metadata") or {}).get("aws:cdk:path", logical_id), body.get("UpdatePolicy"))
 
     def get(self, *keys: str | int, default: Any = None) -> Any:
         """A nested property, e.g. ``get("Environment", "Variables")``, or ``default``."""

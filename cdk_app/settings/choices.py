@@ -28,6 +28,10 @@ ThreatProtection = Literal["off", "audit", "enforced"]
 Tracing = Literal["xray", "adot", "off"]
 #: One cold-start strategy per function.
 Strategy = Literal["provisioned", "snapstart", "warmup", "none"]
+#: How a new version reaches the live alias (CodeDeploy): all at once, a canary share first, or in equal steps.
+ReleaseStrategy = Literal["all-at-once", "canary", "linear"]
+#: How a function's code ships: a zip with the shared dependency layer, or a container image.
+Packaging = Literal["zip", "image"]
 #: How the cache is deployed: ElastiCache Serverless, or a node-based replication group.
 CacheKind = Literal["serverless", "node-based"]
 #: How functions in the network reach AWS APIs: VPC endpoints, or a NAT gateway.

@@ -29,7 +29,9 @@ from cdk_app.settings.choices import (
     Egress,
     LogRetentionDays,
     Mfa,
+    Packaging,
     PythonVersion,
+    ReleaseStrategy,
     RemovalPolicyName,
     Strategy,
     ThreatProtection,
@@ -57,6 +59,7 @@ from cdk_app.settings.rules import (
     check_cold_start,
     check_edge,
     check_network,
+    check_release,
     check_timeout,
     task_queue_visibility,
     timeout_for,
@@ -77,6 +80,8 @@ class FunctionSettings(_Settings):
         5, gt=0, le=900, description="Slowest expected request; the timeout is 120% of it"
     )
     reserved_concurrency: int | None = Field(None, ge=0, description="Cap on concurrent executions")
+    packaging: Packaging = Field("zip", description="zip (with the shared dependency layer) or a container image, "
+                                                    "for every function of the environment")
 
     @property
     def timeout_seconds(self) -> int:
@@ -225,6 +230,33 @@ class ObservabilitySettings(_Settings):
                                        examples=["arn:aws:lambda:eu-west-1:901920570463:layer:aws-otel-python-arm64-ver-1-32-0:1"])
     alarm_emails: list[Email] = Field([], description="Email subscriptions of the alarm topic")
     api_5xx_percent: float = Field(5, gt=0, le=100, description="Alarm above this share of 5xx answers")
+
+
+#: A path the smoke test may call: absolute, no query, no spaces.
+SmokeTestPath = Annotated[str, Field(pattern=r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$", examples=["/health"])]
+
+
+class ReleaseSettings(_Settings):
+    """How CodeDeploy moves each function's ``live`` alias to a new version, and when it rolls back."""
+
+    strategy: ReleaseStrategy = Field("all-at-once", description="all-at-once, canary (a share first, the rest after "
+                                                                 "interval_minutes) or linear (equal steps)")
+    percentage: int = Field(10, ge=1, le=99, description="canary: the first share; linear: the share of each step")
+    interval_minutes: int = Field(5, ge=1, le=2880, description="Minutes between the shifts")
+    rollback_on_alarms: bool = Field(True, description="Roll back when the function's errors or p99 alarm, or the "
+                                                       "API's 5xx alarm, fires during the release")
+    smoke_test: SmokeTestPath | None = Field(None, description="A GET path a pre-traffic hook sends to the new version "
+                                                               "before any traffic (non-2xx fails the release)")
+    post_traffic_test: bool = Field(False, description="Send the smoke test again after the shift (needs smoke_test)")
+
+    @model_validator(mode="after")
+    def _fits_codedeploy(self) -> ReleaseSettings:
+        check_release(self.strategy, percentage=self.percentage, interval_minutes=self.interval_minutes,
+                      names=CONFIG_NAMES)
+        if self.post_traffic_test and self.smoke_test is None:
+            raise ValueError("release.post_traffic_test needs release.smoke_test (the path to call); set it, e.g. "
+                             "\"/health\", or set post_traffic_test to false")
+        return self
 
 
 class FilesSettings(_Settings):
@@ -399,6 +431,7 @@ class EnvironmentSettings(_Settings):
     observability: ObservabilitySettings = ObservabilitySettings()
     cache: CacheSettings = CacheSettings()
     network: NetworkSettings = NetworkSettings()
+    release: ReleaseSettings = ReleaseSettings()
 
     @field_validator("tags")
     @classmethod
@@ -423,6 +456,7 @@ class EnvironmentSettings(_Settings):
             warmup_concurrency=cold_start.warmup and cold_start.warmup.concurrency,
             force_warmup=bool(cold_start.warmup and cold_start.warmup.force),
             python_version=function.python_version,
+            container_image=function.packaging == "image",
             reserved_concurrency=function.reserved_concurrency,
             names=CONFIG_NAMES,
         )
@@ -436,6 +470,10 @@ class EnvironmentSettings(_Settings):
         if (self.observability.tracing == "adot") != (self.observability.adot_layer_arn is not None):
             raise ValueError("observability.tracing 'adot' and observability.adot_layer_arn go together: the ADOT "
                              "layer's ARN depends on region and architecture; set both, or neither")
+        if self.observability.tracing == "adot" and function.packaging == "image":
+            raise ValueError("observability.tracing 'adot' adds the ADOT layer, but function.packaging 'image' takes "
+                             "no layers (Lambda refuses them on container images); set function.packaging to 'zip', "
+                             "or observability.tracing to 'xray' (or install the ADOT distro into your own image)")
         if self.auth.enabled and self.auth.verify_in_function and self.cache.kind != "none" \
                 and self.network.egress != "nat":
             raise ValueError("auth.verify_in_function needs the function to fetch the user pool's public keys over "

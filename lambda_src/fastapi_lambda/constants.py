@@ -113,3 +113,11 @@ SERVICE_NAME_VARIABLE = "POWERTOOLS_SERVICE_NAME"
 METRICS_NAMESPACE_VARIABLE = "POWERTOOLS_METRICS_NAMESPACE"
 #: The CloudWatch namespace of the application's own metrics (cold start, cache, tasks).
 METRICS_NAMESPACE = "FastApiLambda"
+
+# --- releases (fastapi_lambda.release, cdk_app.releases) -----------------------------------------------
+#: The smoke-test hook's function to test (its new version comes from the CodeDeploy deployment).
+SMOKE_TEST_FUNCTION_VARIABLE = "SMOKE_TEST_FUNCTION"
+#: The GET path the hook sends to the new version; unset: a warmup ping (a function without HTTP routes).
+SMOKE_TEST_PATH_VARIABLE = "SMOKE_TEST_PATH"
+#: The hook's handler, in the runtime package (so every function's code asset already holds it).
+SMOKE_TEST_HANDLER = "fastapi_lambda.release.handler"

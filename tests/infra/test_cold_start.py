@@ -239,7 +239,7 @@ def test_refused_plans(plan, target, message):
 
 
 def test_snapstart_refuses_container_images():
-    with pytest.raises(ValueError, match="SnapStart does not support container images"):
+    with pytest.raises(ValueError, match="snapstart.* with packaging .image. is refused"):
         ColdStart.snap_start().validate(lambda_.Runtime.FROM_IMAGE)
 
 

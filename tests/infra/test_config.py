@@ -75,13 +75,13 @@ ONE_LINE_ERRORS = {
     "unknown key": (
         "prod.function.memroy_mb", 2048,
         "environments.prod.function.memroy_mb: unknown key, set to 2048 (allowed keys: architecture, "
-        "expected_duration_seconds, memory_mb, python_version, reserved_concurrency). "
+        "expected_duration_seconds, memory_mb, packaging, python_version, reserved_concurrency). "
         "Fix: rename it to memory_mb, or remove it."),
     "unknown key, nothing close": (
         "dev.owner", "team-a",
         'environments.dev.owner: unknown key, set to "team-a" (allowed keys: account, api, auth, bundling, cache, '
-        "cold_start, config, function, log_retention_days, network, observability, region, removal_policy, tags, "
-        "tasks, termination_protection). "
+        "cold_start, config, function, log_retention_days, network, observability, region, release, removal_policy, "
+        "tags, tasks, termination_protection). "
         "Fix: remove it or correct its spelling."),
     "missing": (
         "dev.api.cors", {"allow_credentials": False},

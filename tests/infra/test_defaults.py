@@ -25,6 +25,7 @@ from cdk_app.function import DEFAULT_EXPECTED_DURATION, DEFAULT_MAX_TIMEOUT, Dep
 from cdk_app.network import Network
 from cdk_app.observability import Observability
 from cdk_app.parameters import AppParameters
+from cdk_app.releases import ReleaseControl
 from cdk_app.settings import DEFAULTS, EnvironmentSettings
 from cdk_app.settings.schema import ColdStartSettings
 from cdk_app.tasks import DEFAULT_WORKER_DURATION, FileIntake, TaskQueue, TaskWorker
@@ -102,6 +103,7 @@ CASES = {
                                                 "removal_policy": props.gateway(SETTINGS)["removal_policy"]}),
     "AppParameters": (AppParameters, lambda scope: props.parameters(SETTINGS)),
     "Observability": (Observability, lambda scope: props.observability(SETTINGS)),
+    "ReleaseControl": (ReleaseControl, lambda scope: props.release(SETTINGS)),
 }
 
 

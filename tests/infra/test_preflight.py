@@ -273,6 +273,37 @@ def _with_key(stack: Stack) -> str:
     return "Topic"
 
 
+
+def _hooked_alias(stack: Stack, *, hook_statements: list | None = None, group_statements: list | None = None,
+                  **alias_props) -> str:
+    """A function whose alias CodeDeploy releases, with a pre-traffic hook; its roles get only the statements given."""
+    def role(id: str, principal: str, statements: list | None) -> CfnResource:
+        made = cfn(stack, id, "AWS::IAM::Role", AssumeRolePolicyDocument={"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": principal}, "Action": "sts:AssumeRole"}]})
+        if statements:
+            cfn(stack, f"{id}Policy", "AWS::IAM::Policy", PolicyName=f"{id}Policy", Roles=[made.ref],
+                PolicyDocument={"Version": "2012-10-17", "Statement": statements})
+        return made
+
+    hook = function(stack, "Hook", Role=role("HookRole", "lambda.amazonaws.com", hook_statements).get_att("Arn"))
+    group = cfn(stack, "Group", "AWS::CodeDeploy::DeploymentGroup", ApplicationName="app",
+                ServiceRoleArn=role("GroupRole", "codedeploy.amazonaws.com", group_statements).get_att("Arn"))
+    released = alias(stack, function(stack), **alias_props)
+    released.add_override("UpdatePolicy", {"CodeDeployLambdaAliasUpdate": {
+        "ApplicationName": "app", "DeploymentGroupName": group.ref, "BeforeAllowTrafficHook": hook.ref}})
+    return "Alias"
+
+
+_REPORTS = [{"Effect": "Allow", "Action": "codedeploy:PutLifecycleEventHookExecutionStatus", "Resource": "*"}]
+
+
+def _scaled_release(stack: Stack) -> str:
+    _hooked_alias(stack, hook_statements=_REPORTS, group_statements=[
+        {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": "*"}],
+        ProvisionedConcurrencyConfig={"ProvisionedConcurrentExecutions": 2})
+    scaling_target(stack, ResourceId=Fn.join("", ["function:", Fn.ref("Fn"), ":live"]))
+    return "Alias"
+
 CASES: dict[str, Callable[[Stack], str]] = {
     "APIGW-SCOPES-NEED-TOKEN": lambda s: route(s, http_api(s), "Open", "GET /health", AuthorizationType="NONE",
                                                AuthorizationScopes=["openid"]) and "Open",
@@ -435,6 +466,20 @@ CASES: dict[str, Callable[[Stack], str]] = {
     "VPC-ENDPOINT-DUPLICATE-DNS": _duplicate_dns,
     "VPC-ENDPOINT-SUBNETS": _endpoint_subnets,
     "TAGS": lambda s: queue(s, Tags=[{"Key": "aws:owner", "Value": "me"}]) and "Queue",
+    "CODEDEPLOY-ALARMS": lambda s: cfn(s, "Group", "AWS::CodeDeploy::DeploymentGroup", ApplicationName="app",
+                                       ServiceRoleArn="arn:aws:iam::123456789012:role/cd", AlarmConfiguration={
+                                           "Enabled": True, "Alarms": [{"Name": f"a{i}"} for i in range(11)]})
+    and "Group",
+    "CODEDEPLOY-HOOK-STATUS": lambda s: _hooked_alias(s, group_statements=[
+        {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": "*"}]),
+    "CODEDEPLOY-HOOK-INVOKE": lambda s: _hooked_alias(s, hook_statements=_REPORTS),
+    "CODEDEPLOY-PROVISIONED-SCALING": _scaled_release,
+    "LAMBDA-IMAGE-PACKAGE": lambda s: function(s, PackageType="Image", Code={
+        "ImageUri": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/orders:1"}) and "Fn",
+    "LAMBDA-IMAGE-SNAPSTART": lambda s: cfn(s, "Fn", "AWS::Lambda::Function", PackageType="Image",
+                                            Role="arn:aws:iam::123456789012:role/r",
+                                            Code={"ImageUri": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/o:1"},
+                                            SnapStart={"ApplyOn": "PublishedVersions"}) and "Fn",
 }
 # A KMS key the alarm's topic uses but whose policy forgets CloudWatch is the same rule's other face.
 CASES_MORE = {"SNS-PUBLISHER-KMS": _with_key}

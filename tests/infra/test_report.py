@@ -75,7 +75,8 @@ def test_the_summary_counts_preflight_and_cdk_warnings_and_lists_what_destroy_le
     header, _, *rows = out.splitlines()
     assert "preflight" in header and "CDK warn." in header and "retained" in header
     prod = next(line for line in rows if line.startswith("fastapi-lambda-prod "))
-    assert "pass (0 warn., 1 ack.)" in prod  # prod's concurrency-quota warning is acknowledged with its reason
+    # prod's concurrency-quota and provisioned-scaling-during-release warnings are acknowledged with their reasons
+    assert "pass (0 warn., 2 ack.)" in prod
     # What prod keeps after cdk destroy, and why it still costs something.
     assert "fastapi-lambda-prod: cdk destroy leaves" in out
     assert "(AWS::KMS::Key): 1 USD a month" in out and "(AWS::Cognito::UserPool): monthly active users" in out

@@ -87,13 +87,19 @@ def test_function_role_writes_only_its_own_log_group(template):
         [[(set(VPC_NETWORK_ACTIONS), "*")]] if in_vpc else [])
 
 
+def release_hooks(settings) -> int:
+    """The smoke-test hook functions (each with its own log group): pre- and post-traffic, for every function."""
+    release = settings.release
+    return (1 + settings.tasks.enabled) * (release.smoke_test is not None) * (1 + release.post_traffic_test)
+
+
 def test_log_groups_follow_the_environment(template, env_name):
     settings = SETTINGS[env_name]
     deletion = "Retain" if settings.removal_policy == "retain" else "Delete"
     groups = template.find_resources("AWS::Logs::LogGroup")
     # The API function's and the worker's logs, the access logs, the flow logs where a cache needs a network,
-    # and the web ACL's where there is one.
-    assert len(groups) == 3 + (settings.cache.kind != "none") + settings.api.waf.enabled
+    # the web ACL's where there is one, and the release hooks'.
+    assert len(groups) == 3 + (settings.cache.kind != "none") + settings.api.waf.enabled + release_hooks(settings)
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == settings.log_retention_days
         assert group["DeletionPolicy"] == deletion
@@ -114,8 +120,10 @@ def test_function_logs_and_api_carry_the_service_and_environment_tags(template, 
               for kind in ("AWS::Lambda::Function", "AWS::Logs::LogGroup", api)}
 
     assert {kind: all(tags == expected for tags in found) and len(found) for kind, found in tagged.items()} == {
-        "AWS::Lambda::Function": 2 + SETTINGS[env_name].tasks.files.enabled,  # API, worker, bucket notifications
-        "AWS::Logs::LogGroup": 3 + (SETTINGS[env_name].cache.kind != "none") + SETTINGS[env_name].api.waf.enabled,
+        # API, worker, bucket notifications, release hooks
+        "AWS::Lambda::Function": 2 + SETTINGS[env_name].tasks.files.enabled + release_hooks(SETTINGS[env_name]),
+        "AWS::Logs::LogGroup": 3 + (SETTINGS[env_name].cache.kind != "none") + SETTINGS[env_name].api.waf.enabled
+        + release_hooks(SETTINGS[env_name]),
         api: 1}
 
 
