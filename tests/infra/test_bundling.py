@@ -245,16 +245,17 @@ def test_a_complete_tree_has_no_unmet_requirements(tmp_path):
     fake_distribution(tmp_path, "starlette", "1.10.0")
     fake_distribution(tmp_path, "pydantic", "2.14.4")
 
-    assert bundling.unmet_requirements(tmp_path, BundlingTarget(), ["fastapi==0.163.2"], runtime=()) == []
+    assert bundling.unmet_requirements(tmp_path, BundlingTarget(), ["fastapi==0.163.2"], runtime={}) == []
 
 
 def test_missing_and_mismatched_requirements_are_named_with_who_needs_them(tmp_path):
     fake_distribution(tmp_path, "fastapi", "0.163.2", "starlette>=2", "typing-extensions>=4.8")
     fake_distribution(tmp_path, "starlette", "1.10.0")
 
-    unmet = bundling.unmet_requirements(tmp_path, BundlingTarget(), ["fastapi==0.163.2"], runtime=("mangum>=0.17",))
+    unmet = bundling.unmet_requirements(tmp_path, BundlingTarget(), ["fastapi==0.163.2"],
+                                        runtime={"cache": ("redis>=5",)})
 
-    assert unmet == ["mangum>=0.17 (needed by the runtime package fastapi_lambda) is not installed",
+    assert unmet == ["redis>=5 (needed by the cache capability of fastapi_lambda) is not installed",
                      "starlette>=2 (needed by fastapi 0.163.2) is installed as 1.10.0",
                      "typing-extensions>=4.8 (needed by fastapi 0.163.2) is not installed"]
 
@@ -264,8 +265,8 @@ def test_markers_and_extras_are_evaluated_for_the_target(tmp_path):
                       "tomli; python_version < '3.11'", "arm-only; platform_machine == 'aarch64'",
                       "orjson; extra == 'fast'", "brotli; extra == 'compress'")
 
-    arm = bundling.unmet_requirements(tmp_path, BundlingTarget(architecture="arm64"), ["web[fast]==1.0"], runtime=())
-    x86 = bundling.unmet_requirements(tmp_path, BundlingTarget(architecture="x86_64"), ["web==1.0"], runtime=())
+    arm = bundling.unmet_requirements(tmp_path, BundlingTarget(architecture="arm64"), ["web[fast]==1.0"], runtime={})
+    x86 = bundling.unmet_requirements(tmp_path, BundlingTarget(architecture="x86_64"), ["web==1.0"], runtime={})
 
     assert [line.split(";")[0] for line in arm] == ["arm-only", "orjson", "uvloop"]
     assert [line.split(";")[0] for line in x86] == ["uvloop"]
@@ -275,9 +276,9 @@ def test_the_runtime_provided_sdk_counts_as_present_unless_bundled(tmp_path):
     fake_distribution(tmp_path, "aws-xray-sdk", "2.14.0", "botocore>=1.11.3", "wrapt")
     fake_distribution(tmp_path, "wrapt", "1.17.0")
 
-    assert bundling.unmet_requirements(tmp_path, BundlingTarget(), ["aws-xray-sdk==2.14.0"], runtime=()) == []
+    assert bundling.unmet_requirements(tmp_path, BundlingTarget(), ["aws-xray-sdk==2.14.0"], runtime={}) == []
     assert bundling.unmet_requirements(tmp_path, BundlingTarget(include_aws_sdk=True), ["aws-xray-sdk==2.14.0"],
-                                       runtime=()) \
+                                       runtime={}) \
         == ["botocore>=1.11.3 (needed by aws-xray-sdk 2.14.0) is not installed"]
 
 
@@ -310,7 +311,7 @@ UV_PROJECT = Path(__file__).parent / "fixtures" / "uv_project"
 def layer_key(source: Path) -> str:
     app = App(context=SKIP_BUNDLING, builtin_cloud_formation_validation=False)
     stack = Stack(app, "Locks")
-    DependenciesLayer(stack, "Deps", source=source)
+    DependenciesLayer(stack, "Deps", source=source).layer_for({"http"})
     (layer,) = template_of(stack).find_resources("AWS::Lambda::LayerVersion").values()
     return layer["Properties"]["Content"]["S3Key"]
 
