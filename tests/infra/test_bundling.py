@@ -7,10 +7,21 @@ import os
 import platform
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
 from aws_cdk import App, Stack
+from fastapi_lambda.constants import (
+    APP_VARIABLE,
+    AUTH_VERIFY_VARIABLE,
+    CACHE_HOST_VARIABLE,
+    CONFIG_PATH_VARIABLE,
+    GENERIC_HANDLER,
+    TASK_QUEUE_URL_VARIABLE,
+    TRACING_VARIABLE,
+)
+from fastapi_lambda.requirements import CAPABILITY_REQUIREMENTS, capabilities_of, dependency_set, requirements_for
 
 import cdk_app.bundling as bundling
 from cdk_app.bundling import (
@@ -24,7 +35,7 @@ from cdk_app.bundling import (
     locks,
     target,
 )
-from cdk_app.function import DependenciesLayer, FastApiFunction
+from cdk_app.function import DependenciesLayer, FastApiFunction, ServiceFunction
 from tests.infra.conftest import SKIP_BUNDLING, template_of
 
 HOST_ARCHITECTURE = "arm64" if platform.machine() in ("aarch64", "arm64") else "x86_64"
@@ -238,6 +249,10 @@ def fake_distribution(site: Path, name: str, version: str, *requires: str) -> No
     info.mkdir(parents=True)
     lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}", *(f"Requires-Dist: {r}" for r in requires)]
     (info / "METADATA").write_text("\n".join(lines) + "\n")
+    package = name.replace("-", "_")
+    (site / package).mkdir()
+    (site / package / "__init__.py").write_text("")
+    (info / "RECORD").write_text(f"{package}/__init__.py,,\n{info.name}/METADATA,,\n{info.name}/RECORD,,\n")
 
 
 def test_a_complete_tree_has_no_unmet_requirements(tmp_path):
@@ -369,3 +384,95 @@ def test_an_sdk_pulled_in_by_a_dependency_is_left_to_the_runtime(tmp_path):
 
     assert (site / "aws_xray_sdk").is_dir() and (site / "wrapt").is_dir() and (site / "mangum").is_dir()
     assert not (site / "botocore").exists() and not list(site.glob("botocore-*.dist-info"))
+
+
+# --- one layer per dependency set: what each function's capabilities need, and nothing else ------------
+
+def layers_of(stack: Stack) -> dict[str, dict]:
+    """Each function's logical id -> {"layer": its dependency layer's logical id, "capabilities": ...}."""
+    resources = template_of(stack).to_json()["Resources"]
+    return {name: {"layer": r["Properties"]["Layers"][0]["Ref"],
+                   "capabilities": capabilities_of(r["Properties"]["Environment"]["Variables"],
+                                                   serves_http=r["Properties"]["Handler"] != GENERIC_HANDLER
+                                                   or APP_VARIABLE in r["Properties"]["Environment"]["Variables"])}
+            for name, r in resources.items() if r["Type"] == "AWS::Lambda::Function" and "Layers" in r["Properties"]}
+
+
+def test_functions_with_the_same_dependency_set_share_one_layer_and_different_sets_do_not():
+    stack = Stack(App(context=SKIP_BUNDLING, builtin_cloud_formation_validation=False), "Layers")
+    FastApiFunction(stack, "Orders")
+    FastApiFunction(stack, "Payments").add_environment(TASK_QUEUE_URL_VARIABLE, "https://sqs/queue")  # adds nothing
+    FastApiFunction(stack, "Cached").add_environment(CACHE_HOST_VARIABLE, "cache.internal")
+    ServiceFunction(stack, "Worker", tasks="service.tasks:registry")
+
+    functions = layers_of(stack)
+    layer = {prefix: next(f["layer"] for name, f in functions.items() if name.startswith(prefix))
+             for prefix in ("Orders", "Payments", "Cached", "Worker")}
+
+    assert layer["Orders"] == layer["Payments"]
+    assert len({layer["Orders"], layer["Cached"], layer["Worker"]}) == 3
+    assert len(template_of(stack).find_resources("AWS::Lambda::LayerVersion")) == 3
+
+
+def test_each_environments_functions_share_the_layer_of_their_capabilities(synth, env_name):
+    functions = layers_of(synth.stacks[env_name])
+    settings = synth.stacks[env_name].settings
+
+    assert len({f["layer"] for f in functions.values()}) == 1, "the API and the worker need the same packages"
+    for function in functions.values():
+        assert ("cache" in function["capabilities"]) == (settings.cache.kind != "none")
+        assert ("auth-verify" in function["capabilities"]) == (settings.auth.enabled
+                                                               and settings.auth.verify_in_function)
+        assert function["layer"].startswith("DependenciesLayer" + ("Cache" if settings.cache.kind != "none" else ""))
+
+
+def test_capabilities_follow_the_variables_the_runtime_reads():
+    assert capabilities_of({}, serves_http=False) == {"core", "tracing"}  # an unset TRACING_MODE means xray
+    assert capabilities_of({TRACING_VARIABLE: "adot", AUTH_VERIFY_VARIABLE: "false"}, serves_http=True) \
+        == {"core", "http"}
+    assert capabilities_of({TRACING_VARIABLE: "off", AUTH_VERIFY_VARIABLE: "true", CACHE_HOST_VARIABLE: {"Ref": "X"},
+                            CONFIG_PATH_VARIABLE: "/app/dev/"}, serves_http=True) \
+        == {"core", "http", "auth-verify", "cache", "parameters"}
+
+
+def test_sets_that_need_the_same_packages_are_one_set():
+    assert dependency_set({"http", "parameters", "tasks"}) == dependency_set({"parameters"}) == {"core", "parameters"}
+    assert dependency_set({"http", "cache"}) != dependency_set({"http"})
+    assert requirements_for({"cache"}) == (*CAPABILITY_REQUIREMENTS["core"], *CAPABILITY_REQUIREMENTS["cache"])
+
+
+def test_pyproject_extras_mirror_the_requirement_table():
+    extras = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+
+    for capability, lines in CAPABILITY_REQUIREMENTS.items():
+        assert tuple(extras.get(capability, ())) == lines, f"pyproject.toml's [{capability}] extra"
+    assert tuple(extras["runtime"]) == requirements_for(set(CAPABILITY_REQUIREMENTS))
+
+
+def test_a_used_capability_whose_package_is_missing_is_named_with_the_package(tmp_path):
+    fake_distribution(tmp_path, "fastapi", "0.163.2", "starlette>=0.40")
+    fake_distribution(tmp_path, "starlette", "1.10.0")
+    fake_distribution(tmp_path, "redis", "8.1.0")
+
+    unmet = install.prune(tmp_path, BundlingTarget(), ["fastapi==0.163.2", "redis==8.1.0"],
+                          needs={"http": ("fastapi>=0.110,<1",), "auth-verify": ("pyjwt[crypto]>=2.8,<3",)},
+                          unused=("redis>=5,<9",))
+
+    assert unmet == ["pyjwt[crypto]<3,>=2.8 (needed by the auth-verify capability of fastapi_lambda) is not installed"]
+    assert not (tmp_path / "redis-8.1.0.dist-info").exists() and not (tmp_path / "redis").exists(), \
+        "only the unused cache capability needed redis"
+    assert (tmp_path / "starlette-1.10.0.dist-info").is_dir()
+
+
+def test_what_an_unused_capability_pulls_in_stays_when_the_app_needs_it_too(tmp_path):
+    fake_distribution(tmp_path, "myapp-client", "1.0", "cryptography>=40")
+    fake_distribution(tmp_path, "cryptography", "50.0.2", "cffi>=1")
+    fake_distribution(tmp_path, "cffi", "2.1.1")
+    fake_distribution(tmp_path, "pyjwt", "2.15.1")
+
+    install.prune(tmp_path, BundlingTarget(), ["myapp-client==1.0", "cryptography==50.0.2", "cffi==2.1.1",
+                                               "pyjwt==2.15.1"], needs={}, unused=("pyjwt[crypto]>=2.8,<3",))
+
+    left = sorted(p.name for p in tmp_path.glob("*.dist-info"))
+    assert left == ["cffi-2.1.1.dist-info", "cryptography-50.0.2.dist-info", "myapp_client-1.0.dist-info"]
