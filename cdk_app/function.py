@@ -224,7 +224,8 @@ class ServiceFunction(Construct):
     Dependencies: the layer of its dependency set from ``dependencies`` (a
     :class:`DependenciesLayer`; default: the stack's for ``source`` and ``target``),
     chosen at synthesis from the capabilities configured on the function (:attr:`capabilities`),
-    or a layer of your own (an ``ILayerVersion``, used as it is). The timeout is ``timeout``, or 120% of ``expected_duration``; ``max_timeout``
+    or a layer of your own (an ``ILayerVersion``, used as it is). ``capabilities`` adds what the
+    variables cannot show: e.g. ``("http",)`` for a worker whose task registry module imports FastAPI. The timeout is ``timeout``, or 120% of ``expected_duration``; ``max_timeout``
     caps it with a clear error. ``cold_start`` picks one strategy and with it the
     app's import mode. ``vpc`` puts the function in a VPC (:attr:`connections`).
     ``function_props`` passes any other ``lambda_.Function`` prop through.
@@ -241,6 +242,7 @@ class ServiceFunction(Construct):
         tasks: str | None = None,
         target: BundlingTarget | None = None,
         dependencies: DependenciesLayer | lambda_.ILayerVersion | None = None,
+        capabilities: Iterable[Capability] = (),
         layers: Sequence[lambda_.ILayerVersion] = (),
         memory_size: int = DEFAULTS.function.memory_mb,
         timeout: Duration | None = None,
@@ -286,6 +288,11 @@ class ServiceFunction(Construct):
         handler_name, entry_environment = _entry_point(self.source, handler, app, tasks)
         #: Whether its entry point builds an ASGI app (``app=`` or a handler module), not only a task registry.
         self.serves_http = app is not None or handler is not None or tasks is None
+        self._declared_capabilities = frozenset(capabilities)
+        unknown = self._declared_capabilities - set(CAPABILITIES)
+        if unknown:
+            raise ValueError(f"capabilities={sorted(unknown)} are not capabilities of {RUNTIME_NAME}; choose from "
+                             f"{', '.join(CAPABILITIES)}")
         self.dependencies = dependencies or DependenciesLayer.shared(
             self, source=self.source, target=self.target, removal_policy=removal_policy)
         if own_layer:
@@ -352,7 +359,8 @@ class ServiceFunction(Construct):
     def _add_layers(self) -> None:
         """The dependency layer first (then ``layers`` and ADOT's, which may override what it holds), chosen by
         the capabilities the function's variables configure (called at synthesis, once)."""
-        self.capabilities = capabilities_of(self._environment, serves_http=self.serves_http)
+        self.capabilities = capabilities_of(self._environment, serves_http=self.serves_http) \
+            | self._declared_capabilities
         self.dependency_layer = self.dependencies.layer_for(self.capabilities) \
             if isinstance(self.dependencies, DependenciesLayer) else self.dependencies
         self.function.add_layers(self.dependency_layer, *self._layers)

@@ -232,8 +232,7 @@ def _install_lock(source: Path, site: Path, target: BundlingTarget) -> tuple[lis
                             "create requirements.txt with exact pins (name==version).")
     where = f"{lock} for Python {target.python_version} on {target.architecture}"
     inputs = [source / name for name in LOCK_INPUTS if (source / name).is_file()]
-    key = (str(source.resolve()), repr(target), *(f"{f.name}:{hashlib.sha256(f.read_bytes()).hexdigest()}"
-                                                    for f in inputs))
+    key = (repr(target), *(f"{f.name}:{hashlib.sha256(f.read_bytes()).hexdigest()}" for f in inputs))
     if key in _INSTALLED:
         done_site, wanted = _INSTALLED[key]
         shutil.copytree(done_site, site, dirs_exist_ok=True)

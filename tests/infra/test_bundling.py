@@ -8,6 +8,7 @@ import platform
 import shutil
 import subprocess
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from fastapi_lambda.constants import (
 from fastapi_lambda.requirements import CAPABILITY_REQUIREMENTS, capabilities_of, dependency_set, requirements_for
 
 import cdk_app.bundling as bundling
+from cdk_app.auth import UserPool
 from cdk_app.bundling import (
     LAMBDA_SRC,
     BundlingError,
@@ -36,7 +38,9 @@ from cdk_app.bundling import (
     target,
 )
 from cdk_app.function import DependenciesLayer, FastApiFunction, ServiceFunction
-from tests.infra.conftest import SKIP_BUNDLING, template_of
+from cdk_app.settings import read_cdk_json_context
+from cdk_app.stack import build_stacks
+from tests.infra.conftest import SKIP_BUNDLING, make_app, template_of
 
 HOST_ARCHITECTURE = "arm64" if platform.machine() in ("aarch64", "arm64") else "x86_64"
 HOST_TARGET = BundlingTarget(python_version="3.13", architecture=HOST_ARCHITECTURE)
@@ -476,3 +480,130 @@ def test_what_an_unused_capability_pulls_in_stays_when_the_app_needs_it_too(tmp_
 
     left = sorted(p.name for p in tmp_path.glob("*.dist-info"))
     assert left == ["cffi-2.1.1.dist-info", "cryptography-50.0.2.dist-info", "myapp_client-1.0.dist-info"]
+
+
+# --- the real layers of a bundled synth: what each function ships -----------------------------------
+
+#: A task registry that does not import FastAPI: its worker serves no HTTP and ships no web framework.
+JOBS = '''from fastapi_lambda.tasks import TaskRegistry
+from pydantic import BaseModel
+
+registry = TaskRegistry()
+
+
+class Add(BaseModel):
+    a: int
+    b: int
+
+
+@registry.task("add", Add)
+def add(payload: Add, envelope: object) -> dict:
+    return {"sum": payload.a + payload.b}
+'''
+
+
+@dataclass
+class Bundled:
+    """A function of a bundled synth: its variables, capabilities and asset folders."""
+    name: str
+    environment: dict[str, str]
+    capabilities: frozenset[str]
+    code: Path
+    layer: Path
+
+    @property
+    def distributions(self) -> set[str]:
+        return {p.name.split("-")[0].lower().replace("_", "-") for p in (self.layer / "python").glob("*.dist-info")}
+
+
+def bundled_functions(outdir: Path) -> dict[str, Bundled]:
+    """Every function with a dependency layer in the cloud assembly at ``outdir``, by stack/logical id."""
+    found = {}
+    for template_file in outdir.glob("*.template.json"):
+        resources = json.loads(template_file.read_text())["Resources"]
+        for name, resource in resources.items():
+            properties = resource["Properties"]
+            if resource["Type"] != "AWS::Lambda::Function" or "Layers" not in properties:
+                continue
+            layer = resources[properties["Layers"][0]["Ref"]]["Properties"]["Content"]["S3Key"]
+            variables = properties["Environment"]["Variables"]
+            serves_http = properties["Handler"] != GENERIC_HANDLER or APP_VARIABLE in variables
+            found[f"{template_file.name.split('.')[0]}/{name}"] = Bundled(
+                name=name, environment=variables, capabilities=capabilities_of(variables, serves_http=serves_http),
+                code=outdir / f"asset.{properties['Code']['S3Key'].removesuffix('.zip')}",
+                layer=outdir / f"asset.{layer.removesuffix('.zip')}")
+    return found
+
+
+@pytest.fixture(scope="session")
+def bundled(tmp_path_factory) -> dict[str, Bundled]:
+    """The dev stack built for this machine, and functions with the capabilities dev leaves off (a cache, token
+    verification, a worker without HTTP), synthesized with bundling on. One pip install for all (the bundler reuses
+    it for every dependency set of the same lock), then one pruned copy per set."""
+    if find_python(HOST_TARGET.python_version) is None:
+        pytest.skip(bundling.missing_interpreter_message(HOST_TARGET.python_version))
+    root = tmp_path_factory.mktemp("bundled")
+    context = read_cdk_json_context()
+    context["environments"]["dev"].setdefault("function", {})["architecture"] = HOST_ARCHITECTURE
+    dev = make_app({**context, "skip_bundling": "false", "env": "dev"}, outdir=root / "dev")
+    build_stacks(dev)
+    dev.synth()
+
+    source = root / "src"
+    shutil.copytree(LAMBDA_SRC, source, ignore=shutil.ignore_patterns("__pycache__", "fastapi_lambda"))
+    (source / "jobs.py").write_text(JOBS)
+    others = App(outdir=str(root / "others"), builtin_cloud_formation_validation=False)
+    stack = Stack(others, "Capabilities")
+    pool = DependenciesLayer(stack, "Dependencies", source=source, target=HOST_TARGET)
+    UserPool(stack, "Identity").configure(
+        FastApiFunction(stack, "Verifying", source=source, target=HOST_TARGET, dependencies=pool), verify_tokens=True)
+    # What ValkeyCache.configure() sets; a network is not needed to bundle.
+    FastApiFunction(stack, "Cached", source=source, target=HOST_TARGET, dependencies=pool).add_environment(
+        CACHE_HOST_VARIABLE, "cache.internal")
+    ServiceFunction(stack, "Worker", source=source, target=HOST_TARGET, dependencies=pool, tasks="jobs:registry")
+    others.synth()
+    return {**bundled_functions(root / "dev"), **bundled_functions(root / "others")}
+
+
+@pytest.mark.slow
+def test_no_function_ships_what_its_capabilities_do_not_use(bundled):
+    # The dev environment has no cache and lets the gateway verify tokens: none of its functions may ship redis or
+    # cryptography; the functions that use them must.
+    owners = {"redis": "cache", "cryptography": "auth-verify", "pyjwt": "auth-verify", "cffi": "auth-verify",
+              "starlette": {"http", "parameters"}}
+    checked = set()
+    for name, function in bundled.items():
+        for package, capability in owners.items():
+            used = bool(function.capabilities & ({capability} if isinstance(capability, str) else capability))
+            assert (package in function.distributions) == used, \
+                f"{name} ({', '.join(sorted(function.capabilities))}): {package} {'missing' if used else 'shipped'}"
+            checked.add((package, used))
+    dev = [f for n, f in bundled.items() if n.startswith("fastapi-lambda-dev/")]
+    assert len(dev) == 2 and all(not {"redis", "cryptography"} & f.distributions for f in dev)
+    assert {(p, used) for p in owners for used in (True, False)} == checked, "every package seen shipped and not"
+
+
+@pytest.mark.slow
+def test_functions_with_the_same_set_share_one_layer_folder(bundled):
+    layers = {name: f.layer for name, f in bundled.items()}
+
+    assert len({layers[n] for n in layers if n.startswith("fastapi-lambda-dev/")}) == 1
+    assert len(set(layers.values())) == 4  # dev's, the verifying API's, the cached API's, the worker's
+
+
+@pytest.mark.slow
+def test_each_bundle_imports_what_its_capabilities_use_under_the_target_python(bundled):
+    probes = {
+        "Verifying": "from jwt.algorithms import has_crypto; assert has_crypto",
+        "Cached": "import redis.asyncio",
+        "Worker": "import sys, fastapi_lambda.entry; assert 'fastapi' not in sys.modules and 'starlette' not in "
+                  "sys.modules",
+    }
+    for name, probe in probes.items():
+        function = next(f for f in bundled.values() if f.name.startswith(name))
+        env = {"PATH": os.environ["PATH"], "PYTHONDONTWRITEBYTECODE": "1", "AWS_DEFAULT_REGION": "us-east-1",
+               "PYTHONPATH": f"{function.code}{os.pathsep}{function.layer / 'python'}", **{
+                   k: v for k, v in function.environment.items() if isinstance(v, str)}}
+        done = subprocess.run([*find_python(HOST_TARGET.python_version), "-s", "-c", probe], capture_output=True,
+                              text=True, env=env, cwd=function.code, timeout=120)
+        assert done.returncode == 0, f"{name}: {done.stderr[-2000:]}"
