@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A consumer's CDK app: its own package (src/orders) and lock, our constructs.
 
-Two functions share one dependency layer: ``Orders`` names its ASGI app and needs no
+Two functions share one dependency layer (they use the same capabilities, so they need the same packages): ``Orders`` names its ASGI app and needs no
 handler module (``app="orders.main:app"``); ``Admin`` uses its own handler module built
 with ``fastapi_lambda.lambda_handler``. Synthesize with ``npx cdk synth`` in this folder
 (``-c architecture=x86_64`` to build for x86).
