@@ -346,26 +346,23 @@ def test_a_uv_lock_is_a_lock_and_its_changes_change_the_layer(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.slow
-def test_a_hashed_lock_missing_what_the_runtime_needs_is_refused(tmp_path):
+def test_a_hashed_lock_missing_what_a_used_capability_needs_is_refused_naming_both(tmp_path):
+    # Hash-checking mode cannot add the runtime's needs: the uv lock has no redis, and the function uses a cache.
     if locks._tool("uv") is None:
         pytest.skip("uv is not installed (requirements-dev.txt installs it)")
-    source = tmp_path / "uv_project"
-    shutil.copytree(UV_PROJECT, source)
-    needs = (*install.RUNTIME_REQUIREMENTS, "no-such-runtime-need>=1")
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(install, "RUNTIME_REQUIREMENTS", needs)
-        with pytest.raises(BundlingError, match=r"(?s)is incomplete:\n  no-such-runtime-need>=1 \(needed by the "
-                                                r"runtime package fastapi_lambda\) is not installed"):
-            build_locally("layer", tmp_path / "out", source=source, target=HOST_TARGET)
+    with pytest.raises(BundlingError, match=r"(?s)is incomplete:\n  redis<9,>=5 \(needed by the cache capability of "
+                                            r"fastapi_lambda\) is not installed\n.*or turn off the capability"):
+        build_locally("layer", tmp_path / "out", source=UV_PROJECT, target=HOST_TARGET,
+                      capabilities=frozenset({"http", "cache"}))
 
 
 @pytest.mark.slow
 def test_a_uv_lock_is_exported_with_its_hashes_and_installed(tmp_path):
     if locks._tool("uv") is None:
         pytest.skip("uv is not installed (requirements-dev.txt installs it)")
-    site = build_locally("layer", tmp_path / "out", source=UV_PROJECT, target=HOST_TARGET) / "python"
+    site = build_locally("layer", tmp_path / "out", source=UV_PROJECT, target=HOST_TARGET,
+                         capabilities=frozenset({"http", "parameters", "tracing"})) / "python"
 
     assert (site / "fastapi").is_dir() and (site / "mangum").is_dir() and (site / "starlette").is_dir()
     assert not (site.parent / "exported-requirements.txt").exists()
