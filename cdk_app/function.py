@@ -359,9 +359,9 @@ class ServiceFunction(Construct):
     def _add_layers(self) -> None:
         """The dependency layer first (then ``layers`` and ADOT's, which may override what it holds), chosen by
         the capabilities the function's variables configure (called at synthesis, once)."""
-        self.capabilities = capabilities_of(self._environment, serves_http=self.serves_http) \
-            | self._declared_capabilities
-        self.dependency_layer = self.dependencies.layer_for(self.capabilities) \
+        capabilities = capabilities_of(self._environment, serves_http=self.serves_http) | self._declared_capabilities
+        self.capabilities = capabilities
+        self.dependency_layer = self.dependencies.layer_for(capabilities) \
             if isinstance(self.dependencies, DependenciesLayer) else self.dependencies
         self.function.add_layers(self.dependency_layer, *self._layers)
 

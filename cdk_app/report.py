@@ -21,6 +21,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from zipfile import ZIP_DEFLATED, ZipFile
 
 ACKNOWLEDGED = "aws:cdk:acknowledged-rules"
@@ -254,15 +255,16 @@ def _asset_folder(assembly: Path, s3_key: object) -> Path | None:
     return folder if folder.is_dir() else None
 
 
-def function_sizes(assembly: Path, resources: dict) -> list[FunctionSize]:
+def function_sizes(assembly: Path, resources: dict[str, Any]) -> list[FunctionSize]:
     """Code plus layers of each function with layers (this library's), from the assembly's asset folders."""
-    sizes = []
+    sizes: list[FunctionSize] = []
     for name, resource in resources.items():
         properties = resource["Properties"] if resource["Type"] == "AWS::Lambda::Function" else {}
         if "Layers" not in properties:
             continue
         folders = [_asset_folder(assembly, properties["Code"].get("S3Key"))]
-        layers, external = [], 0
+        layers: list[str] = []
+        external = 0
         for layer in properties["Layers"]:
             layer_id = layer.get("Ref") if isinstance(layer, dict) else None
             content = resources[layer_id]["Properties"]["Content"] if layer_id in resources else {}

@@ -59,7 +59,8 @@ def dependency_set(capabilities: frozenset[Capability] | set[Capability]) -> fro
     """The fewest of ``capabilities`` (and ``core``) that need the same packages: two functions whose
     capabilities differ only by what adds nothing (``tasks``) or what another covers (``http`` beside
     ``parameters``) get the same set, so they can share one layer."""
-    kept = ["core", *(c for c in CAPABILITIES if c in capabilities and c != "core" and CAPABILITY_REQUIREMENTS[c])]
+    kept: list[Capability] = ["core", *(c for c in CAPABILITIES
+                                        if c in capabilities and c != "core" and CAPABILITY_REQUIREMENTS[c])]
     for capability in list(kept[1:]):
         others = {line for other in kept if other != capability for line in CAPABILITY_REQUIREMENTS[other]}
         if set(CAPABILITY_REQUIREMENTS[capability]) <= others:
