@@ -1,9 +1,10 @@
 """One building block for every Lambda function, and the FastAPI function built on it.
 
 :class:`ServiceFunction` sets up everything a function of this library has: the code
-asset (the user's source plus the runtime package :mod:`fastapi_lambda`), the shared
-dependency layer, its own role and log group, X-Ray tracing, JSON logs, a published
-version with the ``live`` alias, the cold-start plan, and optionally a VPC.
+asset (the user's source plus the runtime package :mod:`fastapi_lambda`), the dependency
+layer of what its capabilities need (shared by the functions that need the same), its own
+role and log group, X-Ray tracing, JSON logs, a published version with the ``live`` alias,
+the cold-start plan, and optionally a VPC.
 :class:`FastApiFunction` is the variant behind an API Gateway (its timeout is capped
 by the gateway); the queue worker is another.
 """
@@ -11,7 +12,7 @@ by the gateway); the queue worker is another.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -199,14 +200,15 @@ class _AddDependencies:
     """Adds a function's layers at synthesis, once every capability has configured it: the dependency
     layer follows from the variables the runtime will read."""
 
-    def __init__(self, function: ServiceFunction) -> None:
-        self.function = function
+    def __init__(self, scope: Construct, add_layers: Callable[[], None]) -> None:
+        self.path = scope.node.path
+        self.add_layers = add_layers
         self.done = False
 
     def visit(self, node: IConstruct) -> None:
-        if not self.done and node.node.path == self.function.node.path:
+        if not self.done and node.node.path == self.path:
             self.done = True
-            self.function._add_layers()
+            self.add_layers()
 
 
 @jsii.implements(iam.IGrantable, ec2.IConnectable)
@@ -225,10 +227,10 @@ class ServiceFunction(Construct):
     :class:`DependenciesLayer`; default: the stack's for ``source`` and ``target``),
     chosen at synthesis from the capabilities configured on the function (:attr:`capabilities`),
     or a layer of your own (an ``ILayerVersion``, used as it is). ``capabilities`` adds what the
-    variables cannot show: e.g. ``("http",)`` for a worker whose task registry module imports FastAPI. The timeout is ``timeout``, or 120% of ``expected_duration``; ``max_timeout``
-    caps it with a clear error. ``cold_start`` picks one strategy and with it the
-    app's import mode. ``vpc`` puts the function in a VPC (:attr:`connections`).
-    ``function_props`` passes any other ``lambda_.Function`` prop through.
+    variables cannot show: e.g. ``("http",)`` for a worker whose task registry module imports
+    FastAPI. The timeout is ``timeout``, or 120% of ``expected_duration``; ``max_timeout`` caps
+    it with a clear error. ``cold_start`` picks one strategy and with it the app's import mode.
+    ``vpc`` puts the function in a VPC (:attr:`connections`). ``function_props`` passes any other ``lambda_.Function`` prop through.
     """
 
     def __init__(
@@ -354,7 +356,7 @@ class ServiceFunction(Construct):
         )
         self.cold_start = ColdStartControl(self, "ColdStart", function=self.function, alias=self.alias,
                                            plan=cold_start)
-        Aspects.of(self).add(_AddDependencies(self))
+        Aspects.of(self).add(_AddDependencies(self, self._add_layers))
 
     def _add_layers(self) -> None:
         """The dependency layer first (then ``layers`` and ADOT's, which may override what it holds), chosen by

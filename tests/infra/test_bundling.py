@@ -604,3 +604,16 @@ def test_each_bundle_imports_what_its_capabilities_use_under_the_target_python(b
         done = subprocess.run([*find_python(HOST_TARGET.python_version), "-s", "-c", probe], capture_output=True,
                               text=True, env=env, cwd=function.code, timeout=120)
         assert done.returncode == 0, f"{name}: {done.stderr[-2000:]}"
+
+
+def test_capabilities_the_variables_cannot_show_are_declared_and_checked():
+    stack = Stack(App(context=SKIP_BUNDLING, builtin_cloud_formation_validation=False), "Declared")
+    plain = ServiceFunction(stack, "Plain", tasks="service.tasks:registry")
+    web = ServiceFunction(stack, "Web", tasks="service.tasks:registry", capabilities=("http",))
+    template_of(stack)  # synthesis chooses the layers
+
+    assert plain.capabilities == {"core", "tasks", "tracing"} and web.capabilities == {"core", "http", "tasks", "tracing"}
+    assert plain.dependency_layer is not web.dependency_layer
+    with pytest.raises(ValueError, match=r"capabilities=\['redis'\] are not capabilities of fastapi_lambda; choose from "
+                                         r"core, http, tasks, cache, auth-verify, parameters, tracing"):
+        ServiceFunction(stack, "Wrong", capabilities=("redis",))
