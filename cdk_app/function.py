@@ -1,9 +1,10 @@
 """One building block for every Lambda function, and the FastAPI function built on it.
 
 :class:`ServiceFunction` sets up everything a function of this library has: the code
-asset (the user's source plus the runtime package :mod:`fastapi_lambda`), the shared
-dependency layer, its own role and log group, X-Ray tracing, JSON logs, a published
-version with the ``live`` alias, the cold-start plan, and optionally a VPC.
+asset (the user's source plus the runtime package :mod:`fastapi_lambda`), the dependency
+layer of what its capabilities need (shared by the functions that need the same), its own
+role and log group, X-Ray tracing, JSON logs, a published version with the ``live`` alias,
+the cold-start plan, and optionally a VPC.
 :class:`FastApiFunction` is the variant behind an API Gateway (its timeout is capped
 by the gateway); the queue worker is another.
 """
@@ -11,18 +12,18 @@ by the gateway); the queue worker is another.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import jsii
-from aws_cdk import Annotations, Duration, RemovalPolicy, Stack
+from aws_cdk import Annotations, Aspects, Duration, IAspect, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from constructs import Construct
+from constructs import Construct, IConstruct
 from fastapi_lambda.constants import (
     APP_VARIABLE,
     GENERIC_HANDLER,
@@ -32,6 +33,7 @@ from fastapi_lambda.constants import (
     TASK_REGISTRY_VARIABLE,
     TRACING_VARIABLE,
 )
+from fastapi_lambda.requirements import CAPABILITIES, Capability, capabilities_of, dependency_set
 
 from cdk_app.bundling.assets import application_code, dependencies_code, resolve_source
 from cdk_app.bundling.target import RUNTIME_NAME, BundlingError, BundlingTarget
@@ -136,11 +138,15 @@ def _check_function_props(props: Mapping[str, Any]) -> None:
 
 
 class DependenciesLayer(Construct):
-    """The locked third-party dependencies as one Lambda layer, shared by every function.
+    """The locked third-party dependencies as Lambda layers: one per dependency set, shared by the functions
+    with that set.
 
-    Code-only changes then upload only the (kilobyte-sized) function code. ``source``
-    is the folder holding the ``requirements.txt`` lock (default: ``./lambda_src`` of
-    the app being synthesized).
+    A function's set is what its capabilities need (:mod:`fastapi_lambda.requirements`): no
+    ``redis`` without a cache, no ``cryptography`` unless it verifies tokens itself. Each layer is
+    made once, on the first function that asks for its set (:meth:`layer_for`); functions with the
+    same set share it, so Lambda caches it once and code-only changes upload only the function
+    code. ``source`` is the folder holding the ``requirements.txt`` lock (default: ``./lambda_src``
+    of the app being synthesized).
     """
 
     def __init__(
@@ -155,16 +161,56 @@ class DependenciesLayer(Construct):
         super().__init__(scope, id)
         self.target = target or BundlingTarget()
         self.source = resolve_source(source, lock=True)
+        self.removal_policy = removal_policy
         _check_target_interpreter(self, self.target)
-        self.layer = lambda_.LayerVersion(
-            self,
-            "Layer",
-            code=dependencies_code(source=self.source, target=self.target),
-            compatible_runtimes=[self.target.runtime],
-            compatible_architectures=[self.target.lambda_architecture],
-            description=f"Locked dependencies for Python {self.target.python_version} on {self.target.architecture}",
-            removal_policy=removal_policy,
-        )
+        #: The layers made so far, by the dependency set they hold.
+        self.layers: dict[frozenset[Capability], lambda_.LayerVersion] = {}
+
+    def layer_for(self, capabilities: Iterable[Capability]) -> lambda_.LayerVersion:
+        """The layer with what ``capabilities`` need (and nothing only other capabilities need), shared."""
+        key = dependency_set(frozenset(capabilities))
+        if key not in self.layers:
+            name = "".join(c.title().replace("-", "") for c in CAPABILITIES if c in key and c != "core")
+            self.layers[key] = lambda_.LayerVersion(
+                self,
+                f"Layer{name}",
+                code=dependencies_code(source=self.source, target=self.target, capabilities=key),
+                compatible_runtimes=[self.target.runtime],
+                compatible_architectures=[self.target.lambda_architecture],
+                description=f"Locked dependencies of {', '.join(c for c in CAPABILITIES if c in key)} for Python "
+                            f"{self.target.python_version} on {self.target.architecture}",
+                removal_policy=self.removal_policy,
+            )
+        return self.layers[key]
+
+    @classmethod
+    def shared(cls, scope: Construct, *, source: Path, target: BundlingTarget,
+               removal_policy: RemovalPolicy) -> DependenciesLayer:
+        """The stack's layers for ``source`` and ``target``, made on first use: functions built without
+        ``dependencies=`` share them too."""
+        stack = Stack.of(scope)
+        same = [c for c in stack.node.children if isinstance(c, DependenciesLayer)]
+        for found in same:
+            if found.source == source and found.target == target:
+                return found
+        name = "Dependencies" + (str(len(same) + 1) if same else "")
+        return cls(stack, name, source=source, target=target, removal_policy=removal_policy)
+
+
+@jsii.implements(IAspect)
+class _AddDependencies:
+    """Adds a function's layers at synthesis, once every capability has configured it: the dependency
+    layer follows from the variables the runtime will read."""
+
+    def __init__(self, scope: Construct, add_layers: Callable[[], None]) -> None:
+        self.path = scope.node.path
+        self.add_layers = add_layers
+        self.done = False
+
+    def visit(self, node: IConstruct) -> None:
+        if not self.done and node.node.path == self.path:
+            self.done = True
+            self.add_layers()
 
 
 @jsii.implements(iam.IGrantable, ec2.IConnectable)
@@ -179,13 +225,16 @@ class ServiceFunction(Construct):
     ``requirements.txt`` lock; name the entry with ``app="package.module:app"`` (any
     ASGI app, no handler module needed) or ``handler="package.module.function"``;
     ``tasks="package.module:registry"`` gives it a task registry (a queue worker).
-    Dependencies come from ``dependencies`` (a shared layer) or a layer built from
-    the lock. The timeout is ``timeout``, or 120% of ``expected_duration``; ``max_timeout``
-    caps it with a clear error. ``cold_start`` picks one strategy and with it the
-    app's import mode. ``vpc`` puts the function in a VPC (:attr:`connections`).
-    ``packaging="image"`` ships code and dependencies as a container image instead of a zip
-    and the layer (:mod:`cdk_app.image`; no layers, no SnapStart). ``function_props`` passes
-    any other ``lambda_.Function`` prop through.
+    Dependencies: the layer of its dependency set from ``dependencies`` (a
+    :class:`DependenciesLayer`; default: the stack's for ``source`` and ``target``),
+    chosen at synthesis from the capabilities configured on the function (:attr:`capabilities`),
+    or a layer of your own (an ``ILayerVersion``, used as it is). ``capabilities`` adds what the
+    variables cannot show: e.g. ``("http",)`` for a worker whose task registry module imports
+    FastAPI. The timeout is ``timeout``, or 120% of ``expected_duration``; ``max_timeout`` caps
+    it with a clear error. ``cold_start`` picks one strategy and with it the app's import mode.
+    ``vpc`` puts the function in a VPC (:attr:`connections`). ``packaging="image"`` ships code and
+    dependencies as a container image instead of a zip and layers (:mod:`cdk_app.image`; no
+    layers, no SnapStart). ``function_props`` passes any other ``lambda_.Function`` prop through.
     """
 
     def __init__(
@@ -198,7 +247,8 @@ class ServiceFunction(Construct):
         app: str | None = None,
         tasks: str | None = None,
         target: BundlingTarget | None = None,
-        dependencies: lambda_.ILayerVersion | None = None,
+        dependencies: DependenciesLayer | lambda_.ILayerVersion | None = None,
+        capabilities: Iterable[Capability] = (),
         layers: Sequence[lambda_.ILayerVersion] = (),
         memory_size: int = DEFAULTS.function.memory_mb,
         timeout: Duration | None = None,
@@ -246,16 +296,32 @@ class ServiceFunction(Construct):
                           expected_duration_seconds=expected)
         if vpc is None and (vpc_subnets is not None or security_groups):
             raise ValueError("vpc_subnets and security_groups need vpc=; pass the VPC the function should join")
-        self.source = resolve_source(source, lock=dependencies is None)
+        own_layer = dependencies is not None and not isinstance(dependencies, DependenciesLayer)
+        self.source = resolve_source(source, lock=not own_layer)
         handler_name, entry_environment = _entry_point(self.source, handler, app, tasks)
-        if dependencies is None and not image:  # an image installs the lock itself
-            dependencies = DependenciesLayer(self, "Dependencies", source=self.source, target=self.target,
-                                             removal_policy=removal_policy).layer
-        elif not image:
+        #: Whether its entry point builds an ASGI app (``app=`` or a handler module), not only a task registry.
+        self.serves_http = app is not None or handler is not None or tasks is None
+        self._declared_capabilities = frozenset(capabilities)
+        unknown = self._declared_capabilities - set(CAPABILITIES)
+        if unknown:
+            raise ValueError(f"capabilities={sorted(unknown)} are not capabilities of {RUNTIME_NAME}; choose from "
+                             f"{', '.join(CAPABILITIES)}")
+        #: Where its dependency layer comes from (None for an image, which installs the lock itself).
+        self.dependencies: DependenciesLayer | lambda_.ILayerVersion | None = None if image else (
+            dependencies or DependenciesLayer.shared(self, source=self.source, target=self.target,
+                                                     removal_policy=removal_policy))
+        if own_layer:
             _check_target_interpreter(self, self.target)
-        #: The dependency layer the function uses (None for an image).
-        self.dependencies: lambda_.ILayerVersion | None = dependencies
+        #: What the runtime package will use (known at synthesis, None before) and the layer that holds it.
+        self.capabilities: frozenset[Capability] | None = None
+        self.dependency_layer: lambda_.ILayerVersion | None = None
+        self._layers = [*layers, *([adot_layer] if adot_layer else [])]
+        self._same_layer_as: ServiceFunction | None = None
 
+        #: The function's variables, as its capabilities configure them (what the runtime will read).
+        self._environment = {**cold_start.environment(), **entry_environment,
+                             **self._observability_environment(tracing, adot_layer, service_name),
+                             **(environment or {})}
         self.log_group = log_group or self._log_group(log_retention, removal_policy)
         # Own role instead of AWSLambdaBasicExecutionRole: it may write to its own log group only.
         self.owns_role = role is None
@@ -272,7 +338,6 @@ class ServiceFunction(Construct):
             role=self.role,
             runtime=lambda_.Runtime.FROM_IMAGE if image else self.target.runtime,
             architecture=self.target.lambda_architecture,
-            layers=None if image else [dependencies, *layers, *([adot_layer] if adot_layer else [])],
             memory_size=memory_size,
             timeout=Duration.seconds(timeout_seconds),
             reserved_concurrent_executions=reserved_concurrency,
@@ -280,9 +345,7 @@ class ServiceFunction(Construct):
             logging_format=lambda_.LoggingFormat.JSON,
             application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
             system_log_level_v2=lambda_.SystemLogLevel.WARN,
-            environment={**cold_start.environment(), **entry_environment,
-                         **self._observability_environment(tracing, adot_layer, service_name),
-                         **(environment or {})},
+            environment=self._environment,
             description=description,
             snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if cold_start.strategy == "snapstart" else None,
             initial_policy=list(initial_policy) or None,
@@ -308,6 +371,32 @@ class ServiceFunction(Construct):
         )
         self.cold_start = ColdStartControl(self, "ColdStart", function=self.function, alias=self.alias,
                                            plan=cold_start)
+        if self.dependencies is not None:
+            Aspects.of(self).add(_AddDependencies(self, self._add_layers))
+
+    def use_layer_of(self, other: ServiceFunction) -> None:
+        """Run on ``other``'s dependency layer, whatever this function's own capabilities (a release hook runs
+        the released function's code: one layer fewer to build and upload)."""
+        self._same_layer_as = other
+
+    def _choose_layer(self) -> lambda_.ILayerVersion | None:
+        """The dependency layer, chosen by the capabilities the function's variables configure (once)."""
+        if self.dependency_layer is None and self.dependencies is not None:
+            if self._same_layer_as is not None:
+                self.dependency_layer = self._same_layer_as._choose_layer()
+                self.capabilities = self._same_layer_as.capabilities
+            else:
+                self.capabilities = capabilities_of(self._environment, serves_http=self.serves_http) \
+                    | self._declared_capabilities
+                self.dependency_layer = self.dependencies.layer_for(self.capabilities) \
+                    if isinstance(self.dependencies, DependenciesLayer) else self.dependencies
+        return self.dependency_layer
+
+    def _add_layers(self) -> None:
+        """The dependency layer first (then ``layers`` and ADOT's, which may override what it holds); called at
+        synthesis, once every capability has configured the function."""
+        layer = self._choose_layer()
+        self.function.add_layers(*([layer] if layer else []), *self._layers)
 
     def _log_group(self, retention: logs.RetentionDays, removal_policy: RemovalPolicy) -> logs.LogGroup:
         log_group = logs.LogGroup(self, "Logs", retention=retention, removal_policy=removal_policy)
@@ -418,14 +507,16 @@ class ServiceFunction(Construct):
         return self.function.connections
 
     def add_environment(self, key: str, value: str) -> ServiceFunction:
-        """Add an environment variable (names of parameters and secrets, never their values)."""
+        """Add an environment variable (names of parameters and secrets, never their values). Add them here,
+        not on :attr:`function`: the variables choose the function's dependency layer."""
+        self._environment[key] = value
         self.function.add_environment(key, value)
         return self
 
     def add_environment_variables(self, variables: Mapping[str, str]) -> ServiceFunction:
         """Add the variables a capability's runtime module reads (each construct's ``environment()``)."""
         for key, value in variables.items():
-            self.function.add_environment(key, value)
+            self.add_environment(key, value)
         return self
 
     def add_to_role_policy(self, statement: iam.PolicyStatement) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_lambda as lambda_
-from fastapi_lambda.constants import RUNTIME_REQUIREMENTS
+from fastapi_lambda.requirements import CAPABILITIES, requirements_for
 
 from cdk_app.bundling.install import copy_code
 from cdk_app.bundling.locks import TOOL_LOCKS, export_lock, find_lock, is_aws_sdk, locked_requirements, uses_hashes
@@ -66,7 +66,8 @@ def requirements(source: Path, target: BundlingTarget) -> list[str]:
     if uses_hashes(wanted):  # hash-checking mode installs exactly the lock
         return wanted
     kept = wanted if target.include_aws_sdk else [line for line in wanted if not is_aws_sdk(line)]
-    return [*kept, *RUNTIME_REQUIREMENTS]
+    # Every capability's needs: an image is one asset per function, built by Docker at deploy, not pruned.
+    return [*kept, *requirements_for(frozenset(CAPABILITIES))]
 
 
 def stage_build_context(source: Path, target: BundlingTarget, destination: Path) -> Path:

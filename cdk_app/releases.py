@@ -146,6 +146,7 @@ class ReleaseControl(Construct):
             environment={SMOKE_TEST_FUNCTION_VARIABLE: target.function.function_name,
                          SMOKE_TEST_PATH_VARIABLE: (self.plan.smoke_test or "") if self.http else ""},
             log_retention=self._log_retention, removal_policy=self._removal_policy, tracing=self._tracing)
+        hook.use_layer_of(target)  # the released function's own layer, whatever the hook's capabilities
         # Which version to test comes from the deployment; the hook may read this group's deployments only.
         hook.add_to_role_policy(iam.PolicyStatement(actions=["codedeploy:GetDeployment"],
                                                     resources=[self.deployment_group.deployment_group_arn]))

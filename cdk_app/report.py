@@ -10,8 +10,10 @@ assembly, and lists what ``cdk destroy`` leaves behind.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +21,8 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from zipfile import ZIP_DEFLATED, ZipFile
 
 ACKNOWLEDGED = "aws:cdk:acknowledged-rules"
 CDK_WARNING = "aws:cdk:warning"
@@ -70,12 +74,24 @@ class StackSummary:
     lint_errors: int
     lint_warnings: int
     checkov: CheckovCounts
-    assets_mb: float
+    functions: list[FunctionSize] = field(default_factory=list)
     preflight_warnings: int = 0
     cdk_warnings: int = 0
     release: str = "direct"  # how the API function's alias moves to a new version
     packaging: str = "zip"
     retained: list[tuple[str, str]] = field(default_factory=list)  # (type, logical id) kept by cdk destroy
+
+
+@dataclass(frozen=True)
+class FunctionSize:
+    """What one function deploys, code and layers together: zipped (what Lambda stores and fetches at a cold
+    start) and unzipped (what counts against its 250 MB limit), in bytes."""
+    function: str
+    zipped: int
+    unzipped: int
+    layers: tuple[str, ...] = ()
+    #: Layers outside the assembly (a published ARN, e.g. ADOT's): not counted.
+    external_layers: int = 0
 
 
 @dataclass
@@ -207,8 +223,64 @@ def retained(resources: dict) -> list[tuple[str, str]]:
     return sorted((r["Type"], name) for name, r in resources.items() if r.get("DeletionPolicy") in KEPT)
 
 
-def _directory_mb(path: Path) -> float:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
+class _Counter:
+    """A write-only stream that only counts: the size of a zip without keeping it."""
+    def __init__(self) -> None:
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.size += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+@functools.cache
+def asset_size(folder: Path) -> tuple[int, int]:
+    """(zipped, unzipped) bytes of an asset folder, zipped as the CDK CLI publishes it (deflate, level 9)."""
+    sink = _Counter()
+    unzipped = 0
+    with ZipFile(sink, "w", ZIP_DEFLATED, compresslevel=9) as archive:  # type: ignore[arg-type]
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                unzipped += path.stat().st_size
+                archive.write(path, path.relative_to(folder).as_posix())
+    return sink.size, unzipped
+
+
+def _asset_folder(assembly: Path, s3_key: object) -> Path | None:
+    """The assembly's folder of an asset referenced by its S3 key (``<hash>.zip``), if it is one."""
+    if not isinstance(s3_key, str):
+        return None
+    folder = assembly / f"asset.{s3_key.removesuffix('.zip')}"
+    return folder if folder.is_dir() else None
+
+
+def function_sizes(assembly: Path, resources: dict[str, Any]) -> list[FunctionSize]:
+    """Code plus layers of each function with layers (this library's), from the assembly's asset folders."""
+    sizes: list[FunctionSize] = []
+    for name, resource in resources.items():
+        properties = resource["Properties"] if resource["Type"] == "AWS::Lambda::Function" else {}
+        if "Layers" not in properties:
+            continue
+        folders = [_asset_folder(assembly, properties["Code"].get("S3Key"))]
+        layers: list[str] = []
+        external = 0
+        for layer in properties["Layers"]:
+            layer_id = layer.get("Ref") if isinstance(layer, dict) else None
+            content = resources[layer_id]["Properties"]["Content"] if layer_id in resources else {}
+            folder = _asset_folder(assembly, content.get("S3Key"))
+            if folder is None:
+                external += 1
+            else:
+                layers.append(layer_id)
+                folders.append(folder)
+        measured = [asset_size(folder) for folder in folders if folder is not None]
+        sizes.append(FunctionSize(function=re.sub(r"Function[0-9A-F]{8}$", "", name),
+                                  zipped=sum(z for z, _ in measured), unzipped=sum(u for _, u in measured),
+                                  layers=tuple(layers), external_layers=external))
+    return sizes
 
 
 def _cold_start(resources: dict, function: dict) -> str:
@@ -269,9 +341,6 @@ def summarize(assembly: Path, stack: str, artifact: dict, levels: Counter[str],
     resources = json.loads(template_path(assembly, artifact).read_text())["Resources"]
     types = Counter(r["Type"] for r in resources.values())
     function = _api_resource(resources, "AWS::Lambda::Function")
-    assets = json.loads((assembly / f"{stack}.assets.json").read_text())["files"]
-    sizes = [_directory_mb(assembly / a["source"]["path"]) for a in assets.values()
-             if (assembly / a["source"]["path"]).is_dir()]
     return StackSummary(
         stack=stack,
         resources=len(resources),
@@ -286,11 +355,17 @@ def summarize(assembly: Path, stack: str, artifact: dict, levels: Counter[str],
         lint_errors=levels["Error"],
         lint_warnings=levels["Warning"] + levels["Informational"],
         checkov=scanned,
-        assets_mb=sum(sizes),
+        functions=function_sizes(assembly, resources),
         preflight_warnings=len(preflight or []),
         cdk_warnings=len(cdk_warnings(assembly, stack)),
         retained=retained(resources),
     )
+
+
+def _sizes(functions: list[FunctionSize]) -> str:
+    """``Api 7.9/26.8, TasksWorker 7.9/26.8`` (MB); ``+1 ext.`` counts a layer outside the assembly."""
+    return ", ".join(f"{f.function} {f.zipped / 1e6:.1f}/{f.unzipped / 1e6:.1f}"
+                     + (f" +{f.external_layers} ext." if f.external_layers else "") for f in functions) or "-"
 
 
 def main(argv: list[str]) -> int:
@@ -314,8 +389,8 @@ def main(argv: list[str]) -> int:
                       preflight.get(template.name))
             for (name, artifact), template in zip(stacks.items(), templates, strict=True)]
     header = f"{'stack':<24} {'resources':>9} {'api':<9} {'runtime':<17} {'memory':>6} {'timeout':>7} " \
-             f"{'cold start':<25} {'release':<22} {'pkg':<5} {'cdk-nag':<17} {'preflight':<23} {'checkov':<23} {'cfn-lint':<18} " \
-             f"{'CDK warn.':>9} {'retained':>8} {'assets':>7}"
+             f"{'cold start':<25} {'release':<22} {'pkg':<5} {'cdk-nag':<17} {'preflight':<23} {'checkov':<23} " \
+             f"{'cfn-lint':<18} {'CDK warn.':>9} {'retained':>8}  {'function: code+layers, zipped/unzipped MB'}"
     print(header)
     print("-" * len(header))
     for r in rows:
@@ -324,8 +399,8 @@ def main(argv: list[str]) -> int:
         scan = f"{r.checkov.passed} ok, {r.checkov.failed} fail, {r.checkov.skipped} skip"
         lint = f"{r.lint_errors} errors, {r.lint_warnings} warn."
         print(f"{r.stack:<24} {r.resources:>9} {r.api:<9} {r.runtime:<17} {r.memory:>5}M {r.timeout:>6}s "
-              f"{r.cold_start:<25} {r.release:<22} {r.packaging:<5} {nag:<17} {checked:<23} {scan:<23} {lint:<18} {r.cdk_warnings:>9} "
-              f"{len(r.retained):>8} {r.assets_mb:>5.1f}MB")
+              f"{r.cold_start:<25} {r.release:<22} {r.packaging:<5} {nag:<17} {checked:<23} {scan:<23} {lint:<18} "
+              f"{r.cdk_warnings:>9} {len(r.retained):>8}  {_sizes(r.functions)}")
     print("cdk-nag: AwsSolutions+Serverless findings acknowledged; checkov: checks passed, failed, skipped "
           "(every skip with its reason in the resource's metadata).")
     for r in rows:

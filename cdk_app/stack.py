@@ -71,8 +71,7 @@ class FastApiStack(Stack):
 
     def _function_props(self, environment_name: str) -> dict[str, Any]:
         """What the API function and the worker share: code, layer, logs, tracing, and their place in the network."""
-        layer = self.dependencies_layer and self.dependencies_layer.layer
-        return {**props.functions(self, self.settings, environment_name), "dependencies": layer,
+        return {**props.functions(self, self.settings, environment_name), "dependencies": self.dependencies_layer,
                 **(self.network.placement() if self.network else {})}
 
     def _tasks(self, environment_name: str) -> tuple[TaskQueue | None, FileIntake | None]:

@@ -28,10 +28,10 @@ class TwoApisStack(Stack):
         target = BundlingTarget(python_version="3.12", architecture="x86_64")
         shared = DependenciesLayer(self, "SharedDependencies", target=target, removal_policy=RemovalPolicy.DESTROY)
 
-        public = FastApiFunction(self, "Public", target=target, dependencies=shared.layer,
+        public = FastApiFunction(self, "Public", target=target, dependencies=shared,
                                  expected_duration=Duration.seconds(3), memory_size=2048,
                                  environment={"APP_ENVIRONMENT": "public"}, removal_policy=RemovalPolicy.DESTROY)
-        internal = FastApiFunction(self, "Internal", target=target, dependencies=shared.layer,
+        internal = FastApiFunction(self, "Internal", target=target, dependencies=shared,
                                    expected_duration=Duration.seconds(20), reserved_concurrency=5,
                                    environment={"APP_ENVIRONMENT": "internal"}, removal_policy=RemovalPolicy.DESTROY)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import jsii
 from aws_cdk import BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
+from fastapi_lambda.requirements import Capability
 
 from cdk_app.bundling.install import CODE_EXCLUDES, compile_bytecode, copy_code, install_dependencies
 from cdk_app.bundling.locks import LOCK_FILE, LOCK_INPUTS, find_lock
@@ -30,22 +31,24 @@ def _warn(message: str) -> None:
 class LocalPythonBundler:
     """Builds an asset on this machine; there is no Docker fallback.
 
-    ``kind="layer"`` installs the lock into ``python/`` (the layer layout);
-    ``kind="code"`` copies the application source and the runtime package. Both
+    ``kind="layer"`` installs the lock into ``python/`` (the layer layout), kept to
+    what ``capabilities`` need (default: all); ``kind="code"`` copies the application source and the runtime package. Both
     compile ``.pyc`` when an interpreter of the target version exists. Returning
     False would make CDK fall back to Docker: failures raise a clear error instead.
     """
 
-    def __init__(self, *, kind: Kind, source: Path, target: BundlingTarget) -> None:
+    def __init__(self, *, kind: Kind, source: Path, target: BundlingTarget,
+                 capabilities: frozenset[Capability] | None = None) -> None:
         self.kind = kind
         self.source = Path(source)
         self.target = target
+        self.capabilities = capabilities
 
     def try_bundle(self, output_dir: str, options: object = None, **_: object) -> bool:
         output = Path(output_dir)
         if self.kind == "layer":
             site = output / "python"
-            install_dependencies(self.source, site, self.target)
+            install_dependencies(self.source, site, self.target, self.capabilities)
             runtime_path = "/opt/python"
         else:
             site = output
@@ -57,14 +60,15 @@ class LocalPythonBundler:
         return True
 
 
-def bundling_options(kind: Kind, *, source: Path, target: BundlingTarget) -> BundlingOptions:
+def bundling_options(kind: Kind, *, source: Path, target: BundlingTarget,
+                     capabilities: frozenset[Capability] | None = None) -> BundlingOptions:
     """``BundlingOptions`` for a layer or code asset, built by :class:`LocalPythonBundler`."""
     return BundlingOptions(
         # CDK requires an image; it is never pulled, the local bundler always succeeds or raises.
         image=DockerImage.from_registry("local-bundling-only"),
         platform=f"linux/{'arm64' if target.architecture == 'arm64' else 'amd64'}",
-        environment=target.hash_inputs(kind),
-        local=LocalPythonBundler(kind=kind, source=source, target=target),
+        environment=target.hash_inputs(kind, capabilities),
+        local=LocalPythonBundler(kind=kind, source=source, target=target, capabilities=capabilities),
     )
 
 
@@ -90,12 +94,14 @@ def resolve_source(source: Path | str | None, *, lock: bool) -> Path:
     return path
 
 
-def dependencies_code(*, source: Path, target: BundlingTarget) -> lambda_.Code:
-    """Layer code: only the lock (and a uv/Poetry project file) is part of the asset's files."""
+def dependencies_code(*, source: Path, target: BundlingTarget,
+                      capabilities: frozenset[Capability] | None = None) -> lambda_.Code:
+    """Layer code: only the lock (and a uv/Poetry project file) is part of the asset's files; what the
+    ``capabilities`` (default: all) need of it."""
     return lambda_.Code.from_asset(
         str(source),
         exclude=["*", ".*", *(f"!{name}" for name in LOCK_INPUTS)],  # globs skip dotfiles unless named
-        bundling=bundling_options("layer", source=source, target=target),
+        bundling=bundling_options("layer", source=source, target=target, capabilities=capabilities),
     )
 
 
@@ -108,8 +114,10 @@ def application_code(*, source: Path, target: BundlingTarget) -> lambda_.Code:
     )
 
 
-def build_locally(kind: Kind, output_dir: Path, *, source: Path = LAMBDA_SRC, target: BundlingTarget) -> Path:
-    """Build an asset outside CDK (benchmarks, import tests); returns ``output_dir``."""
+def build_locally(kind: Kind, output_dir: Path, *, source: Path = LAMBDA_SRC, target: BundlingTarget,
+                  capabilities: frozenset[Capability] | None = None) -> Path:
+    """Build an asset outside CDK (benchmarks, import tests); returns ``output_dir``. A layer holds what
+    ``capabilities`` need (default: all)."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    LocalPythonBundler(kind=kind, source=source, target=target).try_bundle(str(output_dir))
+    LocalPythonBundler(kind=kind, source=source, target=target, capabilities=capabilities).try_bundle(str(output_dir))
     return output_dir

@@ -16,7 +16,7 @@ from typing import Literal
 
 import fastapi_lambda
 from aws_cdk import aws_lambda as lambda_
-from fastapi_lambda.constants import RUNTIME_REQUIREMENTS
+from fastapi_lambda.requirements import CAPABILITIES, CAPABILITY_REQUIREMENTS, Capability
 
 from cdk_app.bundling.interpreters import find_python, missing_interpreter_message
 from cdk_app.settings import DEFAULTS
@@ -79,10 +79,14 @@ class BundlingTarget:
             warn(message)
         return python
 
-    def hash_inputs(self, kind: Kind) -> dict[str, str]:
-        """Everything besides the asset's files that must change its hash."""
-        extra = {"RUNTIME_REVISION": RUNTIME_REVISION} if kind == "code" else \
-            {"RUNTIME_REQUIREMENTS": ";".join(RUNTIME_REQUIREMENTS)}
+    def hash_inputs(self, kind: Kind, capabilities: frozenset[Capability] | None = None) -> dict[str, str]:
+        """Everything besides the asset's files that must change its hash: for a layer, the capabilities
+        it serves (default: all) and the runtime package's requirement table."""
+        extra = {"RUNTIME_REVISION": RUNTIME_REVISION} if kind == "code" else {
+            "CAPABILITIES": ",".join(sorted(CAPABILITIES if capabilities is None else capabilities)),
+            "RUNTIME_REQUIREMENTS": ";".join(f"{c}:{line}" for c, lines in CAPABILITY_REQUIREMENTS.items()
+                                             for line in lines),
+        }
         return {
             "TARGET_PYTHON": self.python_version,
             "TARGET_ARCHITECTURE": self.architecture,

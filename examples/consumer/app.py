@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A consumer's CDK app: its own package (src/orders) and lock, our constructs.
 
-Two functions share one dependency layer: ``Orders`` names its ASGI app and needs no
+Two functions share one dependency layer (they use the same capabilities, so they need the same packages): ``Orders`` names its ASGI app and needs no
 handler module (``app="orders.main:app"``); ``Admin`` uses its own handler module built
 with ``fastapi_lambda.lambda_handler``. Synthesize with ``npx cdk synth`` in this folder
 (``-c architecture=x86_64`` to build for x86).
@@ -27,12 +27,12 @@ class OrdersStack(Stack):
         shared = DependenciesLayer(self, "Dependencies", source=SRC, target=target,
                                    removal_policy=RemovalPolicy.DESTROY)
         self.orders = FastApiFunction(
-            self, "Orders", source=SRC, app="orders.main:app", target=target, dependencies=shared.layer,
+            self, "Orders", source=SRC, app="orders.main:app", target=target, dependencies=shared,
             expected_duration=Duration.seconds(3), removal_policy=RemovalPolicy.DESTROY,
             cold_start=ColdStart.warmup_rule(Warmup(concurrency=2)),
         )
         self.admin = FastApiFunction(
-            self, "Admin", source=SRC, handler="orders.handler.handler", target=target, dependencies=shared.layer,
+            self, "Admin", source=SRC, handler="orders.handler.handler", target=target, dependencies=shared,
             removal_policy=RemovalPolicy.DESTROY,
         )
         # Only /health is public; every other route needs IAM (SigV4) until an authorizer is passed.

@@ -27,9 +27,7 @@ INIT_GC_VARIABLE = "INIT_GC"
 APP_VARIABLE = "FASTAPI_LAMBDA_APP"
 GENERIC_HANDLER = "fastapi_lambda.entry.handler"
 
-#: What this package needs at run time; the dependency layer installs it with the user's lock.
-RUNTIME_REQUIREMENTS = ("mangum>=0.17,<1", "pydantic>=2,<3", "aws-lambda-powertools>=3,<4", "pydantic-settings>=2,<3",
-                        "aws-xray-sdk>=2,<3")
+#: What this package needs at run time, per capability: fastapi_lambda.requirements.
 
 # --- hostile input (fastapi_lambda.guard) ---------------------------------------------------------
 

@@ -7,12 +7,26 @@ import os
 import platform
 import shutil
 import subprocess
+import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from aws_cdk import App, Stack
+from fastapi_lambda.constants import (
+    APP_VARIABLE,
+    AUTH_VERIFY_VARIABLE,
+    CACHE_HOST_VARIABLE,
+    CONFIG_PATH_VARIABLE,
+    GENERIC_HANDLER,
+    SMOKE_TEST_HANDLER,
+    TASK_QUEUE_URL_VARIABLE,
+    TRACING_VARIABLE,
+)
+from fastapi_lambda.requirements import CAPABILITY_REQUIREMENTS, capabilities_of, dependency_set, requirements_for
 
 import cdk_app.bundling as bundling
+from cdk_app.auth import UserPool
 from cdk_app.bundling import (
     LAMBDA_SRC,
     BundlingError,
@@ -24,8 +38,10 @@ from cdk_app.bundling import (
     locks,
     target,
 )
-from cdk_app.function import DependenciesLayer, FastApiFunction
-from tests.infra.conftest import SKIP_BUNDLING, template_of
+from cdk_app.function import DependenciesLayer, FastApiFunction, ServiceFunction
+from cdk_app.settings import read_cdk_json_context
+from cdk_app.stack import build_stacks
+from tests.infra.conftest import SKIP_BUNDLING, make_app, template_of
 
 HOST_ARCHITECTURE = "arm64" if platform.machine() in ("aarch64", "arm64") else "x86_64"
 HOST_TARGET = BundlingTarget(python_version="3.13", architecture=HOST_ARCHITECTURE)
@@ -238,6 +254,10 @@ def fake_distribution(site: Path, name: str, version: str, *requires: str) -> No
     info.mkdir(parents=True)
     lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}", *(f"Requires-Dist: {r}" for r in requires)]
     (info / "METADATA").write_text("\n".join(lines) + "\n")
+    package = name.replace("-", "_")
+    (site / package).mkdir()
+    (site / package / "__init__.py").write_text("")
+    (info / "RECORD").write_text(f"{package}/__init__.py,,\n{info.name}/METADATA,,\n{info.name}/RECORD,,\n")
 
 
 def test_a_complete_tree_has_no_unmet_requirements(tmp_path):
@@ -245,16 +265,17 @@ def test_a_complete_tree_has_no_unmet_requirements(tmp_path):
     fake_distribution(tmp_path, "starlette", "1.10.0")
     fake_distribution(tmp_path, "pydantic", "2.14.4")
 
-    assert bundling.unmet_requirements(tmp_path, BundlingTarget(), ["fastapi==0.163.2"], runtime=()) == []
+    assert bundling.unmet_requirements(tmp_path, BundlingTarget(), ["fastapi==0.163.2"], runtime={}) == []
 
 
 def test_missing_and_mismatched_requirements_are_named_with_who_needs_them(tmp_path):
     fake_distribution(tmp_path, "fastapi", "0.163.2", "starlette>=2", "typing-extensions>=4.8")
     fake_distribution(tmp_path, "starlette", "1.10.0")
 
-    unmet = bundling.unmet_requirements(tmp_path, BundlingTarget(), ["fastapi==0.163.2"], runtime=("mangum>=0.17",))
+    unmet = bundling.unmet_requirements(tmp_path, BundlingTarget(), ["fastapi==0.163.2"],
+                                        runtime={"cache": ("redis>=5",)})
 
-    assert unmet == ["mangum>=0.17 (needed by the runtime package fastapi_lambda) is not installed",
+    assert unmet == ["redis>=5 (needed by the cache capability of fastapi_lambda) is not installed",
                      "starlette>=2 (needed by fastapi 0.163.2) is installed as 1.10.0",
                      "typing-extensions>=4.8 (needed by fastapi 0.163.2) is not installed"]
 
@@ -264,8 +285,8 @@ def test_markers_and_extras_are_evaluated_for_the_target(tmp_path):
                       "tomli; python_version < '3.11'", "arm-only; platform_machine == 'aarch64'",
                       "orjson; extra == 'fast'", "brotli; extra == 'compress'")
 
-    arm = bundling.unmet_requirements(tmp_path, BundlingTarget(architecture="arm64"), ["web[fast]==1.0"], runtime=())
-    x86 = bundling.unmet_requirements(tmp_path, BundlingTarget(architecture="x86_64"), ["web==1.0"], runtime=())
+    arm = bundling.unmet_requirements(tmp_path, BundlingTarget(architecture="arm64"), ["web[fast]==1.0"], runtime={})
+    x86 = bundling.unmet_requirements(tmp_path, BundlingTarget(architecture="x86_64"), ["web==1.0"], runtime={})
 
     assert [line.split(";")[0] for line in arm] == ["arm-only", "orjson", "uvloop"]
     assert [line.split(";")[0] for line in x86] == ["uvloop"]
@@ -275,9 +296,9 @@ def test_the_runtime_provided_sdk_counts_as_present_unless_bundled(tmp_path):
     fake_distribution(tmp_path, "aws-xray-sdk", "2.14.0", "botocore>=1.11.3", "wrapt")
     fake_distribution(tmp_path, "wrapt", "1.17.0")
 
-    assert bundling.unmet_requirements(tmp_path, BundlingTarget(), ["aws-xray-sdk==2.14.0"], runtime=()) == []
+    assert bundling.unmet_requirements(tmp_path, BundlingTarget(), ["aws-xray-sdk==2.14.0"], runtime={}) == []
     assert bundling.unmet_requirements(tmp_path, BundlingTarget(include_aws_sdk=True), ["aws-xray-sdk==2.14.0"],
-                                       runtime=()) \
+                                       runtime={}) \
         == ["botocore>=1.11.3 (needed by aws-xray-sdk 2.14.0) is not installed"]
 
 
@@ -310,7 +331,7 @@ UV_PROJECT = Path(__file__).parent / "fixtures" / "uv_project"
 def layer_key(source: Path) -> str:
     app = App(context=SKIP_BUNDLING, builtin_cloud_formation_validation=False)
     stack = Stack(app, "Locks")
-    DependenciesLayer(stack, "Deps", source=source)
+    DependenciesLayer(stack, "Deps", source=source).layer_for({"http"})
     (layer,) = template_of(stack).find_resources("AWS::Lambda::LayerVersion").values()
     return layer["Properties"]["Content"]["S3Key"]
 
@@ -326,26 +347,23 @@ def test_a_uv_lock_is_a_lock_and_its_changes_change_the_layer(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.slow
-def test_a_hashed_lock_missing_what_the_runtime_needs_is_refused(tmp_path):
+def test_a_hashed_lock_missing_what_a_used_capability_needs_is_refused_naming_both(tmp_path):
+    # Hash-checking mode cannot add the runtime's needs: the uv lock has no redis, and the function uses a cache.
     if locks._tool("uv") is None:
         pytest.skip("uv is not installed (requirements-dev.txt installs it)")
-    source = tmp_path / "uv_project"
-    shutil.copytree(UV_PROJECT, source)
-    needs = (*install.RUNTIME_REQUIREMENTS, "no-such-runtime-need>=1")
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(install, "RUNTIME_REQUIREMENTS", needs)
-        with pytest.raises(BundlingError, match=r"(?s)is incomplete:\n  no-such-runtime-need>=1 \(needed by the "
-                                                r"runtime package fastapi_lambda\) is not installed"):
-            build_locally("layer", tmp_path / "out", source=source, target=HOST_TARGET)
+    with pytest.raises(BundlingError, match=r"(?s)is incomplete:\n  redis<9,>=5 \(needed by the cache capability of "
+                                            r"fastapi_lambda\) is not installed\n.*or turn off the capability"):
+        build_locally("layer", tmp_path / "out", source=UV_PROJECT, target=HOST_TARGET,
+                      capabilities=frozenset({"http", "cache"}))
 
 
 @pytest.mark.slow
 def test_a_uv_lock_is_exported_with_its_hashes_and_installed(tmp_path):
     if locks._tool("uv") is None:
         pytest.skip("uv is not installed (requirements-dev.txt installs it)")
-    site = build_locally("layer", tmp_path / "out", source=UV_PROJECT, target=HOST_TARGET) / "python"
+    site = build_locally("layer", tmp_path / "out", source=UV_PROJECT, target=HOST_TARGET,
+                         capabilities=frozenset({"http", "parameters", "tracing"})) / "python"
 
     assert (site / "fastapi").is_dir() and (site / "mangum").is_dir() and (site / "starlette").is_dir()
     assert not (site.parent / "exported-requirements.txt").exists()
@@ -368,3 +386,244 @@ def test_an_sdk_pulled_in_by_a_dependency_is_left_to_the_runtime(tmp_path):
 
     assert (site / "aws_xray_sdk").is_dir() and (site / "wrapt").is_dir() and (site / "mangum").is_dir()
     assert not (site / "botocore").exists() and not list(site.glob("botocore-*.dist-info"))
+
+
+# --- one layer per dependency set: what each function's capabilities need, and nothing else ------------
+
+def is_release_hook(resource: dict) -> bool:
+    """A CodeDeploy hook runs on the layer of the function it releases, whatever its own variables say."""
+    return resource["Properties"].get("Handler") == SMOKE_TEST_HANDLER
+
+
+def layers_of(stack: Stack, *, hooks: bool = False) -> dict[str, dict]:
+    """Each function's logical id -> {"layer": its dependency layer's logical id, "capabilities": ...}."""
+    resources = template_of(stack).to_json()["Resources"]
+    return {name: {"layer": r["Properties"]["Layers"][0]["Ref"],
+                   "capabilities": capabilities_of(r["Properties"]["Environment"]["Variables"],
+                                                   serves_http=r["Properties"]["Handler"] != GENERIC_HANDLER
+                                                   or APP_VARIABLE in r["Properties"]["Environment"]["Variables"])}
+            for name, r in resources.items() if r["Type"] == "AWS::Lambda::Function" and "Layers" in r["Properties"]
+            and hooks == is_release_hook(r)}
+
+
+def test_functions_with_the_same_dependency_set_share_one_layer_and_different_sets_do_not():
+    stack = Stack(App(context=SKIP_BUNDLING, builtin_cloud_formation_validation=False), "Layers")
+    FastApiFunction(stack, "Orders")
+    FastApiFunction(stack, "Payments").add_environment(TASK_QUEUE_URL_VARIABLE, "https://sqs/queue")  # adds nothing
+    FastApiFunction(stack, "Cached").add_environment(CACHE_HOST_VARIABLE, "cache.internal")
+    ServiceFunction(stack, "Worker", tasks="service.tasks:registry")
+
+    functions = layers_of(stack)
+    layer = {prefix: next(f["layer"] for name, f in functions.items() if name.startswith(prefix))
+             for prefix in ("Orders", "Payments", "Cached", "Worker")}
+
+    assert layer["Orders"] == layer["Payments"]
+    assert len({layer["Orders"], layer["Cached"], layer["Worker"]}) == 3
+    assert len(template_of(stack).find_resources("AWS::Lambda::LayerVersion")) == 3
+
+
+def test_each_environments_functions_share_the_layer_of_their_capabilities(synth, env_name):
+    functions = layers_of(synth.stacks[env_name])
+    settings = synth.stacks[env_name].settings
+
+    assert len({f["layer"] for f in functions.values()}) == 1, "the API and the worker need the same packages"
+    hooks = layers_of(synth.stacks[env_name], hooks=True)
+    assert hooks and {f["layer"] for f in hooks.values()} == {f["layer"] for f in functions.values()}, \
+        "release hooks run on the layer of the function they release: no layer of their own"
+    for function in functions.values():
+        assert ("cache" in function["capabilities"]) == (settings.cache.kind != "none")
+        assert ("auth-verify" in function["capabilities"]) == (settings.auth.enabled
+                                                               and settings.auth.verify_in_function)
+        assert function["layer"].startswith("DependenciesLayer" + ("Cache" if settings.cache.kind != "none" else ""))
+
+
+def test_capabilities_follow_the_variables_the_runtime_reads():
+    assert capabilities_of({}, serves_http=False) == {"core", "tracing"}  # an unset TRACING_MODE means xray
+    assert capabilities_of({TRACING_VARIABLE: "adot", AUTH_VERIFY_VARIABLE: "false"}, serves_http=True) \
+        == {"core", "http"}
+    assert capabilities_of({TRACING_VARIABLE: "off", AUTH_VERIFY_VARIABLE: "true", CACHE_HOST_VARIABLE: {"Ref": "X"},
+                            CONFIG_PATH_VARIABLE: "/app/dev/"}, serves_http=True) \
+        == {"core", "http", "auth-verify", "cache", "parameters"}
+
+
+def test_sets_that_need_the_same_packages_are_one_set():
+    assert dependency_set({"http", "parameters", "tasks"}) == dependency_set({"parameters"}) == {"core", "parameters"}
+    assert dependency_set({"http", "cache"}) != dependency_set({"http"})
+    assert requirements_for({"cache"}) == (*CAPABILITY_REQUIREMENTS["core"], *CAPABILITY_REQUIREMENTS["cache"])
+
+
+def test_pyproject_extras_mirror_the_requirement_table():
+    extras = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+
+    for capability, lines in CAPABILITY_REQUIREMENTS.items():
+        assert tuple(extras.get(capability, ())) == lines, f"pyproject.toml's [{capability}] extra"
+    assert tuple(extras["runtime"]) == requirements_for(set(CAPABILITY_REQUIREMENTS))
+
+
+def test_a_used_capability_whose_package_is_missing_is_named_with_the_package(tmp_path):
+    fake_distribution(tmp_path, "fastapi", "0.163.2", "starlette>=0.40")
+    fake_distribution(tmp_path, "starlette", "1.10.0")
+    fake_distribution(tmp_path, "redis", "8.1.0")
+
+    unmet = install.prune(tmp_path, BundlingTarget(), ["fastapi==0.163.2", "redis==8.1.0"],
+                          needs={"http": ("fastapi>=0.110,<1",), "auth-verify": ("pyjwt[crypto]>=2.8,<3",)},
+                          unused=("redis>=5,<9",))
+
+    assert unmet == ["pyjwt[crypto]<3,>=2.8 (needed by the auth-verify capability of fastapi_lambda) is not installed"]
+    assert not (tmp_path / "redis-8.1.0.dist-info").exists() and not (tmp_path / "redis").exists(), \
+        "only the unused cache capability needed redis"
+    assert (tmp_path / "starlette-1.10.0.dist-info").is_dir()
+
+
+def test_what_an_unused_capability_pulls_in_stays_when_the_app_needs_it_too(tmp_path):
+    fake_distribution(tmp_path, "myapp-client", "1.0", "cryptography>=40")
+    fake_distribution(tmp_path, "cryptography", "50.0.2", "cffi>=1")
+    fake_distribution(tmp_path, "cffi", "2.1.1")
+    fake_distribution(tmp_path, "pyjwt", "2.15.1")
+
+    install.prune(tmp_path, BundlingTarget(), ["myapp-client==1.0", "cryptography==50.0.2", "cffi==2.1.1",
+                                               "pyjwt==2.15.1"], needs={}, unused=("pyjwt[crypto]>=2.8,<3",))
+
+    left = sorted(p.name for p in tmp_path.glob("*.dist-info"))
+    assert left == ["cffi-2.1.1.dist-info", "cryptography-50.0.2.dist-info", "myapp_client-1.0.dist-info"]
+
+
+# --- the real layers of a bundled synth: what each function ships -----------------------------------
+
+#: A task registry that does not import FastAPI: its worker serves no HTTP and ships no web framework.
+JOBS = '''from fastapi_lambda.tasks import TaskRegistry
+from pydantic import BaseModel
+
+registry = TaskRegistry()
+
+
+class Add(BaseModel):
+    a: int
+    b: int
+
+
+@registry.task("add", Add)
+def add(payload: Add, envelope: object) -> dict:
+    return {"sum": payload.a + payload.b}
+'''
+
+
+@dataclass
+class Bundled:
+    """A function of a bundled synth: its variables, capabilities and asset folders."""
+    name: str
+    environment: dict[str, str]
+    capabilities: frozenset[str]
+    code: Path
+    layer: Path
+
+    @property
+    def distributions(self) -> set[str]:
+        return {p.name.split("-")[0].lower().replace("_", "-") for p in (self.layer / "python").glob("*.dist-info")}
+
+
+def bundled_functions(outdir: Path) -> dict[str, Bundled]:
+    """Every function with a dependency layer in the cloud assembly at ``outdir``, by stack/logical id."""
+    found = {}
+    for template_file in outdir.glob("*.template.json"):
+        resources = json.loads(template_file.read_text())["Resources"]
+        for name, resource in resources.items():
+            properties = resource["Properties"]
+            if resource["Type"] != "AWS::Lambda::Function" or "Layers" not in properties or is_release_hook(resource):
+                continue
+            layer = resources[properties["Layers"][0]["Ref"]]["Properties"]["Content"]["S3Key"]
+            variables = properties["Environment"]["Variables"]
+            serves_http = properties["Handler"] != GENERIC_HANDLER or APP_VARIABLE in variables
+            found[f"{template_file.name.split('.')[0]}/{name}"] = Bundled(
+                name=name, environment=variables, capabilities=capabilities_of(variables, serves_http=serves_http),
+                code=outdir / f"asset.{properties['Code']['S3Key'].removesuffix('.zip')}",
+                layer=outdir / f"asset.{layer.removesuffix('.zip')}")
+    return found
+
+
+@pytest.fixture(scope="session")
+def bundled(tmp_path_factory) -> dict[str, Bundled]:
+    """The dev stack built for this machine, and functions with the capabilities dev leaves off (a cache, token
+    verification, a worker without HTTP), synthesized with bundling on. One pip install for all (the bundler reuses
+    it for every dependency set of the same lock), then one pruned copy per set."""
+    if find_python(HOST_TARGET.python_version) is None:
+        pytest.skip(bundling.missing_interpreter_message(HOST_TARGET.python_version))
+    root = tmp_path_factory.mktemp("bundled")
+    context = read_cdk_json_context()
+    context["environments"]["dev"].setdefault("function", {})["architecture"] = HOST_ARCHITECTURE
+    dev = make_app({**context, "skip_bundling": "false", "env": "dev"}, outdir=root / "dev")
+    build_stacks(dev)
+    dev.synth()
+
+    source = root / "src"
+    shutil.copytree(LAMBDA_SRC, source, ignore=shutil.ignore_patterns("__pycache__", "fastapi_lambda"))
+    (source / "jobs.py").write_text(JOBS)
+    others = App(outdir=str(root / "others"), builtin_cloud_formation_validation=False)
+    stack = Stack(others, "Capabilities")
+    pool = DependenciesLayer(stack, "Dependencies", source=source, target=HOST_TARGET)
+    UserPool(stack, "Identity").configure(
+        FastApiFunction(stack, "Verifying", source=source, target=HOST_TARGET, dependencies=pool), verify_tokens=True)
+    # What ValkeyCache.configure() sets; a network is not needed to bundle.
+    FastApiFunction(stack, "Cached", source=source, target=HOST_TARGET, dependencies=pool).add_environment(
+        CACHE_HOST_VARIABLE, "cache.internal")
+    ServiceFunction(stack, "Worker", source=source, target=HOST_TARGET, dependencies=pool, tasks="jobs:registry")
+    others.synth()
+    return {**bundled_functions(root / "dev"), **bundled_functions(root / "others")}
+
+
+@pytest.mark.slow
+def test_no_function_ships_what_its_capabilities_do_not_use(bundled):
+    # The dev environment has no cache and lets the gateway verify tokens: none of its functions may ship redis or
+    # cryptography; the functions that use them must.
+    owners = {"redis": "cache", "cryptography": "auth-verify", "pyjwt": "auth-verify", "cffi": "auth-verify",
+              "starlette": {"http", "parameters"}}
+    checked = set()
+    for name, function in bundled.items():
+        for package, capability in owners.items():
+            used = bool(function.capabilities & ({capability} if isinstance(capability, str) else capability))
+            assert (package in function.distributions) == used, \
+                f"{name} ({', '.join(sorted(function.capabilities))}): {package} {'missing' if used else 'shipped'}"
+            checked.add((package, used))
+    dev = [f for n, f in bundled.items() if n.startswith("fastapi-lambda-dev/")]
+    assert len(dev) == 2 and all(not {"redis", "cryptography"} & f.distributions for f in dev)
+    assert {(p, used) for p in owners for used in (True, False)} == checked, "every package seen shipped and not"
+
+
+@pytest.mark.slow
+def test_functions_with_the_same_set_share_one_layer_folder(bundled):
+    layers = {name: f.layer for name, f in bundled.items()}
+
+    assert len({layers[n] for n in layers if n.startswith("fastapi-lambda-dev/")}) == 1
+    assert len(set(layers.values())) == 4  # dev's, the verifying API's, the cached API's, the worker's
+
+
+@pytest.mark.slow
+def test_each_bundle_imports_what_its_capabilities_use_under_the_target_python(bundled):
+    probes = {
+        "Verifying": "from jwt.algorithms import has_crypto; assert has_crypto",
+        "Cached": "import redis.asyncio",
+        "Worker": "import sys, fastapi_lambda.entry; assert 'fastapi' not in sys.modules and 'starlette' not in "
+                  "sys.modules",
+    }
+    for name, probe in probes.items():
+        function = next(f for f in bundled.values() if f.name.startswith(name))
+        env = {"PATH": os.environ["PATH"], "PYTHONDONTWRITEBYTECODE": "1", "AWS_DEFAULT_REGION": "us-east-1",
+               "PYTHONPATH": f"{function.code}{os.pathsep}{function.layer / 'python'}", **{
+                   k: v for k, v in function.environment.items() if isinstance(v, str)}}
+        done = subprocess.run([*find_python(HOST_TARGET.python_version), "-s", "-c", probe], capture_output=True,
+                              text=True, env=env, cwd=function.code, timeout=120)
+        assert done.returncode == 0, f"{name}: {done.stderr[-2000:]}"
+
+
+def test_capabilities_the_variables_cannot_show_are_declared_and_checked():
+    stack = Stack(App(context=SKIP_BUNDLING, builtin_cloud_formation_validation=False), "Declared")
+    plain = ServiceFunction(stack, "Plain", tasks="service.tasks:registry")
+    web = ServiceFunction(stack, "Web", tasks="service.tasks:registry", capabilities=("http",))
+    template_of(stack)  # synthesis chooses the layers
+
+    assert plain.capabilities == {"core", "tasks", "tracing"} and web.capabilities == {"core", "http", "tasks", "tracing"}
+    assert plain.dependency_layer is not web.dependency_layer
+    with pytest.raises(ValueError, match=r"capabilities=\['redis'\] are not capabilities of fastapi_lambda; choose from "
+                                         r"core, http, tasks, cache, auth-verify, parameters, tracing"):
+        ServiceFunction(stack, "Wrong", capabilities=("redis",))

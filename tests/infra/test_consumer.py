@@ -143,6 +143,10 @@ def test_the_incomplete_lock_was_resolved_into_a_complete_layer(consumer):
     # The lock names fastapi and mangum only; what they need came in by resolution.
     assert {"fastapi", "mangum", "starlette", "pydantic", "pydantic_core", "typing_extensions"} <= installed
     assert not (site / "boto3").exists() and not (site / "botocore").exists()
+    # What the runtime package's capabilities need came in too, and only for those the functions use: no cache, no
+    # token verification in the function.
+    assert {"aws_lambda_powertools", "aws_xray_sdk"} <= installed
+    assert not {"redis", "pyjwt", "cryptography"} & installed
 
 
 @pytest.mark.parametrize("handler", ["fastapi_lambda.entry.handler", "orders.handler.handler"])

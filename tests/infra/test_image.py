@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 from aws_cdk import App, Stack
-from fastapi_lambda.constants import RUNTIME_REQUIREMENTS, SMOKE_TEST_HANDLER
+from fastapi_lambda.constants import SMOKE_TEST_HANDLER
+from fastapi_lambda.requirements import CAPABILITIES, requirements_for
 
 from cdk_app.bundling import BundlingTarget
 from cdk_app.bundling.locks import locked_requirements
@@ -55,7 +56,7 @@ def test_the_context_holds_the_app_the_runtime_package_and_the_pins(staged):
     pins = (staged / REQUIREMENTS).read_text().splitlines()
     locked = [line for line in locked_requirements(LAMBDA_SRC / "requirements.txt", include_aws_sdk=False)]
     assert set(locked) <= set(pins), "every pin of the lock is installed into the image"
-    assert set(RUNTIME_REQUIREMENTS) <= set(pins), "and what the runtime package needs"
+    assert set(requirements_for(frozenset(CAPABILITIES))) <= set(pins), "and what the runtime package needs"
     assert not any(re.match(r"(boto3|botocore)\b", line) for line in pins), "the base image provides the AWS SDK"
 
 

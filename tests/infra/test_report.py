@@ -128,3 +128,24 @@ def test_a_checkov_of_your_own_can_be_named(tmp_path, monkeypatch):
 
     with pytest.raises(ReportError, match=r"checkov is not installed at .*nowhere/checkov"):
         report.checkov_cli()
+
+
+def test_each_function_is_sized_with_its_code_and_layers_zipped_and_not(tmp_path):
+    for name, text in (("code", "print('hello')\n"), ("layer", "x = 1\n" * 20_000)):
+        (tmp_path / f"asset.{name}" / "python").mkdir(parents=True)
+        (tmp_path / f"asset.{name}" / "python" / "module.py").write_text(text)
+    resources = {
+        "ApiFunction6BF808ED": {"Type": "AWS::Lambda::Function", "Properties": {
+            "Code": {"S3Key": "code.zip"},
+            "Layers": [{"Ref": "DependenciesLayerHttp1234ABCD"}, "arn:aws:lambda:us-east-1:901920570463:layer:adot:1"]}},
+        "DependenciesLayerHttp1234ABCD": {"Type": "AWS::Lambda::LayerVersion", "Properties": {
+            "Content": {"S3Key": "layer.zip"}}},
+        "CustomProvider": {"Type": "AWS::Lambda::Function", "Properties": {"Code": {"S3Key": "code.zip"}}},
+    }
+
+    (size,) = report.function_sizes(tmp_path, resources)
+
+    assert size.function == "Api" and size.layers == ("DependenciesLayerHttp1234ABCD",) and size.external_layers == 1
+    assert size.unzipped == len("print('hello')\n") + len("x = 1\n" * 20_000)
+    assert 0 < size.zipped < size.unzipped / 10
+    assert report._sizes([size]) == f"Api {size.zipped / 1e6:.1f}/{size.unzipped / 1e6:.1f} +1 ext."
