@@ -20,7 +20,7 @@ from typing import Any
 from mangum import Mangum
 from mangum.handlers import ALB, APIGateway, HTTPGateway
 
-from fastapi_lambda import aws, cold_start, lifecycle, observability
+from fastapi_lambda import aws, cold_start, edge, lifecycle, observability
 from fastapi_lambda import guard as guard_module
 from fastapi_lambda.constants import WARMUP_MARKER
 
@@ -110,7 +110,8 @@ class LambdaHandler:
         if self.limits is not None:
             guard_module.protect(app)
         # lifespan="off": Mangum would otherwise run startup and shutdown on every invocation.
-        self.asgi = Mangum(app, lifespan="off", custom_handlers=_MANGUM_HANDLERS) if app is not None else self._no_app
+        # edge.mount: the app below its service prefix, gzip where the gateway cannot compress.
+        self.asgi = Mangum(edge.mount(app), lifespan="off", custom_handlers=_MANGUM_HANDLERS) if app is not None else self._no_app
         self.handlers: dict[str, EventHandler] = {kind: self._http for kind in HTTP_EVENT_KINDS}
         self.handlers.update(warmup=self._warmup, schedule=_answer("schedule"), unknown=_answer("unknown"),
                              sqs=self._unhandled)

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from service.items import router as items_router
 from service.tasks import document_task_requests
 from service.tasks import router as tasks_router
+from service.uploads import router as uploads_router
 
 # FastAPI's built-in OpenTelemetry instrumentation is switched off: Lambda traces
 # through X-Ray, and each enabled signal costs time on every request.
@@ -116,6 +117,7 @@ def create_app(*, environment: str | None = None) -> FastAPI:
     app.add_route("/openapi.json", openapi_schema, methods=["GET"], include_in_schema=False)
     app.include_router(tasks_router)
     app.include_router(items_router)
+    app.include_router(uploads_router)
     extend(app, "plain routes", document_plain_routes)
     extend(app, "task requests", document_task_requests)
     return app
