@@ -13,10 +13,10 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException
-from fastapi_lambda import aws
+from fastapi_lambda import lifecycle
 from fastapi_lambda.auth import AUTH_RESPONSES, User, current_user
 from fastapi_lambda.constants import (
     DEFAULT_UPLOAD_MAX_BYTES,
@@ -33,6 +33,18 @@ URL_SECONDS = 900
 S3_MAX_PUT_BYTES = 5 * 1024 ** 3
 
 router = APIRouter(tags=["uploads"])
+
+
+def _signer() -> Any:
+    """An S3 client that signs with SigV4 (botocore's default presigning in us-east-1 is SigV2, which cannot
+    sign Content-Length, and newer regions refuse it). Signing makes no call, so it needs no time budget."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("s3", config=Config(signature_version="s3v4"))
+
+
+signer = lifecycle.per_instance(_signer, eager=False)  # made again after a SnapStart restore (credentials)
 
 
 class UploadRequest(BaseModel):
@@ -72,7 +84,7 @@ async def create_upload(request: UploadRequest, user: Annotated[User, Depends(cu
     headers = {"Content-Type": request.content_type}
     # Signing is local (no call to S3): the URL carries the function's credentials, which allow PutObject
     # under the prefix only. ContentType and ContentLength are signed, so S3 refuses another type or size.
-    url = aws.client("s3").generate_presigned_url(
+    url = signer.get().generate_presigned_url(
         "put_object", ExpiresIn=URL_SECONDS,
         Params={"Bucket": bucket, "Key": key, "ContentType": request.content_type, "ContentLength": request.size})
     return UploadUrl(url=url, headers=headers, key=key, expires_in=URL_SECONDS)
