@@ -17,8 +17,12 @@ from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_route53 as route53
 from constructs import Construct
-from fastapi_lambda.constants import FILES_INCOMING_PREFIX, UPLOAD_BUCKET_VARIABLE, UPLOAD_MAX_BYTES_VARIABLE, \
-    UPLOAD_PREFIX_VARIABLE
+from fastapi_lambda.constants import (
+    FILES_INCOMING_PREFIX,
+    UPLOAD_BUCKET_VARIABLE,
+    UPLOAD_MAX_BYTES_VARIABLE,
+    UPLOAD_PREFIX_VARIABLE,
+)
 
 from cdk_app.api import CustomDomain
 from cdk_app.bundling.assets import LAMBDA_SRC

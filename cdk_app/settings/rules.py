@@ -219,7 +219,7 @@ def domain_prefix_stem(name: str) -> str:
 #: A service's path prefix: static segments only ("/billing", "/v2/orders"), never the root.
 _SERVICE_PREFIX = re.compile(r"(/[A-Za-z0-9._~-]+)+")
 #: What API Gateway accepts as an API mapping key / base path (one level), e.g. "v1".
-_BASE_PATH = re.compile(r"[A-Za-z0-9$_.+!*'(),-]+")
+BASE_PATH = re.compile(r"[A-Za-z0-9$_.+!*'(),-]+")
 #: A media type as binaryMediaTypes takes it: "image/png", "image/*" or "*/*".
 _MEDIA_TYPE = re.compile(r"(\*|[\w.+-]+)/(\*|[\w.+-]+)")
 #: How the gateway construct names the services' settings, and how cdk.json does.
@@ -276,7 +276,7 @@ def check_services(services: Mapping[str, tuple[str, Sequence[str]]], *, main_ro
 
 def check_base_path(base_path: str | None, *, where: str = "base_path") -> None:
     """An API mapping key API Gateway accepts ("An ApiMapping key may contain only letters, numbers and ...")."""
-    if base_path is not None and not _BASE_PATH.fullmatch(base_path):
+    if base_path is not None and not BASE_PATH.fullmatch(base_path):
         raise RuleError(f"{where}={base_path!r} is not a base path API Gateway accepts: one segment of letters, "
                         "digits and $-_.+!*'(), without slashes (e.g. 'v1'); leave it unset to map the domain's root")
 
@@ -295,7 +295,7 @@ def _labels(domain: str) -> str:
 
 
 #: The region an ACM certificate ARN names, when it names one.
-_CERTIFICATE_REGION = re.compile(r"arn:aws[a-z-]*:acm:([a-z0-9-]+):\d{12}:certificate/[0-9a-f-]+")
+CERTIFICATE_REGION = re.compile(r"arn:aws[a-z-]*:acm:([a-z0-9-]+):\d{12}:certificate/[0-9a-f-]+")
 
 
 def check_domain(*, domain_name: str, certificate_arn: str | None, region: str | None, hosted_zone_name: str | None,
@@ -303,7 +303,7 @@ def check_domain(*, domain_name: str, certificate_arn: str | None, region: str |
     """A regional API's certificate lives in the API's region; the domain lies in its hosted zone."""
     n = {"certificate": "certificate", "zone": "hosted_zone", **(names or {})}
     if certificate_arn is not None:
-        match = _CERTIFICATE_REGION.fullmatch(certificate_arn)
+        match = CERTIFICATE_REGION.fullmatch(certificate_arn)
         if match is None:
             raise RuleError(f"{n['certificate']}={certificate_arn!r} is not an ACM certificate ARN "
                             "(arn:aws:acm:<region>:<account>:certificate/<id>)")
