@@ -349,6 +349,9 @@ class FastApiGateway(Construct):
         and no route may be claimed by two functions (a :class:`ValueError` says which).
         """
         check_service_prefix(prefix)
+        if prefix in self.services:
+            raise ValueError(f"add_service: {prefix!r} is mounted already; prefixes overlap when two services share "
+                             "one: give each service a prefix of its own")
         service = Service(prefix, handler, tuple(public_routes), route_scopes, route_throttles)
         public = _parse_routes("public_routes", public_routes)
         scopes = {route: tuple(names) for route, names in zip(
