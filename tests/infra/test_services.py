@@ -18,8 +18,9 @@ from cdk_app.function import FastApiFunction
 from cdk_app.settings import ConfigError, load_settings
 from cdk_app.stack import build_stacks
 from tests.infra.conftest import ENVIRONMENTS, make_app, only
+from tests.infra.edge_preflight import CLAIM_CASES, _http_claim
 from tests.infra.test_gateway import new_stack, routes_of
-from tests.infra.test_preflight import cfn, function, http_api, rest_api, route, run_preflight
+from tests.infra.test_preflight import run_preflight
 
 API_TYPES = ("http", "rest")
 
@@ -172,52 +173,9 @@ def test_services_are_listed_per_environment(synth):
 
 # --- the preflight: a raw route below a service's prefix that leads elsewhere ----------------------
 
-def _integration(stack: Stack, id: str, fn) -> object:
-    return cfn(stack, id, "AWS::ApiGatewayV2::Integration", ApiId={"Ref": "Api"}, IntegrationType="AWS_PROXY",
-               IntegrationUri=fn.get_att("Arn"), PayloadFormatVersion="2.0")
-
-
-def _http_claim(stack: Stack, *, same_function: bool = False) -> str:
-    api = http_api(stack)
-    main, billing = function(stack, "Main"), function(stack, "Billing")
-    to_billing = _integration(stack, "ToBilling", billing)
-    to_main = to_billing if same_function else _integration(stack, "ToMain", main)
-    route(stack, api, "Mount", "ANY /billing/{proxy+}", Target={"Fn::Join": ["", ["integrations/", to_billing.ref]]})
-    route(stack, api, "Stray", "GET /billing/report", Target={"Fn::Join": ["", ["integrations/", to_main.ref]]})
-    return "Stray"
-
-
-def _rest_method(stack: Stack, api, id: str, resource, verb: str, fn) -> object:
-    return cfn(stack, id, "AWS::ApiGateway::Method", RestApiId=api.ref, ResourceId=resource.ref, HttpMethod=verb,
-               AuthorizationType="AWS_IAM", Integration={"Type": "AWS_PROXY", "IntegrationHttpMethod": "POST", "Uri": {
-                   "Fn::Join": ["", ["arn:aws:apigateway:eu-west-1:lambda:path/2015-03-31/functions/",
-                                     fn.get_att("Arn"), "/invocations"]]}})
-
-
-def _rest_claim(stack: Stack, *, twice: bool = False) -> str:
-    api = rest_api(stack)
-    main, billing = function(stack, "Main"), function(stack, "Billing")
-    prefix = cfn(stack, "BillingPath", "AWS::ApiGateway::Resource", RestApiId=api.ref, PathPart="billing",
-                 ParentId=api.get_att("RootResourceId"))
-    proxy = cfn(stack, "BillingProxy", "AWS::ApiGateway::Resource", RestApiId=api.ref, PathPart="{proxy+}",
-                ParentId=prefix.ref)
-    report = cfn(stack, "Report", "AWS::ApiGateway::Resource", RestApiId=api.ref, PathPart="report",
-                 ParentId=prefix.ref)
-    _rest_method(stack, api, "Mount", proxy, "ANY", billing)
-    _rest_method(stack, api, "Stray", report, "GET", billing if twice else main)
-    if twice:
-        _rest_method(stack, api, "Twin", report, "GET", billing)
-        return "Twin"
-    return "Stray"
-
-
-PREFLIGHT_CASES = {"APIGW-ROUTE-CLAIMED-TWICE": _http_claim}
-PREFLIGHT_MORE = {"rest-stray": _rest_claim, "rest-twice": lambda s: _rest_claim(s, twice=True)}
-
-
-@pytest.mark.parametrize("case", sorted(PREFLIGHT_MORE))
+@pytest.mark.parametrize("case", sorted(CLAIM_CASES))
 def test_the_preflight_refuses_a_route_claimed_twice(case, tmp_path):
-    report = run_preflight(PREFLIGHT_MORE[case], tmp_path)
+    report = run_preflight(CLAIM_CASES[case], tmp_path)
     found = report.of("APIGW-ROUTE-CLAIMED-TWICE")
     assert report.failed and found and all(report.built in v["path"] for v in found), report.violations
 
