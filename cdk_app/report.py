@@ -74,6 +74,7 @@ class StackSummary:
     preflight_warnings: int = 0
     cdk_warnings: int = 0
     retained: list[tuple[str, str]] = field(default_factory=list)  # (type, logical id) kept by cdk destroy
+    edge: str = ""  # the services behind the API and its domain
 
 
 @dataclass
@@ -235,6 +236,20 @@ def _api_resource(resources: dict, resource_type: str) -> dict:
     return (named or found)[0]
 
 
+def edge(resources: dict) -> str:
+    """The prefixes the API's functions serve ("/" and each service's ``FASTAPI_LAMBDA_ROOT_PATH``), and the domain."""
+    mapped = [r["Properties"] for r in resources.values() if r["Type"] in (
+        "AWS::ApiGatewayV2::ApiMapping", "AWS::ApiGateway::BasePathMapping")]
+    base = next((m.get("ApiMappingKey") or m.get("BasePath") or "" for m in mapped), "")
+    roots = (r["Properties"].get("Environment", {}).get("Variables", {}).get("FASTAPI_LAMBDA_ROOT_PATH", "")
+             for r in resources.values() if r["Type"] == "AWS::Lambda::Function")
+    prefixes = ["/", *sorted(p for p in (root.removeprefix(f"/{base}" if base else "") for root in roots) if p)]
+    domains = [r["Properties"]["DomainName"] for r in resources.values()
+               if r["Type"] in ("AWS::ApiGatewayV2::DomainName", "AWS::ApiGateway::DomainName")]
+    domain = f"https://{domains[0]}/{base}" if domains else "execute-api URL"
+    return f"services {', '.join(prefixes)}; domain {domain}"
+
+
 def template_path(assembly: Path, artifact: dict) -> Path:
     return assembly / artifact["properties"]["templateFile"]
 
@@ -263,6 +278,7 @@ def summarize(assembly: Path, stack: str, artifact: dict, levels: Counter[str],
         preflight_warnings=len(preflight or []),
         cdk_warnings=len(cdk_warnings(assembly, stack)),
         retained=retained(resources),
+        edge=edge(resources),
     )
 
 
@@ -299,6 +315,8 @@ def main(argv: list[str]) -> int:
         print(f"{r.stack:<24} {r.resources:>9} {r.api:<9} {r.runtime:<17} {r.memory:>5}M {r.timeout:>6}s "
               f"{r.cold_start:<25} {nag:<17} {checked:<23} {scan:<23} {lint:<18} {r.cdk_warnings:>9} "
               f"{len(r.retained):>8} {r.assets_mb:>5.1f}MB")
+    for r in rows:
+        print(f"{r.stack}: {r.edge}")
     print("cdk-nag: AwsSolutions+Serverless findings acknowledged; checkov: checks passed, failed, skipped "
           "(every skip with its reason in the resource's metadata).")
     for r in rows:

@@ -212,3 +212,14 @@ def test_more_edge_deploy_failures_are_refused(case, tmp_path):
 def test_edge_near_misses_pass(build, tmp_path):
     report = run_preflight(build, tmp_path, env={"region": "eu-west-1"})
     assert not report.failed and not report.violations, report.violations
+
+
+# --- the main job's summary -----------------------------------------------------------------------
+
+def test_the_summary_names_each_environments_services_and_domain(synth, context):
+    from cdk_app.report import edge
+
+    assert edge(synth.templates["dev"].to_json()["Resources"]) == "services /, /billing; domain execute-api URL"
+    context = domain_context(context, "prod", base_path="v1")
+    template = Template.from_stack(build_stacks(make_app({**context, "env": "prod"}))["prod"])
+    assert edge(template.to_json()["Resources"]) == "services /, /billing; domain https://api.example.com/v1"
