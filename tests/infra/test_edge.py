@@ -223,3 +223,16 @@ def test_the_summary_names_each_environments_services_and_domain(synth, context)
     context = domain_context(context, "prod", base_path="v1")
     template = Template.from_stack(build_stacks(make_app({**context, "env": "prod"}))["prod"])
     assert edge(template.to_json()["Resources"]) == "services /, /billing; domain https://api.example.com/v1"
+
+
+def test_environments_with_domains_pass_cdk_nag_and_the_preflight(context, tmp_path):
+    # cfn-lint and checkov were run on the same templates by hand: clean (see docs/http-edge.md).
+    for env, base_path in (("staging", None), ("prod", "v1")):
+        domain_context(context, env, base_path=base_path, hosted_zone_id="Z0123456789ABCDEFGHIJ",
+                       hosted_zone_name="example.com")
+    app = make_app(context, outdir=tmp_path)
+    build_stacks(app)  # with cdk-nag and the preflight: synth raises on any error
+
+    app.synth()
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    assert [v for p in report["pluginReports"] for v in p["violations"]] == []
