@@ -6,6 +6,8 @@ refusing) is listed in docs/http-edge.md; here, the templates say what AWS will 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from aws_cdk import Stack
 from aws_cdk import aws_certificatemanager as acm
