@@ -10,6 +10,7 @@ Without ``UPLOAD_BUCKET`` (local runs) the route answers 503.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import uuid
@@ -26,6 +27,8 @@ from fastapi_lambda.constants import (
     UPLOAD_PREFIX_VARIABLE,
 )
 from pydantic import BaseModel, Field
+
+logger = logging.getLogger(__name__)
 
 #: How long a signed URL stays valid.
 URL_SECONDS = 900
@@ -84,7 +87,11 @@ async def create_upload(request: UploadRequest, user: Annotated[User, Depends(cu
     headers = {"Content-Type": request.content_type}
     # Signing is local (no call to S3): the URL carries the function's credentials, which allow PutObject
     # under the prefix only. ContentType and ContentLength are signed, so S3 refuses another type or size.
-    url = signer.get().generate_presigned_url(
-        "put_object", ExpiresIn=URL_SECONDS,
-        Params={"Bucket": bucket, "Key": key, "ContentType": request.content_type, "ContentLength": request.size})
+    try:
+        url = signer.get().generate_presigned_url(
+            "put_object", ExpiresIn=URL_SECONDS,
+            Params={"Bucket": bucket, "Key": key, "ContentType": request.content_type, "ContentLength": request.size})
+    except Exception as error:  # no credentials or region here (a local run): the server's fault, not the client's
+        logger.warning("Cannot sign an upload URL: %s", type(error).__name__)
+        raise HTTPException(503, "Uploads cannot be signed right now (no AWS credentials)") from None
     return UploadUrl(url=url, headers=headers, key=key, expires_in=URL_SECONDS)

@@ -102,3 +102,17 @@ def test_without_a_bucket_uploads_are_a_503(handler, lambda_context, monkeypatch
 def test_a_caller_without_identity_gets_a_401(handler, lambda_context, bucket):
     event = http_event("POST", "/uploads", body=json.dumps({"filename": "a", "size": 1}))
     assert handler(event, lambda_context)["statusCode"] == 401
+
+
+def test_without_credentials_signing_is_a_503_not_a_500(handler, lambda_context, monkeypatch):
+    from botocore.exceptions import NoCredentialsError
+    from service import uploads
+
+    class Unsigned:
+        def generate_presigned_url(self, *args, **kwargs):
+            raise NoCredentialsError()
+
+    monkeypatch.setenv(UPLOAD_BUCKET_VARIABLE, "uploads-test")
+    monkeypatch.setattr(uploads.signer, "value", Unsigned())
+
+    assert ask(handler, lambda_context, filename="a.txt", size=1)[0] == 503

@@ -80,8 +80,8 @@ ONE_LINE_ERRORS = {
     "unknown key, nothing close": (
         "dev.owner", "team-a",
         'environments.dev.owner: unknown key, set to "team-a" (allowed keys: account, api, auth, bundling, cache, '
-        "cold_start, config, function, log_retention_days, network, observability, region, removal_policy, tags, "
-        "tasks, termination_protection). "
+        "cold_start, config, function, log_retention_days, network, observability, region, removal_policy, services, "
+        "tags, tasks, termination_protection). "
         "Fix: remove it or correct its spelling."),
     "missing": (
         "dev.api.cors", {"allow_credentials": False},
