@@ -35,6 +35,12 @@ URL_SECONDS = 900
 #: S3's largest single PUT (a bigger file needs a multipart upload).
 S3_MAX_PUT_BYTES = 5 * 1024 ** 3
 
+
+def max_upload_bytes() -> int:
+    """The largest upload the function's settings allow (``UPLOAD_MAX_BYTES``), within S3's."""
+    return min(int(os.environ.get(UPLOAD_MAX_BYTES_VARIABLE, DEFAULT_UPLOAD_MAX_BYTES)), S3_MAX_PUT_BYTES)
+
+
 router = APIRouter(tags=["uploads"])
 
 
@@ -54,7 +60,8 @@ class UploadRequest(BaseModel):
     filename: str = Field(min_length=1, max_length=255, description="The file's name; only its last part is kept")
     content_type: str = Field("application/octet-stream", max_length=255,
                               pattern=r"^[\w.+-]+/[\w.+-]+$", description="Sent as Content-Type with the PUT")
-    size: int = Field(gt=0, le=S3_MAX_PUT_BYTES, description="Bytes the client will send (signed: exactly these)")
+    # The schema states the limit the function starts with (its environment is fixed on Lambda).
+    size: int = Field(gt=0, le=max_upload_bytes(), description="Bytes the client will send (signed: exactly these)")
 
 
 class UploadUrl(BaseModel):
@@ -79,8 +86,8 @@ async def create_upload(request: UploadRequest, user: Annotated[User, Depends(cu
     bucket = os.environ.get(UPLOAD_BUCKET_VARIABLE)
     if not bucket:
         raise HTTPException(503, "Uploads are not configured (no upload bucket)")
-    limit = int(os.environ.get(UPLOAD_MAX_BYTES_VARIABLE, DEFAULT_UPLOAD_MAX_BYTES))
-    if request.size > limit:
+    limit = max_upload_bytes()
+    if request.size > limit:  # the environment changed since import (tests, a local run)
         raise HTTPException(413, f"size={request.size} is above the {limit}-byte limit of one upload")
     prefix = os.environ.get(UPLOAD_PREFIX_VARIABLE, FILES_INCOMING_PREFIX)
     key = f"{prefix}{uuid.uuid4().hex}/{_safe_name(request.filename)}"
