@@ -1,31 +1,47 @@
 """The API Gateway front door: HTTP API (default) or REST API, both on the function alias.
 
-Public only where declared: everything else needs IAM (SigV4) or the authorizer given.
+Public only where declared: everything else needs IAM (SigV4) or the authorizer given. More
+functions mount on path prefixes (:meth:`FastApiGateway.add_service`); the edge (binary bodies,
+compression, a custom domain) is configured here, and what the apps behind it need to know of it
+(their prefix, whether to gzip) is written into their environment (:meth:`FastApiGateway.configure`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import jsii
-from aws_cdk import Annotations, Aspects, CfnResource, Duration, IAspect, RemovalPolicy
+from aws_cdk import Annotations, Aspects, CfnResource, Duration, IAspect, RemovalPolicy, Size
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_route53 as route53
+from aws_cdk import aws_route53_targets as route53_targets
 from constructs import Construct, IConstruct
+from fastapi_lambda.constants import GZIP_MIN_BYTES_VARIABLE, ROOT_PATH_VARIABLE
 
 from cdk_app.auth import WebFirewall
 from cdk_app.cdk_values import log_retention, removal_policy
 from cdk_app.findings import LOG_GROUP_KEY, acknowledge, managed_policy_finding, skip_checkov
-from cdk_app.function import FastApiFunction
+from cdk_app.function import FastApiFunction, ServiceFunction
 from cdk_app.settings import DEFAULTS
 from cdk_app.settings.choices import ApiType
 from cdk_app.settings.routes import parse_route
-from cdk_app.settings.rules import GATEWAY_TIMEOUT_LIMITS, check_edge
+from cdk_app.settings.rules import (
+    GATEWAY_TIMEOUT_LIMITS,
+    check_base_path,
+    check_edge,
+    check_media_types,
+    check_service_prefix,
+    check_services,
+    under,
+)
 from cdk_app.settings.schema import CorsSettings
 
 # One JSON object per request; the fields differ only where the two APIs name them differently.
@@ -130,6 +146,51 @@ def _resource_paths(path: str) -> list[str]:
     return ["/" + "/".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
+@dataclass(frozen=True)
+class Service:
+    """A function mounted on a path prefix of the API (see :meth:`FastApiGateway.add_service`)."""
+
+    prefix: str
+    handler: lambda_.IFunction | ServiceFunction
+    public_routes: Sequence[str] = ()
+    route_scopes: Mapping[str, Sequence[str]] | None = None
+    route_throttles: Mapping[str, Throttle] | None = None
+
+
+@dataclass(frozen=True)
+class CustomDomain:
+    """A domain of your own for the API.
+
+    ``certificate``: an ACM certificate for ``name`` in the API's region (a regional API takes no
+    other); without one, a certificate is requested and DNS-validated (in ``hosted_zone`` when
+    given, else the deploy waits until you add the validation record ACM asks for). With
+    ``hosted_zone`` an alias record points ``name`` at the API. ``base_path`` serves the API
+    under that path of the domain. ``disable_default_endpoint``: clients reach the API only
+    through the domain (the ``execute-api`` URL answers 403).
+    """
+
+    name: str
+    certificate: acm.ICertificate | None = None
+    hosted_zone: route53.IHostedZone | None = None
+    base_path: str | None = None
+    disable_default_endpoint: bool = DEFAULTS.api.domain is None or DEFAULTS.api.domain.disable_default_endpoint
+
+
+@jsii.implements(IAspect)
+class _TextMockIntegrations:
+    """Mock integrations (the REST API's CORS preflight methods) answer text, whatever the binary media types.
+
+    With ``*/*`` among the binary media types, API Gateway cannot apply a mock integration's
+    request template to the (binary) request and answers 500: CONVERT_TO_TEXT is AWS's fix.
+    """
+
+    def visit(self, node: IConstruct) -> None:
+        if isinstance(node, apigw.CfnMethod) and node.http_method == "OPTIONS":
+            integration = node.integration
+            if getattr(integration, "type", None) == "MOCK":
+                node.add_property_override("Integration.ContentHandling", "CONVERT_TO_TEXT")
+
+
 class FastApiGateway(Construct):
     """Routes every path and method to ``handler`` (pass the function's alias); public only where declared.
 
@@ -154,7 +215,13 @@ class FastApiGateway(Construct):
     without them is refused, unless ``accept_id_tokens=True`` says ID tokens are wanted. Public routes carry no scopes (AWS
     refuses scopes on routes without a token authorizer).
     Without ``handler`` the construct creates its own :class:`FastApiFunction`
-    (:attr:`function`).
+    (:attr:`function`); a :class:`ServiceFunction` passed as ``handler`` is fronted through its
+    ``live`` alias and configured (:meth:`configure`).
+
+    ``services`` (or :meth:`add_service`) mount more functions on path prefixes, each with its
+    own public routes, scopes and throttles. ``binary_media_types`` (REST; an HTTP API passes
+    every body as it is) and ``compression_min_bytes`` (gzip: at a REST gateway, in the function
+    for an HTTP API) shape the edge; ``domain`` serves the API on a :class:`CustomDomain`.
     """
 
     def __init__(
@@ -162,7 +229,7 @@ class FastApiGateway(Construct):
         scope: Construct,
         id: str,
         *,
-        handler: lambda_.IFunction | None = None,
+        handler: lambda_.IFunction | ServiceFunction | None = None,
         api_type: ApiType = DEFAULTS.api.type,
         public_routes: Sequence[str] = (),
         route_scopes: Mapping[str, Sequence[str]] | None = None,
@@ -178,8 +245,20 @@ class FastApiGateway(Construct):
         access_log_retention: logs.RetentionDays = log_retention(DEFAULTS.log_retention_days),
         removal_policy: RemovalPolicy = removal_policy(DEFAULTS.removal_policy),
         rest_cloud_watch_role: bool = True,
+        services: Sequence[Service] = (),
+        binary_media_types: Sequence[str] = tuple(DEFAULTS.api.binary_media_types),
+        compression_min_bytes: int | None = DEFAULTS.api.compression_min_bytes,
+        domain: CustomDomain | None = None,
     ) -> None:
         super().__init__(scope, id)
+        check_media_types(binary_media_types)
+        if domain is not None:
+            check_base_path(domain.base_path, where="domain.base_path")
+        self.binary_media_types, self.compression_min_bytes = list(binary_media_types), compression_min_bytes
+        self.domain, self._cors = domain, cors
+        self.services: dict[str, Service] = {}
+        self._created: dict[tuple[str, str], CfnResource] = {}  # HTTP routes by (method, path)
+        self._throttles: dict[tuple[str, str], Throttle] = {}  # every route's own limits, services' too
         if api_type not in GATEWAY_TIMEOUT_LIMITS:
             raise ValueError(f"api_type={api_type!r} is not supported; use 'http' or 'rest'")
         self.public_routes = _parse_routes("public_routes", public_routes)
@@ -192,7 +271,7 @@ class FastApiGateway(Construct):
         # An authorizer of our UserPool knows its pool's access-token scopes.
         authorization_scopes = tuple(authorization_scopes) or tuple(getattr(authorizer, "access_token_scopes", ()))
         self.authorization_scopes = authorization_scopes
-        self.accept_id_tokens = accept_id_tokens
+        self.accept_id_tokens, self.authorizer = accept_id_tokens, authorizer
         check_edge(public_routes=[" ".join(r) for r in self.public_routes],
                    route_scopes=[" ".join(r) for r in self.route_scopes], token_authorizer=authorizer is not None,
                    api_type=api_type, waf=waf_rate_limit is not None, default_scopes=bool(authorization_scopes))
@@ -217,7 +296,8 @@ class FastApiGateway(Construct):
         self.api_type = api_type
         self.function = FastApiFunction(
             self, "Function", max_timeout=self.max_integration_timeout(api_type)) if handler is None else None
-        self.handler = handler or self.function.alias
+        own = self.function if handler is None else handler if isinstance(handler, ServiceFunction) else None
+        self.handler = own.alias if own is not None else handler
         self.access_log_group = logs.LogGroup(
             self, "AccessLogs", retention=access_log_retention, removal_policy=removal_policy
         )
@@ -243,11 +323,124 @@ class FastApiGateway(Construct):
                                     iam_protected=protected if authorizer is None else [])
         if self.rest_api is not None:
             self._accept_rest_findings()
+        self.domain_name = self._custom_domain(domain) if domain is not None else None
+        if own is not None:
+            self.configure(own)
+        for service in services:
+            self.add_service(service.prefix, service.handler, public_routes=service.public_routes,
+                             route_scopes=service.route_scopes, route_throttles=service.route_throttles)
 
     @staticmethod
     def max_integration_timeout(api_type: ApiType) -> Duration:
         """The longest a request may take behind this kind of API."""
         return Duration.seconds(GATEWAY_TIMEOUT_LIMITS[api_type])
+
+    # --- several services behind one API ------------------------------------------------------
+
+    def add_service(self, prefix: str, handler: lambda_.IFunction | ServiceFunction, *,
+                    public_routes: Sequence[str] = (), route_scopes: Mapping[str, Sequence[str]] | None = None,
+                    route_throttles: Mapping[str, Throttle] | None = None) -> Service:
+        """Send every request below ``prefix`` (``"/billing"``: ``/billing`` and ``/billing/...``) to ``handler``.
+
+        Pass a :class:`ServiceFunction` (its ``live`` alias is mounted, and it learns its prefix:
+        :meth:`configure`) or any function or alias (then configure it yourself). Its requests need
+        the gateway's authorizer (or IAM) like the rest, except its ``public_routes``; ``route_scopes``
+        and ``route_throttles`` are its own. Routes are written in full (``"GET /billing/health"``),
+        and no route may be claimed by two functions (a :class:`ValueError` says which).
+        """
+        check_service_prefix(prefix)
+        if prefix in self.services:
+            raise ValueError(f"add_service: {prefix!r} is mounted already; prefixes overlap when two services share "
+                             "one: give each service a prefix of its own")
+        service = Service(prefix, handler, tuple(public_routes), route_scopes, route_throttles)
+        public = _parse_routes("public_routes", public_routes)
+        scopes = {route: tuple(names) for route, names in zip(
+            _parse_routes("route_scopes", route_scopes or {}), (route_scopes or {}).values(), strict=True)}
+        throttles = dict(zip(_parse_routes("route_throttles", route_throttles or {}),
+                             (route_throttles or {}).values(), strict=True))
+        declared = [" ".join(r) for r in dict.fromkeys([*public, *scopes, *throttles])]
+        check_edge(public_routes=[" ".join(r) for r in public], route_scopes=[" ".join(r) for r in scopes],
+                   token_authorizer=self.authorizer is not None, api_type=self.api_type, waf=False)
+        check_services({**{s.prefix: (s.prefix, self._declared(s)) for s in self.services.values()},
+                        prefix: (prefix, declared)},
+                       main_routes=[" ".join(r) for r in (*self.public_routes, *self.explicit_routes)])
+        self.services[prefix] = service
+        alias = handler.alias if isinstance(handler, ServiceFunction) else handler
+        explicit = tuple(dict.fromkeys([*scopes, *(r for r in throttles if r not in public)]))
+        catch_alls = [prefix, f"{prefix}/{{proxy+}}"]
+        name = "".join(part.title() for part in prefix.replace("-", "/").replace(".", "/").replace("_", "/")
+                       .replace("~", "/").split("/"))
+        if self.http_api is not None:
+            integration = integrations.HttpLambdaIntegration(f"{name}Lambda", alias)
+            opened, preflight = self._http_routes(integration, public=public, scopes=scopes, explicit=explicit,
+                                                  prefix=prefix)
+            for path in catch_alls:  # the default authorizer (or IAM), like the $default route
+                if ("ANY", path) not in (*public, *explicit):
+                    self.http_api.add_routes(path=path, methods=[apigwv2.HttpMethod.ANY], integration=integration)
+            self._accept_route_findings(public=opened, preflight=preflight, iam_protected=[])
+        else:
+            opened, protected = self._rest_methods(apigw.LambdaIntegration(alias), public=public, scopes=scopes,
+                                                   explicit=explicit, catch_alls=catch_alls, within=prefix)
+            self._accept_route_findings(public=opened, preflight=[],
+                                        iam_protected=protected if self.authorizer is None else [])
+        self._add_throttles(throttles)
+        if isinstance(handler, ServiceFunction):
+            self.configure(handler, prefix)
+        return service
+
+    @staticmethod
+    def _declared(service: Service) -> list[str]:
+        return [*service.public_routes, *(service.route_scopes or {}), *(service.route_throttles or {})]
+
+    def root_path(self, prefix: str = "/") -> str:
+        """The path clients reach a function's app under: the domain's base path, then the service's prefix."""
+        parts = [*((self.domain.base_path or "").split("/") if self.domain else ()), *prefix.split("/")]
+        return "/" + "/".join(part for part in parts if part) if any(parts) else ""
+
+    def environment(self, prefix: str = "/") -> dict[str, str]:
+        """What the runtime (``fastapi_lambda.edge``) reads: the app's root path, and gzip where the gateway
+        cannot compress (an HTTP API)."""
+        variables = {ROOT_PATH_VARIABLE: self.root_path(prefix)} if self.root_path(prefix) else {}
+        if self.api_type == "http" and self.compression_min_bytes is not None:
+            variables[GZIP_MIN_BYTES_VARIABLE] = str(self.compression_min_bytes)
+        return variables
+
+    def configure(self, function: ServiceFunction, prefix: str = "/") -> None:
+        """Tell a function's app what the edge does in front of it (:meth:`environment`)."""
+        function.add_environment_variables(self.environment(prefix))
+
+    # --- the custom domain ----------------------------------------------------------------------
+
+    @property
+    def _default_endpoint_disabled(self) -> bool:
+        return self.domain is not None and self.domain.disable_default_endpoint
+
+    def _custom_domain(self, domain: CustomDomain) -> apigw.DomainName | apigwv2.DomainName:
+        """The certificate (given, or requested and DNS-validated), the regional domain, its mapping to the stage,
+        and the alias record when a hosted zone is given; :attr:`url` becomes the domain's."""
+        certificate = domain.certificate or acm.Certificate(
+            self, "Certificate", domain_name=domain.name,
+            validation=acm.CertificateValidation.from_dns(domain.hosted_zone))
+        if self.http_api is not None:
+            name = apigwv2.DomainName(self, "Domain", domain_name=domain.name, certificate=certificate,
+                                      endpoint_type=apigwv2.EndpointType.REGIONAL,
+                                      security_policy=apigwv2.SecurityPolicy.TLS_1_2)
+            mapping = apigwv2.ApiMapping(self, "DomainMapping", api=self.http_api, domain_name=name,
+                                         stage=self.http_stage, api_mapping_key=domain.base_path)
+            mapping.node.add_dependency(self.http_stage)  # "Invalid stage identifier" otherwise (aws-cdk #8983)
+            target: route53.IAliasRecordTarget = route53_targets.ApiGatewayv2DomainProperties(
+                name.regional_domain_name, name.regional_hosted_zone_id)
+        else:
+            name = apigw.DomainName(self, "Domain", domain_name=domain.name, certificate=certificate,
+                                    endpoint_type=apigw.EndpointType.REGIONAL,
+                                    security_policy=apigw.SecurityPolicy.TLS_1_2)
+            name.add_base_path_mapping(self.rest_api, base_path=domain.base_path, stage=self.rest_stage)
+            target = route53_targets.ApiGatewayDomain(name)
+        if domain.hosted_zone is not None:
+            route53.ARecord(self, "DomainRecord", zone=domain.hosted_zone, record_name=domain.name,
+                            target=route53.RecordTarget.from_alias(target))
+        self.url = f"https://{domain.name}/{domain.base_path + '/' if domain.base_path else ''}"
+        return name
 
     def _accept_route_findings(self, *, public: Sequence[CfnResource], preflight: Sequence[CfnResource],
                                iam_protected: Sequence[CfnResource]) -> None:
@@ -310,6 +503,7 @@ class FastApiGateway(Construct):
             # No default_authorization_scopes: CDK copies them onto open routes too, which AWS refuses
             # (aws-cdk PR #27576); _AccessTokensOnly scopes the token-authorized routes instead.
             default_authorizer=authorizer or authorizers.HttpIamAuthorizer(),
+            disable_execute_api_endpoint=self._default_endpoint_disabled,
             cors_preflight=None if cors is None else apigwv2.CorsPreflightOptions(
                 allow_origins=cors.allow_origins,
                 allow_methods=[apigwv2.CorsHttpMethod(m) if m != "*" else apigwv2.CorsHttpMethod.ANY
@@ -320,24 +514,8 @@ class FastApiGateway(Construct):
             ),
         )
 
-        created: dict[tuple[str, str], CfnResource] = {}
-
-        def add(route: tuple[str, str], **options: object) -> CfnResource:
-            (added,) = self.http_api.add_routes(path=route[1], methods=[apigwv2.HttpMethod(route[0])],
-                                                integration=integration, **options)
-            created[route] = added.node.default_child
-            return created[route]
-
-        def open_routes(routes: Sequence[tuple[str, str]]) -> list[CfnResource]:
-            return [add(route, authorizer=apigwv2.HttpNoneAuthorizer()) for route in routes]
-
-        public = open_routes(self.public_routes)
-        for route in self.explicit_routes:  # the default authorizer, with the route's scopes
-            add(route, authorization_scopes=list(self.route_scopes.get(route, ())) or None)
-        # Browsers send preflight requests unsigned and without tokens, and the $default route
-        # would refuse them (AWS: "CORS and authorization for the $default route").
-        preflight = open_routes([r for r in (("OPTIONS", "/"), ("OPTIONS", "/{proxy+}"))
-                                 if cors and r not in self.public_routes])
+        public, preflight = self._http_routes(integration, public=self.public_routes, scopes=self.route_scopes,
+                                              explicit=self.explicit_routes, prefix="/")
         self.http_stage = apigwv2.HttpStage(
             self,
             "Stage",
@@ -347,16 +525,55 @@ class FastApiGateway(Construct):
             throttle=apigwv2.ThrottleSettings(rate_limit=rate, burst_limit=burst),
             access_log_settings=_HttpAccessLogs(self.access_log_group),
         )
-        if self.route_throttles:  # per-route limits, so one route cannot spend the whole stage's budget
+        self._add_throttles(self.route_throttles)
+        self.url: str = self.http_stage.url
+        return public, preflight, []
+
+    def _http_routes(self, integration: apigwv2.HttpRouteIntegration, *, public: Sequence[tuple[str, str]],
+                     scopes: Mapping[tuple[str, str], Sequence[str]], explicit: Sequence[tuple[str, str]],
+                     prefix: str) -> tuple[list[CfnResource], list[CfnResource]]:
+        """One function's routes: public ones open, explicit ones (scoped or throttled) with the default
+        authorizer; with CORS, open OPTIONS routes below ``prefix`` (the rest is the caller's catch-all)."""
+
+        def add(route: tuple[str, str], **options: object) -> CfnResource:
+            (added,) = self.http_api.add_routes(path=route[1], methods=[apigwv2.HttpMethod(route[0])],
+                                                integration=integration, **options)
+            self._created[route] = added.node.default_child
+            return self._created[route]
+
+        def open_routes(routes: Sequence[tuple[str, str]]) -> list[CfnResource]:
+            return [add(route, authorizer=apigwv2.HttpNoneAuthorizer()) for route in routes]
+
+        opened = open_routes(public)
+        for route in explicit:  # the default authorizer, with the route's scopes
+            add(route, authorization_scopes=list(scopes.get(route, ())) or None)
+        # Browsers send preflight requests unsigned and without tokens, and the $default route
+        # (or a service's catch-all) would refuse them (AWS: "CORS and authorization for the $default route").
+        base = prefix.rstrip("/")
+        preflight = open_routes([r for r in (("OPTIONS", base or "/"), ("OPTIONS", f"{base}/{{proxy+}}"))
+                                 if self._cors and r not in public])
+        return opened, preflight
+
+    def _add_throttles(self, throttles: Mapping[tuple[str, str], Throttle]) -> None:
+        """Per-route limits, so one route cannot spend the whole stage's budget."""
+        self._throttles.update(throttles)
+        if not throttles:
+            return
+        if self.http_stage is not None:
             stage = self.http_stage.node.default_child
             stage.route_settings = {
                 # A JSON property: CloudFormation's own key names, not jsii's.
                 f"{method} {path}": {"ThrottlingRateLimit": rate_limit, "ThrottlingBurstLimit": burst_limit}
-                for (method, path), (rate_limit, burst_limit) in self.route_throttles.items()}
-            for route in self.route_throttles:  # "Unable to find Route by key" if the stage came first
-                stage.node.add_dependency(created[route])
-        self.url: str = self.http_stage.url
-        return public, preflight, []
+                for (method, path), (rate_limit, burst_limit) in self._throttles.items()}
+            for route in throttles:  # "Unable to find Route by key" if the stage came first
+                stage.node.add_dependency(self._created[route])
+        elif self.rest_stage is not None and throttles.keys() - self.route_throttles.keys():
+            stage = self.rest_stage.node.default_child
+            stage.method_settings = [*(stage.method_settings or []), *(apigw.CfnStage.MethodSettingProperty(
+                # The stage's own escaping of a resource path ("/a/b" -> "/~1a~1b").
+                resource_path="/" + path.replace("/", "~1"), http_method=method,
+                throttling_rate_limit=rate_limit, throttling_burst_limit=burst_limit)
+                for (method, path), (rate_limit, burst_limit) in throttles.items())]
 
     def _rest_api(self, name: str | None, rate: float, burst: int, cors: CorsSettings | None,
                   authorizer: apigw.IAuthorizer | None, cloud_watch_role: bool,
@@ -368,6 +585,10 @@ class FastApiGateway(Construct):
             rest_api_name=name,
             endpoint_types=[apigw.EndpointType.REGIONAL],
             default_integration=apigw.LambdaIntegration(self.handler),
+            binary_media_types=self.binary_media_types or None,
+            min_compression_size=Size.bytes(self.compression_min_bytes)
+            if self.compression_min_bytes is not None else None,
+            disable_execute_api_endpoint=self._default_endpoint_disabled,
             # For the construct's catch-alls and every method added later without options of its own.
             # No default scopes: CDK would warn on every open method (CORS ones too); _AccessTokensOnly
             # scopes the Cognito-authorized methods instead.
@@ -399,16 +620,30 @@ class FastApiGateway(Construct):
         )
         self.rest_stage = self.rest_api.deployment_stage
         self.url = self.rest_api.url
+        if self.binary_media_types:
+            Aspects.of(self.rest_api).add(_TextMockIntegrations())
+        if self._default_endpoint_disabled:  # the setting takes effect with a new deployment only
+            self.rest_api.latest_deployment.add_to_logical_id({"disableExecuteApiEndpoint": True})
+        public, protected = self._rest_methods(None, public=self.public_routes, scopes=self.route_scopes,
+                                               explicit=self.explicit_routes, catch_alls=["/", "/{proxy+}"])
+        return public, [], protected
+
+    def _rest_methods(self, integration: apigw.Integration | None, *, public: Sequence[tuple[str, str]],
+                      scopes: Mapping[tuple[str, str], Sequence[str]], explicit: Sequence[tuple[str, str]],
+                      catch_alls: Sequence[str], within: str = "/") -> tuple[list[CfnResource], list[CfnResource]]:
+        """One function's methods (``integration``; None: the API's default): public ones open, explicit ones
+        with the default method options and their scopes, and a protected ANY on each of its resources."""
         root = self.rest_api.root
-        public = [root.resource_for_path(path).add_method(method, authorization_type=apigw.AuthorizationType.NONE)
-                  for method, path in self.public_routes]
-        explicit = [root.resource_for_path(path).add_method(  # the default method options, with the route's scopes
-            method, authorization_scopes=list(self.route_scopes.get((method, path), ())) or None)
-            for method, path in self.explicit_routes]
+        opened = [root.resource_for_path(path).add_method(method, integration,
+                                                          authorization_type=apigw.AuthorizationType.NONE)
+                  for method, path in public]
+        scoped = [root.resource_for_path(path).add_method(  # the default method options, with the route's scopes
+            method, integration, authorization_scopes=list(scopes.get((method, path), ())) or None)
+            for method, path in explicit]
         # API Gateway matches the most specific resource, then its methods: each resource a public
         # route creates gets a protected ANY too, or its other methods would never reach the app.
-        catch_alls = dict.fromkeys(["/", "/{proxy+}", *(p for _, path in (*self.public_routes, *self.explicit_routes)
-                                                          for p in _resource_paths(path))])
-        protected = [root.resource_for_path(path).add_method("ANY")
-                     for path in catch_alls if ("ANY", path) not in (*self.public_routes, *self.explicit_routes)]
-        return [m.node.default_child for m in public], [], [m.node.default_child for m in (*protected, *explicit)]
+        paths = dict.fromkeys([*catch_alls, *(p for _, path in (*public, *explicit) for p in _resource_paths(path)
+                                              if under(p, within) or within == "/")])
+        protected = [root.resource_for_path(path).add_method("ANY", integration)
+                     for path in paths if ("ANY", path) not in (*public, *explicit)]
+        return [m.node.default_child for m in opened], [m.node.default_child for m in (*protected, *scoped)]

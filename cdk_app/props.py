@@ -15,8 +15,16 @@ from aws_cdk import Duration
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_route53 as route53
 from constructs import Construct
+from fastapi_lambda.constants import (
+    FILES_INCOMING_PREFIX,
+    UPLOAD_BUCKET_VARIABLE,
+    UPLOAD_MAX_BYTES_VARIABLE,
+    UPLOAD_PREFIX_VARIABLE,
+)
 
+from cdk_app.api import CustomDomain
 from cdk_app.bundling.assets import LAMBDA_SRC
 from cdk_app.bundling.target import BundlingTarget
 from cdk_app.cdk_values import log_retention, removal_policy, tracing
@@ -24,7 +32,7 @@ from cdk_app.cold_start import ColdStart, ProvisionedConcurrency, ScheduledCapac
 from cdk_app.releases import Release
 from cdk_app.settings import EnvironmentSettings
 from cdk_app.settings.rules import GATEWAY_TIMEOUT_LIMITS
-from cdk_app.settings.schema import ColdStartSettings
+from cdk_app.settings.schema import ColdStartSettings, ServiceSettings
 
 #: The example app's handler module: the API and the worker alike (lambda_src/service/handler.py).
 HANDLER = "service.handler.handler"
@@ -149,7 +157,8 @@ def identity(scope: Construct, settings: EnvironmentSettings) -> Props:
         "id_token_validity": Duration.minutes(a.id_token_minutes),
         "refresh_token_validity": Duration.days(a.refresh_token_days),
         "callback_urls": a.callback_urls, "logout_urls": a.logout_urls, "resource_server_id": a.resource_server_id,
-        "scopes": sorted({name for names in a.route_scopes.values() for name in names}),
+        "scopes": sorted({name for scopes in (a.route_scopes, *(s.route_scopes for s in settings.services.values()))
+                          for names in scopes.values() for name in names}),
         "machine_client": a.machine_client, "domain_prefix": a.domain_prefix, **_durable(settings),
         "custom_domain": a.custom_domain and cognito.CustomDomainOptions(
             domain_name=a.custom_domain.domain_name,
@@ -164,7 +173,47 @@ def gateway(settings: EnvironmentSettings) -> Props:
             "route_throttles": {route: (t.rate_limit, t.burst_limit) for route, t in api.route_throttles.items()},
             "waf_rate_limit": api.waf.rate_limit if api.waf.enabled else None,
             "throttle_rate_limit": api.throttle_rate_limit, "throttle_burst_limit": api.throttle_burst_limit,
-            "cors": api.cors, "access_log_retention": log_retention(settings.log_retention_days), **_durable(settings)}
+            "cors": api.cors, "access_log_retention": log_retention(settings.log_retention_days),
+            "binary_media_types": api.binary_media_types, "compression_min_bytes": api.compression_min_bytes,
+            **_durable(settings)}
+
+
+def domain(scope: Construct, settings: EnvironmentSettings) -> CustomDomain | None:
+    """The API's custom domain (:class:`~cdk_app.api.CustomDomain`); its certificate and zone referenced in ``scope``."""
+    d = settings.api.domain
+    if d is None:
+        return None
+    return CustomDomain(
+        name=d.name, base_path=d.base_path, disable_default_endpoint=d.disable_default_endpoint,
+        certificate=acm.Certificate.from_certificate_arn(scope, "ApiCertificate", d.certificate_arn)
+        if d.certificate_arn else None,
+        hosted_zone=route53.HostedZone.from_hosted_zone_attributes(
+            scope, "ApiZone", hosted_zone_id=d.hosted_zone_id, zone_name=d.hosted_zone_name)
+        if d.hosted_zone_id and d.hosted_zone_name else None)
+
+
+def service_function(settings: EnvironmentSettings, name: str, environment_name: str) -> Props:
+    """A service's own function (:class:`~cdk_app.function.FastApiFunction`): its app, and the API function's
+    settings where it sets none of its own."""
+    service, f = settings.services[name], settings.function
+    expected = service.expected_duration_seconds or f.expected_duration_seconds
+    return {**api_function(settings, environment_name), "app": service.app, "handler": None,
+            "memory_size": service.memory_mb or f.memory_mb, "reserved_concurrency": service.reserved_concurrency,
+            "expected_duration": Duration.millis(int(expected * 1000)),
+            "description": f"{name} service ({environment_name})", "cold_start": cold_start(service.cold_start)}
+
+
+def service_routes(service: ServiceSettings) -> Props:
+    """A service's declared routes, as :meth:`~cdk_app.api.FastApiGateway.add_service` takes them (scopes are the
+    pool's: the stack qualifies their names)."""
+    return {"public_routes": service.public_routes,
+            "route_throttles": {route: (t.rate_limit, t.burst_limit) for route, t in service.route_throttles.items()}}
+
+
+def uploads(settings: EnvironmentSettings, bucket_name: str) -> dict[str, str]:
+    """What ``POST /uploads`` reads: the intake bucket, its incoming/ prefix, the size limit."""
+    return {UPLOAD_BUCKET_VARIABLE: bucket_name, UPLOAD_PREFIX_VARIABLE: FILES_INCOMING_PREFIX,
+            UPLOAD_MAX_BYTES_VARIABLE: str(settings.api.upload_max_mb * 1024 * 1024)}
 
 
 def parameters(settings: EnvironmentSettings) -> Props:

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 from zipfile import ZIP_DEFLATED, ZipFile
 
+from fastapi_lambda.constants import SMOKE_TEST_HANDLER
+
 ACKNOWLEDGED = "aws:cdk:acknowledged-rules"
 CDK_WARNING = "aws:cdk:warning"
 PREFLIGHT = "Preflight"
@@ -80,6 +82,7 @@ class StackSummary:
     release: str = "direct"  # how the API function's alias moves to a new version
     packaging: str = "zip"
     retained: list[tuple[str, str]] = field(default_factory=list)  # (type, logical id) kept by cdk destroy
+    edge: str = ""  # the services behind the API and its domain
 
 
 @dataclass(frozen=True)
@@ -262,8 +265,8 @@ def function_sizes(assembly: Path, resources: dict[str, Any]) -> list[FunctionSi
     sizes: list[FunctionSize] = []
     for name, resource in resources.items():
         properties = resource["Properties"] if resource["Type"] == "AWS::Lambda::Function" else {}
-        if "Layers" not in properties:
-            continue
+        if "Layers" not in properties or properties.get("Handler") == SMOKE_TEST_HANDLER:
+            continue  # a release hook runs on the layer of the function it releases: counted there
         folders = [_asset_folder(assembly, properties["Code"].get("S3Key"))]
         layers: list[str] = []
         external = 0
@@ -332,6 +335,20 @@ def _api_resource(resources: dict, resource_type: str) -> dict:
     return (named or found)[0]
 
 
+def edge(resources: dict) -> str:
+    """The prefixes the API's functions serve ("/" and each service's ``FASTAPI_LAMBDA_ROOT_PATH``), and the domain."""
+    mapped = [r["Properties"] for r in resources.values() if r["Type"] in (
+        "AWS::ApiGatewayV2::ApiMapping", "AWS::ApiGateway::BasePathMapping")]
+    base = next((m.get("ApiMappingKey") or m.get("BasePath") or "" for m in mapped), "")
+    roots = (r["Properties"].get("Environment", {}).get("Variables", {}).get("FASTAPI_LAMBDA_ROOT_PATH", "")
+             for r in resources.values() if r["Type"] == "AWS::Lambda::Function")
+    prefixes = ["/", *sorted(p for p in (root.removeprefix(f"/{base}" if base else "") for root in roots) if p)]
+    domains = [r["Properties"]["DomainName"] for r in resources.values()
+               if r["Type"] in ("AWS::ApiGatewayV2::DomainName", "AWS::ApiGateway::DomainName")]
+    domain = f"https://{domains[0]}/{base}" if domains else "execute-api URL"
+    return f"services {', '.join(prefixes)}; domain {domain}"
+
+
 def template_path(assembly: Path, artifact: dict) -> Path:
     return assembly / artifact["properties"]["templateFile"]
 
@@ -359,6 +376,7 @@ def summarize(assembly: Path, stack: str, artifact: dict, levels: Counter[str],
         preflight_warnings=len(preflight or []),
         cdk_warnings=len(cdk_warnings(assembly, stack)),
         retained=retained(resources),
+        edge=edge(resources),
     )
 
 
@@ -401,6 +419,8 @@ def main(argv: list[str]) -> int:
         print(f"{r.stack:<24} {r.resources:>9} {r.api:<9} {r.runtime:<17} {r.memory:>5}M {r.timeout:>6}s "
               f"{r.cold_start:<25} {r.release:<22} {r.packaging:<5} {nag:<17} {checked:<23} {scan:<23} {lint:<18} "
               f"{r.cdk_warnings:>9} {len(r.retained):>8}  {_sizes(r.functions)}")
+    for r in rows:
+        print(f"{r.stack}: {r.edge}")
     print("cdk-nag: AwsSolutions+Serverless findings acknowledged; checkov: checks passed, failed, skipped "
           "(every skip with its reason in the resource's metadata).")
     for r in rows:

@@ -12,6 +12,7 @@ from typing import Any
 
 from aws_cdk import App, CfnOutput, Environment, Fn, Stack, Tags
 from aws_cdk import aws_codedeploy as codedeploy
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 from fastapi_lambda.constants import FILES_INCOMING_PREFIX
 
@@ -19,7 +20,7 @@ from cdk_app import compliance, props
 from cdk_app.api import FastApiGateway
 from cdk_app.auth import UserPool
 from cdk_app.cache import ValkeyCache
-from cdk_app.findings import acknowledge_preflight
+from cdk_app.findings import acknowledge, acknowledge_preflight
 from cdk_app.function import DependenciesLayer, FastApiFunction, ServiceFunction
 from cdk_app.network import Network
 from cdk_app.observability import Observability
@@ -46,8 +47,10 @@ class FastApiStack(Stack):
         self.api_function = FastApiFunction(self, "Api", **self.function_props,
                                             **props.api_function(settings, environment_name))
         self.tasks, self.files = self._tasks(environment_name)
+        self._uploads()
         self.identity = self._identity()
         self.gateway = self._gateway(api_name=id)
+        self.services = self._services(environment_name)
         self.parameters = self._parameters(path=f"/{app_name}/{environment_name}/")
         self._connect_cache()  # after every grant: the network's endpoints follow from what the functions may call
         self.observability = self._observe()
@@ -60,7 +63,8 @@ class FastApiStack(Stack):
     @property
     def functions(self) -> Mapping[str, ServiceFunction]:
         """Every function of the service, by the name its alarms carry."""
-        return {"Api": self.api_function, **({"Worker": self.tasks.worker} if self.tasks else {})}
+        return {"Api": self.api_function, **({"Worker": self.tasks.worker} if self.tasks else {}),
+                **{_service_id(name): function for name, function in getattr(self, "services", {}).items()}}
 
     def _cache(self) -> tuple[Network | None, ValkeyCache | None]:
         """The cache and the network it needs, when ``cache.kind`` is not ``none`` (no VPC otherwise)."""
@@ -86,6 +90,22 @@ class FastApiStack(Stack):
             if self.settings.tasks.files.enabled else None
         return tasks, files
 
+    def _uploads(self) -> None:
+        """``POST /uploads`` signs S3 PUT URLs into the file intake's incoming/ prefix: the API function may put
+        objects there (s3:PutObject under that prefix only, in a policy of its own) and nothing else."""
+        if self.files is None:
+            return
+        objects = self.files.bucket.arn_for_objects(f"{FILES_INCOMING_PREFIX}*")
+        policy = iam.Policy(self, "UploadsPolicy", statements=[
+            iam.PolicyStatement(actions=["s3:PutObject"], resources=[objects])])
+        self.api_function.role.attach_inline_policy(policy)
+        self.api_function.add_environment_variables(props.uploads(self.settings, self.files.bucket.bucket_name))
+        acknowledge(policy.node.default_child,
+                    f"IAM5[Resource::<{self.get_logical_id(self.files.bucket.node.default_child)}.Arn>/"
+                    f"{FILES_INCOMING_PREFIX}*]",
+                    f"Clients upload through URLs the API signs for new keys under {FILES_INCOMING_PREFIX} (a random "
+                    "folder per upload): the prefix is the narrowest scope, and PutObject the only action.")
+
     def _identity(self) -> UserPool | None:
         """The user pool whose tokens the gateway checks on every non-public route, when enabled; the API
         function gets what it needs to check them too."""
@@ -100,7 +120,8 @@ class FastApiStack(Stack):
         (and its firewall in front of the pool too)."""
         api, identity = self.settings.api, self.identity
         gateway = FastApiGateway(
-            self, "Gateway", handler=self.api_function.alias, api_name=api_name, **props.gateway(self.settings),
+            self, "Gateway", handler=self.api_function, api_name=api_name, **props.gateway(self.settings),
+            domain=props.domain(self, self.settings),
             authorizer=identity and (identity.http_authorizer() if api.type == "http"
                                      else identity.rest_authorizer(self)),
             route_scopes=identity and {route: [identity.scope(name) for name in names]
@@ -110,6 +131,21 @@ class FastApiStack(Stack):
         if identity and gateway.firewall and api.waf.protect_user_pool:
             gateway.firewall.protect(identity.user_pool.user_pool_arn)
         return gateway
+
+    def _services(self, environment_name: str) -> dict[str, FastApiFunction]:
+        """Each service of ``services``: its own function (the shared layer, its own memory and cold start), mounted
+        on its prefix with its own public routes, scopes and throttles; it checks tokens as the API function does."""
+        functions = {}
+        for name, service in self.settings.services.items():
+            function = FastApiFunction(self, _service_id(name), **{
+                **self.function_props, **props.service_function(self.settings, name, environment_name)})
+            if self.identity is not None:
+                self.identity.configure(function, verify_tokens=self.settings.auth.verify_in_function)
+            self.gateway.add_service(service.prefix, function, **props.service_routes(service), route_scopes={
+                route: [self.identity.scope(scope) for scope in names]
+                for route, names in service.route_scopes.items()} if self.identity else None)
+            functions[name] = function
+        return functions
 
     def _parameters(self, path: str) -> AppParameters:
         """Parameters and secrets under ``path``, readable by every function (names only in the environment)."""
@@ -135,7 +171,8 @@ class FastApiStack(Stack):
         self.function_alarms = {name: observability.watch_function(function, name)
                                 for name, function in self.functions.items()}
         self.api_alarm = observability.watch_api(self.gateway)
-        for alarm in (self.api_function.cold_start.spillover_alarm, self.tasks and self.tasks.dead_letter_alarm,
+        for alarm in (*(f.cold_start.spillover_alarm for f in (self.api_function, *self.services.values())),
+                      self.tasks and self.tasks.dead_letter_alarm,
                       self.tasks and self.tasks.oldest_message_alarm, self.cache and self.cache.errors_alarm):
             if alarm is not None:
                 observability.add_alarm(alarm)
@@ -194,6 +231,11 @@ class FastApiStack(Stack):
         """Zones picked by CloudFormation at deploy time (``Fn::GetAZs``): with a fixed account and region,
         CDK would otherwise look them up in the account at synth (credentials, network)."""
         return [Fn.select(i, Fn.get_azs()) for i in range(3)]
+
+
+def _service_id(name: str) -> str:
+    """A service's construct id (and its alarms' name): ``billing`` -> ``BillingService``."""
+    return "".join(part.title() for part in name.split("-")) + "Service"
 
 
 def _flag(value: Any) -> bool:

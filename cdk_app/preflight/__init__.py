@@ -21,6 +21,7 @@ from cdk_app.preflight import (  # noqa: F401  (each module registers its rules)
     apigateway,
     cache,
     cognito,
+    edge,
     functions,
     lifecycle,
     messaging,

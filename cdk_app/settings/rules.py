@@ -244,3 +244,106 @@ def domain_prefix_stem(name: str) -> str:
         stem = stem.replace(word, "-")
     stem = re.sub(r"-{2,}", "-", stem).strip("-")[:DOMAIN_PREFIX_STEM].strip("-")
     return stem or "auth"
+
+
+# --- several services behind one API, and the HTTP edge (cdk_app.api) -------------------------------
+
+#: A service's path prefix: static segments only ("/billing", "/v2/orders"), never the root.
+_SERVICE_PREFIX = re.compile(r"(/[A-Za-z0-9._~-]+)+")
+#: What API Gateway accepts as an API mapping key / base path (one level), e.g. "v1".
+BASE_PATH = re.compile(r"[A-Za-z0-9$_.+!*'(),-]+")
+#: A media type as binaryMediaTypes takes it: "image/png", "image/*" or "*/*".
+_MEDIA_TYPE = re.compile(r"(\*|[\w.+-]+)/(\*|[\w.+-]+)")
+#: How the gateway construct names the services' settings, and how cdk.json does.
+SERVICE_PROP_NAMES: Mapping[str, str] = {"services": "add_service", "main": "the gateway's own routes"}
+SERVICE_CONFIG_NAMES: Mapping[str, str] = {"services": "services", "main": "api.public_routes/route_throttles "
+                                           "and auth.route_scopes"}
+
+
+def route_path(route: str) -> str:
+    """``"GET /billing/x"`` -> ``"/billing/x"``."""
+    return route.partition(" ")[2]
+
+
+def under(path: str, prefix: str) -> bool:
+    """Whether a path is ``prefix`` itself or below it (``/billing/x`` is, ``/billingx`` is not)."""
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def check_service_prefix(prefix: str, *, where: str = "prefix") -> str:
+    """A prefix a service may be mounted on; the fix when it is not."""
+    if not isinstance(prefix, str) or not _SERVICE_PREFIX.fullmatch(prefix):
+        raise RuleError(f"{where}={prefix!r} is not a service prefix; write '/name' (static segments of letters, "
+                        "digits, '.', '_', '~' or '-', no trailing slash, no {parameters}), e.g. '/billing'; the root "
+                        "'/' belongs to the API's own function")
+    return prefix
+
+
+def check_services(services: Mapping[str, tuple[str, Sequence[str]]], *, main_routes: Sequence[str] = (),
+                   names: Mapping[str, str] = SERVICE_PROP_NAMES) -> None:
+    """No two services claim the same path: prefixes apart, each service's routes under its prefix, the API
+    function's own declared routes outside every prefix. ``services``: name -> (prefix, its declared routes)."""
+    n = names
+    seen: dict[str, str] = {}
+    for name, (prefix, routes) in services.items():
+        check_service_prefix(prefix, where=f"{n['services']}.{name}.prefix")
+        for other, other_prefix in seen.items():
+            if under(prefix, other_prefix) or under(other_prefix, prefix):
+                raise RuleError(f"{n['services']}.{name}.prefix {prefix!r} and {n['services']}.{other}.prefix "
+                                f"{other_prefix!r} overlap: API Gateway would send requests below the longer one to "
+                                "one service while the other claims them; give each service a prefix of its own")
+        seen[name] = prefix
+        outside = [r for r in routes if not under(route_path(r), prefix)]
+        if outside:
+            raise RuleError(f"{n['services']}.{name} declares {', '.join(outside)} outside its prefix {prefix!r}: a "
+                            f"service answers only below its prefix; write the full path, e.g. "
+                            f"'GET {prefix}/health'")
+    for route in main_routes:
+        owner = next((name for name, prefix in seen.items() if under(route_path(route), prefix)), None)
+        if owner is not None:
+            raise RuleError(f"{n['main']} declare {route}, which is below {n['services']}.{owner}'s prefix "
+                            f"{seen[owner]!r}: two functions would claim it; declare it in {n['services']}.{owner} "
+                            "(or remove it)")
+
+
+def check_base_path(base_path: str | None, *, where: str = "base_path") -> None:
+    """An API mapping key API Gateway accepts ("An ApiMapping key may contain only letters, numbers and ...")."""
+    if base_path is not None and not BASE_PATH.fullmatch(base_path):
+        raise RuleError(f"{where}={base_path!r} is not a base path API Gateway accepts: one segment of letters, "
+                        "digits and $-_.+!*'(), without slashes (e.g. 'v1'); leave it unset to map the domain's root")
+
+
+def check_media_types(media_types: Sequence[str], *, where: str = "binary_media_types") -> None:
+    """Each entry is 'type/subtype', either part may be '*'."""
+    for media_type in media_types:
+        if not _MEDIA_TYPE.fullmatch(media_type):
+            raise RuleError(f"{where} has {media_type!r}; write media types as 'type/subtype' ('image/png', "
+                            "'image/*', or '*/*' for every body)")
+
+
+def _labels(domain: str) -> str:
+    """A domain as a path from its top level down (``api.example.com`` -> ``/com/example/api``)."""
+    return "/" + "/".join(reversed(domain.lower().rstrip(".").split(".")))
+
+
+#: The region an ACM certificate ARN names, when it names one.
+CERTIFICATE_REGION = re.compile(r"arn:aws[a-z-]*:acm:([a-z0-9-]+):\d{12}:certificate/[0-9a-f-]+")
+
+
+def check_domain(*, domain_name: str, certificate_arn: str | None, region: str | None, hosted_zone_name: str | None,
+                 names: Mapping[str, str] | None = None) -> None:
+    """A regional API's certificate lives in the API's region; the domain lies in its hosted zone."""
+    n = {"certificate": "certificate", "zone": "hosted_zone", **(names or {})}
+    if certificate_arn is not None:
+        match = CERTIFICATE_REGION.fullmatch(certificate_arn)
+        if match is None:
+            raise RuleError(f"{n['certificate']}={certificate_arn!r} is not an ACM certificate ARN "
+                            "(arn:aws:acm:<region>:<account>:certificate/<id>)")
+        if region is not None and match.group(1) != region:
+            raise RuleError(f"{n['certificate']} is in {match.group(1)} but the API is in {region}: a regional API's "
+                            f"custom domain needs a certificate in its own region (only edge-optimized APIs and "
+                            f"CloudFront take us-east-1's); request or import one in {region}")
+    if hosted_zone_name is not None and not under(_labels(domain_name), _labels(hosted_zone_name)):
+        raise RuleError(f"{domain_name!r} is not in the hosted zone {hosted_zone_name!r}: the zone cannot hold its "
+                        f"validation and alias records; use the zone of {domain_name!r} (or no zone, and add the "
+                        "records yourself)")

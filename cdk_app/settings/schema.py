@@ -54,12 +54,18 @@ from cdk_app.settings.rules import (
     CONFIG_NAMES,
     GATEWAY_TIMEOUT_LIMITS,
     SERVERLESS_PORT,
+    SERVICE_CONFIG_NAMES,
+    check_base_path,
     check_bounds,
     check_cache,
     check_cold_start,
+    check_domain,
     check_edge,
+    check_media_types,
     check_network,
     check_release,
+    check_service_prefix,
+    check_services,
     check_timeout,
     task_queue_visibility,
     timeout_for,
@@ -150,6 +156,35 @@ class WafSettings(_Settings):
     protect_user_pool: bool = Field(True, description="Associate the same web ACL with the user pool")
 
 
+#: A host name, e.g. "api.example.com".
+_HOST = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+
+
+class DomainSettings(_Settings):
+    """A custom domain for the API: a certificate, the domain, its mapping, and optionally its DNS records."""
+
+    name: str = Field(..., pattern=_HOST, examples=["api.example.com"])
+    certificate_arn: str | None = Field(
+        None, description="An existing ACM certificate in the API's region; default: one is requested, DNS-validated")
+    hosted_zone_id: str | None = Field(None, pattern=r"^Z[A-Z0-9]{1,31}$", examples=["Z0123456789ABCDEFGHIJ"],
+                                       description="A Route 53 zone for the validation and alias records")
+    hosted_zone_name: str | None = Field(None, pattern=_HOST, examples=["example.com"],
+                                         description="The zone's domain (with hosted_zone_id)")
+    base_path: str | None = Field(None, examples=["v1"], description="Serve the API under this path of the domain")
+    disable_default_endpoint: bool = Field(True, description="Clients reach the API only through the domain")
+
+    @model_validator(mode="after")
+    def _fits(self) -> DomainSettings:
+        if (self.hosted_zone_id is None) != (self.hosted_zone_name is None):
+            raise ValueError("api.domain.hosted_zone_id and hosted_zone_name go together (Route 53 needs both to add "
+                             "records); set both, or neither and add the DNS records yourself")
+        check_base_path(self.base_path, where="api.domain.base_path")
+        check_domain(domain_name=self.name, certificate_arn=self.certificate_arn, region=None,
+                     hosted_zone_name=self.hosted_zone_name,
+                     names={"certificate": "api.domain.certificate_arn", "zone": "api.domain.hosted_zone_name"})
+        return self
+
+
 class ApiSettings(_Settings):
     """The API Gateway front door."""
 
@@ -162,6 +197,20 @@ class ApiSettings(_Settings):
     )
     route_throttles: dict[Route, ThrottleSettings] = Field({}, description="Per-route limits below the stage's")
     waf: WafSettings = WafSettings()
+    binary_media_types: list[str] = Field(
+        ["*/*"], description="REST: bodies of these types pass as bytes both ways (HTTP APIs always pass them)")
+    compression_min_bytes: int | None = Field(
+        1024, ge=0, le=10485760, description="Gzip answers of at least this size (REST: at the gateway; HTTP: in the "
+                                             "function); null: off")
+    domain: DomainSettings | None = Field(None, description="A custom domain for the API")
+    upload_max_mb: int = Field(100, ge=1, le=5120, description="Largest file POST /uploads signs an S3 URL for "
+                                                               "(with tasks.files)")
+
+    @field_validator("binary_media_types")
+    @classmethod
+    def _media_types(cls, value: list[str]) -> list[str]:
+        check_media_types(value, where="api.binary_media_types")
+        return value
 
 
 class BundlingSettings(_Settings):
@@ -410,6 +459,50 @@ class ColdStartSettings(_Settings):
         return data
 
 
+class ServiceSettings(_Settings):
+    """One more ASGI app behind the same API, on a path prefix, in a function of its own."""
+
+    prefix: str = Field(..., examples=["/billing"], description="Requests below it go to this service")
+    app: str = Field(..., pattern=r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$", examples=["service.billing:app"],
+                     description="The ASGI app (package.module:attribute) in lambda_src")
+    memory_mb: int | None = Field(None, ge=128, le=10240, description="Default: function.memory_mb")
+    expected_duration_seconds: float | None = Field(None, gt=0, le=900, description="Default: the function's")
+    reserved_concurrency: int | None = Field(None, ge=0)
+    cold_start: ColdStartSettings = Field(default_factory=lambda: ColdStartSettings())
+    public_routes: list[Route] = Field([], description="Full paths, e.g. 'GET /billing/health'")
+    route_scopes: dict[Route, list[ScopeName]] = Field({}, description="Needs auth.enabled")
+    route_throttles: dict[Route, ThrottleSettings] = {}
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        return check_service_prefix(value, where="services.<name>.prefix")
+
+    @property
+    def routes(self) -> list[str]:
+        """Every route it declares."""
+        return list(dict.fromkeys([*self.public_routes, *self.route_scopes, *self.route_throttles]))
+
+
+#: A service's name in cdk.json: its construct id, its alarms' and its function's description.
+ServiceName = Annotated[str, AfterValidator(lambda name: _service_name(name))]
+
+
+def _service_name(name: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9-]{0,31}", name):
+        raise ValueError(f"service name {name!r} must be lower-case letters, digits and hyphens (at most 32), "
+                         "starting with a letter, e.g. 'billing'")
+    return name
+
+
+def _service_config_names(name: str) -> dict[str, str]:
+    """CONFIG_NAMES as they read inside services.<name>."""
+    where = f"services.{name}"
+    return {key: value.replace("cold_start.", f"{where}.cold_start.").replace("function.", f"{where}.")
+            .replace("api.public_routes", f"{where}.public_routes").replace("auth.route_scopes", f"{where}.route_scopes")
+            for key, value in CONFIG_NAMES.items()}
+
+
 class EnvironmentSettings(_Settings):
     """Everything that differs between dev, staging and prod."""
 
@@ -432,6 +525,7 @@ class EnvironmentSettings(_Settings):
     cache: CacheSettings = CacheSettings()
     network: NetworkSettings = NetworkSettings()
     release: ReleaseSettings = ReleaseSettings()
+    services: dict[ServiceName, ServiceSettings] = Field({}, description="More apps on path prefixes of the API")
 
     @field_validator("tags")
     @classmethod
@@ -488,12 +582,36 @@ class EnvironmentSettings(_Settings):
                                   batch_size=self.tasks.batch_size,
                                   max_batching_window_seconds=self.tasks.max_batching_window_seconds,
                                   names=CONFIG_NAMES)
+        self._check_services()
         if self.cache.kind != "none":
             check_cache(self.cache.kind, replicas=self.cache.replicas, multi_az=self.cache.multi_az,
                         zones=self.network.zones, port=self.cache.port, names=CONFIG_NAMES)
             check_network(egress=self.network.egress, nat_gateways=self.network.nat_gateways,
                           zones=self.network.zones, names=CONFIG_NAMES)
         return self
+
+    def _check_services(self) -> None:
+        """Each service's own settings, as the API function's are checked; no route claimed twice."""
+        for name, service in self.services.items():
+            names, cold_start = _service_config_names(name), service.cold_start
+            p = cold_start.provisioned
+            check_cold_start(cold_start.strategy, provisioned=p and (p.min, p.max, p.target_utilization),
+                             warmup_concurrency=cold_start.warmup and cold_start.warmup.concurrency,
+                             force_warmup=bool(cold_start.warmup and cold_start.warmup.force),
+                             python_version=self.function.python_version,
+                             reserved_concurrency=service.reserved_concurrency, names=names)
+            expected = service.expected_duration_seconds or self.function.expected_duration_seconds
+            check_timeout(timeout_for(expected), GATEWAY_TIMEOUT_LIMITS[self.api.type],
+                          f"a {self.api.type.upper()} API", expected_duration_seconds=expected, names=names)
+            check_edge(public_routes=service.public_routes, route_scopes=list(service.route_scopes),
+                       token_authorizer=self.auth.enabled, api_type=self.api.type, waf=False, names=names)
+        main = [*self.api.public_routes, *self.api.route_throttles, *(self.auth.route_scopes if self.auth.enabled else ())]
+        check_services({name: (s.prefix, s.routes) for name, s in self.services.items()}, main_routes=main,
+                       names=SERVICE_CONFIG_NAMES)
+        if self.api.domain is not None:
+            check_domain(domain_name=self.api.domain.name, certificate_arn=self.api.domain.certificate_arn,
+                         region=self.region, hosted_zone_name=None,
+                         names={"certificate": "api.domain.certificate_arn"})
 
 
 class ProjectSettings(_Settings):

@@ -119,3 +119,18 @@ SMOKE_TEST_FUNCTION_VARIABLE = "SMOKE_TEST_FUNCTION"
 SMOKE_TEST_PATH_VARIABLE = "SMOKE_TEST_PATH"
 #: The hook's handler, in the runtime package (so every function's code asset already holds it).
 SMOKE_TEST_HANDLER = "fastapi_lambda.release.handler"
+# --- the HTTP edge (cdk_app.api sets these; fastapi_lambda.edge reads them) -----------------------
+
+#: The path prefix clients reach this app under (a service's prefix, after a custom domain's base path),
+#: e.g. "/billing": the app serves it as its ASGI ``root_path``, so its routes, /docs and /openapi.json
+#: work below it. Unset: the app is served at the root.
+ROOT_PATH_VARIABLE = "FASTAPI_LAMBDA_ROOT_PATH"
+#: Answers of at least this many bytes are gzip-compressed for clients that accept it (HTTP APIs, which
+#: cannot compress themselves; a REST API compresses at the gateway). Unset: no compression in the app.
+GZIP_MIN_BYTES_VARIABLE = "FASTAPI_LAMBDA_GZIP_MIN_BYTES"
+#: Presigned uploads (POST /uploads of the example app): the bucket, the key prefix the function may
+#: write under, and the largest object a URL is signed for.
+UPLOAD_BUCKET_VARIABLE = "UPLOAD_BUCKET"
+UPLOAD_PREFIX_VARIABLE = "UPLOAD_PREFIX"
+UPLOAD_MAX_BYTES_VARIABLE = "UPLOAD_MAX_BYTES"
+DEFAULT_UPLOAD_MAX_BYTES = 100 * 1024 * 1024

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from fastapi_lambda import aws, cold_start, lifecycle, observability
+from fastapi_lambda import aws, cold_start, edge, lifecycle, observability
 from fastapi_lambda import guard as guard_module
 from fastapi_lambda.constants import WARMUP_MARKER
 
@@ -132,7 +132,8 @@ class LambdaHandler:
         if app is not None:
             from fastapi_lambda.adapter import Adapter  # Mangum, lifespan off
 
-            self.asgi = Adapter(app)
+            # edge.mount: the app below its service prefix, gzip where the gateway cannot compress.
+            self.asgi = Adapter(edge.mount(app))
         else:
             self.asgi = self._no_app
         self.handlers: dict[str, EventHandler] = {kind: self._http for kind in HTTP_EVENT_KINDS}

@@ -119,9 +119,10 @@ def create_app(*, environment: str | None = None) -> FastAPI:
     app.add_route("/partner/status", partner_status, methods=["GET"])
     app.add_route("/openapi.json", openapi_schema, methods=["GET"], include_in_schema=False)
     # Each capability's routes are imported by their first request (at init in eager mode): a
-    # request that needs neither pays for neither (the queue's and the cache's modules, their models).
+    # request that needs none pays for none (the queue's, the cache's and S3's modules, their models).
     include_later(app, "service.tasks:router", "/tasks")
     include_later(app, "service.items:router", "/items")
+    include_later(app, "service.uploads:router", "/uploads")
     extend(app, "plain routes", document_plain_routes)
     extend(app, "task requests", document_task_requests)
     return app

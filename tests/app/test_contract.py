@@ -65,7 +65,8 @@ def dependencies(aws, moto_endpoint):
     """The queue, table, settings and secret on moto, for the whole module (a 503 is a server error to
     schemathesis: the fault tests are where dependencies fail)."""
     with pytest.MonkeyPatch.context() as patch:
-        new_task_infra(aws, patch.setenv)
+        infra = new_task_infra(aws, patch.setenv)
+        patch.setenv("UPLOAD_BUCKET", infra.bucket)  # POST /uploads signs URLs for it
         new_parameters(moto_endpoint, patch.setenv)
         patch.setenv("ITEMS_SOURCE_DELAY_MS", "0")
         yield

@@ -33,7 +33,8 @@ from orders import handler as orders_handler  # noqa: E402  (the consumer's own 
 
 #: A body each write route accepts; a write route without one fails the test that lists them.
 VALID_BODIES = {
-    "service": {"POST /tasks": {"type": "generate-report", "payload": {"name": "sales", "rows": 4}}},
+    "service": {"POST /tasks": {"type": "generate-report", "payload": {"name": "sales", "rows": 4}},
+                "POST /uploads": {"filename": "sales.csv", "content_type": "text/csv", "size": 2048}},
     "consumer": {"POST /orders": {"item": "book", "quantity": 2}},
 }
 HANDLERS = {"service": service_handler, "consumer": orders_handler.handler}
@@ -70,6 +71,10 @@ def no_task_queue(monkeypatch):
     """Accepted tasks run in-process (no AWS needed); the example items answer at once."""
     monkeypatch.delenv("TASK_QUEUE_URL", raising=False)
     monkeypatch.delenv("TASK_TABLE_NAME", raising=False)
+    # POST /uploads signs its URL locally (no AWS call): a bucket name and credentials of any value do.
+    for name, value in {"UPLOAD_BUCKET": "uploads-test", "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
 
 
 def test_every_write_route_has_a_valid_body_here():

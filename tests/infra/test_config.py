@@ -81,6 +81,7 @@ ONE_LINE_ERRORS = {
         "dev.owner", "team-a",
         'environments.dev.owner: unknown key, set to "team-a" (allowed keys: account, api, auth, bundling, cache, '
         "cold_start, config, function, log_retention_days, network, observability, region, release, removal_policy, "
+        "services, "
         "tags, tasks, termination_protection). "
         "Fix: remove it or correct its spelling."),
     "missing": (

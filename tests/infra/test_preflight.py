@@ -26,6 +26,7 @@ from cdk_app.preflight import RULES, Preflight, check_template
 from cdk_app.preflight.engine import STACK, literal_text, shape
 from cdk_app.settings.limits import NAME_PROPERTIES, region_problem
 from tests.infra.conftest import ENVIRONMENTS, SKIP_BUNDLING
+from tests.infra.edge_preflight import PREFLIGHT_CASES as EDGE_PREFLIGHT_CASES
 
 LAMBDA_SRC = Path(__file__).resolve().parents[2] / "lambda_src"
 
@@ -511,6 +512,7 @@ def _name_case(kind: str) -> Callable[[Stack], str]:
 
 for _kind in BAD_NAMES:
     CASES[f"NAME-{_kind.upper()}"] = _name_case(_kind)
+CASES.update(EDGE_PREFLIGHT_CASES)  # the edge's rules (cdk_app/preflight/edge.py), built in their own module
 
 
 def test_every_rule_has_a_violating_case():

@@ -53,11 +53,11 @@ def test_each_function_has_a_live_alias_on_a_published_version(template, functio
 
 
 def test_gateway_invokes_the_alias_never_latest(template):
-    alias = alias_logical_id(template)
+    aliases = set(template.find_resources("AWS::Lambda::Alias"))  # the API function's and each service's
     permissions = template.find_resources("AWS::Lambda::Permission")
     assert permissions, "the gateway needs permission to invoke the function"
     for permission in permissions.values():  # the gateway's, and the warmup rule's where there is one
-        assert permission["Properties"]["FunctionName"] == {"Ref": alias}
+        assert permission["Properties"]["FunctionName"]["Ref"] in aliases
     assert any(p["Properties"]["Principal"] == "apigateway.amazonaws.com" for p in permissions.values())
 
 
@@ -90,16 +90,17 @@ def test_function_role_writes_only_its_own_log_group(template):
 def release_hooks(settings) -> int:
     """The smoke-test hook functions (each with its own log group): pre- and post-traffic, for every function."""
     release = settings.release
-    return (1 + settings.tasks.enabled) * (release.smoke_test is not None) * (1 + release.post_traffic_test)
+    return (1 + settings.tasks.enabled + len(settings.services)) * (release.smoke_test is not None) * (1 + release.post_traffic_test)
 
 
 def test_log_groups_follow_the_environment(template, env_name):
     settings = SETTINGS[env_name]
     deletion = "Retain" if settings.removal_policy == "retain" else "Delete"
     groups = template.find_resources("AWS::Logs::LogGroup")
-    # The API function's and the worker's logs, the access logs, the flow logs where a cache needs a network,
-    # the web ACL's where there is one, and the release hooks'.
-    assert len(groups) == 3 + (settings.cache.kind != "none") + settings.api.waf.enabled + release_hooks(settings)
+    # The API function's, each service's and the worker's logs, the access logs, the flow logs where a cache needs
+    # a network, the web ACL's where there is one, and the release hooks'.
+    assert len(groups) == 3 + len(settings.services) + (settings.cache.kind != "none") + settings.api.waf.enabled \
+        + release_hooks(settings)
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == settings.log_retention_days
         assert group["DeletionPolicy"] == deletion
@@ -120,10 +121,11 @@ def test_function_logs_and_api_carry_the_service_and_environment_tags(template, 
               for kind in ("AWS::Lambda::Function", "AWS::Logs::LogGroup", api)}
 
     assert {kind: all(tags == expected for tags in found) and len(found) for kind, found in tagged.items()} == {
-        # API, worker, bucket notifications, release hooks
-        "AWS::Lambda::Function": 2 + SETTINGS[env_name].tasks.files.enabled + release_hooks(SETTINGS[env_name]),
-        "AWS::Logs::LogGroup": 3 + (SETTINGS[env_name].cache.kind != "none") + SETTINGS[env_name].api.waf.enabled
+        # API, services, worker, bucket notifications, release hooks
+        "AWS::Lambda::Function": 2 + len(SETTINGS[env_name].services) + SETTINGS[env_name].tasks.files.enabled
         + release_hooks(SETTINGS[env_name]),
+        "AWS::Logs::LogGroup": 3 + len(SETTINGS[env_name].services) + (SETTINGS[env_name].cache.kind != "none")
+        + SETTINGS[env_name].api.waf.enabled + release_hooks(SETTINGS[env_name]),
         api: 1}
 
 
@@ -189,10 +191,10 @@ def test_prod_rest_api_is_regional_traced_throttled_and_logged(synth):
             "DataTraceEnabled": False,
         })]),
     })
-    alias = alias_logical_id(template)
+    aliases = set(template.find_resources("AWS::Lambda::Alias"))  # the API function's and each service's
     for method in template.find_resources("AWS::ApiGateway::Method", {"Properties": {"HttpMethod": "ANY"}}).values():
         uri = json.dumps(method["Properties"]["Integration"]["Uri"])
-        assert alias in uri, "REST methods must integrate the live alias"
+        assert any(f'"Ref": "{alias}"' in uri for alias in aliases), "REST methods must integrate a live alias"
 
 
 def test_stacks_are_environment_agnostic_by_default(synth):
