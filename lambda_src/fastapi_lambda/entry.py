@@ -16,7 +16,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastapi_lambda.constants import APP_VARIABLE, TASK_REGISTRY_VARIABLE
-from fastapi_lambda.dispatch import LambdaHandler, lambda_handler
+from fastapi_lambda.platform import architecture_check
+
+with architecture_check():  # the first compiled dependency (pydantic_core) loads here: name a wrong architecture
+    from fastapi_lambda.dispatch import LambdaHandler, lambda_handler
 
 
 def load_object(reference: str, variable: str = APP_VARIABLE, example: str = "package.module:app") -> Any:
@@ -24,7 +27,8 @@ def load_object(reference: str, variable: str = APP_VARIABLE, example: str = "pa
     module_name, _, attribute = reference.partition(":")
     if not module_name or not attribute:
         raise ValueError(f"{variable}={reference!r} must look like {example!r}")
-    value = getattr(importlib.import_module(module_name), attribute)
+    with architecture_check():
+        value = getattr(importlib.import_module(module_name), attribute)
     # An ASGI app function needs (scope, receive, send); one callable without arguments is a factory.
     if inspect.isfunction(value) and all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
                                          for p in inspect.signature(value).parameters.values()):
