@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pydantic_core
 import pytest
-
 from fastapi_lambda.platform import (
     ArchitectureMismatch,
     architecture_check,
