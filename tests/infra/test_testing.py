@@ -21,8 +21,9 @@ def consumer_stack(app: App, source: Path, memory: int = 512) -> Stack:
                      code=lambda_.Code.from_asset(str(source), bundling=BundlingOptions(
                          image=DockerImage.from_registry("public.ecr.aws/sam/build-python3.13"),
                          command=["bash", "-c", "cp -r . /asset-output"])))
-    lambda_.Function(stack, "Versioned", runtime=lambda_.Runtime.PYTHON_3_13, handler="index.handler",
-                     code=lambda_.Code.from_asset(str(source))).current_version  # noqa: B018 (creates the version)
+    versioned = lambda_.Function(stack, "Versioned", runtime=lambda_.Runtime.PYTHON_3_13, handler="index.handler",
+                                 code=lambda_.Code.from_asset(str(source)))
+    lambda_.Alias(stack, "Live", alias_name="live", version=versioned.current_version)
     return stack
 
 
