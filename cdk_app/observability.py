@@ -11,7 +11,7 @@ topic. Logs, traces and metrics inside the functions come from the runtime packa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -21,13 +21,25 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from cdk_app.api import FastApiGateway
+from cdk_app.cache import ValkeyCache
 from cdk_app.cdk_values import removal_policy
 from cdk_app.findings import SQS_MANAGED_ENCRYPTION, acknowledge, acknowledge_serverless, skip_checkov
 from cdk_app.function import ServiceFunction
 from cdk_app.settings import DEFAULTS
+from cdk_app.tasks import TaskQueue
+
+#: What :meth:`Observability.watch` knows, and what it alarms on for each.
+WATCHED = {
+    "ServiceFunction (FastApiFunction, TaskWorker)": "errors, throttles, p99 near the timeout, provisioned "
+                                                     "concurrency spillover",
+    "FastApiGateway": "the share of 5xx answers",
+    "TaskQueue": "its worker as a function, a message in the dead-letter queue, the oldest message's age",
+    "ValkeyCache": "the app falling back to the source (cache errors)",
+    "cloudwatch.Alarm": "itself",
+}
 
 #: p99 duration above this share of the timeout is an alarm: requests are close to being cut off.
 DURATION_ALARM_SHARE = 0.8
@@ -51,6 +63,7 @@ class Observability(Construct):
         self.topic = sns.Topic(self, "Alarms", display_name="Service alarms", enforce_ssl=True, master_key=self.key)
         self.allow_publisher("cloudwatch.amazonaws.com")
         self.alarms: list[cloudwatch.Alarm] = []
+        self._watched: set[str] = set()
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=dashboard_name)
         self.dead_letter_queue: sqs.Queue | None = None
         for email in alarm_emails:
@@ -105,6 +118,57 @@ class Observability(Construct):
                 alarm_description="Alarm notifications could not be delivered to a subscriber; they wait in the "
                                   "dead-letter queue (check the subscription's endpoint)."))
         return self.dead_letter_queue
+
+    def watch(self, *constructs: IConstruct) -> list[cloudwatch.Alarm]:
+        """Alarm on each construct with what its capability needs (see :data:`WATCHED`), all notifying the topic.
+
+        A construct of another kind is searched for those it contains, so ``watch(stack)`` watches a whole
+        stack. Watching something twice adds nothing. Function alarms are named after the function's id.
+
+        :raises TypeError: for a construct that neither is nor contains any of them.
+        """
+        added: list[cloudwatch.Alarm] = []
+        for construct in constructs:
+            found = list(self._known(construct))
+            if not found:
+                raise TypeError(f"Observability.watch: {construct.node.path} ({type(construct).__name__}) has no alarms "
+                                f"it knows; it knows {', '.join(WATCHED)}. Fix: pass one of those, or add your own "
+                                "alarm with add_alarm(alarm).")
+            for known in found:
+                if known.node.path not in self._watched:
+                    self._watched.add(known.node.path)
+                    added += self._watch_one(known)
+        return added
+
+    def _known(self, construct: IConstruct) -> Iterator[IConstruct]:
+        """``construct`` if it is a kind :meth:`watch` knows, else every such construct inside it."""
+        kinds = (ServiceFunction, FastApiGateway, TaskQueue, ValkeyCache, cloudwatch.Alarm)
+        if isinstance(construct, kinds):
+            yield construct
+            return
+        for child in construct.node.find_all():
+            # An alarm inside is watched with the construct that made it; this construct's own are already watched.
+            if isinstance(child, kinds) and not isinstance(child, cloudwatch.Alarm) and \
+                    not child.node.path.startswith(self.node.path + "/"):
+                yield child
+
+    def _watch_one(self, construct: IConstruct) -> list[cloudwatch.Alarm]:
+        if isinstance(construct, ServiceFunction):
+            spillover = construct.cold_start.spillover_alarm
+            return self.watch_function(construct, construct.node.id) + ([self.add_alarm(spillover)] if spillover else [])
+        if isinstance(construct, FastApiGateway):
+            return [self.watch_api(construct)]
+        if isinstance(construct, TaskQueue):
+            worker, alarms = construct.worker, []
+            if worker.node.path not in self._watched:
+                self._watched.add(worker.node.path)
+                alarms = self._watch_one(worker)
+            return alarms + [self.add_alarm(alarm) for alarm in (construct.dead_letter_alarm,
+                                                                 construct.oldest_message_alarm) if alarm is not None]
+        if isinstance(construct, ValkeyCache):
+            return [self.add_alarm(construct.errors_alarm)]
+        assert isinstance(construct, cloudwatch.Alarm)
+        return [self.add_alarm(construct)]
 
     def add_alarm(self, alarm: cloudwatch.Alarm) -> cloudwatch.Alarm:
         """Notify the topic when ``alarm`` fires and when it recovers; show it on the dashboard."""

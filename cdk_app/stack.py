@@ -128,13 +128,7 @@ class FastApiStack(Stack):
     def _observe(self) -> Observability:
         """Alarms on every function, the API and what the capabilities watch, all notifying one topic."""
         observability = Observability(self, "Observability", **props.observability(self.settings))
-        for name, function in self.functions.items():
-            observability.watch_function(function, name)
-        observability.watch_api(self.gateway)
-        for alarm in (self.api_function.cold_start.spillover_alarm, self.tasks and self.tasks.dead_letter_alarm,
-                      self.tasks and self.tasks.oldest_message_alarm, self.cache and self.cache.errors_alarm):
-            if alarm is not None:
-                observability.add_alarm(alarm)
+        observability.watch(self)
         return observability
 
     def _accept_environment_findings(self) -> None:
