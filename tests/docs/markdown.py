@@ -61,3 +61,25 @@ def blocks(path: Path, name: str) -> list[str]:
             end = next(j for j in range(i + 2, len(lines)) if _FENCE.match(lines[j]))
             found.append("\n".join(lines[i + 2:end]) + "\n")
     return found
+
+
+#: A request line of a marked block ends with the status it answers: ``curl ... # 202 what it says``.
+_EXPECTED = re.compile(r"\s+#\s*(\d{3})\b.*$")
+
+
+def requests(block: str) -> list[tuple[str, int]]:
+    """Each ``curl`` command of ``block`` (continuation lines joined) with the status its comment documents."""
+    commands, current = [], ""
+    for line in block.splitlines():
+        current += line.rstrip().removesuffix("\\") + (" " if line.rstrip().endswith("\\") else "")
+        if not line.rstrip().endswith("\\"):
+            commands.append(current.strip())
+            current = ""
+    found = []
+    for command in commands:
+        if not command.startswith("curl "):
+            continue
+        expected = _EXPECTED.search(command)
+        assert expected, f"a request in a docs-test block must end with '# <status> ...': {command}"
+        found.append((command[:expected.start()], int(expected.group(1))))
+    return found
