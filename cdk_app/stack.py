@@ -141,7 +141,7 @@ class FastApiStack(Stack):
                 self.api_function.function, "LAMBDA-CONCURRENCY-QUOTA",
                 f"Provisioned concurrency ({p.min}-{p.max} on the live alias) is this environment's cold-start "
                 f"strategy; the target account's Lambda concurrency quota must be {p.max + 100} or more, which "
-                "a new account may not have: see "Before you deploy" in the README.")
+                "a new account may not have: see Before you deploy in the README.")
 
     def _outputs(self) -> None:
         CfnOutput(self, "ApiUrl", value=self.gateway.url, description="Invoke URL of the API")
