@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -87,7 +87,7 @@ def _shortened(error: BaseException) -> str | None:
 
 
 @contextmanager
-def one_line_errors() -> Iterator[None]:
+def one_line_errors() -> Generator[None, None, None]:
     """Exit with status 1 and the message alone when an error inside explains itself; others pass unchanged."""
     try:
         yield

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager
 
 #: Lambda's word for each machine name (``uname -m``, extension module suffixes, ELF headers).
@@ -80,7 +80,7 @@ def mismatch_message(bundle: str, machine: str) -> str:
 
 
 @contextmanager
-def architecture_check(paths: Iterable[str] | None = None, machine: str | None = None) -> Iterator[None]:
+def architecture_check(paths: Iterable[str] | None = None, machine: str | None = None) -> Generator[None, None, None]:
     """Re-raise an ``ImportError`` inside as :class:`ArchitectureMismatch` when the bundle was built for another
     machine; any other error passes unchanged."""
     try:

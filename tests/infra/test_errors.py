@@ -45,7 +45,7 @@ OTHER_ERROR = """
 
 
 def run(tmp_path: Path, body: str, *, hook: bool = False, context_manager: bool = True,
-        **env: str) -> subprocess.CompletedProcess[str]:
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     source = tmp_path / "src"
     source.mkdir()
     (source / "requirements.txt").write_text("fastapi\n")
@@ -53,7 +53,7 @@ def run(tmp_path: Path, body: str, *, hook: bool = False, context_manager: bool 
     script.write_text(APP.format(hook=hook, context_manager=context_manager,
                                  body=textwrap.indent(textwrap.dedent(body), "    ")))
     return subprocess.run([sys.executable, str(script), str(tmp_path / "cdk.out"), str(source)], cwd=tmp_path,
-                          env={**os.environ, "PYTHONPATH": str(REPO), **env}, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})}, capture_output=True, text=True,
                           timeout=180)
 
 
@@ -75,7 +75,7 @@ def test_a_construct_prop_error_is_its_message(tmp_path):
 
 
 def test_the_traceback_on_request(tmp_path):
-    done = run(tmp_path, BAD_PROP, **{TRACEBACK_VARIABLE: "1"})
+    done = run(tmp_path, BAD_PROP, env={TRACEBACK_VARIABLE: "1"})
 
     assert done.returncode == 1
     assert "Traceback" in done.stderr and "observability.py" in done.stderr

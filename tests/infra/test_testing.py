@@ -23,7 +23,7 @@ def consumer_stack(app: App, source: Path, memory: int = 512) -> Stack:
                          command=["bash", "-c", "cp -r . /asset-output"])))
     versioned = lambda_.Function(stack, "Versioned", runtime=lambda_.Runtime.PYTHON_3_13, handler="index.handler",
                                  code=lambda_.Code.from_asset(str(source)))
-    lambda_.Alias(stack, "Live", alias_name="live", version=versioned.current_version)
+    versioned.add_alias("live")
     return stack
 
 

@@ -7,24 +7,27 @@ from aws_cdk import Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Template
+from constructs import IConstruct
 
 from cdk_app.api import FastApiGateway
 from cdk_app.cache import ValkeyCache
 from cdk_app.cold_start import ColdStart, ProvisionedConcurrency
 from cdk_app.function import FastApiFunction
+from cdk_app.network import Network
 from cdk_app.observability import Observability
 from cdk_app.tasks import TaskQueue
 from cdk_app.testing import app_for_tests
 
 
-def consumer_stack() -> tuple[Stack, dict[str, object]]:
+def consumer_stack() -> tuple[Stack, dict[str, IConstruct]]:
     stack = Stack(app_for_tests(), "consumer")
-    cache = ValkeyCache(stack, "Cache")
+    network = Network(stack, "Network")
+    cache = ValkeyCache(stack, "Cache", network=network)
     api = FastApiFunction(stack, "Orders", cold_start=ColdStart.provisioned_concurrency(ProvisionedConcurrency(min_capacity=1, max_capacity=2)),
-                          **cache.network.placement())
+                          **network.placement())
     built = {"cache": cache, "api": api, "queue": TaskQueue(stack, "Jobs"),
              "gateway": FastApiGateway(stack, "Gateway", handler=api.alias)}
-    cache.network.add_endpoints_for(api)
+    network.add_endpoints_for(api)
     return stack, built
 
 
@@ -40,7 +43,7 @@ def test_watching_the_stack_gives_every_alarm_an_action():
     added = observability.watch(stack)
 
     actions = alarm_actions(stack)
-    topic = {"Ref": Template.from_stack(stack).find_resources("AWS::SNS::Topic").popitem()[0]}
+    topic = {"Ref": next(iter(Template.from_stack(stack).find_resources("AWS::SNS::Topic")))}
     assert all(value == [topic] for value in actions.values()), actions
     # The capabilities' own alarms, each found in its construct:
     assert any(name.startswith("CacheErrorsAlarm") for name in actions)
