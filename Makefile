@@ -25,6 +25,9 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 REDIS := $(VENV)/bin/redis-server
 
 setup: $(VENV)/.installed $(CHECKOV_VENV)/.installed node_modules/.installed $(REDIS)
+# What running the stack needs (make local/token/invoke): the scanners and the tests' redis build are not
+# waited for; a template with a cache finds a redis-server or says how to get one.
+RUN_SETUP := $(VENV)/.installed node_modules/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt lambda_src/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -95,7 +98,7 @@ serve: setup
 	cd lambda_src && ../$(PY) -m uvicorn service.main:create_app --factory --reload --port 8000
 
 # Prints only shell exports on stdout, for the running make local: eval "$$(make token)" works.
-token: setup
+token: $(RUN_SETUP)
 	@$(PY) -m cdk_app.local.token --port $(LOCAL_PORT)
 
 # make local / make invoke: one environment's template (dev unless ENV=...), built for this machine's
@@ -107,15 +110,15 @@ LOCAL_SOURCES := $(shell find app.py cdk.json pyproject.toml lambda_src cdk_app 
 	-type f \( -name '*.py' -o -name '*.json' -o -name '*.txt' -o -name '*.toml' -o -name '*.lock' \) -print)
 
 # The functions' Python runtime (awslambdaric, made once per machine) is made during the synth.
-$(LOCAL_OUT)/manifest.json: $(LOCAL_SOURCES) | setup
+$(LOCAL_OUT)/manifest.json: $(LOCAL_SOURCES) | $(RUN_SETUP)
 	@$(PY) -m cdk_app.local.runtime > /dev/null & \
 	npx cdk synth --quiet -c env=$(LOCAL_ENV) --app "$(PY) -m cdk_app.local.synth" --output $(LOCAL_OUT); \
 	status=$$?; wait; exit $$status
 
-local: setup $(LOCAL_OUT)/manifest.json
+local: $(RUN_SETUP) $(LOCAL_OUT)/manifest.json
 	@$(PY) -m cdk_app.local $(LOCAL_OUT) --port $(LOCAL_PORT)
 
-invoke: setup $(LOCAL_OUT)/manifest.json
+invoke: $(RUN_SETUP) $(LOCAL_OUT)/manifest.json
 	@test -n "$(EVENT)" || { echo "make invoke EVENT=<file> [FUNCTION=<logical id or name>], e.g. EVENT=examples/events/http_api_v2.json" >&2; exit 2; }
 	@$(PY) -m cdk_app.invoke $(LOCAL_OUT) $(EVENT) --port $(LOCAL_PORT) $(if $(FUNCTION),--function $(FUNCTION))
 
