@@ -9,6 +9,8 @@
 #   make invoke EVENT=examples/events/sqs_batch.json [FUNCTION=Api]   one event through a function's bundle
 #   make diagram the architecture diagram per environment in README.md, from the synthesized templates
 #   make cost    the monthly cost per environment for a traffic profile, and the cold-start strategies compared
+#   make docs    the API reference of the constructs and the runtime package, from their docstrings (.make/docs)
+#   make typecheck  pyright (strict on cdk_app and fastapi_lambda, standard elsewhere) against its baseline
 
 PYTHON ?= python3
 VENV := .venv
@@ -18,7 +20,7 @@ CHECKOV_VENV := .venv-checkov
 STRICT ?= false
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: setup synth test bench serve token local invoke clean templates diagram cost
+.PHONY: setup synth test typecheck docs bench serve token local invoke clean templates diagram cost
 
 REDIS := $(VENV)/bin/redis-server
 
@@ -55,6 +57,25 @@ synth: setup
 test: setup
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+	$(MAKE) --no-print-directory typecheck
+
+# basedpyright (pyright with a baseline): pyrightconfig.json says what is strict; .basedpyright/baseline.json
+# holds the errors the code had when the check began, so only a new error fails. Fix one, then
+# `$(VENV)/bin/basedpyright --writebaseline` to shrink the baseline.
+typecheck: setup
+	$(VENV)/bin/basedpyright
+
+# The API reference, generated from the docstrings (props, defaults, grants, metrics, examples). pdoc imports
+# each module; the CDK ones start jsii (PDOC_ALLOW_EXEC). fastapi_lambda.entry builds its handler on import.
+DOCS_OUT := .make/docs
+DOC_MODULES := cdk_app.function cdk_app.api cdk_app.auth cdk_app.tasks cdk_app.cache cdk_app.network \
+	cdk_app.parameters cdk_app.observability cdk_app.cold_start cdk_app.stack cdk_app.testing cdk_app.errors \
+	cdk_app.compliance cdk_app.bundling.target cdk_app.settings.schema \
+	fastapi_lambda.dispatch fastapi_lambda.tasks fastapi_lambda.cache fastapi_lambda.auth fastapi_lambda.parameters \
+	fastapi_lambda.observability fastapi_lambda.cold_start fastapi_lambda.platform
+docs: setup
+	PDOC_ALLOW_EXEC=1 $(PY) -m pdoc --docformat restructuredtext -o $(DOCS_OUT) $(DOC_MODULES)
+	@echo "API reference: $(DOCS_OUT)/index.html"
 
 # Templates only (no bundling, no CloudFormation validation): what make diagram and make cost read.
 TEMPLATES := .make/cdk.out

@@ -21,14 +21,16 @@ _EXPORTS = {
     "build_stacks": "stack",
     "load_settings": "settings",
 }
-__all__ = sorted(_EXPORTS)
+# A literal list: type checkers read __all__ to know what a py.typed package exports (a test keeps it equal).
+__all__ = ["BundlingTarget", "ConfigError", "DependenciesLayer", "EnvironmentSettings", "FastApiFunction",
+           "FastApiGateway", "FastApiStack", "ProjectSettings", "build_stacks", "load_settings"]
 
 if TYPE_CHECKING:  # the same names, for type checkers and IDEs
-    from cdk_app.api import FastApiGateway  # noqa: F401
-    from cdk_app.bundling import BundlingTarget  # noqa: F401
-    from cdk_app.function import DependenciesLayer, FastApiFunction  # noqa: F401
-    from cdk_app.settings import ConfigError, EnvironmentSettings, ProjectSettings, load_settings  # noqa: F401
-    from cdk_app.stack import FastApiStack, build_stacks  # noqa: F401
+    from cdk_app.api import FastApiGateway
+    from cdk_app.bundling import BundlingTarget
+    from cdk_app.function import DependenciesLayer, FastApiFunction
+    from cdk_app.settings import ConfigError, EnvironmentSettings, ProjectSettings, load_settings
+    from cdk_app.stack import FastApiStack, build_stacks
 
 
 def __getattr__(name: str) -> Any:

@@ -229,7 +229,9 @@ class FastApiGateway(Construct):
         scope: Construct,
         id: str,
         *,
-        handler: lambda_.IFunction | ServiceFunction | None = None,
+        # Alias and Function spelled out: their jsii bindings fail pyright's IFunction protocol check (parameter names,
+        # aws/jsii#4541), so a consumer's handler=function.alias would be a type error.
+        handler: lambda_.IFunction | lambda_.Alias | lambda_.Function | ServiceFunction | None = None,
         api_type: ApiType = DEFAULTS.api.type,
         public_routes: Sequence[str] = (),
         route_scopes: Mapping[str, Sequence[str]] | None = None,

@@ -13,7 +13,7 @@ rate limit per IP, logged) for a REST API stage and, optionally, the user pool.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aws_cdk import ArnFormat, Aws, Duration, Names, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
@@ -48,7 +48,7 @@ _THREAT = {"audit": cognito.StandardThreatProtectionMode.AUDIT_ONLY,
 class _PoolHttpAuthorizer(authorizers.HttpUserPoolAuthorizer):
     """A JWT authorizer of one of our pools, knowing the scopes every access token of that pool carries."""
 
-    def __init__(self, id: str, pool: cognito.IUserPool, *, access_token_scopes: Sequence[str], **props) -> None:
+    def __init__(self, id: str, pool: cognito.IUserPool, *, access_token_scopes: Sequence[str], **props: Any) -> None:
         super().__init__(id, pool, **props)
         self.access_token_scopes = tuple(access_token_scopes)
 
@@ -56,7 +56,7 @@ class _PoolHttpAuthorizer(authorizers.HttpUserPoolAuthorizer):
 class _PoolRestAuthorizer(apigw.CognitoUserPoolsAuthorizer):
     """A REST Cognito authorizer of one of our pools, knowing the scopes every access token of that pool carries."""
 
-    def __init__(self, scope: Construct, id: str, *, access_token_scopes: Sequence[str], **props) -> None:
+    def __init__(self, scope: Construct, id: str, *, access_token_scopes: Sequence[str], **props: Any) -> None:
         super().__init__(scope, id, **props)
         self.access_token_scopes = tuple(access_token_scopes)
 

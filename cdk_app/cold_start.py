@@ -11,6 +11,7 @@ warmup rule and its permission). The defaults are the settings' (:mod:`cdk_app.s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from aws_cdk import ArnFormat, Duration, Stack, TimeZone
 from aws_cdk import aws_applicationautoscaling as appscaling
@@ -84,15 +85,15 @@ class ColdStart:
 
     @classmethod
     def provisioned_concurrency(cls, settings: ProvisionedConcurrency = ProvisionedConcurrency(),
-                                **kwargs) -> ColdStart:
+                                **kwargs: Any) -> ColdStart:
         return cls("provisioned", provisioned=settings, **kwargs)
 
     @classmethod
-    def snap_start(cls, **kwargs) -> ColdStart:
+    def snap_start(cls, **kwargs: Any) -> ColdStart:
         return cls("snapstart", **kwargs)
 
     @classmethod
-    def warmup_rule(cls, settings: Warmup = Warmup(), **kwargs) -> ColdStart:
+    def warmup_rule(cls, settings: Warmup = Warmup(), **kwargs: Any) -> ColdStart:
         return cls("warmup", warmup=settings, **kwargs)
 
     @property

@@ -24,24 +24,33 @@ from cdk_app.report import MIN_REASON_WORDS  # the gate that reads the reasons s
 CHECKOV_METADATA = "checkov"
 
 
-def acknowledge(scope: IConstruct, rule: str, reason: str, *, pack: str = "AwsSolutions") -> None:
+def _given(scope: IConstruct | None, rule: str) -> IConstruct:
+    """``scope``, which callers usually pass as ``construct.node.default_child`` (typed optional by CDK)."""
+    if scope is None:
+        raise TypeError(f"no construct to accept {rule} on: the construct passed has no default child; pass the "
+                        "resource itself")
+    return scope
+
+
+def acknowledge(scope: IConstruct | None, rule: str, reason: str, *, pack: str = "AwsSolutions") -> None:
     """Accept cdk-nag's ``<pack>-<rule>`` on ``scope`` and what it contains: pass the resource itself."""
-    Validations.of(scope).acknowledge(Acknowledgment(id=f"{pack}-{rule}", reason=reason))
+    Validations.of(_given(scope, rule)).acknowledge(Acknowledgment(id=f"{pack}-{rule}", reason=reason))
 
 
-def acknowledge_serverless(scope: IConstruct, rule: str, reason: str) -> None:
+def acknowledge_serverless(scope: IConstruct | None, rule: str, reason: str) -> None:
     acknowledge(scope, rule, reason, pack="Serverless")
 
 
-def acknowledge_preflight(scope: IConstruct, rule: str, reason: str) -> None:
+def acknowledge_preflight(scope: IConstruct | None, rule: str, reason: str) -> None:
     """Accept a warning of the deploy preflight (:mod:`cdk_app.preflight`) on ``scope``."""
-    Validations.of(scope).acknowledge(Acknowledgment(id=f"Preflight::{rule}", reason=reason))
+    Validations.of(_given(scope, rule)).acknowledge(Acknowledgment(id=f"Preflight::{rule}", reason=reason))
 
 
-def skip_checkov(resource: IConstruct, check: str, reason: str) -> None:
+def skip_checkov(resource: IConstruct | None, check: str, reason: str) -> None:
     """Accept checkov's ``check`` (``CKV_AWS_…``) on one resource, with the reason, in that resource's own
     template metadata, where checkov reads it. ``resource`` is the CloudFormation resource or an L2
     construct (its default child)."""
+    resource = _given(resource, check)
     cfn = resource if isinstance(resource, CfnResource) else resource.node.default_child
     if not isinstance(cfn, CfnResource):
         raise TypeError(f"{resource.node.path} has no CloudFormation resource to carry a checkov skip; pass one")

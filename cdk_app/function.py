@@ -526,16 +526,16 @@ class ServiceFunction(Construct):
         """Allow ``grantee`` to invoke the ``live`` alias (only)."""
         return self.alias.grant_invoke(grantee)
 
-    def metric_errors(self, **props) -> cloudwatch.Metric:
+    def metric_errors(self, **props: Any) -> cloudwatch.Metric:
         return self.alias.metric_errors(**props)
 
-    def metric_throttles(self, **props) -> cloudwatch.Metric:
+    def metric_throttles(self, **props: Any) -> cloudwatch.Metric:
         return self.alias.metric_throttles(**props)
 
-    def metric_duration(self, **props) -> cloudwatch.Metric:
+    def metric_duration(self, **props: Any) -> cloudwatch.Metric:
         return self.alias.metric_duration(**props)
 
-    def metric_invocations(self, **props) -> cloudwatch.Metric:
+    def metric_invocations(self, **props: Any) -> cloudwatch.Metric:
         return self.alias.metric_invocations(**props)
 
 

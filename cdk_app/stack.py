@@ -168,14 +168,7 @@ class FastApiStack(Stack):
     def _observe(self) -> Observability:
         """Alarms on every function, the API and what the capabilities watch, all notifying one topic."""
         observability = Observability(self, "Observability", **props.observability(self.settings))
-        self.function_alarms = {name: observability.watch_function(function, name)
-                                for name, function in self.functions.items()}
-        self.api_alarm = observability.watch_api(self.gateway)
-        for alarm in (*(f.cold_start.spillover_alarm for f in (self.api_function, *self.services.values())),
-                      self.tasks and self.tasks.dead_letter_alarm,
-                      self.tasks and self.tasks.oldest_message_alarm, self.cache and self.cache.errors_alarm):
-            if alarm is not None:
-                observability.add_alarm(alarm)
+        observability.watch(self)
         return observability
 
     def _release(self) -> dict[str, ReleaseControl]:
@@ -185,8 +178,9 @@ class FastApiStack(Stack):
         for name, function in self.functions.items():
             release = ReleaseControl(self, f"Release{name}", function=function, application=application,
                                      http=function is self.api_function, **props.release(self.settings))
-            errors, _throttles, slow = self.function_alarms[name]
-            release.roll_back_on(errors, slow, *([self.api_alarm] if function is self.api_function else []))
+            errors, _throttles, slow = self.observability.alarms_of(function)
+            api_errors = self.observability.alarms_of(self.gateway) if function is self.api_function else []
+            release.roll_back_on(errors, slow, *api_errors)
             releases[name] = release
         return releases
 
@@ -200,7 +194,7 @@ class FastApiStack(Stack):
                 self.api_function.function, "LAMBDA-CONCURRENCY-QUOTA",
                 f"Provisioned concurrency ({p.min}-{p.max} on the live alias) is this environment's cold-start "
                 f"strategy; the target account's Lambda concurrency quota must be {p.max + 100} or more, which "
-                "a new account may not have: see Deploying in the README.")
+                "a new account may not have: see Before you deploy in the README.")
             acknowledge_preflight(
                 self.api_function.alias, "CODEDEPLOY-PROVISIONED-SCALING",
                 f"Releases ({self.settings.release.strategy}) and autoscaled provisioned concurrency share the live "

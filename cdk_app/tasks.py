@@ -145,13 +145,13 @@ class TaskQueue(Construct):
         ))
         self._grant_table(self.worker, WORKER_TABLE_ACTIONS)
         self.worker.add_environment(TASK_TABLE_VARIABLE, self.table.table_name)
-        self.dead_letter_alarm = self.dead_letter_queue and cloudwatch.Alarm(
+        self.dead_letter_alarm: cloudwatch.Alarm | None = cloudwatch.Alarm(
             self, "DeadLetterAlarm", metric=self.metric_dead_letters(), threshold=1, evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             alarm_description="Task messages failed max_receive_count times and wait in the dead-letter queue: "
                               "read them, fix the cause, then redrive them to the queue.",
-        )
+        ) if self.dead_letter_queue is not None else None
         self.oldest_message_alarm = cloudwatch.Alarm(
             self, "OldestMessageAlarm", metric=self.metric_oldest_message_age(),
             threshold=oldest_message_alarm.to_seconds(), evaluation_periods=5, datapoints_to_alarm=3,

@@ -14,11 +14,22 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastapi_lambda import lifecycle
+from fastapi_lambda.platform import architecture_check
 
 lifecycle.hold_gc()  # until the handler is built: the app's imports run without collector passes
 
 from fastapi_lambda.constants import APP_VARIABLE, TASK_REGISTRY_VARIABLE  # noqa: E402
-from fastapi_lambda.dispatch import LambdaHandler, check_reference, lambda_handler, load_object  # noqa: E402
+
+with architecture_check():  # a compiled dependency that cannot load: name a wrong architecture
+    from fastapi_lambda.dispatch import LambdaHandler, check_reference, lambda_handler  # noqa: E402
+    from fastapi_lambda.dispatch import load_object as _load_object  # noqa: E402
+
+
+def load_object(reference: str, variable: str = APP_VARIABLE, example: str = "package.module:app") -> Any:
+    """Import ``package.module:attribute`` and return what it names (called, if it is a factory); an import that
+    fails on a compiled module built for another architecture says so."""
+    with architecture_check():  # the first compiled dependency (pydantic_core) usually loads with the app
+        return _load_object(reference, variable, example)
 
 
 def load_app(reference: str) -> Any:

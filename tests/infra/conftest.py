@@ -17,10 +17,11 @@ from aws_cdk.assertions import Template
 
 from cdk_app.settings import read_cdk_json_context
 from cdk_app.stack import FastApiStack, build_stacks
+from cdk_app.testing import BUNDLING_STACKS
 
 ENVIRONMENTS = ("dev", "staging", "prod")
 #: For apps built without build_stacks (which reads our own ``skip_bundling`` setting).
-SKIP_BUNDLING = {"aws:cdk:bundling-stacks": []}
+SKIP_BUNDLING = {BUNDLING_STACKS: []}
 
 
 def make_app(context: dict[str, Any] | None = None, outdir: Path | None = None) -> App:

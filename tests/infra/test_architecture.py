@@ -263,9 +263,10 @@ def test_only_the_apps_apply_the_rule_packs():
 
 CONTEXT_READS = ("try_get_context", "get_context", "set_context")
 #: The only functions that read the CDK context: each CDK app's entry, which builds its stacks from it (the
-#: environments' stacks, the delivery stack, and the local stack's app, which sets the architecture first).
+#: environments' stacks, the delivery stack, and the local stack's app, which sets the architecture first), and
+#: cdk_app.testing.skip_bundling, which a consumer's app or test calls on its App before adding stacks.
 CONTEXT_READERS = {("cdk_app/stack.py", "build_stacks"), ("cdk_app/delivery.py", "build_delivery"),
-                   ("cdk_app/local/synth.py", "main")}
+                   ("cdk_app/local/synth.py", "main"), ("cdk_app/testing.py", "skip_bundling")}
 
 
 def test_no_context_reads_below_the_apps():
