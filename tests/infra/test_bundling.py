@@ -586,7 +586,8 @@ def test_no_function_ships_what_its_capabilities_do_not_use(bundled):
                 f"{name} ({', '.join(sorted(function.capabilities))}): {package} {'missing' if used else 'shipped'}"
             checked.add((package, used))
     dev = [f for n, f in bundled.items() if n.startswith("fastapi-lambda-dev/")]
-    assert len(dev) == 2 and all(not {"redis", "cryptography"} & f.distributions for f in dev)
+    assert len(dev) == 3 and all(  # the API, the worker and the billing service
+not {"redis", "cryptography"} & f.distributions for f in dev)
     assert {(p, used) for p in owners for used in (True, False)} == checked, "every package seen shipped and not"
 
 

@@ -33,7 +33,8 @@ with (one_line_errors() if {context_manager} else __import__("contextlib").nullc
 
 UNPINNED_LOCK = """
     from cdk_app import BundlingTarget, DependenciesLayer
-    DependenciesLayer(stack, "Dependencies", source=sys.argv[2], target=BundlingTarget(python_version="3.13"))
+    layers = DependenciesLayer(stack, "Dependencies", source=sys.argv[2], target=BundlingTarget(python_version="3.13"))
+    layers.layer_for(["http"])  # the layer of one dependency set: bundled here, refused for the unpinned lock
 """
 BAD_PROP = """
     from cdk_app.observability import Observability
@@ -63,7 +64,7 @@ def test_an_unpinned_lock_is_one_line_naming_the_asset_and_the_fix(tmp_path, hoo
 
     assert done.returncode == 1
     lines = [line for line in done.stderr.splitlines() if not line.startswith("Bundling asset")]
-    assert lines == [f"consumer/Dependencies/Layer: {tmp_path}/src/requirements.txt: 'fastapi' is not pinned; "
+    assert lines == [f"consumer/Dependencies/LayerHttp: {tmp_path}/src/requirements.txt: 'fastapi' is not pinned; "
                      "the lock must pin exact versions (name==version)."], done.stderr
 
 
