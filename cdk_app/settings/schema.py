@@ -102,7 +102,7 @@ class CorsSettings(_Settings):
         "GET", "POST", "PUT", "PATCH", "DELETE"]
     allow_headers: list[str] = ["Content-Type", "Authorization"]
     allow_credentials: bool = False
-    max_age_seconds: int = Field(600, ge=0, le=86400)
+    max_age_seconds: int = Field(default=600, ge=0, le=86400)
 
     @model_validator(mode="after")
     def _no_wildcard_with_credentials(self) -> CorsSettings:
