@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import jsii
-from aws_cdk import Annotations, Aspects, CfnResource, Duration, IAspect, RemovalPolicy, Size
+from aws_cdk import Annotations, Aspects, CfnResource, Duration, IAspect, IResolvable, RemovalPolicy, Size
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
@@ -367,7 +368,7 @@ class FastApiGateway(Construct):
                         prefix: (prefix, declared)},
                        main_routes=[" ".join(r) for r in (*self.public_routes, *self.explicit_routes)])
         self.services[prefix] = service
-        alias = handler.alias if isinstance(handler, ServiceFunction) else handler
+        alias = cast(lambda_.IFunction, handler.alias) if isinstance(handler, ServiceFunction) else handler
         explicit = tuple(dict.fromkeys([*scopes, *(r for r in throttles if r not in public)]))
         catch_alls = [prefix, f"{prefix}/{{proxy+}}"]
         name = "".join(part.title() for part in prefix.replace("-", "/").replace(".", "/").replace("_", "/")
@@ -430,14 +431,15 @@ class FastApiGateway(Construct):
             mapping = apigwv2.ApiMapping(self, "DomainMapping", api=self.http_api, domain_name=name,
                                          stage=self.http_stage, api_mapping_key=domain.base_path)
             mapping.node.add_dependency(self.http_stage)  # "Invalid stage identifier" otherwise (aws-cdk #8983)
-            target: route53.IAliasRecordTarget = route53_targets.ApiGatewayv2DomainProperties(
-                name.regional_domain_name, name.regional_hosted_zone_id)
+            target = cast(route53.IAliasRecordTarget, route53_targets.ApiGatewayv2DomainProperties(
+                name.regional_domain_name, name.regional_hosted_zone_id))
         else:
             name = apigw.DomainName(self, "Domain", domain_name=domain.name, certificate=certificate,
                                     endpoint_type=apigw.EndpointType.REGIONAL,
                                     security_policy=apigw.SecurityPolicy.TLS_1_2)
-            name.add_base_path_mapping(self.rest_api, base_path=domain.base_path, stage=self.rest_stage)
-            target = route53_targets.ApiGatewayDomain(name)
+            name.add_base_path_mapping(cast(apigw.RestApi, self.rest_api), base_path=domain.base_path,
+                                       stage=self.rest_stage)
+            target = cast(route53.IAliasRecordTarget, route53_targets.ApiGatewayDomain(name))
         if domain.hosted_zone is not None:
             route53.ARecord(self, "DomainRecord", zone=domain.hosted_zone, record_name=domain.name,
                             target=route53.RecordTarget.from_alias(target))
@@ -540,7 +542,7 @@ class FastApiGateway(Construct):
         def add(route: tuple[str, str], **options: object) -> CfnResource:
             (added,) = self.http_api.add_routes(path=route[1], methods=[apigwv2.HttpMethod(route[0])],
                                                 integration=integration, **options)
-            self._created[route] = added.node.default_child
+            self._created[route] = cast(CfnResource, added.node.default_child)
             return self._created[route]
 
         def open_routes(routes: Sequence[tuple[str, str]]) -> list[CfnResource]:
@@ -562,7 +564,7 @@ class FastApiGateway(Construct):
         if not throttles:
             return
         if self.http_stage is not None:
-            stage = self.http_stage.node.default_child
+            stage = cast(apigwv2.CfnStage, self.http_stage.node.default_child)
             stage.route_settings = {
                 # A JSON property: CloudFormation's own key names, not jsii's.
                 f"{method} {path}": {"ThrottlingRateLimit": rate_limit, "ThrottlingBurstLimit": burst_limit}
@@ -570,8 +572,10 @@ class FastApiGateway(Construct):
             for route in throttles:  # "Unable to find Route by key" if the stage came first
                 stage.node.add_dependency(self._created[route])
         elif self.rest_stage is not None and throttles.keys() - self.route_throttles.keys():
-            stage = self.rest_stage.node.default_child
-            stage.method_settings = [*(stage.method_settings or []), *(apigw.CfnStage.MethodSettingProperty(
+            stage = cast(apigw.CfnStage, self.rest_stage.node.default_child)
+            # The settings this stage was built with: a list (the stage's deploy options), never a token.
+            earlier = cast("list[IResolvable | apigw.CfnStage.MethodSettingProperty]", stage.method_settings or [])
+            stage.method_settings = [*earlier, *(apigw.CfnStage.MethodSettingProperty(
                 # The stage's own escaping of a resource path ("/a/b" -> "/~1a~1b").
                 resource_path="/" + path.replace("/", "~1"), http_method=method,
                 throttling_rate_limit=rate_limit, throttling_burst_limit=burst_limit)
@@ -625,7 +629,7 @@ class FastApiGateway(Construct):
         if self.binary_media_types:
             Aspects.of(self.rest_api).add(_TextMockIntegrations())
         if self._default_endpoint_disabled:  # the setting takes effect with a new deployment only
-            self.rest_api.latest_deployment.add_to_logical_id({"disableExecuteApiEndpoint": True})
+            cast(apigw.Deployment, self.rest_api.latest_deployment).add_to_logical_id({"disableExecuteApiEndpoint": True})
         public, protected = self._rest_methods(None, public=self.public_routes, scopes=self.route_scopes,
                                                explicit=self.explicit_routes, catch_alls=["/", "/{proxy+}"])
         return public, [], protected
@@ -635,7 +639,7 @@ class FastApiGateway(Construct):
                       catch_alls: Sequence[str], within: str = "/") -> tuple[list[CfnResource], list[CfnResource]]:
         """One function's methods (``integration``; None: the API's default): public ones open, explicit ones
         with the default method options and their scopes, and a protected ANY on each of its resources."""
-        root = self.rest_api.root
+        root = cast(apigw.RestApi, self.rest_api).root
         opened = [root.resource_for_path(path).add_method(method, integration,
                                                           authorization_type=apigw.AuthorizationType.NONE)
                   for method, path in public]
@@ -648,4 +652,5 @@ class FastApiGateway(Construct):
                                               if under(p, within) or within == "/")])
         protected = [root.resource_for_path(path).add_method("ANY", integration)
                      for path in paths if ("ANY", path) not in (*public, *explicit)]
-        return [m.node.default_child for m in opened], [m.node.default_child for m in (*protected, *scoped)]
+        return ([cast(CfnResource, m.node.default_child) for m in opened],
+                [cast(CfnResource, m.node.default_child) for m in (*protected, *scoped)])

@@ -17,6 +17,7 @@ CloudFormation before the deployment starts. ``docs/releases.md`` has the detail
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from aws_cdk import CfnElement, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -119,9 +120,9 @@ class ReleaseControl(Construct):
         self.hooks: list[ServiceFunction] = []
         self._log_retention, self._removal_policy, self._tracing = log_retention, removal_policy, tracing
         if plan.smoke_test is not None:
-            self.deployment_group.add_pre_hook(self._hook("PreTraffic").function)
+            self.deployment_group.add_pre_hook(cast(lambda_.IFunction, self._hook("PreTraffic").function))
             if plan.post_traffic_test:
-                self.deployment_group.add_post_hook(self._hook("PostTraffic").function)
+                self.deployment_group.add_post_hook(cast(lambda_.IFunction, self._hook("PostTraffic").function))
 
     def roll_back_on(self, *alarms: cloudwatch.IAlarm) -> None:
         """Stop the release and move the alias back when any of ``alarms`` fires (if the plan rolls back on
@@ -150,7 +151,7 @@ class ReleaseControl(Construct):
         # Which version to test comes from the deployment; the hook may read this group's deployments only.
         hook.add_to_role_policy(iam.PolicyStatement(actions=["codedeploy:GetDeployment"],
                                                     resources=[self.deployment_group.deployment_group_arn]))
-        policy = iam.Policy(self, f"{stage}HookInvoke", roles=[hook.role], statements=[iam.PolicyStatement(
+        policy = iam.Policy(self, f"{stage}HookInvoke", roles=[cast(iam.IRole, hook.role)], statements=[iam.PolicyStatement(
             actions=["lambda:InvokeFunction"], resources=[f"{target.function.function_arn}:*"])])
         hook.function.node.add_dependency(policy)
         acknowledge(policy, f"IAM5[Resource::<{self._logical_id(target.function)}.Arn>:*]", (

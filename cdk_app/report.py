@@ -21,7 +21,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zipfile import ZIP_DEFLATED, ZipFile
 
 from fastapi_lambda.constants import SMOKE_TEST_HANDLER
@@ -139,7 +139,7 @@ def cfn_lint(*templates: Path) -> dict[str, Counter[str]]:
     return counts
 
 
-def _metadata(assembly: Path, stack: str) -> dict[str, list[dict]]:
+def _metadata(assembly: Path, stack: str) -> dict[str, list[dict[str, Any]]]:
     path = assembly / f"{stack}.metadata.json"
     return json.loads(path.read_text()) if path.is_file() else {}
 
@@ -207,11 +207,12 @@ def cdk_warnings(assembly: Path, stack: str) -> list[str]:
             if entry["type"] == CDK_WARNING]
 
 
-def preflight_findings(assembly: Path) -> dict[str, list[dict]]:
+def preflight_findings(assembly: Path) -> dict[str, list[dict[str, Any]]]:
     """The preflight's violations per template file name (warnings; an error has already failed synth)."""
     report = assembly / "validation-report.json"
-    found: dict[str, list[dict]] = {}
-    for plugin in json.loads(report.read_text()).get("pluginReports", []) if report.is_file() else []:
+    found: dict[str, list[dict[str, Any]]] = {}
+    plugins: list[dict[str, Any]] = json.loads(report.read_text()).get("pluginReports", []) if report.is_file() else []
+    for plugin in plugins:
         if plugin.get("pluginName") != PREFLIGHT:
             continue
         for violation in plugin.get("violations", []):
@@ -221,7 +222,7 @@ def preflight_findings(assembly: Path) -> dict[str, list[dict]]:
     return found
 
 
-def retained(resources: dict) -> list[tuple[str, str]]:
+def retained(resources: dict[str, Any]) -> list[tuple[str, str]]:
     """(type, logical id) of each resource ``cdk destroy`` leaves in the account."""
     return sorted((r["Type"], name) for name, r in resources.items() if r.get("DeletionPolicy") in KEPT)
 
@@ -264,20 +265,20 @@ def function_sizes(assembly: Path, resources: dict[str, Any]) -> list[FunctionSi
     """Code plus layers of each function with layers (this library's), from the assembly's asset folders."""
     sizes: list[FunctionSize] = []
     for name, resource in resources.items():
-        properties = resource["Properties"] if resource["Type"] == "AWS::Lambda::Function" else {}
+        properties: dict[str, Any] = resource["Properties"] if resource["Type"] == "AWS::Lambda::Function" else {}
         if "Layers" not in properties or properties.get("Handler") == SMOKE_TEST_HANDLER:
             continue  # a release hook runs on the layer of the function it releases: counted there
         folders = [_asset_folder(assembly, properties["Code"].get("S3Key"))]
         layers: list[str] = []
         external = 0
         for layer in properties["Layers"]:
-            layer_id = layer.get("Ref") if isinstance(layer, dict) else None
-            content = resources[layer_id]["Properties"]["Content"] if layer_id in resources else {}
+            layer_id: str | None = cast("dict[str, Any]", layer).get("Ref") if isinstance(layer, dict) else None
+            content: dict[str, Any] = resources[layer_id]["Properties"]["Content"] if layer_id in resources else {}
             folder = _asset_folder(assembly, content.get("S3Key"))
             if folder is None:
                 external += 1
             else:
-                layers.append(layer_id)
+                layers.append(cast(str, layer_id))  # found in resources above, so not None
                 folders.append(folder)
         measured = [asset_size(folder) for folder in folders if folder is not None]
         sizes.append(FunctionSize(function=re.sub(r"Function[0-9A-F]{8}$", "", name),
@@ -286,7 +287,7 @@ def function_sizes(assembly: Path, resources: dict[str, Any]) -> list[FunctionSi
     return sizes
 
 
-def _cold_start(resources: dict, function: dict) -> str:
+def _cold_start(resources: dict[str, Any], function: dict[str, Any]) -> str:
     """The strategy as the template shows it, with the app's import mode."""
     mode = function.get("Environment", {}).get("Variables", {}).get("IMPORT_MODE", "?")
     alias = _api_resource(resources, "AWS::Lambda::Alias")
@@ -305,11 +306,11 @@ def _cold_start(resources: dict, function: dict) -> str:
     return f"{strategy}{' +warmup' if rules and strategy != 'warmup' else ''}, {mode}"
 
 
-def _release(resources: dict) -> str:
+def _release(resources: dict[str, Any]) -> str:
     """How the API function's alias moves to a new version, as the template shows it: CodeDeploy's shift (or
     ``direct``: CloudFormation moves it at once, no rollback), with ``+smoke`` when hooks test the new version."""
-    aliases = {name: r for name, r in resources.items() if r["Type"] == "AWS::Lambda::Alias"}
-    alias = next((r for name, r in aliases.items() if name.startswith("Api")), next(iter(aliases.values()), {}))
+    aliases: dict[str, dict[str, Any]] = {name: r for name, r in resources.items() if r["Type"] == "AWS::Lambda::Alias"}
+    alias = next((r for name, r in aliases.items() if name.startswith("Api")), next(iter(aliases.values()), dict[str, Any]()))
     update = alias.get("UpdatePolicy", {}).get("CodeDeployLambdaAliasUpdate")
     if not update:
         return "direct"
@@ -328,14 +329,14 @@ def _release(resources: dict) -> str:
     return shift + (" +smoke" if "BeforeAllowTrafficHook" in update else "")
 
 
-def _api_resource(resources: dict, resource_type: str) -> dict:
+def _api_resource(resources: dict[str, Any], resource_type: str) -> dict[str, Any]:
     """The API function's resource of a type (FastApiStack names it "Api..."; the worker's is "TasksWorker...")."""
     found = [r["Properties"] for name, r in resources.items() if r["Type"] == resource_type]
     named = [r["Properties"] for name, r in resources.items() if r["Type"] == resource_type and name.startswith("Api")]
     return (named or found)[0]
 
 
-def edge(resources: dict) -> str:
+def edge(resources: dict[str, Any]) -> str:
     """The prefixes the API's functions serve ("/" and each service's ``FASTAPI_LAMBDA_ROOT_PATH``), and the domain."""
     mapped = [r["Properties"] for r in resources.values() if r["Type"] in (
         "AWS::ApiGatewayV2::ApiMapping", "AWS::ApiGateway::BasePathMapping")]
@@ -349,12 +350,12 @@ def edge(resources: dict) -> str:
     return f"services {', '.join(prefixes)}; domain {domain}"
 
 
-def template_path(assembly: Path, artifact: dict) -> Path:
+def template_path(assembly: Path, artifact: dict[str, Any]) -> Path:
     return assembly / artifact["properties"]["templateFile"]
 
 
-def summarize(assembly: Path, stack: str, artifact: dict, levels: Counter[str],
-              scanned: CheckovCounts, preflight: list[dict] | None = None) -> StackSummary:
+def summarize(assembly: Path, stack: str, artifact: dict[str, Any], levels: Counter[str],
+              scanned: CheckovCounts, preflight: list[dict[str, Any]] | None = None) -> StackSummary:
     resources = json.loads(template_path(assembly, artifact).read_text())["Resources"]
     types = Counter(r["Type"] for r in resources.values())
     function = _api_resource(resources, "AWS::Lambda::Function")
@@ -389,7 +390,7 @@ def _sizes(functions: list[FunctionSize]) -> str:
 def main(argv: list[str]) -> int:
     assembly = Path(argv[0] if argv else "cdk.out")
     manifest = assembly / "manifest.json"
-    artifacts = json.loads(manifest.read_text())["artifacts"] if manifest.is_file() else {}
+    artifacts: dict[str, Any] = json.loads(manifest.read_text())["artifacts"] if manifest.is_file() else {}
     stacks = {name: a for name, a in artifacts.items() if a["type"] == "aws:cloudformation:stack"}
     if not stacks:
         print(f"No stacks in {assembly}; run cdk synth first.", file=sys.stderr)

@@ -8,9 +8,9 @@ dependency order. Each construct's props come from the environment's settings th
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
-from aws_cdk import App, CfnOutput, Environment, Fn, Stack, Tags
+from aws_cdk import App, CfnElement, CfnOutput, Environment, Fn, Stack, Tags
 from aws_cdk import aws_codedeploy as codedeploy
 from aws_cdk import aws_iam as iam
 from constructs import Construct
@@ -101,7 +101,7 @@ class FastApiStack(Stack):
         self.api_function.role.attach_inline_policy(policy)
         self.api_function.add_environment_variables(props.uploads(self.settings, self.files.bucket.bucket_name))
         acknowledge(policy.node.default_child,
-                    f"IAM5[Resource::<{self.get_logical_id(self.files.bucket.node.default_child)}.Arn>/"
+                    f"IAM5[Resource::<{self.get_logical_id(cast(CfnElement, self.files.bucket.node.default_child))}.Arn>/"
                     f"{FILES_INCOMING_PREFIX}*]",
                     f"Clients upload through URLs the API signs for new keys under {FILES_INCOMING_PREFIX} (a random "
                     "folder per upload): the prefix is the narrowest scope, and PutObject the only action.")
@@ -135,7 +135,7 @@ class FastApiStack(Stack):
     def _services(self, environment_name: str) -> dict[str, FastApiFunction]:
         """Each service of ``services``: its own function (the shared layer, its own memory and cold start), mounted
         on its prefix with its own public routes, scopes and throttles; it checks tokens as the API function does."""
-        functions = {}
+        functions: dict[str, FastApiFunction] = {}
         for name, service in self.settings.services.items():
             function = FastApiFunction(self, _service_id(name), **{
                 **self.function_props, **props.service_function(self.settings, name, environment_name)})
@@ -174,7 +174,8 @@ class FastApiStack(Stack):
     def _release(self) -> dict[str, ReleaseControl]:
         """CodeDeploy on every function's alias, rolled back when its errors or p99 alarm fires (the API function's
         also on the API's 5xx alarm); throttles are not the new version's doing."""
-        releases, application = {}, codedeploy.LambdaApplication(self, "Releases")
+        releases: dict[str, ReleaseControl] = {}
+        application = codedeploy.LambdaApplication(self, "Releases")
         for name, function in self.functions.items():
             release = ReleaseControl(self, f"Release{name}", function=function, application=application,
                                      http=function is self.api_function, **props.release(self.settings))

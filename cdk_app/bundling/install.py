@@ -209,7 +209,7 @@ def install_dependencies(source: Path, site: Path, target: BundlingTarget,
     (:data:`fastapi_lambda.requirements.CAPABILITY_REQUIREMENTS`): their requirements are added
     to the lock, and what only the others would pull in is left out.
     """
-    used = set(CAPABILITIES) if capabilities is None else {"core", *capabilities}
+    used: set[Capability] = set(CAPABILITIES) if capabilities is None else {"core", *capabilities}
     needs = {c: CAPABILITY_REQUIREMENTS[c] for c in CAPABILITIES if c in used and CAPABILITY_REQUIREMENTS[c]}
     kept = requirements_for(used)
     unused = [line for c in CAPABILITIES if c not in used for line in CAPABILITY_REQUIREMENTS[c] if line not in kept]

@@ -15,6 +15,9 @@ Add a rule in the module of its service: a function decorated with :func:`rule` 
 :class:`Violation` per problem, and a violating case in ``tests/infra/test_preflight.py``.
 """
 
+# pyright: reportUnusedImport=false
+# (the modules below are imported for their side effect: each registers its rules)
+
 from __future__ import annotations
 
 from cdk_app.preflight import (  # noqa: F401  (each module registers its rules)

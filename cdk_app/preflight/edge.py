@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any, cast
 
 from cdk_app.preflight.engine import (
     Resource,
@@ -35,7 +36,7 @@ def _function(value: object) -> str | None:
 
 def _http_routes(api: str, template: Template) -> list[tuple[Resource, str, str, str | None]]:
     """(route, method, path, its function) of every 'METHOD /path' route of an HTTP API."""
-    found = []
+    found: list[tuple[Resource, str, str, str | None]] = []
     for route in template.of_type(ROUTE):
         key = route.get("RouteKey")
         if target_id(route.get("ApiId")) != api or not isinstance(key, str) or " " not in key:
@@ -52,7 +53,7 @@ def _rest_path(resource_id: object, template: Template, depth: int = 0) -> str |
     """The path of a REST resource ("/billing/{proxy+}"); "/" for the root; None when unknown."""
     resource = template.target(resource_id, REST_RESOURCE)
     if resource is None:
-        attribute = resource_id.get("Fn::GetAtt") if isinstance(resource_id, dict) else None
+        attribute = cast("dict[str, Any]", resource_id).get("Fn::GetAtt") if isinstance(resource_id, dict) else None
         return "/" if isinstance(attribute, list) and attribute[-1] == "RootResourceId" else None
     parent = _rest_path(resource.get("ParentId"), template, depth + 1) if depth < 30 else None
     part = resource.get("PathPart")
@@ -61,12 +62,12 @@ def _rest_path(resource_id: object, template: Template, depth: int = 0) -> str |
 
 def _rest_methods(api: str, template: Template) -> list[tuple[Resource, str, str, str | None]]:
     """(method, verb, path, its function) of every method of a REST API with a Lambda integration or none."""
-    found = []
+    found: list[tuple[Resource, str, str, str | None]] = []
     for method in template.of_type(METHOD):
         if target_id(method.get("RestApiId")) != api:
             continue
         path, verb = _rest_path(method.get("ResourceId"), template), method.get("HttpMethod")
-        integration = method.get("Integration") or {}
+        integration: dict[str, Any] = method.get("Integration") or {}
         uri = integration.get("Uri") if integration.get("Type") in ("AWS_PROXY", "AWS") else None
         if path is not None and isinstance(verb, str):
             found.append((method, verb, path, _function(uri)))
@@ -117,7 +118,8 @@ def claimed_twice(resource: Resource, template: Template) -> Iterator[Violation]
 def domain_certificate(resource: Resource, template: Template) -> Iterator[Violation]:
     """A domain's certificate is in the region its endpoint type needs, in the property that type reads."""
     if resource.type == "AWS::ApiGatewayV2::DomainName":
-        wanted = [(c.get("CertificateArn"), template.region, "DomainNameConfigurations/CertificateArn")
+        wanted = [(cast("dict[str, Any]", c).get("CertificateArn"), template.region,
+                   "DomainNameConfigurations/CertificateArn")
                   for c in as_list(resource.get("DomainNameConfigurations")) if isinstance(c, dict)]
     else:
         types = as_list(resource.get("EndpointConfiguration", "Types")) or ["EDGE"]
@@ -184,7 +186,7 @@ def mapping(resource: Resource, template: Template) -> Iterator[Violation]:
              "issues/553")
 def binary_mock(resource: Resource, template: Template) -> Iterator[Violation]:
     """A MOCK integration of a REST API that treats every body as binary converts it to text."""
-    integration = resource.get("Integration") or {}
+    integration: dict[str, Any] = resource.get("Integration") or {}
     if integration.get("Type") != "MOCK" or integration.get("ContentHandling") == "CONVERT_TO_TEXT":
         return
     api = template.target(resource.get("RestApiId"), REST_API)

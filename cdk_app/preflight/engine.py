@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 Severity = Literal["error", "warning"]
 
@@ -52,11 +52,14 @@ class Rule:
 RULES: dict[str, Rule] = {}
 
 
+_Check = TypeVar("_Check", bound="Callable[[Resource, Template], Iterable[Violation]]")
+
+
 def rule(id: str, *types: str, message: str, source: str, severity: Severity = "error"
-         ) -> Callable[[Callable[[Resource, Template], Iterable[Violation]]], Callable]:
+         ) -> Callable[[_Check], _Check]:
     """Register ``check`` as rule ``id`` for resources of ``types``."""
 
-    def register(check: Callable[[Resource, Template], Iterable[Violation]]) -> Callable:
+    def register(check: _Check) -> _Check:
         if id in RULES:
             raise ValueError(f"preflight rule {id} is registered twice")
         RULES[id] = Rule(id, types, message, source, check, severity)
@@ -105,8 +108,9 @@ class Template:
                  paths: Mapping[str, str] | None = None) -> None:
         self.name = name
         self.region = region
-        self.resources = {lid: Resource.of(lid, r, (paths or {}).get(lid))
-                          for lid, r in (body.get("Resources") or {}).items()}
+        bodies: Mapping[str, Any] = body.get("Resources") or {}
+        self.resources: dict[str, Resource] = {lid: Resource.of(lid, r, (paths or {}).get(lid))
+                                               for lid, r in bodies.items()}
         self._edges: dict[str, set[str]] = {}
 
     def of_type(self, *types: str) -> list[Resource]:

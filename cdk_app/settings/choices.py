@@ -9,7 +9,7 @@ means one thing from the settings to the runtime: a cache's *kind* is how it is 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from fastapi_lambda.constants import CacheMode
 
@@ -41,7 +41,10 @@ RemovalPolicyName = Literal["destroy", "retain"]
 #: The values CloudWatch Logs accepts for retention, in days.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
                       2557, 2922, 3288, 3653)
-LogRetentionDays = Literal[LOG_RETENTION_DAYS]  # type: ignore[valid-type]
+if TYPE_CHECKING:  # a checker cannot read Literal[<a tuple>]; pydantic checks the values at runtime
+    LogRetentionDays = int
+else:
+    LogRetentionDays = Literal[LOG_RETENTION_DAYS]
 
 #: The protocol the app speaks to each kind of cache: ElastiCache Serverless speaks the cluster protocol,
 #: a replication group (cluster mode disabled) the standalone one.

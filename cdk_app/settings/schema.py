@@ -102,7 +102,7 @@ class CorsSettings(_Settings):
         "GET", "POST", "PUT", "PATCH", "DELETE"]
     allow_headers: list[str] = ["Content-Type", "Authorization"]
     allow_credentials: bool = False
-    max_age_seconds: int = Field(600, ge=0, le=86400)
+    max_age_seconds: int = Field(default=600, ge=0, le=86400)
 
     @model_validator(mode="after")
     def _no_wildcard_with_credentials(self) -> CorsSettings:
@@ -288,15 +288,15 @@ SmokeTestPath = Annotated[str, Field(pattern=r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*
 class ReleaseSettings(_Settings):
     """How CodeDeploy moves each function's ``live`` alias to a new version, and when it rolls back."""
 
-    strategy: ReleaseStrategy = Field("all-at-once", description="all-at-once, canary (a share first, the rest after "
-                                                                 "interval_minutes) or linear (equal steps)")
-    percentage: int = Field(10, ge=1, le=99, description="canary: the first share; linear: the share of each step")
-    interval_minutes: int = Field(5, ge=1, le=2880, description="Minutes between the shifts")
-    rollback_on_alarms: bool = Field(True, description="Roll back when the function's errors or p99 alarm, or the "
-                                                       "API's 5xx alarm, fires during the release")
-    smoke_test: SmokeTestPath | None = Field(None, description="A GET path a pre-traffic hook sends to the new version "
-                                                               "before any traffic (non-2xx fails the release)")
-    post_traffic_test: bool = Field(False, description="Send the smoke test again after the shift (needs smoke_test)")
+    strategy: ReleaseStrategy = Field(default="all-at-once", description="all-at-once, canary (a share first, the rest after "
+                                                                         "interval_minutes) or linear (equal steps)")
+    percentage: int = Field(default=10, ge=1, le=99, description="canary: the first share; linear: the share of each step")
+    interval_minutes: int = Field(default=5, ge=1, le=2880, description="Minutes between the shifts")
+    rollback_on_alarms: bool = Field(default=True, description="Roll back when the function's errors or p99 alarm, or the "
+                                                               "API's 5xx alarm, fires during the release")
+    smoke_test: SmokeTestPath | None = Field(default=None, description="A GET path a pre-traffic hook sends to the new version "
+                                                                       "before any traffic (non-2xx fails the release)")
+    post_traffic_test: bool = Field(default=False, description="Send the smoke test again after the shift (needs smoke_test)")
 
     @model_validator(mode="after")
     def _fits_codedeploy(self) -> ReleaseSettings:
@@ -443,7 +443,7 @@ class ColdStartSettings(_Settings):
     provisioned: ProvisionedSettings | None = None
     warmup: WarmupSettings | None = None
     import_mode: ImportMode | None = Field(
-        None, description="eager for provisioned/snapstart, lazy otherwise, unless set")
+        default=None, description="eager for provisioned/snapstart, lazy otherwise, unless set")
 
     @model_validator(mode="before")
     @classmethod

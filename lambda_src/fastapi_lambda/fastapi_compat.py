@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from fastapi_lambda import lifecycle
 
@@ -63,12 +63,12 @@ def defer_openapi_models() -> bool:
     before = config.get("defer_build", _UNSET)
     config["defer_build"] = True  # every model class made from now on inherits it from BaseModel
     try:
-        import fastapi.openapi.models  # noqa: F401 (imports FastAPI itself first)
+        import fastapi.openapi.models  # noqa: F401  # pyright: ignore[reportUnusedImport]  # (imports FastAPI itself first)
     finally:
         if before is _UNSET:
             config.pop("defer_build", None)
         else:
-            config["defer_build"] = before
+            config["defer_build"] = cast(bool, before)  # the value it had: not _UNSET, so a bool
     return True
 
 

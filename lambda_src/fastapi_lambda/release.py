@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from fastapi_lambda.constants import SMOKE_TEST_FUNCTION_VARIABLE, SMOKE_TEST_PATH_VARIABLE, WARMUP_MARKER
 
@@ -90,18 +90,20 @@ def judge(payload: bytes, *, function_error: str | None, expects_http: bool) -> 
         answer = json.loads(text)
     except ValueError:
         return Verdict(False, f"the new version's answer is not JSON: {text[:300]}")
-    status = answer.get("statusCode") if isinstance(answer, dict) else None
+    reply = cast("dict[str, Any]", answer) if isinstance(answer, dict) else {}
+    status = reply.get("statusCode")
     if not isinstance(status, int) or isinstance(status, bool):
         return Verdict(False, f"the new version's answer has no HTTP status: {text[:300]}")
     if not 200 <= status < 300:
-        return Verdict(False, f"the new version answered {status}: {str(answer.get('body', ''))[:300]}")
+        return Verdict(False, f"the new version answered {status}: {str(reply.get('body', ''))[:300]}")
     return Verdict(True, f"the new version answered {status}")
 
 
 def target_version(deployment: Mapping[str, Any]) -> str:
     """The version a Lambda deployment moves the alias to, from its AppSpec (JSON or YAML)."""
-    revision = deployment.get("revision") or {}
-    content = (revision.get("appSpecContent") or revision.get("string") or {}).get("content") or ""
+    revision: Mapping[str, Any] = deployment.get("revision") or {}
+    spec: Mapping[str, Any] = revision.get("appSpecContent") or revision.get("string") or {}
+    content: str = spec.get("content") or ""
     found = re.search(_APPSPEC_FIELD.format(name="TargetVersion"), content)
     if found is None:
         raise ValueError(f"the deployment's AppSpec names no TargetVersion: {content[:300]!r}")
@@ -133,9 +135,11 @@ def run(event: Mapping[str, Any], *, codedeploy: CodeDeployClient, lambda_client
 
 def handler(event: Mapping[str, Any], context: object = None) -> dict[str, str]:
     """CodeDeploy's BeforeAllowTraffic / AfterAllowTraffic hook."""
-    import boto3  # the Lambda runtime's; imported here so the module loads without it
+    import boto3  # pyright: ignore[reportMissingTypeStubs]  # the Lambda runtime's; imported here so the module loads without it
 
-    verdict = run(event, codedeploy=boto3.client("codedeploy"), lambda_client=boto3.client("lambda"),
+    codedeploy = cast("CodeDeployClient", boto3.client("codedeploy"))  # pyright: ignore[reportUnknownMemberType]
+    lambda_client = cast("LambdaClient", boto3.client("lambda"))  # pyright: ignore[reportUnknownMemberType]
+    verdict = run(event, codedeploy=codedeploy, lambda_client=lambda_client,
                   function_name=os.environ[SMOKE_TEST_FUNCTION_VARIABLE],
                   path=os.environ.get(SMOKE_TEST_PATH_VARIABLE) or None)
     return {"status": verdict.status, "reason": verdict.reason}

@@ -8,6 +8,7 @@ import logging
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -76,7 +77,7 @@ def http_event(method: str = "GET", path: str = "/", *, kind: str = "http_api_v2
     return event
 
 
-def http_answer(response: dict) -> tuple[int, dict, object]:
+def http_answer(response: dict) -> tuple[int, dict, Any]:
     """Status, headers and JSON body (None when empty) of the handler's answer to an HTTP event."""
     import base64
 

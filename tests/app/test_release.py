@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import pytest
@@ -172,7 +172,7 @@ def test_an_appspec_without_a_target_version_fails(codedeploy, new_version):
 
 def test_an_event_that_is_not_a_hook_is_refused(new_version):
     with pytest.raises(ValueError, match="DeploymentId and LifecycleEventHookExecutionId"):
-        release.run({"hello": "world"}, codedeploy=None, lambda_client=new_version, function_name=FUNCTION,
+        release.run({"hello": "world"}, codedeploy=cast("release.CodeDeployClient", None), lambda_client=new_version, function_name=FUNCTION,
                     path="/health")
 
 

@@ -37,7 +37,7 @@ def rest_api(stack: Stack) -> CfnResource:
 
 # --- a raw route below a service's prefix that leads elsewhere --------------------------------------
 
-def _integration(stack: Stack, id: str, fn) -> object:
+def _integration(stack: Stack, id: str, fn) -> CfnResource:
     return cfn(stack, id, "AWS::ApiGatewayV2::Integration", ApiId={"Ref": "Api"}, IntegrationType="AWS_PROXY",
                IntegrationUri=fn.get_att("Arn"), PayloadFormatVersion="2.0")
 

@@ -17,6 +17,7 @@ from aws_cdk.assertions import Match, Template
 from cdk_app.api import CustomDomain, FastApiGateway
 from cdk_app.function import FastApiFunction
 from cdk_app.settings import ConfigError, load_settings
+from cdk_app.settings.choices import ApiType
 from cdk_app.settings.schema import CorsSettings
 from cdk_app.stack import build_stacks
 from tests.infra.conftest import make_app, only
@@ -33,7 +34,7 @@ from tests.infra.test_gateway import new_stack
 from tests.infra.test_preflight import run_preflight
 
 
-def gateway(api_type: str, **props) -> tuple[Stack, FastApiGateway, FastApiFunction]:
+def gateway(api_type: ApiType, **props) -> tuple[Stack, FastApiGateway, FastApiFunction]:
     stack = new_stack()
     function = FastApiFunction(stack, "Main", app="service.main:create_app")
     return stack, FastApiGateway(stack, "Gateway", handler=function, api_type=api_type, **props), function

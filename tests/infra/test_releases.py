@@ -4,9 +4,11 @@ that roll a release back, the smoke-test hooks and their permissions, and the se
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any, cast
 
 import pytest
-from aws_cdk import App, Stack
+from aws_cdk import App, CfnElement, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk.assertions import Template
 from fastapi_lambda.constants import SMOKE_TEST_FUNCTION_VARIABLE, SMOKE_TEST_HANDLER, SMOKE_TEST_PATH_VARIABLE
@@ -22,7 +24,7 @@ from tests.infra.conftest import ENVIRONMENTS, SKIP_BUNDLING, alias_logical_id, 
 ALIAS_UPDATE = "CodeDeployLambdaAliasUpdate"
 
 
-def resources(template: Template, resource_type: str) -> dict[str, dict]:
+def resources(template: Template, resource_type: str) -> Mapping[str, Mapping[str, Any]]:
     return template.find_resources(resource_type)
 
 
@@ -198,7 +200,7 @@ def test_a_release_on_a_function_alone():
     assert config["Properties"]["TrafficRoutingConfig"]["TimeBasedLinear"] == {"LinearInterval": 2,
                                                                                "LinearPercentage": 20}
     (hook,) = release.hooks
-    variables = template.to_json()["Resources"][stack.get_logical_id(hook.function.node.default_child)][
+    variables = template.to_json()["Resources"][stack.get_logical_id(cast(CfnElement, hook.function.node.default_child))][
         "Properties"]["Environment"]["Variables"]
     assert variables[SMOKE_TEST_PATH_VARIABLE] == ""  # http=False: a warmup ping
     (group,) = resources(template, "AWS::CodeDeploy::DeploymentGroup").values()

@@ -16,6 +16,7 @@ from aws_cdk.assertions import Template
 from cdk_app.api import FastApiGateway, Service
 from cdk_app.function import FastApiFunction
 from cdk_app.settings import ConfigError, load_settings
+from cdk_app.settings.choices import ApiType
 from cdk_app.stack import build_stacks
 from tests.infra.conftest import ENVIRONMENTS, make_app, only
 from tests.infra.edge_preflight import CLAIM_CASES, _http_claim
@@ -33,7 +34,7 @@ def reaches(route_props: dict, alias_id: str, template: Template) -> bool:
     return template.to_json()["Resources"][integration_id]["Properties"]["IntegrationUri"] == {"Ref": alias_id}
 
 
-def two_services(api_type: str, *, via_props: bool = False) -> tuple[Stack, FastApiGateway]:
+def two_services(api_type: ApiType, *, via_props: bool = False) -> tuple[Stack, FastApiGateway]:
     stack = new_stack()
     main = FastApiFunction(stack, "Main", app="service.main:create_app")
     billing = FastApiFunction(stack, "Billing", app="service.billing:app", memory_size=512)
