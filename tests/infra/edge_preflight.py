@@ -2,7 +2,7 @@
 
 Each builds the few L1 resources that break one rule, as tests/infra/test_preflight.py's cases
 do; that file runs :data:`PREFLIGHT_CASES` with every other rule's, test_services.py and
-test_edge.py run the rest. Its own small helpers keep the imports one way.
+test_edge.py run the rest. The L1 helpers are tests/infra/l1.py's, as there.
 """
 
 from __future__ import annotations
@@ -11,28 +11,9 @@ from collections.abc import Callable
 
 from aws_cdk import CfnResource, Stack
 
+from tests.infra.l1 import cfn, function, http_api, rest_api, route
+
 CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
-
-
-def cfn(stack: Stack, id: str, type: str, **props) -> CfnResource:
-    return CfnResource(stack, id, type=type, properties=props)
-
-
-def function(stack: Stack, id: str) -> CfnResource:
-    return cfn(stack, id, "AWS::Lambda::Function", Runtime="python3.13", Handler="index.handler",
-               Role="arn:aws:iam::123456789012:role/r", Code={"ZipFile": "def handler(e, c): pass"})
-
-
-def http_api(stack: Stack) -> CfnResource:
-    return cfn(stack, "Api", "AWS::ApiGatewayV2::Api", Name="api", ProtocolType="HTTP")
-
-
-def route(stack: Stack, api: CfnResource, id: str, key: str, **props) -> CfnResource:
-    return cfn(stack, id, "AWS::ApiGatewayV2::Route", ApiId=api.ref, RouteKey=key, **props)
-
-
-def rest_api(stack: Stack) -> CfnResource:
-    return cfn(stack, "Rest", "AWS::ApiGateway::RestApi", Name="rest")
 
 
 # --- a raw route below a service's prefix that leads elsewhere --------------------------------------

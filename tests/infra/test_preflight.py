@@ -27,6 +27,7 @@ from cdk_app.preflight.engine import STACK, literal_text, shape
 from cdk_app.settings.limits import NAME_PROPERTIES, region_problem
 from tests.infra.conftest import ENVIRONMENTS, SKIP_BUNDLING
 from tests.infra.edge_preflight import PREFLIGHT_CASES as EDGE_PREFLIGHT_CASES
+from tests.infra.l1 import cfn, function, http_api, rest_api, route
 
 LAMBDA_SRC = Path(__file__).resolve().parents[2] / "lambda_src"
 
@@ -62,34 +63,12 @@ def run_preflight(build: Callable[[Stack], object], outdir: Path, **stack_props)
     return Report(failed, violations, built)
 
 
-def cfn(stack: Stack, id: str, type: str, **props) -> CfnResource:
-    return CfnResource(stack, id, type=type, properties=props)
-
-
 # --- one violating case per rule: build(stack) -> the construct id that must be named ----------
-
-def function(stack: Stack, id: str = "Fn", **props) -> CfnResource:
-    return cfn(stack, id, "AWS::Lambda::Function", **{
-        "Runtime": "python3.13", "Handler": "index.handler", "Role": "arn:aws:iam::123456789012:role/r",
-        "Code": {"ZipFile": "def handler(e, c): pass"}, **props})
-
 
 def alias(stack: Stack, fn: CfnResource, id: str = "Alias", **props) -> CfnResource:
     version = cfn(stack, f"{id}Version", "AWS::Lambda::Version", FunctionName=fn.ref)
     return cfn(stack, id, "AWS::Lambda::Alias", FunctionName=fn.ref, FunctionVersion=version.get_att("Version"),
                Name="live", **props)
-
-
-def http_api(stack: Stack) -> CfnResource:
-    return cfn(stack, "Api", "AWS::ApiGatewayV2::Api", Name="api", ProtocolType="HTTP")
-
-
-def route(stack: Stack, api: CfnResource, id: str, key: str, **props) -> CfnResource:
-    return cfn(stack, id, "AWS::ApiGatewayV2::Route", ApiId=api.ref, RouteKey=key, **props)
-
-
-def rest_api(stack: Stack) -> CfnResource:
-    return cfn(stack, "Rest", "AWS::ApiGateway::RestApi", Name="rest")
 
 
 def method(stack: Stack, api: CfnResource, id: str = "Method", **props) -> CfnResource:
