@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+
+from cdk_app.shapes import Manifest, is_array, is_object
 
 #: CDK appends 8 hex digits of a path hash to logical ids; without them the name reads like the construct.
 HASH_SUFFIX = re.compile(r"[0-9A-F]{8}$")
@@ -29,8 +31,8 @@ def load_templates(cdk_out: Path | str) -> dict[str, dict[str, Any]]:
     manifest_path = cdk_out / "manifest.json"
     if not manifest_path.exists():
         raise FileNotFoundError(f"{manifest_path} not found: synthesize first (npx cdk synth -o {cdk_out})")
-    manifest = json.loads(manifest_path.read_text())
-    templates = {}
+    manifest: Manifest = json.loads(manifest_path.read_text())
+    templates: dict[str, dict[str, Any]] = {}
     for artifact_id, artifact in manifest.get("artifacts", {}).items():
         if artifact.get("type") == "aws:cloudformation:stack":
             properties = artifact.get("properties", {})
@@ -42,18 +44,18 @@ def load_templates(cdk_out: Path | str) -> dict[str, dict[str, Any]]:
 def references(value: Any) -> set[str]:
     """The logical ids (and pseudo parameters) a template value refers to."""
     found: set[str] = set()
-    if isinstance(value, dict):
+    if is_object(value):
         if "Ref" in value and isinstance(value["Ref"], str):
             found.add(value["Ref"])
         if "Fn::GetAtt" in value:
-            target = value["Fn::GetAtt"]
-            found.add(target[0] if isinstance(target, list) else str(target).split(".")[0])
+            target: object = value["Fn::GetAtt"]
+            found.add(str(target[0]) if is_array(target) else str(target).split(".")[0])
         if "Fn::Sub" in value:
-            text = value["Fn::Sub"][0] if isinstance(value["Fn::Sub"], list) else value["Fn::Sub"]
+            text: str = value["Fn::Sub"][0] if is_array(value["Fn::Sub"]) else value["Fn::Sub"]
             found.update(SUB_REFERENCE.findall(text))
         for item in value.values():
             found |= references(item)
-    elif isinstance(value, list):
+    elif is_array(value):
         for item in value:
             found |= references(item)
     return {name for name in found if not name.startswith("AWS::")}
@@ -65,7 +67,9 @@ def short_name(logical_id: str) -> str:
 
 
 def listed(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [] if value is None else [value]
+    if is_array(value):
+        return value
+    return [] if value is None else [value]
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,7 @@ class Function:
 class StackTemplate:
     """One synthesized template and the questions diagram and cost ask of it."""
 
-    def __init__(self, name: str, template: dict[str, Any]) -> None:
+    def __init__(self, name: str, template: Mapping[str, Any]) -> None:
         self.name = name
         self.resources: dict[str, dict[str, Any]] = template.get("Resources", {})
 
@@ -146,7 +150,7 @@ class StackTemplate:
             "ProvisionedConcurrentExecutions", 0) for alias_id, props in aliases.items()}
         scaling = self._provisioned_scaling(aliases)
         warmups = self._scheduled_invokes()
-        found = {}
+        found: dict[str, Function] = {}
         for logical_id, props in self.of_type("AWS::Lambda::Function").items():
             if logical_id in self.providers:
                 continue
@@ -166,12 +170,13 @@ class StackTemplate:
 
     def _provisioned_scaling(self, aliases: dict[str, Any]) -> dict[str, tuple[int, float | None]]:
         """Function → (max provisioned concurrency, target utilization) from Application Auto Scaling."""
-        targets = {}
+        targets: dict[str, tuple[str, int]] = {}
         for target_id, props in self.of_type("AWS::ApplicationAutoScaling::ScalableTarget").items():
             if props.get("ScalableDimension") != "lambda:function:ProvisionedConcurrency":
                 continue
             for alias_id in references(props.get("ResourceId")) & set(aliases):
-                targets[target_id] = (self.function_of(alias_id), int(props.get("MaxCapacity", 0)))
+                if function := self.function_of(alias_id):
+                    targets[target_id] = (function, int(props.get("MaxCapacity", 0)))
         found: dict[str, tuple[int, float | None]] = {function: (maximum, None) for function, maximum in
                                                       targets.values()}
         for props in self.of_type("AWS::ApplicationAutoScaling::ScalingPolicy").values():
@@ -183,7 +188,7 @@ class StackTemplate:
 
     def _scheduled_invokes(self) -> dict[str, tuple[float, int]]:
         """Function → (minutes between runs, instances warmed) of schedule rules that invoke it."""
-        found = {}
+        found: dict[str, tuple[float, int]] = {}
         for props in self.of_type("AWS::Events::Rule").values():
             minutes = rate_minutes(props.get("ScheduleExpression"))
             if minutes is None or props.get("State", "ENABLED") != "ENABLED":
@@ -236,9 +241,10 @@ def concurrency_in(payload: Any) -> int:
         return 1
 
     def search(value: Any) -> int | None:
-        if isinstance(value, dict):
-            if isinstance(value.get("concurrency"), int) and value["concurrency"] > 0:
-                return value["concurrency"]
+        if is_object(value):
+            count = value.get("concurrency")
+            if isinstance(count, int) and count > 0:
+                return count
             return next((found for item in value.values() if (found := search(item))), None)
         return None
 

@@ -19,10 +19,10 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from cdk_app import markdown
 from cdk_app.assembly import Function, StackTemplate, listed, load_templates, references, short_name
@@ -278,7 +278,7 @@ def plan(function: Function, profile: Profile, invocations: float, duration_ms: 
     # On demand, warmed or not, each new environment runs INIT, billed since 2025-08-01.
     lines.append(Line("Lambda", f"{name}: init of new environments (GB-s)", starts * profile.init_ms / 1000 * gb,
                       f"lambda.gb_second.{arch}"))
-    if strategy == "warmup":
+    if strategy == "warmup" and function.warmup_rate_minutes:  # with_strategy set the rule's rate
         pings = function.warmup_concurrency * MINUTES_PER_MONTH / function.warmup_rate_minutes
         lines += [Line("Lambda", f"{name}: warmup invocations", pings, "lambda.request"),
                   Line("Lambda", f"{name}: warmup duration (GB-s)", pings * profile.warmup_ms / 1000 * gb,
@@ -472,7 +472,7 @@ class Estimate:
         months = max([min(days or 365, 365) / 30 for days in retention] or [1])
         self.add("CloudWatch", f"logs stored, steady state ({months:.1f} months kept, compressed)",
                  ingested * months * profile.log_compression, "logs.storage.gb_month")
-        alarm_metrics, custom = 0, set()
+        alarm_metrics, custom = 0, set[str]()
         for props in stack.of_type("AWS::CloudWatch::Alarm").values():
             metrics = [m["MetricStat"]["Metric"] for m in props.get("Metrics", []) if "MetricStat" in m]
             metrics = metrics or [props]
@@ -534,11 +534,13 @@ def plot(stacks: dict[str, StackTemplate], profile: Profile, path: Path) -> Path
         row[1].set_xlabel("requests / month")
         row[1].set_title("the same strategies as traffic grows", fontsize=9)
         row[1].legend(fontsize=8)
-    figure.suptitle(f"Cold-start strategies, Lambda cost ({REGION} list prices; "
+    suptitle = cast("Callable[..., object]", figure.suptitle)  # matplotlib's stub leaves **kwargs untyped
+    suptitle(f"Cold-start strategies, Lambda cost ({REGION} list prices; "
                     f"{profile.mean_duration_ms:g} ms mean, peak concurrency {profile.peak_concurrency})", fontsize=10)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=90, metadata={"Software": None})
+    savefig = cast("Callable[..., None]", figure.savefig)  # as suptitle
+    savefig(path, dpi=90, metadata={"Software": None})
     plt.close(figure)
     return path
 
@@ -623,7 +625,7 @@ def report(templates: dict[str, dict[str, Any]], profile: Profile) -> str:
 
 
 def parse_overrides(pairs: Iterable[str]) -> dict[str, str]:
-    overrides = {}
+    overrides: dict[str, str] = {}
     for pair in pairs:
         key, separator, value = pair.partition("=")
         if not separator:
@@ -633,7 +635,7 @@ def parse_overrides(pairs: Iterable[str]) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("cdk_out", type=Path, help="a synthesized cloud assembly (cdk.out)")
     parser.add_argument("--profile", type=Path, default=DEFAULT_PROFILE, help="traffic profile (JSON)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a profile key")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from aws_cdk import App, Aws, CfnOutput, Duration, Stack
 from aws_cdk import aws_iam as iam
@@ -91,7 +91,9 @@ class GitHubDeployRoles(Construct):
     def _role(self, construct_id: str, subject: str, bootstrap_roles: Sequence[str], description: str) -> iam.Role:
         principal = iam.WebIdentityPrincipal(self.provider.oidc_provider_arn, conditions={
             "StringEquals": {f"{GITHUB_OIDC_HOST}:aud": GITHUB_AUDIENCE, f"{GITHUB_OIDC_HOST}:sub": subject}})
-        role = iam.Role(self, construct_id, assumed_by=principal, description=description[:1000],
+        # cast: jsii's PrincipalBase names add_to_principal_policy's parameter `_statement`, IPrincipal `statement`,
+        # so pyright sees no IPrincipal in any principal class (the binding's naming, not a wrong type).
+        role = iam.Role(self, construct_id, assumed_by=cast(iam.IPrincipal, principal), description=description[:1000],
                         max_session_duration=self.max_session_duration)
         role.add_to_policy(iam.PolicyStatement(
             sid="AssumeCdkBootstrapRoles", actions=["sts:AssumeRole"],
@@ -145,9 +147,10 @@ def settings_from_context(context: Mapping[str, Any]) -> dict[str, Any]:
     repository = context.get("github_repository")
     if not repository:
         raise DeliveryError("github_repository is not set; pass -c github_repository=<owner>/<name>")
-    environments = context.get("delivery_environments")
+    environments: Any = context.get("delivery_environments")
     if environments is None:
-        environments = list((context.get("environments") or {}).keys())
+        configured: dict[str, Any] = context.get("environments") or {}
+        environments = list(configured.keys())
     elif isinstance(environments, str):
         environments = [name.strip() for name in environments.split(",") if name.strip()]
     qualifier = context.get("cdk_qualifier") or context.get("@aws-cdk/core:bootstrapQualifier") or DEFAULT_QUALIFIER

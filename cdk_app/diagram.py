@@ -22,6 +22,7 @@ from typing import Any
 
 from cdk_app import markdown
 from cdk_app.assembly import Function, StackTemplate, listed, load_templates, rate_minutes, references, short_name
+from cdk_app.shapes import is_object
 
 #: Resource types drawn as one node each, and the word that starts their label.
 SINGLE = {
@@ -196,7 +197,7 @@ class Drawing:
         for source, function, _ in stack.event_sources():
             graph.edge(self.ids.get(source), self.ids.get(function), "batches")
         for queue, props in stack.of_type("AWS::SQS::Queue").items():
-            redrive = props.get("RedrivePolicy") or {}
+            redrive: dict[str, Any] = props.get("RedrivePolicy") or {}
             for dead_letters in references(redrive):
                 graph.edge(self.ids.get(queue), self.ids.get(dead_letters),
                            f"after {redrive.get('maxReceiveCount', '?')} receives", dashed=True)
@@ -248,7 +249,7 @@ class Drawing:
 
     def targets(self, value: Any) -> list[str]:
         """The drawn resources a value refers to (aliases and versions count as their function)."""
-        found = set()
+        found: set[str] = set()
         for target in references(value):
             function = self.stack.function_of(target)
             found.add(function or target)
@@ -257,7 +258,7 @@ class Drawing:
     def of_kind(self, value: Any, kind: str) -> list[str]:
         return sorted(target for target in references(value) if self.stack.type_of(target) == kind)
 
-    def api_of(self, logical_id: str) -> str | None:
+    def api_of(self, logical_id: str) -> str:
         """A stage or deployment stands for its API; other resources for themselves."""
         props = self.stack.resources.get(logical_id, {}).get("Properties", {})
         for key in ("RestApiId", "ApiId"):
@@ -299,7 +300,7 @@ def render(value: Any) -> str:
     """A template string with intrinsic functions reduced to their literal parts (for labels only)."""
     if isinstance(value, str):
         return value
-    if isinstance(value, dict) and "Fn::Join" in value:
+    if is_object(value) and "Fn::Join" in value:
         separator, parts = value["Fn::Join"]
         return separator.join(render(part) for part in parts)
     return ""
@@ -334,7 +335,7 @@ def blocks(templates: dict[str, dict[str, Any]]) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("cdk_out", type=Path, help="a synthesized cloud assembly (cdk.out)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--update", nargs="+", type=Path, metavar="FILE", help="rewrite the marked blocks")

@@ -94,7 +94,7 @@ USES = re.compile(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$")
 
 
 def uses_lines() -> list[tuple[str, str, str]]:
-    return [(path.name, *match.groups()) for path in [*WORKFLOWS, *ACTIONS]
+    return [(path.name, match.group(1), match.group(2)) for path in [*WORKFLOWS, *ACTIONS]
             for match in map(USES.match, path.read_text().splitlines()) if match]
 
 
@@ -186,7 +186,7 @@ def test_pull_request_diff_reads_with_the_diff_role_and_no_change_set():
 def synthesize(**props: Any) -> dict[str, Any]:
     app = App(builtin_cloud_formation_validation=False)
     stack = DeliveryStack(app, "Delivery", **{"repository": REPOSITORY, "environments": ENVIRONMENTS, **props})
-    return Template.from_stack(stack).to_json()
+    return dict(Template.from_stack(stack).to_json())
 
 
 def render(value: Any) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import pytest
 from aws_cdk import App, Duration, RemovalPolicy, Stack
@@ -60,7 +61,8 @@ def test_any_app_is_drawn_and_custom_resource_machinery_is_not(tmp_path):
     queue = sqs.Queue(stack, "Shipments", visibility_timeout=Duration.seconds(180))
     queue.grant_send_messages(api_function)
     worker.add_event_source(sources.SqsEventSource(queue))
-    apigw.HttpApi(stack, "Http", default_integration=integrations.HttpLambdaIntegration("Orders", api_function))
+    apigw.HttpApi(stack, "Http", default_integration=integrations.HttpLambdaIntegration(
+        "Orders", cast(lambda_.IFunction, api_function)))  # jsii: Function fails its IFunction protocol for pyright
     # auto_delete_objects adds a custom resource and its provider function: machinery, not the app.
     s3.Bucket(stack, "Archive", removal_policy=RemovalPolicy.DESTROY, auto_delete_objects=True)
     app.synth()
