@@ -24,7 +24,10 @@ from pathlib import Path
 from typing import Any, cast
 from zipfile import ZIP_DEFLATED, ZipFile
 
-from fastapi_lambda.constants import SMOKE_TEST_HANDLER
+from fastapi_lambda.constants import SMOKE_TEST_HANDLER, WARMUP_MARKER
+
+from cdk_app.assembly import StackTemplate, listed
+from cdk_app.shapes import is_object
 
 ACKNOWLEDGED = "aws:cdk:acknowledged-rules"
 CDK_WARNING = "aws:cdk:warning"
@@ -167,9 +170,10 @@ def checkov(*templates: Path) -> dict[str, CheckovCounts]:
     command = [str(checkov_cli()), "--framework", "cloudformation", "--skip-download", "--output", "json",
                *(argument for template in templates for argument in ("--file", str(template)))]
     output = _run("checkov", command, CHECKOV_TIMEOUT_SECONDS, ok_codes=(0, 1))  # 1: some check failed
-    reports = json.loads(output or "[]")
+    reports: Any = json.loads(output or "[]")  # one report per framework: a list, or the only one
+    batch: list[dict[str, Any]] = [reports] if is_object(reports) else reports
     counts = {template.name: CheckovCounts() for template in templates}
-    for report in [reports] if isinstance(reports, dict) else reports:
+    for report in batch:
         if report.get("summary", {}).get("parsing_errors"):
             raise ReportError(f"checkov could not parse {report['results'].get('parsing_errors')}")
         results = report.get("results", {})
@@ -217,7 +221,8 @@ def preflight_findings(assembly: Path) -> dict[str, list[dict[str, Any]]]:
             continue
         for violation in plugin.get("violations", []):
             for construct in violation.get("violatingConstructs", []):
-                template = (construct.get("cloudFormationResource") or {}).get("templatePath", "")
+                resource: dict[str, Any] = construct.get("cloudFormationResource") or {}
+                template = resource.get("templatePath", "")
                 found.setdefault(Path(template).name, []).append(violation)
     return found
 
@@ -239,13 +244,16 @@ class _Counter:
     def flush(self) -> None:
         pass
 
+    def close(self) -> None:
+        pass
+
 
 @functools.cache
 def asset_size(folder: Path) -> tuple[int, int]:
     """(zipped, unzipped) bytes of an asset folder, zipped as the CDK CLI publishes it (deflate, level 9)."""
     sink = _Counter()
     unzipped = 0
-    with ZipFile(sink, "w", ZIP_DEFLATED, compresslevel=9) as archive:  # type: ignore[arg-type]
+    with ZipFile(sink, "w", ZIP_DEFLATED, compresslevel=9) as archive:
         for path in sorted(folder.rglob("*")):
             if path.is_file():
                 unzipped += path.stat().st_size
@@ -287,13 +295,22 @@ def function_sizes(assembly: Path, resources: dict[str, Any]) -> list[FunctionSi
     return sizes
 
 
+def _warmup_rules(resources: dict[str, Any], function_id: str) -> list[str]:
+    """The EventBridge rules that warm the function: a target invokes it (directly, or its alias or a version)
+    with the warmup marker in its input. A service's own schedule, or another function's warmup, is not one."""
+    stack = StackTemplate("", {"Resources": resources})
+    return [rule for rule, props in stack.of_type("AWS::Events::Rule").items()
+            if any(function_id in stack.functions_in(target.get("Arn")) and WARMUP_MARKER in json.dumps(target.get("Input"))
+                   for target in listed(props.get("Targets")))]
+
+
 def _cold_start(resources: dict[str, Any], function: dict[str, Any]) -> str:
     """The strategy as the template shows it, with the app's import mode."""
     mode = function.get("Environment", {}).get("Variables", {}).get("IMPORT_MODE", "?")
     alias = _api_resource(resources, "AWS::Lambda::Alias")
     scaling = [r["Properties"] for r in resources.values()
                if r["Type"] == "AWS::ApplicationAutoScaling::ScalableTarget"]
-    rules = [r for r in resources.values() if r["Type"] == "AWS::Events::Rule"]
+    rules = _warmup_rules(resources, _api_resource_id(resources, "AWS::Lambda::Function"))
     if "ProvisionedConcurrencyConfig" in alias:
         bounds = f"{scaling[0]['MinCapacity']}-{scaling[0]['MaxCapacity']}" if scaling else "fixed"
         strategy = f"provisioned {bounds}"
@@ -329,11 +346,15 @@ def _release(resources: dict[str, Any]) -> str:
     return shift + (" +smoke" if "BeforeAllowTrafficHook" in update else "")
 
 
-def _api_resource(resources: dict[str, Any], resource_type: str) -> dict[str, Any]:
+def _api_resource_id(resources: dict[str, Any], resource_type: str) -> str:
     """The API function's resource of a type (FastApiStack names it "Api..."; the worker's is "TasksWorker...")."""
-    found = [r["Properties"] for name, r in resources.items() if r["Type"] == resource_type]
-    named = [r["Properties"] for name, r in resources.items() if r["Type"] == resource_type and name.startswith("Api")]
-    return (named or found)[0]
+    found = [name for name, r in resources.items() if r["Type"] == resource_type]
+    return next((name for name in found if name.startswith("Api")), found[0])
+
+
+def _api_resource(resources: dict[str, Any], resource_type: str) -> dict[str, Any]:
+    """The properties of :func:`_api_resource_id`'s resource."""
+    return resources[_api_resource_id(resources, resource_type)]["Properties"]
 
 
 def edge(resources: dict[str, Any]) -> str:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fastapi_lambda.constants import WARMUP_MARKER
 
 from cdk_app import report
 from cdk_app.report import ReportError, cfn_lint
@@ -87,7 +89,7 @@ def test_the_summary_counts_preflight_and_cdk_warnings_and_lists_what_destroy_le
 def test_preflight_warnings_are_counted_per_template(tmp_path):
     from aws_cdk import App, CfnResource, Stack, Validations
 
-    from cdk_app.preflight import Preflight
+    from cdk_app.preflight.plugin import Preflight
 
     app = App(outdir=str(tmp_path), builtin_cloud_formation_validation=False)
     CfnResource(Stack(app, "Quota"), "Fn", type="AWS::Lambda::Function", properties={"ReservedConcurrentExecutions": 5})
@@ -149,3 +151,46 @@ def test_each_function_is_sized_with_its_code_and_layers_zipped_and_not(tmp_path
     assert size.unzipped == len("print('hello')\n") + len("x = 1\n" * 20_000)
     assert 0 < size.zipped < size.unzipped / 10
     assert report._sizes([size]) == f"Api {size.zipped / 1e6:.1f}/{size.unzipped / 1e6:.1f} +1 ext."
+
+
+def _stack_with_rules(*rules: dict[str, Any], snap_start: bool = False) -> dict[str, Any]:
+    """An API function with its alias, a worker, and these EventBridge rules (targets by logical id)."""
+    api: dict[str, Any] = {"Environment": {"Variables": {"IMPORT_MODE": "lazy"}}}
+    if snap_start:
+        api["SnapStart"] = {"ApplyOn": "PublishedVersions"}
+    resources: dict[str, Any] = {
+        "ApiFunction6BF808ED": {"Type": "AWS::Lambda::Function", "Properties": api},
+        "ApiFunctionLiveAlias1234ABCD": {"Type": "AWS::Lambda::Alias", "Properties": {
+            "FunctionName": {"Ref": "ApiFunction6BF808ED"}, "Name": "live"}},
+        "TasksWorkerFunction0A1B2C3D": {"Type": "AWS::Lambda::Function", "Properties": {}},
+    }
+    for index, rule in enumerate(rules):
+        resources[f"Rule{index}"] = {"Type": "AWS::Events::Rule", "Properties": {
+            "ScheduleExpression": rule["schedule"], "State": "ENABLED", "Targets": [
+                {"Arn": {"Ref": rule["target"]}, "Id": "Target0", "Input": json.dumps(rule["input"])}]}}
+    return resources
+
+
+WARMUP = {WARMUP_MARKER: {"concurrency": 2}}
+
+
+@pytest.mark.parametrize(("rules", "snap_start", "expected"), [
+    # The API's own warmup rule, through its alias.
+    ([{"target": "ApiFunctionLiveAlias1234ABCD", "input": WARMUP, "schedule": "rate(5 minutes)"}], False,
+     "warmup, lazy"),
+    # The worker's warmup belongs to the worker, not to the API function.
+    ([{"target": "TasksWorkerFunction0A1B2C3D", "input": WARMUP, "schedule": "rate(5 minutes)"}], False,
+     "none, lazy"),
+    # A service's nightly job on the API function is a schedule, not a warmup.
+    ([{"target": "ApiFunctionLiveAlias1234ABCD", "input": {"job": "nightly"}, "schedule": "cron(0 3 * * ? *)"}],
+     True, "snapstart, lazy"),
+    # SnapStart with a warmup rule beside it (force_warmup).
+    ([{"target": "ApiFunctionLiveAlias1234ABCD", "input": WARMUP, "schedule": "rate(5 minutes)"},
+      {"target": "TasksWorkerFunction0A1B2C3D", "input": {"job": "nightly"}, "schedule": "cron(0 3 * * ? *)"}],
+     True, "snapstart +warmup, lazy"),
+])
+def test_cold_start_counts_only_the_warmup_rule_of_the_api_function(rules: list[dict[str, Any]], snap_start: bool,
+                                                                     expected: str):
+    resources = _stack_with_rules(*rules, snap_start=snap_start)
+
+    assert report._cold_start(resources, resources["ApiFunction6BF808ED"]["Properties"]) == expected
