@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from cdk_app.settings.errors import ConfigError, describe
 from cdk_app.settings.schema import ProjectSettings
+from cdk_app.shapes import is_mapping
 
 CDK_JSON = Path(__file__).resolve().parents[2] / "cdk.json"
 
@@ -45,7 +46,7 @@ def load_settings(context: Mapping[str, Any], only: str | None = None,
     """
     raw = {key: context[key] for key in ("app_name", "environments") if key in context}
     environments = raw.get("environments")
-    if only is not None and isinstance(environments, Mapping):
+    if only is not None and is_mapping(environments):
         if only not in environments:
             known = ", ".join(sorted(environments))
             raise ConfigError(f"-c env={only}: no such environment. Fix: use one of {known}, or omit -c env "

@@ -14,7 +14,7 @@ _GREEDY = rf"/\{{{_NAME}\+\}}"  # only last, as API Gateway requires
 _ROUTE = re.compile(rf"({'|'.join(METHODS)}) (/|(?:{_SEGMENT})*(?:{_SEGMENT}|{_GREEDY}))")
 
 
-def parse_route(spec: str) -> tuple[str, str]:
+def parse_route(spec: object) -> tuple[str, str]:
     """``"GET /orders/{id}"`` -> ``("GET", "/orders/{id}")``; a ValueError that says how to write it otherwise."""
     match = _ROUTE.fullmatch(spec) if isinstance(spec, str) else None
     if match is None:

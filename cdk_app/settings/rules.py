@@ -270,10 +270,10 @@ def under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix + "/")
 
 
-def check_service_prefix(prefix: str, *, where: str = "prefix") -> str:
+def check_service_prefix(prefix: object, *, where: str = "prefix") -> str:
     """A prefix a service may be mounted on; the fix when it is not."""
     # isinstance: settings files and callers that skip the checker can pass anything
-    if not isinstance(prefix, str) or not _SERVICE_PREFIX.fullmatch(prefix):  # pyright: ignore[reportUnnecessaryIsInstance]
+    if not isinstance(prefix, str) or not _SERVICE_PREFIX.fullmatch(prefix):
         raise RuleError(f"{where}={prefix!r} is not a service prefix; write '/name' (static segments of letters, "
                         "digits, '.', '_', '~' or '-', no trailing slash, no {parameters}), e.g. '/billing'; the root "
                         "'/' belongs to the API's own function")

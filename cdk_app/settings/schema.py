@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi_lambda.constants import (
     DEFAULT_CACHE_COMMAND_TIMEOUT_MS,
@@ -70,6 +70,7 @@ from cdk_app.settings.rules import (
     task_queue_visibility,
     timeout_for,
 )
+from cdk_app.shapes import is_object
 
 
 class _Settings(BaseModel):
@@ -79,14 +80,14 @@ class _Settings(BaseModel):
 class FunctionSettings(_Settings):
     """The FastAPI Lambda function."""
 
-    python_version: PythonVersion = Field("3.13", description="Lambda Python runtime")
-    architecture: Architecture = Field("arm64", description="Graviton (cheaper) or x86")
-    memory_mb: int = Field(1024, ge=128, le=10240, description="Memory; CPU share grows with it")
+    python_version: PythonVersion = Field(default="3.13", description="Lambda Python runtime")
+    architecture: Architecture = Field(default="arm64", description="Graviton (cheaper) or x86")
+    memory_mb: int = Field(default=1024, ge=128, le=10240, description="Memory; CPU share grows with it")
     expected_duration_seconds: float = Field(
-        5, gt=0, le=900, description="Slowest expected request; the timeout is 120% of it"
+        default=5, gt=0, le=900, description="Slowest expected request; the timeout is 120% of it"
     )
-    reserved_concurrency: int | None = Field(None, ge=0, description="Cap on concurrent executions")
-    packaging: Packaging = Field("zip", description="zip (with the shared dependency layer) or a container image, "
+    reserved_concurrency: int | None = Field(default=None, ge=0, description="Cap on concurrent executions")
+    packaging: Packaging = Field(default="zip", description="zip (with the shared dependency layer) or a container image, "
                                                     "for every function of the environment")
 
     @property
@@ -151,9 +152,9 @@ class ThrottleSettings(_Settings):
 class WafSettings(_Settings):
     """A WAF web ACL on the REST API stage (HTTP APIs cannot have one)."""
 
-    enabled: bool = Field(False, description="AWS managed common rules and a rate limit per IP")
-    rate_limit: int = Field(2000, ge=WAF_RATE_LIMITS[0], le=WAF_RATE_LIMITS[1], description="Requests per 5 minutes per IP")
-    protect_user_pool: bool = Field(True, description="Associate the same web ACL with the user pool")
+    enabled: bool = Field(default=False, description="AWS managed common rules and a rate limit per IP")
+    rate_limit: int = Field(default=2000, ge=WAF_RATE_LIMITS[0], le=WAF_RATE_LIMITS[1], description="Requests per 5 minutes per IP")
+    protect_user_pool: bool = Field(default=True, description="Associate the same web ACL with the user pool")
 
 
 #: A host name, e.g. "api.example.com".
@@ -165,13 +166,13 @@ class DomainSettings(_Settings):
 
     name: str = Field(..., pattern=_HOST, examples=["api.example.com"])
     certificate_arn: str | None = Field(
-        None, description="An existing ACM certificate in the API's region; default: one is requested, DNS-validated")
-    hosted_zone_id: str | None = Field(None, pattern=r"^Z[A-Z0-9]{1,31}$", examples=["Z0123456789ABCDEFGHIJ"],
+        default=None, description="An existing ACM certificate in the API's region; default: one is requested, DNS-validated")
+    hosted_zone_id: str | None = Field(default=None, pattern=r"^Z[A-Z0-9]{1,31}$", examples=["Z0123456789ABCDEFGHIJ"],
                                        description="A Route 53 zone for the validation and alias records")
-    hosted_zone_name: str | None = Field(None, pattern=_HOST, examples=["example.com"],
+    hosted_zone_name: str | None = Field(default=None, pattern=_HOST, examples=["example.com"],
                                          description="The zone's domain (with hosted_zone_id)")
-    base_path: str | None = Field(None, examples=["v1"], description="Serve the API under this path of the domain")
-    disable_default_endpoint: bool = Field(True, description="Clients reach the API only through the domain")
+    base_path: str | None = Field(default=None, examples=["v1"], description="Serve the API under this path of the domain")
+    disable_default_endpoint: bool = Field(default=True, description="Clients reach the API only through the domain")
 
     @model_validator(mode="after")
     def _fits(self) -> DomainSettings:
@@ -188,22 +189,22 @@ class DomainSettings(_Settings):
 class ApiSettings(_Settings):
     """The API Gateway front door."""
 
-    type: ApiType = Field("http", description="HTTP API (cheaper) or REST API")
-    throttle_rate_limit: float = Field(100, gt=0, description="Steady-state requests per second")
-    throttle_burst_limit: int = Field(200, gt=0, description="Burst bucket size")
-    cors: CorsSettings | None = Field(None, description="CORS; off when absent")
+    type: ApiType = Field(default="http", description="HTTP API (cheaper) or REST API")
+    throttle_rate_limit: float = Field(default=100, gt=0, description="Steady-state requests per second")
+    throttle_burst_limit: int = Field(default=200, gt=0, description="Burst bucket size")
+    cors: CorsSettings | None = Field(default=None, description="CORS; off when absent")
     public_routes: list[Route] = Field(
-        ["GET /", "GET /health"], description="'METHOD /path' open to anyone; every other route needs IAM (SigV4)"
+        default=["GET /", "GET /health"], description="'METHOD /path' open to anyone; every other route needs IAM (SigV4)"
     )
-    route_throttles: dict[Route, ThrottleSettings] = Field({}, description="Per-route limits below the stage's")
+    route_throttles: dict[Route, ThrottleSettings] = Field(default={}, description="Per-route limits below the stage's")
     waf: WafSettings = WafSettings()
     binary_media_types: list[str] = Field(
-        ["*/*"], description="REST: bodies of these types pass as bytes both ways (HTTP APIs always pass them)")
+        default=["*/*"], description="REST: bodies of these types pass as bytes both ways (HTTP APIs always pass them)")
     compression_min_bytes: int | None = Field(
-        1024, ge=0, le=10485760, description="Gzip answers of at least this size (REST: at the gateway; HTTP: in the "
+        default=1024, ge=0, le=10485760, description="Gzip answers of at least this size (REST: at the gateway; HTTP: in the "
                                              "function); null: off")
-    domain: DomainSettings | None = Field(None, description="A custom domain for the API")
-    upload_max_mb: int = Field(100, ge=1, le=5120, description="Largest file POST /uploads signs an S3 URL for "
+    domain: DomainSettings | None = Field(default=None, description="A custom domain for the API")
+    upload_max_mb: int = Field(default=100, ge=1, le=5120, description="Largest file POST /uploads signs an S3 URL for "
                                                                "(with tasks.files)")
 
     @field_validator("binary_media_types")
@@ -216,9 +217,9 @@ class ApiSettings(_Settings):
 class BundlingSettings(_Settings):
     """How the code and dependencies are packaged."""
 
-    include_aws_sdk: bool = Field(False, description="Ship boto3/botocore instead of the runtime's")
+    include_aws_sdk: bool = Field(default=False, description="Ship boto3/botocore instead of the runtime's")
     require_compiled: bool = Field(
-        False, description="Fail instead of warn when no interpreter can compile .pyc (on in CI)"
+        default=False, description="Fail instead of warn when no interpreter can compile .pyc (on in CI)"
     )
 
 
@@ -235,25 +236,25 @@ class CustomDomainSettings(_Settings):
 class IdentitySettings(_Settings):
     """A Cognito user pool whose tokens the gateway (and optionally the function) verifies."""
 
-    enabled: bool = Field(False, description="A user pool, and its authorizer instead of IAM on every non-public route")
+    enabled: bool = Field(default=False, description="A user pool, and its authorizer instead of IAM on every non-public route")
     self_sign_up: bool = False
     mfa: Mfa = "optional"
-    threat_protection: ThreatProtection = Field("off", description="Needs the Plus feature plan")
-    password_min_length: int = Field(12, ge=COGNITO_PASSWORD_LENGTH[0], le=COGNITO_PASSWORD_LENGTH[1])
-    access_token_minutes: int = Field(60, ge=5, le=1440)
-    id_token_minutes: int = Field(60, ge=5, le=1440)
-    refresh_token_days: int = Field(30, ge=1, le=3650)
-    callback_urls: list[RedirectUrl] = Field(["http://localhost:3000/callback"], min_length=1)
+    threat_protection: ThreatProtection = Field(default="off", description="Needs the Plus feature plan")
+    password_min_length: int = Field(default=12, ge=COGNITO_PASSWORD_LENGTH[0], le=COGNITO_PASSWORD_LENGTH[1])
+    access_token_minutes: int = Field(default=60, ge=5, le=1440)
+    id_token_minutes: int = Field(default=60, ge=5, le=1440)
+    refresh_token_days: int = Field(default=30, ge=1, le=3650)
+    callback_urls: list[RedirectUrl] = Field(default=["http://localhost:3000/callback"], min_length=1)
     logout_urls: list[RedirectUrl] = ["http://localhost:3000/"]
-    machine_client: bool = Field(False, description="A client-credentials client granted every scope")
+    machine_client: bool = Field(default=False, description="A client-credentials client granted every scope")
     domain_prefix: Annotated[str, _named(
         "cognito-domain-prefix", "choose another prefix, or leave it unset (<app_name>-<env>-<account>)")] | None = \
-        Field(None, description="Prefix of the user pool's domain (default <app_name>-<env>-<account id>)")
-    custom_domain: CustomDomainSettings | None = Field(None, description="Your own domain for the OAuth endpoints")
+        Field(default=None, description="Prefix of the user pool's domain (default <app_name>-<env>-<account id>)")
+    custom_domain: CustomDomainSettings | None = Field(default=None, description="Your own domain for the OAuth endpoints")
     resource_server_id: Annotated[str, _named("resource-server", "write e.g. \"api\"")] = RESOURCE_SERVER_ID
-    route_scopes: dict[Route, list[ScopeName]] = Field({}, description="Scopes a route needs, e.g. {'POST /tasks': "
+    route_scopes: dict[Route, list[ScopeName]] = Field(default={}, description="Scopes a route needs, e.g. {'POST /tasks': "
                                                                         "['tasks.write']}")
-    verify_in_function: bool = Field(False, description="The function verifies tokens too (defense in depth)")
+    verify_in_function: bool = Field(default=False, description="The function verifies tokens too (defense in depth)")
 
     @model_validator(mode="after")
     def _one_domain(self) -> IdentitySettings:
@@ -265,20 +266,20 @@ class IdentitySettings(_Settings):
 class ParametersSettings(_Settings):
     """Parameters and secrets the app reads at run time (names in the environment, never values)."""
 
-    parameters: dict[str, str] = Field({}, description="SSM String parameters under /<app>/<env>/")
-    secrets: list[str] = Field([], description="Generated Secrets Manager secrets, by name")
-    secure_parameters: dict[str, str] = Field({}, description="Existing SecureString parameters: name -> path")
-    max_age_seconds: int = Field(300, ge=0, le=86400, description="How long a read value is trusted")
+    parameters: dict[str, str] = Field(default={}, description="SSM String parameters under /<app>/<env>/")
+    secrets: list[str] = Field(default=[], description="Generated Secrets Manager secrets, by name")
+    secure_parameters: dict[str, str] = Field(default={}, description="Existing SecureString parameters: name -> path")
+    max_age_seconds: int = Field(default=300, ge=0, le=86400, description="How long a read value is trusted")
 
 
 class ObservabilitySettings(_Settings):
     """Tracing, and the alarms' destination."""
 
-    tracing: Tracing = Field("xray", description="X-Ray SDK, OpenTelemetry (ADOT) or none")
-    adot_layer_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[^:]+:\d+$",
+    tracing: Tracing = Field(default="xray", description="X-Ray SDK, OpenTelemetry (ADOT) or none")
+    adot_layer_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[^:]+:\d+$",
                                        examples=["arn:aws:lambda:eu-west-1:901920570463:layer:aws-otel-python-arm64-ver-1-32-0:1"])
-    alarm_emails: list[Email] = Field([], description="Email subscriptions of the alarm topic")
-    api_5xx_percent: float = Field(5, gt=0, le=100, description="Alarm above this share of 5xx answers")
+    alarm_emails: list[Email] = Field(default=[], description="Email subscriptions of the alarm topic")
+    api_5xx_percent: float = Field(default=5, gt=0, le=100, description="Alarm above this share of 5xx answers")
 
 
 #: A path the smoke test may call: absolute, no query, no spaces.
@@ -311,26 +312,26 @@ class ReleaseSettings(_Settings):
 class FilesSettings(_Settings):
     """The S3 file pipeline: objects created under incoming/ become process-file tasks."""
 
-    enabled: bool = Field(False, description="An intake bucket whose new objects are tasks")
-    noncurrent_version_days: int = Field(30, ge=1, le=3650, description="Days old object versions are kept")
-    access_logs: bool = Field(True, description="Server access logs to a log bucket of its own")
+    enabled: bool = Field(default=False, description="An intake bucket whose new objects are tasks")
+    noncurrent_version_days: int = Field(default=30, ge=1, le=3650, description="Days old object versions are kept")
+    access_logs: bool = Field(default=True, description="Server access logs to a log bucket of its own")
 
 
 class TaskSettings(_Settings):
     """The task queue, its dead-letter queue, the worker and the status table."""
 
-    enabled: bool = Field(False, description="A queue, a worker and POST /tasks; false: no queue at all")
-    expected_duration_seconds: float = Field(60, gt=0, le=900, description="Slowest expected task batch")
-    memory_mb: int = Field(1024, ge=128, le=10240, description="The worker's memory")
-    max_receive_count: int = Field(5, ge=1, le=1000, description="Receives before a message goes to the DLQ")
-    visibility_timeout_seconds: int | None = Field(None, ge=0, le=43200,
+    enabled: bool = Field(default=False, description="A queue, a worker and POST /tasks; false: no queue at all")
+    expected_duration_seconds: float = Field(default=60, gt=0, le=900, description="Slowest expected task batch")
+    memory_mb: int = Field(default=1024, ge=128, le=10240, description="The worker's memory")
+    max_receive_count: int = Field(default=5, ge=1, le=1000, description="Receives before a message goes to the DLQ")
+    visibility_timeout_seconds: int | None = Field(default=None, ge=0, le=43200,
                                                    description="Default: 6 x the worker's timeout")
-    retention_days: int = Field(4, ge=1, le=14, description="How long an unprocessed message is kept")
-    batch_size: int = Field(10, ge=1, le=10000, description="Messages per worker invocation")
-    max_batching_window_seconds: int = Field(0, ge=0, le=300, description="Wait this long to fill a batch")
-    max_concurrency: int | None = Field(None, ge=2, le=1000, description="Cap on concurrent worker instances")
-    oldest_message_alarm_seconds: int = Field(300, ge=60, le=1209600, description="Alarm above this queue age")
-    point_in_time_recovery: bool = Field(True, description="Point-in-time recovery of the status table")
+    retention_days: int = Field(default=4, ge=1, le=14, description="How long an unprocessed message is kept")
+    batch_size: int = Field(default=10, ge=1, le=10000, description="Messages per worker invocation")
+    max_batching_window_seconds: int = Field(default=0, ge=0, le=300, description="Wait this long to fill a batch")
+    max_concurrency: int | None = Field(default=None, ge=2, le=1000, description="Cap on concurrent worker instances")
+    oldest_message_alarm_seconds: int = Field(default=300, ge=60, le=1209600, description="Alarm above this queue age")
+    point_in_time_recovery: bool = Field(default=True, description="Point-in-time recovery of the status table")
     files: FilesSettings = FilesSettings()
 
     @property
@@ -342,20 +343,20 @@ class CacheSettings(_Settings):
     """The cache (ElastiCache, Valkey): its kind and sizing, and the app's time budget per call."""
 
     kind: Literal["none", CacheKind] = Field(
-        "none", description="serverless, node-based (a replication group), or none: no cache and no VPC")
-    connect_timeout_ms: int = Field(DEFAULT_CACHE_CONNECT_TIMEOUT_MS, ge=1, le=5000,
+        default="none", description="serverless, node-based (a replication group), or none: no cache and no VPC")
+    connect_timeout_ms: int = Field(default=DEFAULT_CACHE_CONNECT_TIMEOUT_MS, ge=1, le=5000,
                                     description="The app's budget to reach the cache (TCP and TLS)")
-    command_timeout_ms: int = Field(DEFAULT_CACHE_COMMAND_TIMEOUT_MS, ge=1, le=5000,
+    command_timeout_ms: int = Field(default=DEFAULT_CACHE_COMMAND_TIMEOUT_MS, ge=1, le=5000,
                                     description="The app's budget for one command")
-    max_data_storage_gb: int = Field(10, ge=1, le=5000, description="serverless: the data storage limit")
-    max_ecpu_per_second: int = Field(5000, ge=1000, le=15000000, description="serverless: the ECPU limit")
-    node_type: str = Field("cache.t4g.small", pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$", examples=["cache.t4g.small"],
+    max_data_storage_gb: int = Field(default=10, ge=1, le=5000, description="serverless: the data storage limit")
+    max_ecpu_per_second: int = Field(default=5000, ge=1000, le=15000000, description="serverless: the ECPU limit")
+    node_type: str = Field(default="cache.t4g.small", pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$", examples=["cache.t4g.small"],
                            description="node-based: the node type")
-    replicas: int = Field(1, ge=0, le=5, description="node-based: read replicas besides the primary")
-    multi_az: bool = Field(True, description="node-based: replicas in other zones, automatic failover")
-    port: int = Field(SERVERLESS_PORT, ge=1024, le=65535, description="node-based: the port (serverless: 6379)")
-    snapshot_retention_days: int = Field(0, ge=0, le=35, description="Daily snapshots kept; 0: none")
-    snapshot_time: str = Field("03:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", examples=["03:00"],
+    replicas: int = Field(default=1, ge=0, le=5, description="node-based: read replicas besides the primary")
+    multi_az: bool = Field(default=True, description="node-based: replicas in other zones, automatic failover")
+    port: int = Field(default=SERVERLESS_PORT, ge=1024, le=65535, description="node-based: the port (serverless: 6379)")
+    snapshot_retention_days: int = Field(default=0, ge=0, le=35, description="Daily snapshots kept; 0: none")
+    snapshot_time: str = Field(default="03:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", examples=["03:00"],
                                description="When the daily snapshot starts (UTC)")
 
     @field_validator("kind", mode="before")
@@ -370,15 +371,15 @@ class CacheSettings(_Settings):
 class NetworkSettings(_Settings):
     """The VPC, created only when something needs one (the cache)."""
 
-    egress: Egress = Field("endpoints", description="How functions reach AWS APIs")
-    az_count: int = Field(2, ge=1, le=6, description="Zones, taken by CloudFormation (Fn::GetAZs)")
-    availability_zones: list[str] | None = Field(None, min_length=1, max_length=6,
+    egress: Egress = Field(default="endpoints", description="How functions reach AWS APIs")
+    az_count: int = Field(default=2, ge=1, le=6, description="Zones, taken by CloudFormation (Fn::GetAZs)")
+    availability_zones: list[str] | None = Field(default=None, min_length=1, max_length=6,
                                                  description="Fixed zones instead of az_count")
-    cidr: str = Field("10.0.0.0/16", pattern=r"^\d{1,3}(\.\d{1,3}){3}/(1[6-9]|2[0-4])$", examples=["10.0.0.0/16"],
+    cidr: str = Field(default="10.0.0.0/16", pattern=r"^\d{1,3}(\.\d{1,3}){3}/(1[6-9]|2[0-4])$", examples=["10.0.0.0/16"],
                       description="The VPC's IPv4 range")
-    subnet_mask: int = Field(24, ge=16, le=28, description="Each subnet's prefix length")
-    nat_gateways: int = Field(1, ge=1, le=6, description="With egress nat: NAT gateways (one per zone at most)")
-    flow_logs: bool = Field(True, description="VPC flow logs (all traffic) to a log group")
+    subnet_mask: int = Field(default=24, ge=16, le=28, description="Each subnet's prefix length")
+    nat_gateways: int = Field(default=1, ge=1, le=6, description="With egress nat: NAT gateways (one per zone at most)")
+    flow_logs: bool = Field(default=True, description="VPC flow logs (all traffic) to a log group")
 
     @property
     def zones(self) -> int:
@@ -388,9 +389,13 @@ class NetworkSettings(_Settings):
 class _CapacityBounds(_Settings):
     """Settings with ``min`` and ``max`` instance counts."""
 
+    if TYPE_CHECKING:  # each subclass declares them, with its own bounds and defaults (pydantic sees those only)
+        min: int
+        max: int
+
     @model_validator(mode="after")
     def _min_not_above_max(self) -> _CapacityBounds:
-        check_bounds(self.min, self.max, low=0, names={"min": "min", "max": "max"})  # type: ignore[attr-defined]
+        check_bounds(self.min, self.max, low=0, names={"min": "min", "max": "max"})
         return self
 
 
@@ -402,7 +407,7 @@ class ScheduleSettings(_CapacityBounds):
     min: int = Field(..., ge=0)
     max: int = Field(..., ge=1)
     time_zone: Annotated[str, _accepted(time_zone_problem, "write an IANA name such as \"Europe/Berlin\"")] | None = \
-        Field(None, description="IANA time zone; UTC when absent")
+        Field(default=None, description="IANA time zone; UTC when absent")
 
     @field_validator("cron")
     @classmethod
@@ -418,18 +423,18 @@ class ScheduleSettings(_CapacityBounds):
 class ProvisionedSettings(_CapacityBounds):
     """Provisioned concurrency on the alias, autoscaled on utilization."""
 
-    min: int = Field(2, ge=1, description="Instances always initialized")
-    max: int = Field(5, ge=1, description="Upper bound for autoscaling")
-    target_utilization: float = Field(0.7, gt=0, lt=1, description="Scale out above this utilization")
+    min: int = Field(default=2, ge=1, description="Instances always initialized")
+    max: int = Field(default=5, ge=1, description="Upper bound for autoscaling")
+    target_utilization: float = Field(default=0.7, gt=0, lt=1, description="Scale out above this utilization")
     schedules: list[ScheduleSettings] = []
 
 
 class WarmupSettings(_Settings):
     """An EventBridge schedule that pings the alias."""
 
-    rate_minutes: int = Field(5, ge=1, le=60)
-    concurrency: int = Field(1, ge=1, le=MAX_WARMUP_CONCURRENCY, description="Instances to keep warm (fan-out when > 1)")
-    force: bool = Field(False, description="Allow a warmup rule beside another strategy")
+    rate_minutes: int = Field(default=5, ge=1, le=60)
+    concurrency: int = Field(default=1, ge=1, le=MAX_WARMUP_CONCURRENCY, description="Instances to keep warm (fan-out when > 1)")
+    force: bool = Field(default=False, description="Allow a warmup rule beside another strategy")
 
 
 #: The strategy an environment gets when cdk.json names none.
@@ -448,7 +453,7 @@ class ColdStartSettings(_Settings):
     @model_validator(mode="before")
     @classmethod
     def _fill_defaults(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
+        if not is_object(data):
             return data
         data = dict(data)
         strategy = data.get("strategy", "none")
@@ -465,12 +470,12 @@ class ServiceSettings(_Settings):
     prefix: str = Field(..., examples=["/billing"], description="Requests below it go to this service")
     app: str = Field(..., pattern=r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$", examples=["service.billing:app"],
                      description="The ASGI app (package.module:attribute) in lambda_src")
-    memory_mb: int | None = Field(None, ge=128, le=10240, description="Default: function.memory_mb")
-    expected_duration_seconds: float | None = Field(None, gt=0, le=900, description="Default: the function's")
-    reserved_concurrency: int | None = Field(None, ge=0)
+    memory_mb: int | None = Field(default=None, ge=128, le=10240, description="Default: function.memory_mb")
+    expected_duration_seconds: float | None = Field(default=None, gt=0, le=900, description="Default: the function's")
+    reserved_concurrency: int | None = Field(default=None, ge=0)
     cold_start: ColdStartSettings = Field(default_factory=lambda: ColdStartSettings())
-    public_routes: list[Route] = Field([], description="Full paths, e.g. 'GET /billing/health'")
-    route_scopes: dict[Route, list[ScopeName]] = Field({}, description="Needs auth.enabled")
+    public_routes: list[Route] = Field(default=[], description="Full paths, e.g. 'GET /billing/health'")
+    route_scopes: dict[Route, list[ScopeName]] = Field(default={}, description="Needs auth.enabled")
     route_throttles: dict[Route, ThrottleSettings] = {}
 
     @field_validator("prefix")
@@ -506,14 +511,14 @@ def _service_config_names(name: str) -> dict[str, str]:
 class EnvironmentSettings(_Settings):
     """Everything that differs between dev, staging and prod."""
 
-    account: str | None = Field(None, pattern=r"^\d{12}$", examples=["123456789012"],
+    account: str | None = Field(default=None, pattern=r"^\d{12}$", examples=["123456789012"],
                                 description="Target account; agnostic if absent")
     region: Annotated[str, _accepted(region_problem, "write an AWS region such as \"eu-west-1\"")] | None = \
-        Field(None, description="Target region")
-    removal_policy: RemovalPolicyName = Field("retain", description="For logs and other stateful resources")
-    log_retention_days: LogRetentionDays = Field(30, description="CloudWatch Logs retention")
+        Field(default=None, description="Target region")
+    removal_policy: RemovalPolicyName = Field(default="retain", description="For logs and other stateful resources")
+    log_retention_days: LogRetentionDays = Field(default=30, description="CloudWatch Logs retention")
     termination_protection: bool = False
-    tags: dict[str, str] = Field({}, description="Tags on every resource")
+    tags: dict[str, str] = Field(default={}, description="Tags on every resource")
     function: FunctionSettings = FunctionSettings()
     api: ApiSettings = ApiSettings()
     bundling: BundlingSettings = BundlingSettings()
@@ -525,7 +530,7 @@ class EnvironmentSettings(_Settings):
     cache: CacheSettings = CacheSettings()
     network: NetworkSettings = NetworkSettings()
     release: ReleaseSettings = ReleaseSettings()
-    services: dict[ServiceName, ServiceSettings] = Field({}, description="More apps on path prefixes of the API")
+    services: dict[ServiceName, ServiceSettings] = Field(default={}, description="More apps on path prefixes of the API")
 
     @field_validator("tags")
     @classmethod
@@ -617,18 +622,18 @@ class EnvironmentSettings(_Settings):
 class ProjectSettings(_Settings):
     """The ``cdk.json`` context this project reads."""
 
-    app_name: str = Field("fastapi-lambda", pattern=r"^[a-z][a-z0-9-]{1,30}$", examples=["fastapi-lambda"],
+    app_name: str = Field(default="fastapi-lambda", pattern=r"^[a-z][a-z0-9-]{1,30}$", examples=["fastapi-lambda"],
                           description="Prefix of stack names")
     environments: dict[str, EnvironmentSettings] = Field(..., min_length=1)
 
     @field_validator("environments", mode="before")
     @classmethod
     def _default_strategies(cls, value: Any) -> Any:
-        if not isinstance(value, dict):
+        if not is_object(value):
             return value
-        filled = {}
+        filled: dict[str, Any] = {}
         for name, env in value.items():
-            if isinstance(env, dict) and "cold_start" not in env and name in DEFAULT_STRATEGIES:
+            if is_object(env) and "cold_start" not in env and name in DEFAULT_STRATEGIES:
                 env = {**env, "cold_start": {"strategy": DEFAULT_STRATEGIES[name]}}
             filled[name] = env
         return filled
@@ -644,7 +649,7 @@ class ProjectSettings(_Settings):
 
     def names_problems(self) -> list[str]:
         """What AWS would refuse among the names built from app_name and each environment's settings."""
-        problems = []
+        problems: list[str] = []
         for env, settings in self.environments.items():
             where = f"environments.{env}"
             checks = [(where, "stack", f"{self.app_name}-{env}", "shorten app_name or the environment name")]

@@ -208,7 +208,8 @@ class FaultyClient:
             from botocore.exceptions import ClientError
 
             raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"},
-                               "ResponseMetadata": {"HTTPStatusCode": 400}}, operation)
+                               "ResponseMetadata": {"HTTPStatusCode": 400, "RequestId": "fault", "HostId": "",
+                                                    "HTTPHeaders": {}, "RetryAttempts": 0}}, operation)
 
         return attempt
 
