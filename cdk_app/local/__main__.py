@@ -18,7 +18,7 @@ from cdk_app.local.template import LocalError, read_stack
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cdk_app.local", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m cdk_app.local", description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("assembly", help="the cloud assembly folder `cdk synth` wrote (cdk.out)")
     parser.add_argument("stack", nargs="?", help="the stack to run (default: the only one)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("LOCAL_PORT") or 3000),
@@ -49,8 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         print("local: stopped while starting", file=sys.stderr)
         return 130
     stopping = threading.Event()
+
+    def stop(_signum: int, _frame: object) -> None:
+        stopping.set()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stopping.set())
+        signal.signal(signum, stop)
     try:
         print(f"local: ready {local.url.rstrip('/')} in {local.ready_s:.1f} s ({local.summary()})", flush=True)
         stopping.wait()

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from cdk_app.local.processes import CHILD, free_port, stop_process, wait_until
+from cdk_app.local.processes import CHILD_GROUP, free_port, stop_process, wait_until
 from cdk_app.local.template import Physical, Resolver, StackTemplate, local_name
 
 #: Credentials moto accepts (any would do); the functions and the gateway's SigV4 check use these.
@@ -41,7 +41,7 @@ class LocalAws:
         self.stack, self.resolver, self.work = stack, resolver, work
         self.user_email, self.user_password = user_email, user_password
         self.endpoint = ""
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
         self.caches: list[Any] = []
         #: Per user pool logical id: its id, its clients (id, scopes) and the test user.
         self.identities: dict[str, dict[str, Any]] = {}
@@ -57,7 +57,7 @@ class LocalAws:
         log = self.work / "moto.log"
         with log.open("ab") as sink:
             self.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                            stdout=sink, stderr=sink, stdin=subprocess.DEVNULL, **CHILD)
+                                            stdout=sink, stderr=sink, stdin=subprocess.DEVNULL, process_group=CHILD_GROUP)
         self.endpoint = f"http://127.0.0.1:{port}"
         wait_until(self._answers, timeout=30, what="moto_server", process=self.process, log=log)
         return self

@@ -25,6 +25,7 @@ from typing import Any
 from cdk_app.local.lambda_api import LocalLambda
 from cdk_app.local.runtime import Log, print_log
 from cdk_app.local.template import LocalError, Resolver, StackTemplate
+from cdk_app.shapes import is_array, is_object
 
 #: Lambda's default batch size for SQS, and how long one receive call waits when the queue is empty.
 DEFAULT_BATCH_SIZE = 10
@@ -46,7 +47,7 @@ class SqsMapping:
 
 def sqs_mappings(stack: StackTemplate, resolver: Resolver) -> list[SqsMapping]:
     """The template's SQS event source mappings (other sources, such as streams, are not polled)."""
-    mappings = []
+    mappings: list[SqsMapping] = []
     queues = {resolver.get_att(lid, "Arn"): resolver.ref(lid) for lid in stack.of_type("AWS::SQS::Queue")}
     for logical_id, resource in stack.of_type("AWS::Lambda::EventSourceMapping").items():
         p = resolver.resolve(resource.get("Properties", {}))
@@ -65,19 +66,18 @@ def sqs_mappings(stack: StackTemplate, resolver: Resolver) -> list[SqsMapping]:
 def sqs_record(message: Mapping[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
     """One message as a Lambda SQS event record."""
     attributes = dict(message.get("Attributes", {}))
-    record = {
+    message_attributes: dict[str, dict[str, Any]] = {
+        name: {"stringValue": value.get("StringValue"), "binaryValue": value.get("BinaryValue"),
+               "stringListValues": value.get("StringListValues", []), "binaryListValues": value.get("BinaryListValues", []),
+               "dataType": value["DataType"]}
+        for name, value in message.get("MessageAttributes", {}).items()}
+    record: dict[str, Any] = {
         "messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"], "body": message["Body"],
-        "attributes": attributes,
-        "messageAttributes": {name: {"stringValue": value.get("StringValue"), "binaryValue": value.get("BinaryValue"),
-                                     "stringListValues": value.get("StringListValues", []),
-                                     "binaryListValues": value.get("BinaryListValues", []),
-                                     "dataType": value["DataType"]}
-                              for name, value in message.get("MessageAttributes", {}).items()},
-        "md5OfBody": message["MD5OfBody"], "eventSource": "aws:sqs", "eventSourceARN": queue_arn, "awsRegion": region,
+        "attributes": attributes, "messageAttributes": message_attributes, "md5OfBody": message["MD5OfBody"], "eventSource": "aws:sqs", "eventSourceARN": queue_arn, "awsRegion": region,
     }
     if message.get("MD5OfMessageAttributes"):
         record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
-    for value in record["messageAttributes"].values():
+    for value in message_attributes.values():
         if value["binaryValue"] is None:
             del value["binaryValue"]
         else:
@@ -91,16 +91,16 @@ def failed_items(response: Any, message_ids: set[str]) -> set[str] | None:
     """The ids a partial batch response names as failed; None if the response is invalid (all failed)."""
     if response is None or response == {} or response == "":
         return set()
-    if not isinstance(response, dict):
+    if not is_object(response):
         return set()  # anything else without batchItemFailures counts as success
     failures = response.get("batchItemFailures")
     if failures is None or failures == []:
         return set()
-    if not isinstance(failures, list):
+    if not is_array(failures):
         return None
-    found = set()
+    found: set[str] = set()
     for failure in failures:
-        identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
+        identifier = failure.get("itemIdentifier") if is_object(failure) else None
         if not isinstance(identifier, str) or identifier not in message_ids:
             return None
         found.add(identifier)
@@ -171,7 +171,7 @@ class SqsEventSource:
                 self.log(f"local: {m.logical_id}: {error}")
                 failed = None
             if failed is not None and not m.report_failures:
-                failed = set()  # without ReportBatchItemFailures a response never names failures
+                failed = set[str]()  # without ReportBatchItemFailures a response never names failures
             kept = [msg for msg in batch if failed is None or msg["MessageId"] in failed]
             done = [msg for msg in batch if msg not in kept]
             for start in range(0, len(done), 10):
@@ -210,12 +210,12 @@ class Schedule:
 
 def schedules(stack: StackTemplate, resolver: Resolver, functions: LocalLambda) -> list[Schedule]:
     """The template's scheduled rules that target functions of this stack."""
-    found = []
+    found: list[Schedule] = []
     for logical_id, resource in stack.of_type("AWS::Events::Rule").items():
         p = resolver.resolve(resource.get("Properties", {}))
         if not p.get("ScheduleExpression"):
             continue
-        targets = []
+        targets: list[tuple[str, bytes]] = []
         for target in p.get("Targets", []):
             try:
                 functions.find(target["Arn"])

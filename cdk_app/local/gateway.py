@@ -39,9 +39,10 @@ from typing import Any
 
 from cdk_app.local.aws import ACCESS_KEY_ID, SECRET_ACCESS_KEY
 from cdk_app.local.lambda_api import LocalLambda
-from cdk_app.local.processes import Handler, QuietServer
+from cdk_app.local.processes import Handler, QuietServer, port_of
 from cdk_app.local.runtime import Log, Throttled, print_log
 from cdk_app.local.template import LocalError, Physical, Resolver, StackTemplate, short_id
+from cdk_app.shapes import is_array, is_object
 
 #: The longest API Gateway waits for an integration by default (HTTP API 30 s, REST 29 s).
 HTTP_INTEGRATION_TIMEOUT_MS = 30_000
@@ -165,7 +166,7 @@ def verify_jwt(token: str, keys: Keys, *, issuers: list[str], audiences: list[st
         raise ValueError(f"the token signature is invalid ({error})") from None
     if audiences is not None:
         audience = claims.get("aud", claims.get("client_id"))  # aud wins when both are present
-        granted = audience if isinstance(audience, list) else [audience]
+        granted: list[Any] = audience if is_array(audience) else [audience]
         if not set(granted) & set(audiences):
             raise ValueError("the token does not have a valid audience")
     return claims
@@ -184,7 +185,7 @@ def claims_as_text(claims: Mapping[str, Any], *, dates: bool = False) -> dict[st
             return datetime.fromtimestamp(value, UTC).strftime("%a %b %d %H:%M:%S UTC %Y")
         if isinstance(value, bool):
             return str(value).lower()
-        if isinstance(value, list):
+        if is_array(value):
             return "[" + " ".join(str(v) for v in value) + "]"
         return str(value)
 
@@ -363,9 +364,10 @@ def _http_api(stack: StackTemplate, resolver: Resolver, logical_id: str) -> Api:
         for lid, p in _of_api(stack, resolver, "AWS::ApiGatewayV2::Authorizer", logical_id).items()
         if p.get("AuthorizerType") == "JWT"}
     stages = _of_api(stack, resolver, "AWS::ApiGatewayV2::Stage", logical_id)
-    stage = next(iter(stages.values()), {"StageName": "$default"})
-    route_settings = stage.get("RouteSettings", {})
-    routes = []
+    default_stage: Mapping[str, Any] = {"StageName": "$default"}
+    stage = next(iter(stages.values()), default_stage)
+    route_settings: dict[str, Any] = stage.get("RouteSettings", {})
+    routes: list[Route] = []
     for p in _of_api(stack, resolver, "AWS::ApiGatewayV2::Route", logical_id).values():
         target = str(p.get("Target", "")).removeprefix("integrations/")
         if target not in integrations:
@@ -401,7 +403,7 @@ def _rest_api(stack: StackTemplate, resolver: Resolver, logical_id: str) -> Api:
         parent = path_of(resource["ParentId"])
         return f"{parent.rstrip('/')}/{resource['PathPart']}"
 
-    authorizers = {}
+    authorizers: dict[str, Authorizer] = {}
     for lid, p in _of_api(stack, resolver, "AWS::ApiGateway::Authorizer", logical_id, "RestApiId").items():
         if p.get("Type") == "COGNITO_USER_POOLS":  # each pool's issuer follows from its ARN
             issuers = [f"https://cognito-idp.{arn.split(':')[3]}.amazonaws.com/{arn.split('/')[-1]}"
@@ -409,8 +411,11 @@ def _rest_api(stack: StackTemplate, resolver: Resolver, logical_id: str) -> Api:
             authorizers[lid] = Authorizer("COGNITO_USER_POOLS", issuers, None,
                                           _identity_header(p.get("IdentitySource", "method.request.header.Authorization")))
     stages = _of_api(stack, resolver, "AWS::ApiGateway::Stage", logical_id, "RestApiId")
-    stage = next(iter(stages.values()), {"StageName": "prod"})
-    default_throttle, method_throttles = None, {}
+    default_stage: Mapping[str, Any] = {"StageName": "prod"}
+    stage = next(iter(stages.values()), default_stage)
+    default_throttle: TokenBucket | None = None
+    method_throttles: dict[tuple[str | None, str], TokenBucket] = {}
+    setting: dict[str, Any]
     for setting in stage.get("MethodSettings", []):
         bucket = _throttle(setting, "ThrottlingRateLimit", "ThrottlingBurstLimit")
         if setting.get("ResourcePath") == "/*" and setting.get("HttpMethod") == "*":
@@ -418,7 +423,7 @@ def _rest_api(stack: StackTemplate, resolver: Resolver, logical_id: str) -> Api:
         elif bucket is not None:
             path = "/" + setting.get("ResourcePath", "/").lstrip("/").replace("~1", "/")
             method_throttles[(setting.get("HttpMethod"), path.rstrip("/") or "/")] = bucket
-    routes = []
+    routes: list[Route] = []
     for p in _of_api(stack, resolver, "AWS::ApiGateway::Method", logical_id, "RestApiId").values():
         integration = p.get("Integration", {})
         path, method = path_of(p["ResourceId"]), p["HttpMethod"]
@@ -426,7 +431,8 @@ def _rest_api(stack: StackTemplate, resolver: Resolver, logical_id: str) -> Api:
             target = Integration(_function_of(integration["Uri"]), "1.0",
                                  int(integration.get("TimeoutInMillis", REST_INTEGRATION_TIMEOUT_MS)))
         elif integration.get("Type") == "MOCK":
-            response = (integration.get("IntegrationResponses") or [{}])[0]
+            responses: list[dict[str, Any]] = integration.get("IntegrationResponses") or [{}]
+            response = responses[0]
             target = Integration("", "mock", mock={"status": int(response.get("StatusCode", 200)), "headers": {
                 k.removeprefix("method.response.header."): str(v).strip("'")
                 for k, v in response.get("ResponseParameters", {}).items()}})
@@ -483,7 +489,7 @@ class Gateway:
                 split = urllib.parse.urlsplit(self.path)
                 request = Request(self.command, urllib.parse.unquote(split.path), split.path, split.query,
                                   list(self.headers.items()), body, self.client_address[0],
-                                  self.headers.get("Host", f"127.0.0.1:{self.server.server_address[1]}"))
+                                  self.headers.get("Host", f"127.0.0.1:{port_of(self.server)}"))
                 started = time.perf_counter()
                 try:
                     answer = gateway.handle(request)
@@ -498,7 +504,7 @@ class Gateway:
 
             def read_body(self) -> bytes:
                 if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                    chunks = []
+                    chunks: list[bytes] = []
                     while (size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)) > 0:
                         chunks.append(self.rfile.read(size))
                         self.rfile.readline()
@@ -781,19 +787,21 @@ _GATEWAY_HEADERS = frozenset({"content-length", "connection", "transfer-encoding
 
 def proxy_answer(result: Any, payload_version: str) -> Answer:
     """The HTTP answer for a function's proxy response (format 2.0 also takes any JSON as a 200 body)."""
-    if payload_version == "2.0" and not (isinstance(result, dict) and "statusCode" in result):
+    if payload_version == "2.0" and not (is_object(result) and "statusCode" in result):
         return Answer(200, [("Content-Type", "application/json")], json.dumps(result).encode()
                       if not isinstance(result, str) else result.encode())
-    if not isinstance(result, dict) or not isinstance(result.get("statusCode"), int):
+    if not is_object(result) or not isinstance(result.get("statusCode"), int):
         raise ValueError("statusCode is missing or not a number")
-    headers = [(str(k), str(v)) for k, v in (result.get("headers") or {}).items()
-               if str(k).lower() not in _GATEWAY_HEADERS]
+    single: dict[str, Any] = result.get("headers") or {}
+    multi: dict[str, list[Any]] = result.get("multiValueHeaders") or {}
+    cookies: list[Any] = result.get("cookies") or []
+    headers = [(str(k), str(v)) for k, v in single.items() if str(k).lower() not in _GATEWAY_HEADERS]
     seen = {k.lower() for k, _ in headers}
-    for name, values in (result.get("multiValueHeaders") or {}).items():
+    for name, values in multi.items():
         if name.lower() not in seen and name.lower() not in _GATEWAY_HEADERS:
             headers += [(str(name), str(v)) for v in values]
-    headers += [("Set-Cookie", str(c)) for c in result.get("cookies") or []]
-    body = result.get("body") or ""
+    headers += [("Set-Cookie", str(c)) for c in cookies]
+    body: Any = result.get("body") or ""
     data = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode()
     if payload_version == "2.0" and not any(k.lower() == "content-type" for k, _ in headers):
         headers.append(("Content-Type", "application/json"))

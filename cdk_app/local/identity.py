@@ -14,7 +14,10 @@ import logging
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_cognito_idp import CognitoIdentityProviderClient  # types only (requirements-dev.txt)
 
 from fastapi_lambda.constants import AUTH_CLIENT_IDS_VARIABLE, AUTH_ISSUER_VARIABLE, AUTH_JWKS_URL_VARIABLE
 
@@ -28,12 +31,13 @@ def create_local_identity(endpoint: str, *, email: str = LOCAL_EMAIL, password: 
     ``endpoint``; the settings to verify their tokens, and the tokens of a USER_PASSWORD_AUTH sign-in."""
     import boto3
 
-    cognito = boto3.client("cognito-idp", endpoint_url=endpoint, region_name=region,
+    cognito: CognitoIdentityProviderClient = boto3.client("cognito-idp", endpoint_url=endpoint, region_name=region,
                            aws_access_key_id="testing", aws_secret_access_key="testing")  # moto takes any
-    pool_id = cognito.create_user_pool(PoolName="local", UsernameAttributes=["email"])["UserPool"]["Id"]
-    client_id = cognito.create_user_pool_client(
+    pool_id = answered(cognito.create_user_pool(PoolName="local", UsernameAttributes=["email"])["UserPool"].get("Id"),
+                       "a user pool id")
+    client_id = answered(cognito.create_user_pool_client(
         UserPoolId=pool_id, ClientName="local", ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
-    )["UserPoolClient"]["ClientId"]
+    )["UserPoolClient"].get("ClientId"), "an app client id")
     cognito.admin_create_user(UserPoolId=pool_id, Username=email, MessageAction="SUPPRESS",
                               UserAttributes=[{"Name": "email", "Value": email}, {"Name": "email_verified", "Value": "true"}])
     cognito.admin_set_user_password(UserPoolId=pool_id, Username=email, Password=password, Permanent=True)
@@ -43,8 +47,16 @@ def create_local_identity(endpoint: str, *, email: str = LOCAL_EMAIL, password: 
         AUTH_ISSUER_VARIABLE: f"https://cognito-idp.{region}.amazonaws.com/{pool_id}",  # moto's iss: the AWS URL
         AUTH_JWKS_URL_VARIABLE: f"{endpoint}/{pool_id}/.well-known/jwks.json",  # moto serves the keys here
         AUTH_CLIENT_IDS_VARIABLE: client_id,
-        "pool_id": pool_id, "access_token": tokens["AccessToken"], "id_token": tokens["IdToken"],
+        "pool_id": pool_id, "access_token": answered(tokens.get("AccessToken"), "an access token"),
+        "id_token": answered(tokens.get("IdToken"), "an ID token"),
     }
+
+
+def answered(value: str | None, what: str) -> str:
+    """A value Cognito's answer may leave out (its types say so) but moto always sends."""
+    if value is None:
+        raise RuntimeError(f"moto's Cognito answered without {what}")
+    return value
 
 
 def moto_signed(claims: Mapping[str, Any]) -> str:

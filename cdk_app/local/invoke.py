@@ -26,13 +26,14 @@ from typing import Any
 
 from cdk_app.local.runtime import FunctionSpec, InvokeResult, label_of
 from cdk_app.local.template import LocalError, Resolver, StackTemplate, read_stack
+from cdk_app.shapes import is_array, is_object
 
 
 def _event_kind(event: Any) -> str:
-    if not isinstance(event, dict):
+    if not is_object(event):
         return "other"
     records = event.get("Records")
-    if isinstance(records, list) and records and isinstance(records[0], dict):
+    if is_array(records) and records and is_object(records[0]):
         return "sqs" if records[0].get("eventSource") == "aws:sqs" else "other"
     if "requestContext" in event or "httpMethod" in event:
         return "http"
@@ -104,8 +105,11 @@ def invoke(assembly: Path | str, event_file: Path | str, *, stack_name: str | No
 
         resolver = Resolver(stack)
         LocalAws(stack, resolver, Path(".")).name_functions()  # names only: nothing is created
-        specs = {lid: FunctionSpec(lid, label_of(stack, lid), resolver.ref(lid), "", "", Path("."), (), {},
-                                   float(r.get("Properties", {}).get("Timeout", 3)),
+        # Names and timeouts only: the running stack has the code. (Keywords: positionally, the timeout used to
+        # land in `environment`, and the wait below was always the default 3 s + 30.)
+        specs = {lid: FunctionSpec(lid, label_of(stack, lid), name=resolver.ref(lid), arn="", handler="",
+                                   runtime="", code=Path("."), layers=(), environment={},
+                                   timeout_s=float(r.get("Properties", {}).get("Timeout", 3)),
                                    inline="ZipFile" in r.get("Properties", {}).get("Code", {}))
                  for lid, r in stack.of_type("AWS::Lambda::Function").items()}
         spec = choose_function(specs, stack, resolver, event, function)
@@ -120,7 +124,7 @@ def invoke(assembly: Path | str, event_file: Path | str, *, stack_name: str | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cdk_app.invoke", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m cdk_app.invoke", description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("assembly", help="the cloud assembly folder `cdk synth` wrote (cdk.out)")
     parser.add_argument("event", help="a JSON file holding the event (samples: examples/events/)")
     parser.add_argument("--stack", help="the stack (default: the only one)")

@@ -8,10 +8,11 @@ not print a traceback when a client hangs up.
 from __future__ import annotations
 
 import socket
+import socketserver
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from cdk_app.local.template import LocalError
 
 #: Children get a process group of their own: Ctrl+C in the terminal reaches only the local stack's
 #: process, which then stops them in order (they stay in its session, and end with it).
-CHILD = {"process_group": 0}
+CHILD_GROUP = 0  # Popen(process_group=...): a new group whose id is the child's
 
 
 def free_port() -> int:
@@ -29,7 +30,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_until(check: Callable[[], bool], *, timeout: float, what: str, process: subprocess.Popen | None = None,
+def wait_until(check: Callable[[], bool], *, timeout: float, what: str, process: subprocess.Popen[Any] | None = None,
                log: Path | None = None) -> None:
     """Poll ``check`` until it is true; a clear error if ``process`` exits or ``timeout`` passes."""
     deadline = time.monotonic() + timeout
@@ -41,7 +42,7 @@ def wait_until(check: Callable[[], bool], *, timeout: float, what: str, process:
         time.sleep(0.05)
 
 
-def stop_process(process: subprocess.Popen | None, timeout: float = 10) -> None:
+def stop_process(process: subprocess.Popen[Any] | None, timeout: float = 10) -> None:
     """Terminate ``process`` and wait for it; kill it if it does not end within ``timeout``."""
     if process is None or process.poll() is not None:
         return
@@ -51,6 +52,12 @@ def stop_process(process: subprocess.Popen | None, timeout: float = 10) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def port_of(server: socketserver.BaseServer) -> int:
+    """The port a TCP server listens on (its address is a (host, port) tuple; the types allow a socket path)."""
+    address = server.server_address
+    return int(address[1]) if isinstance(address, tuple) else 0
 
 
 class QuietServer(ThreadingHTTPServer):
@@ -75,7 +82,7 @@ class Handler(BaseHTTPRequestHandler):
     def body(self) -> bytes:
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
-    def reply(self, status: int, body: bytes = b"", headers: Mapping[str, str] | list[tuple[str, str]] = ()) -> None:
+    def reply(self, status: int, body: bytes = b"", headers: Mapping[str, str] | Sequence[tuple[str, str]] = ()) -> None:
         self.send_response(status)
         for name, value in headers.items() if isinstance(headers, Mapping) else headers:
             self.send_header(name, value)

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cdk_app.local.processes import CHILD, free_port, stop_process
+from cdk_app.local.processes import CHILD_GROUP, free_port, stop_process
 from cdk_app.local.template import LocalError
 
 
@@ -113,7 +113,7 @@ class RedisServer:
         self.directory, self.password, self.cluster = directory, password, cluster
         self.ca, self.cert, self.key = certificates
         self.port = port or (free_port_with_bus() if cluster and server_version() < (7, 0) else free_port())
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def log(self) -> Path:
@@ -141,7 +141,7 @@ class RedisServer:
             if server_version() >= (7, 0):
                 command += ["--cluster-port", str(free_port())]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        stdin=subprocess.DEVNULL, **CHILD)
+                                        stdin=subprocess.DEVNULL, process_group=CHILD_GROUP)
         self.wait_ready(cluster_ok=False)
         if self.cluster:
             with self.client() as client:

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cdk_app.local.processes import CHILD, Handler, QuietServer, stop_process
+from cdk_app.local.processes import CHILD_GROUP, Handler, QuietServer, stop_process
 from cdk_app.local.template import LocalError, Resolver, StackTemplate
 
 #: What Lambda's Python runtime provides besides the bundle: its runtime interface client, and
@@ -145,7 +145,7 @@ def function_specs(stack: StackTemplate, resolver: Resolver, work: Path) -> dict
         config = properties.get("ProvisionedConcurrencyConfig")
         if config:
             provisioned[resolver.text(properties["FunctionName"])] = int(config["ProvisionedConcurrentExecutions"])
-    specs = {}
+    specs: dict[str, FunctionSpec] = {}
     for logical_id, resource in stack.of_type("AWS::Lambda::Function").items():
         p = resource.get("Properties", {})
         name = resolver.text({"Ref": logical_id})
@@ -155,7 +155,7 @@ def function_specs(stack: StackTemplate, resolver: Resolver, work: Path) -> dict
             (code / "index.py").write_text(resolver.text(p["Code"]["ZipFile"]))
         else:
             code = stack.asset(logical_id, work)
-        layers = []
+        layers: list[Path] = []
         for layer in resolver.resolve(p.get("Layers", [])):
             owner = next((lid for lid, ph in resolver.physical.items() if ph.ref == layer
                           and stack.resources[lid]["Type"] == "AWS::Lambda::LayerVersion"), None)
@@ -235,10 +235,16 @@ def _error_payload(request_id: str, error_type: str, message: str) -> bytes:
 class RuntimeApi(Handler):
     """The Runtime API of one execution environment (``server.instance``), as the runtime client uses it."""
 
-    server: _RuntimeServer
+    @property
+    def instance(self) -> Instance:
+        """The execution environment this server serves (each has a server of its own)."""
+        server = self.server
+        if not isinstance(server, _RuntimeServer):
+            raise TypeError(f"RuntimeApi serves a _RuntimeServer, not {type(server).__name__}")
+        return server.instance
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        instance = self.server.instance
+        instance = self.instance
         if self.path == f"/{API_VERSION}/runtime/invocation/next":
             invocation = instance.next_invocation()
             if invocation is None:  # stopping: the process is about to be ended
@@ -261,7 +267,7 @@ class RuntimeApi(Handler):
             self.reply(404, b'{"errorType":"NotFound"}')
 
     def do_POST(self) -> None:  # noqa: N802
-        instance, body = self.server.instance, self.body()
+        instance, body = self.instance, self.body()
         parts = self.path.strip("/").split("/")
         error_type = self.headers.get("Lambda-Runtime-Function-Error-Type")
         if parts[1:3] == ["runtime", "invocation"] and len(parts) == 5 and parts[4] in ("response", "error"):
@@ -305,7 +311,7 @@ class Instance:
         self.process = subprocess.Popen(
             [str(pool.python), "-m", "awslambdaric", self.spec.handler], cwd=self.spec.code,
             env=self._environment(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            **CHILD)
+            process_group=CHILD_GROUP)
         threading.Thread(target=self._forward_output, name=f"output-{self.label}", daemon=True).start()
 
     def _environment(self) -> dict[str, str]:

@@ -73,6 +73,7 @@ class LocalStack:
         self.stack, self.options, self.log = stack, options or Options(), log
         self.work = Path(tempfile.mkdtemp(prefix="fastapi-lambda-local-"))
         self.resolver = Resolver(stack)
+        self.state_path: Path | None = None  # where the running stack's state is written (make token, invoke)
         self.user = (LOCAL_EMAIL, LOCAL_PASSWORD) if stack.of_type("AWS::Cognito::UserPool") else None
         self.aws = LocalAws(stack, self.resolver, self.work, user_email=self.user and self.user[0],
                             user_password=self.user and self.user[1])
@@ -166,10 +167,10 @@ class LocalStack:
             "user": {"email": self.user[0], "password": self.user[1]} if self.user else None,
             "children": self.child_pids(),
         }
-        if self.gateways:
-            path = state_file(self.gateways[0].server.server_address[1])  # type: ignore[union-attr]
+        if self.gateways and (server := self.gateways[0].server) is not None:
+            path = state_file(server.server_address[1])
             path.write_text(json.dumps(state, indent=1))
-            self.state_path: Path | None = path
+            self.state_path = path
 
     def child_pids(self) -> list[int]:
         pids = [p.pid for p in (self.aws.process, *(c.process for c in self.aws.caches)) if p is not None]
@@ -179,8 +180,8 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop everything this started, newest first; safe to call twice."""
-        if getattr(self, "state_path", None) is not None:
-            self.state_path.unlink(missing_ok=True)  # type: ignore[union-attr]
+        if self.state_path is not None:
+            self.state_path.unlink(missing_ok=True)
             self.state_path = None
         if self.scheduler is not None:
             self.scheduler.stop()

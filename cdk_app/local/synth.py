@@ -14,6 +14,7 @@ from typing import Any
 from aws_cdk import App
 
 from cdk_app.settings import ConfigError, read_cdk_json_context
+from cdk_app.shapes import is_object
 from cdk_app.stack import build_stacks
 
 
@@ -25,12 +26,13 @@ def host_architecture() -> str:
 def for_this_machine(environments: dict[str, Any]) -> dict[str, Any]:
     """Every environment's settings with ``function.architecture`` set to this machine's."""
     return {name: {**settings, "function": {**settings.get("function", {}), "architecture": host_architecture()}}
-            if isinstance(settings, dict) else settings for name, settings in environments.items()}
+            if is_object(settings) else settings for name, settings in environments.items()}
 
 
 def main() -> None:
     app = App()
-    environments = app.node.try_get_context("environments") or read_cdk_json_context().get("environments") or {}
+    environments: dict[str, Any] = (app.node.try_get_context("environments")
+                                    or read_cdk_json_context().get("environments") or {})
     app.node.set_context("environments", for_this_machine(environments))
     try:
         build_stacks(app)

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cdk_app.shapes import is_array, is_mapping, is_object
+
 #: moto's default account; its ARNs and queue URLs name it.
 ACCOUNT = "123456789012"
 DEFAULT_REGION = "us-east-1"
@@ -61,8 +63,8 @@ class StackTemplate:
         resource = self.resources[logical_id]
         relative = resource.get("Metadata", {}).get("aws:asset:path")
         if relative is None:
-            content = resource.get("Properties", {}).get("Code") or resource.get("Properties", {}).get("Content") or {}
-            key = content.get("S3Key") if isinstance(content, Mapping) else None
+            content: object = resource.get("Properties", {}).get("Code") or resource.get("Properties", {}).get("Content")
+            key = content.get("S3Key") if is_mapping(content) else None
             if not isinstance(key, str):
                 raise LocalError(f"{logical_id}: no asset to run (no aws:asset:path metadata and no S3Key); "
                                  "synthesize with the CDK CLI, which records asset paths")
@@ -155,7 +157,7 @@ class Resolver:
         self.stack = stack
         self.physical: dict[str, Physical] = {}
         self.placeholders: set[str] = set()
-        self.pseudo = {
+        self.pseudo: dict[str, Any] = {
             "AWS::Region": stack.region, "AWS::AccountId": stack.account, "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": stack.name,
             "AWS::StackId": f"arn:aws:cloudformation:{stack.region}:{stack.account}:stack/{stack.name}/local",
@@ -200,9 +202,9 @@ class Resolver:
 
     def resolve(self, value: Any) -> Any:
         """``value`` with every intrinsic function evaluated (``AWS::NoValue`` entries removed)."""
-        if isinstance(value, list):
+        if is_array(value):
             return [v for v in (self.resolve(item) for item in value) if v is not _NO_VALUE]
-        if not isinstance(value, dict):
+        if not is_object(value):
             return value
         if len(value) == 1:
             (key, argument), = value.items()
@@ -236,22 +238,24 @@ def _get_att(resolver: Resolver, argument: Any) -> Any:
     return resolver.get_att(logical_id, resolver.resolve(attribute))
 
 
-def _join(resolver: Resolver, argument: list) -> str:
+def _join(resolver: Resolver, argument: list[Any]) -> str:
     separator, items = argument
     return separator.join(resolver.text(item) for item in resolver.resolve(items))
 
 
-def _select(resolver: Resolver, argument: list) -> Any:
+def _select(resolver: Resolver, argument: list[Any]) -> Any:
     index, items = resolver.resolve(argument)
     return items[int(index)]
 
 
-def _split(resolver: Resolver, argument: list) -> list[str]:
+def _split(resolver: Resolver, argument: list[Any]) -> list[str]:
     separator, text = argument
     return resolver.text(text).split(separator)
 
 
 def _sub(resolver: Resolver, argument: Any) -> str:
+    template: str
+    variables: dict[str, Any]
     template, variables = (argument, {}) if isinstance(argument, str) else argument
     values = {name: resolver.text(v) for name, v in variables.items()}
 
@@ -268,12 +272,12 @@ def _sub(resolver: Resolver, argument: Any) -> str:
     return re.sub(r"\$\{([^}]+)\}", replace, template)
 
 
-def _if(resolver: Resolver, argument: list) -> Any:
+def _if(resolver: Resolver, argument: list[Any]) -> Any:
     name, when_true, when_false = argument
     return resolver.resolve(when_true if resolver.condition(name) else when_false)
 
 
-def _find_in_map(resolver: Resolver, argument: list) -> Any:
+def _find_in_map(resolver: Resolver, argument: list[Any]) -> Any:
     name, top, second = resolver.resolve(argument)
     return resolver.stack.template["Mappings"][name][top][second]
 

@@ -11,7 +11,10 @@ import argparse
 import os
 import shlex
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_cognito_idp import CognitoIdentityProviderClient  # types only (requirements-dev.txt)
 
 
 def sign_in(state: dict[str, Any], *, scopes: list[str] | None = None) -> dict[str, str]:
@@ -19,7 +22,7 @@ def sign_in(state: dict[str, Any], *, scopes: list[str] | None = None) -> dict[s
     import boto3
 
     from cdk_app.local.aws import ACCESS_KEY_ID, SECRET_ACCESS_KEY
-    from cdk_app.local.identity import moto_token_with_scopes
+    from cdk_app.local.identity import answered, moto_token_with_scopes
 
     if not state.get("identities") or not state.get("user"):
         raise SystemExit(f"local: {state['stack']} has no user pool, so there is no token to get")
@@ -28,21 +31,22 @@ def sign_in(state: dict[str, Any], *, scopes: list[str] | None = None) -> dict[s
     client = next((c for c in clients if not c["secret"]), None)
     if client is None:
         raise SystemExit("local: every app client of the user pool has a secret; a user signs in through one without")
-    cognito = boto3.client("cognito-idp", endpoint_url=state["moto_endpoint"], region_name=state["region"],
+    cognito: CognitoIdentityProviderClient = boto3.client("cognito-idp", endpoint_url=state["moto_endpoint"], region_name=state["region"],
                            aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY)
     tokens = cognito.initiate_auth(ClientId=client["id"], AuthFlow="USER_PASSWORD_AUTH", AuthParameters={
         "USERNAME": identity["username"], "PASSWORD": state["user"]["password"]})["AuthenticationResult"]
     # moto grants no OAuth scopes (it has no authorization-code flow): the token gets them re-signed with
     # the key moto signs with, which the local pool's JWKS publishes.
     wanted = client["scopes"] if scopes is None else scopes
-    return {"access_token": moto_token_with_scopes(tokens["AccessToken"], wanted) if wanted else tokens["AccessToken"],
-            "id_token": tokens["IdToken"]}
+    access_token = answered(tokens.get("AccessToken"), "an access token")
+    return {"access_token": moto_token_with_scopes(access_token, wanted) if wanted else access_token,
+            "id_token": answered(tokens.get("IdToken"), "an ID token")}
 
 
 def main(argv: list[str] | None = None) -> int:
     from cdk_app.local.stack import read_state
 
-    parser = argparse.ArgumentParser(prog="python -m cdk_app.local.token", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m cdk_app.local.token", description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("LOCAL_PORT") or 3000),
                         help="the port the local stack serves on (default: LOCAL_PORT or 3000)")
     parser.add_argument("--scope", action="append", dest="scopes",

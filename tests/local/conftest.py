@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -134,8 +135,9 @@ class RunningStack:
 
 
 def call(method: str, url: str, *, token: str | None = None, body: object = None,
-         headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], object]:
-    """One HTTP request: the status, the headers (lower-case names) and the body (JSON when it is)."""
+         headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
+    """One HTTP request: the status, the headers (lower-case names) and the body (JSON when it is: Any, as the
+    tests read it)."""
     import json
     import urllib.error
     import urllib.request

@@ -57,7 +57,13 @@ def bundle(tmp_path) -> tuple[Path, Path]:
     return code, layer
 
 
-def make_pool(python, bundle, tmp_path, logs: list[str], **spec) -> FunctionPool:
+class LoggedPool(FunctionPool):
+    """A pool with the list its log lines go to, for the tests to read."""
+
+    logs: list[str]
+
+
+def make_pool(python, bundle, tmp_path, logs: list[str], **spec) -> LoggedPool:
     code, layer = bundle
     settings = {"logical_id": "Fn", "label": "Fn", "name": "app-Fn",
                 "arn": "arn:aws:lambda:us-east-1:123456789012:function:app-Fn", "handler": "app.h.handler",
@@ -65,15 +71,16 @@ def make_pool(python, bundle, tmp_path, logs: list[str], **spec) -> FunctionPool
                 "timeout_s": 5.0, "memory_mb": 256, "architecture": host_architecture(), **spec}
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
-    return FunctionPool(FunctionSpec(**settings), python=python, services={}, region="eu-west-1", work=work,
-                        max_instances=spec.pop("max_instances", 2), log=logs.append)
+    pool = LoggedPool(FunctionSpec(**settings), python=python, services={}, region="eu-west-1", work=work,
+                      max_instances=spec.pop("max_instances", 2), log=logs.append)
+    pool.logs = logs
+    return pool
 
 
 @pytest.fixture
 def pool(python, bundle, tmp_path):
     logs: list[str] = []
     made = make_pool(python, bundle, tmp_path, logs)
-    made.logs = logs
     yield made
     made.stop()
 
