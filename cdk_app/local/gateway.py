@@ -35,12 +35,11 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from cdk_app.local.aws import ACCESS_KEY_ID, SECRET_ACCESS_KEY
-from cdk_app.local.lambda_api import LocalLambda
 from cdk_app.local.processes import Handler, QuietServer, port_of
-from cdk_app.local.runtime import Log, Throttled, print_log
+from cdk_app.local.runtime import InvokeResult, Log, Throttled, print_log
 from cdk_app.local.template import LocalError, Physical, Resolver, StackTemplate, short_id
 from cdk_app.shapes import is_array, is_object
 
@@ -113,6 +112,18 @@ class Denied(Exception):
         self.answer = answer
 
 
+class Invoker(Protocol):
+    """What the gateway invokes functions through: :class:`~cdk_app.local.lambda_api.LocalLambda` (tests: a fake)."""
+
+    def invoke(self, reference: str, payload: bytes) -> InvokeResult: ...
+
+
+class SigningKeys(Protocol):
+    """Where the gateway gets a token's verification key: :class:`Keys` (tests: a fixed key)."""
+
+    def key(self, issuer: str, kid: str) -> Any: ...
+
+
 class Keys:
     """Signing keys by issuer: the local user pools' from moto, any other from its ``/.well-known/jwks.json``."""
 
@@ -138,7 +149,7 @@ def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return jwt.get_unverified_header(token), jwt.decode(token, options={"verify_signature": False})
 
 
-def verify_jwt(token: str, keys: Keys, *, issuers: list[str], audiences: list[str] | None) -> dict[str, Any]:
+def verify_jwt(token: str, keys: SigningKeys, *, issuers: list[str], audiences: list[str] | None) -> dict[str, Any]:
     """The claims of a token signed by one of ``issuers`` (RSA), in its validity, for one of ``audiences``.
 
     Raises ``ValueError`` naming the failed check, worded as API Gateway words it.
@@ -452,7 +463,7 @@ def _rest_api(stack: StackTemplate, resolver: Resolver, logical_id: str) -> Api:
 class Gateway:
     """Serves one :class:`Api` on a local port, invoking functions through :class:`LocalLambda`."""
 
-    def __init__(self, api: Api, functions: LocalLambda, keys: Keys, *, region: str, account: str,
+    def __init__(self, api: Api, functions: Invoker, keys: SigningKeys, *, region: str, account: str,
                  log: Log = print_log) -> None:
         self.api, self.functions, self.keys, self.region, self.account, self.log = api, functions, keys, region, \
             account, log

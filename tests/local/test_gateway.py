@@ -121,7 +121,7 @@ class StaticKeys:
         return KEY.public_key()
 
 
-def token(*, key=KEY, kid="k1", **claims) -> str:
+def token(*, key: rsa.RSAPrivateKey | str = KEY, kid="k1", **claims) -> str:
     now = int(time.time())
     return jwt.encode({"iss": ISSUER, "sub": "user-1", "iat": now, "exp": now + 600, **claims}, key,
                       algorithm="RS256", headers={"kid": kid})
