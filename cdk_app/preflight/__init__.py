@@ -20,6 +20,8 @@ Add a rule in the module of its service: a function decorated with :func:`rule` 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from cdk_app.preflight import (  # noqa: F401  (each module registers its rules)
     apigateway,
     cache,
@@ -37,6 +39,9 @@ from cdk_app.preflight import (  # noqa: F401  (each module registers its rules)
     waf,
 )
 from cdk_app.preflight.engine import RULES, Finding, Rule, Violation, check_template, rule
+
+if TYPE_CHECKING:  # for readers and type checkers; at run time __getattr__ below loads it on first use
+    from cdk_app.preflight.plugin import Preflight
 
 __all__ = ["RULES", "Finding", "Preflight", "Rule", "Violation", "check_template", "rule"]
 

@@ -11,6 +11,8 @@ from cdk_app.preflight.engine import (
     Template,
     Violation,
     as_list,
+    as_mapping,
+    is_mapping,
     known,
     literal_text,
     number,
@@ -95,7 +97,7 @@ def route_unique(resource: Resource, template: Template) -> Iterator[Violation]:
 def stage_route_settings(resource: Resource, template: Template) -> Iterator[Violation]:
     """Each key of a stage's RouteSettings is a route of its API, created before the stage."""
     settings, api = resource.get("RouteSettings"), target_id(resource.get("ApiId"))
-    if not isinstance(settings, dict) or api is None or api not in template.resources:
+    if not is_mapping(settings) or api is None or api not in template.resources:
         return
     routes = {r.get("RouteKey"): r for r in template.of_type(ROUTE) if target_id(r.get("ApiId")) == api}
     for key in settings:
@@ -116,7 +118,7 @@ def stage_route_settings(resource: Resource, template: Template) -> Iterator[Vio
 def access_log_format(resource: Resource, template: Template) -> Iterator[Violation]:
     """An access log format names the request id; a destination comes with a format."""
     settings = resource.get("AccessLogSettings") or resource.get("AccessLogSetting")
-    if not isinstance(settings, dict):
+    if not is_mapping(settings):
         return
     fmt = settings.get("Format")
     if settings.get("DestinationArn") and not fmt:
@@ -135,7 +137,7 @@ _LOGGING_LEVELS = ("INFO", "ERROR")
 
 def _rest_stage_logs(stage: Resource) -> bool:
     """Whether a REST stage writes execution or access logs to CloudWatch (which needs the account's role)."""
-    methods = [m for m in as_list(stage.get("MethodSettings")) if isinstance(m, dict)]
+    methods = stage.mappings("MethodSettings")
     return bool(stage.get("AccessLogSetting", "DestinationArn")) or any(
         m.get("LoggingLevel") in _LOGGING_LEVELS or m.get("DataTraceEnabled") is True for m in methods)
 
@@ -192,7 +194,7 @@ def deployment_after_methods(resource: Resource, template: Template) -> Iterator
       source="https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-lambda-proxy-integrations.html")
 def lambda_integration_post(resource: Resource, template: Template) -> Iterator[Violation]:
     """A Lambda integration of a REST method calls Lambda with POST."""
-    integration = resource.get("Integration") or {}
+    integration = resource.mapping("Integration")
     uri = shape(integration.get("Uri")) or ""
     if integration.get("Type") in ("AWS", "AWS_PROXY") and ":lambda:path/" in uri:
         verb = integration.get("IntegrationHttpMethod")
@@ -221,7 +223,7 @@ def http_integration(resource: Resource, template: Template) -> Iterator[Violati
 def http_cors(resource: Resource, template: Template) -> Iterator[Violation]:
     """HTTP API CORS: no '*' origin with credentials, a max age of at most a day."""
     cors = resource.get("CorsConfiguration")
-    if not isinstance(cors, dict):
+    if not is_mapping(cors):
         return
     if cors.get("AllowCredentials") is True and "*" in as_list(cors.get("AllowOrigins")):
         yield Violation("AllowCredentials with AllowOrigins '*'", "list the exact origins, or drop credentials")
@@ -237,7 +239,7 @@ def jwt_authorizer(resource: Resource, template: Template) -> Iterator[Violation
     """A JWT authorizer has an https issuer, an audience and a header identity source."""
     if resource.get("AuthorizerType") != "JWT":
         return
-    jwt = resource.get("JwtConfiguration") or {}
+    jwt = resource.mapping("JwtConfiguration")
     issuer = literal_text(jwt.get("Issuer"))
     if not jwt.get("Issuer") or (issuer is not None and not issuer.startswith("https://")):
         yield Violation(f"Issuer={issuer!r}", "set the issuer URL (https://cognito-idp.<region>.amazonaws.com/<pool>)")
@@ -271,9 +273,9 @@ def rest_authorizer(resource: Resource, template: Template) -> Iterator[Violatio
       source="https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html")
 def throttle_quota(resource: Resource, template: Template) -> Iterator[Violation]:
     """Throttling above the account's default quota needs a quota increase to take effect."""
-    settings = [resource.get("DefaultRouteSettings") or {}, *((resource.get("RouteSettings") or {}).values()),
-                *(m for m in as_list(resource.get("MethodSettings")) if isinstance(m, dict))]
-    counts = Counter()
+    settings = [resource.mapping("DefaultRouteSettings"), *map(as_mapping, resource.mapping("RouteSettings").values()),
+                *resource.mappings("MethodSettings")]
+    counts: Counter[str] = Counter()
     for s in settings:
         rate, burst = number(s.get("ThrottlingRateLimit")), number(s.get("ThrottlingBurstLimit"))
         counts["rate"] += bool(rate and rate > 10000)
