@@ -325,6 +325,16 @@ CASES: dict[str, Callable[[Stack], str]] = {
                                         ) and "Authorizer",
     "APIGW-THROTTLE-QUOTA": lambda s: cfn(s, "Stage", "AWS::ApiGatewayV2::Stage", ApiId="a", StageName="s",
                                           DefaultRouteSettings={"ThrottlingRateLimit": 20000}) and "Stage",
+    "APIGW-THROTTLE-ZERO": lambda s: cfn(s, "Stage", "AWS::ApiGatewayV2::Stage", ApiId="a", StageName="s",
+                                         RouteSettings={"POST /orders": {"ThrottlingRateLimit": 0,
+                                                                         "ThrottlingBurstLimit": 10}}) and "Stage",
+    "RESTAPI-METHOD-LOGGING-LEVEL": lambda s: rest_stage(s, MethodSettings=[
+        {"HttpMethod": "*", "ResourcePath": "/*", "LoggingLevel": "DEBUG"}]) and "Stage",
+    "RESTAPI-COMPRESSION-SIZE": lambda s: rest_api(s, MinimumCompressionSize=10_485_761) and "Rest",
+    "HTTPAPI-STAGE-EXECUTION-LOGS": lambda s: cfn(s, "Stage", "AWS::ApiGatewayV2::Stage", ApiId=http_api(s).ref,
+                                                  StageName="$default", DefaultRouteSettings={
+                                                      "LoggingLevel": "ERROR", "ThrottlingRateLimit": 20,
+                                                      "ThrottlingBurstLimit": 40}) and "Stage",
     "LAMBDA-RESERVED-VARIABLE": lambda s: function(s, Environment={"Variables": {"AWS_REGION": "eu-west-1"}})
     and "Fn",
     "LAMBDA-VARIABLE-NAMES": lambda s: function(s, Environment={"Variables": {"my-setting": "1"}}) and "Fn",
@@ -554,6 +564,55 @@ def test_a_stack_name_aws_refuses_is_named():
 def test_near_misses_pass(build, tmp_path):
     report = run_preflight(build, tmp_path)
     assert not report.failed and not report.violations, report.violations
+
+
+@pytest.mark.parametrize(("size", "refused"), [(0, False), (10_485_760, False), (-1, True), (10_485_761, True)])
+def test_rest_compression_size_bounds(size, refused, tmp_path):
+    # API Gateway's bounds, both ends: 0 compresses every answer, 10,485,760 bytes (10M) is the largest size.
+    report = run_preflight(lambda s: rest_api(s, MinimumCompressionSize=size), tmp_path)
+    assert bool(report.of("RESTAPI-COMPRESSION-SIZE")) == refused and report.failed == refused, report.violations
+    assert report.violations == [] or refused
+
+
+def test_compression_size_in_an_imported_openapi_definition_is_read_too():
+    api = {"Type": "AWS::ApiGateway::RestApi", "Properties": {"Body": {
+        "openapi": "3.0.1", "paths": {}, "x-amazon-apigateway-minimum-compression-size": 20_000_000}}}
+    (finding,) = [f for f in check_template({"Resources": {"Rest": api}}) if f.rule.id == "RESTAPI-COMPRESSION-SIZE"]
+    assert "Body/x-amazon-apigateway-minimum-compression-size=20000000" in finding.line()
+
+
+def test_a_compression_size_passed_to_the_gateway_fails_synth(tmp_path):
+    # The settings bound it; a consumer passing the prop to FastApiGateway directly is caught at synth.
+    def build(stack: Stack) -> None:
+        orders = FastApiFunction(stack, "Orders", source=LAMBDA_SRC, expected_duration=Duration.seconds(10))
+        FastApiGateway(stack, "Api", handler=orders.alias, api_type="rest", compression_min_bytes=10_485_761)
+
+    report = run_preflight(build, tmp_path)
+    assert report.failed
+    assert [v["path"] for v in report.of("RESTAPI-COMPRESSION-SIZE")] == ["Case/Api/RestApi"]
+
+
+def test_throttling_of_zero_is_named_where_it_is_and_just_above_zero_passes():
+    def findings(**props: object) -> list[str]:
+        stage = {"Type": "AWS::ApiGateway::Stage", "Properties": {"RestApiId": "r", "StageName": "api", **props}}
+        return [f.line() for f in check_template({"Resources": {"Stage": stage}}) if f.rule.id == "APIGW-THROTTLE-ZERO"]
+
+    (line,) = findings(MethodSettings=[{"HttpMethod": "*", "ResourcePath": "/*", "ThrottlingRateLimit": 10},
+                                       {"HttpMethod": "GET", "ResourcePath": "/~1x", "ThrottlingBurstLimit": 0}])
+    assert "MethodSettings/1 sets ThrottlingBurstLimit to 0" in line
+    assert findings(MethodSettings=[{"HttpMethod": "*", "ResourcePath": "/*", "ThrottlingRateLimit": 0.5,
+                                     "ThrottlingBurstLimit": 1}]) == []
+
+
+def test_execution_logs_stay_on_websocket_stages(tmp_path):
+    # Near miss: LoggingLevel is a route setting WebSocket APIs do have.
+    def build(stack: Stack) -> None:
+        api = cfn(stack, "Ws", "AWS::ApiGatewayV2::Api", Name="ws", ProtocolType="WEBSOCKET",
+                  RouteSelectionExpression="$request.body.action")
+        cfn(stack, "Stage", "AWS::ApiGatewayV2::Stage", ApiId=api.ref, StageName="live",
+            DefaultRouteSettings={"LoggingLevel": "ERROR", "DataTraceEnabled": True})
+
+    assert run_preflight(build, tmp_path).of("HTTPAPI-STAGE-EXECUTION-LOGS") == []
 
 
 def test_the_three_environments_pass(synth):
