@@ -330,11 +330,6 @@ def mappings(value: object) -> list[Mapping[str, Any]]:
     return [v for v in as_list(value) if is_mapping(v)]
 
 
-def as_str(value: object) -> str | None:
-    """``value`` if it is a string (not an intrinsic function, a number or a boolean), else None."""
-    return value if isinstance(value, str) else None
-
-
 def statements(policy: Any) -> list[Mapping[str, Any]]:
     """The statements of a policy document (one statement may be given bare)."""
     if not is_mapping(policy):
