@@ -12,7 +12,9 @@ including resources the constructs did not make.
 - :data:`RULES` holds every rule: id, resource types, the AWS message it prevents, its source.
 
 Add a rule in the module of its service: a function decorated with :func:`rule` that yields a
-:class:`Violation` per problem, and a violating case in ``tests/infra/test_preflight.py``.
+:class:`Violation` per problem, reading the template through the engine's typed accessors
+(``Resource.get``/``.mapping``/``.mappings``, ``as_mapping``, ``mappings``), and a violating case in
+``tests/infra/test_preflight.py``.
 """
 
 # pyright: reportUnusedImport=false
