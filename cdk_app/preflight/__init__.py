@@ -12,13 +12,17 @@ including resources the constructs did not make.
 - :data:`RULES` holds every rule: id, resource types, the AWS message it prevents, its source.
 
 Add a rule in the module of its service: a function decorated with :func:`rule` that yields a
-:class:`Violation` per problem, and a violating case in ``tests/infra/test_preflight.py``.
+:class:`Violation` per problem, reading the template through the engine's typed accessors
+(``Resource.get``/``.mapping``/``.mappings``, ``as_mapping``, ``mappings``), and a violating case in
+``tests/infra/test_preflight.py``.
 """
 
 # pyright: reportUnusedImport=false
 # (the modules below are imported for their side effect: each registers its rules)
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from cdk_app.preflight import (  # noqa: F401  (each module registers its rules)
     apigateway,
@@ -37,6 +41,9 @@ from cdk_app.preflight import (  # noqa: F401  (each module registers its rules)
     waf,
 )
 from cdk_app.preflight.engine import RULES, Finding, Rule, Violation, check_template, rule
+
+if TYPE_CHECKING:  # for readers and type checkers; at run time __getattr__ below loads it on first use
+    from cdk_app.preflight.plugin import Preflight
 
 __all__ = ["RULES", "Finding", "Preflight", "Rule", "Violation", "check_template", "rule"]
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from cdk_app.preflight.engine import (
     Resource,
     Template,
     Violation,
     as_list,
+    as_mapping,
+    is_mapping,
     known,
     literal_text,
     number,
@@ -22,6 +25,7 @@ from cdk_app.preflight.engine import (
 
 ROUTE = "AWS::ApiGatewayV2::Route"
 METHOD = "AWS::ApiGateway::Method"
+REST_API, HTTP_API, HTTP_STAGE = "AWS::ApiGateway::RestApi", "AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Stage"
 #: The authorization types that carry scopes, per kind of API.
 _SCOPED = {ROUTE: "JWT", METHOD: "COGNITO_USER_POOLS"}
 
@@ -95,7 +99,7 @@ def route_unique(resource: Resource, template: Template) -> Iterator[Violation]:
 def stage_route_settings(resource: Resource, template: Template) -> Iterator[Violation]:
     """Each key of a stage's RouteSettings is a route of its API, created before the stage."""
     settings, api = resource.get("RouteSettings"), target_id(resource.get("ApiId"))
-    if not isinstance(settings, dict) or api is None or api not in template.resources:
+    if not is_mapping(settings) or api is None or api not in template.resources:
         return
     routes = {r.get("RouteKey"): r for r in template.of_type(ROUTE) if target_id(r.get("ApiId")) == api}
     for key in settings:
@@ -116,7 +120,7 @@ def stage_route_settings(resource: Resource, template: Template) -> Iterator[Vio
 def access_log_format(resource: Resource, template: Template) -> Iterator[Violation]:
     """An access log format names the request id; a destination comes with a format."""
     settings = resource.get("AccessLogSettings") or resource.get("AccessLogSetting")
-    if not isinstance(settings, dict):
+    if not is_mapping(settings):
         return
     fmt = settings.get("Format")
     if settings.get("DestinationArn") and not fmt:
@@ -135,7 +139,7 @@ _LOGGING_LEVELS = ("INFO", "ERROR")
 
 def _rest_stage_logs(stage: Resource) -> bool:
     """Whether a REST stage writes execution or access logs to CloudWatch (which needs the account's role)."""
-    methods = [m for m in as_list(stage.get("MethodSettings")) if isinstance(m, dict)]
+    methods = stage.mappings("MethodSettings")
     return bool(stage.get("AccessLogSetting", "DestinationArn")) or any(
         m.get("LoggingLevel") in _LOGGING_LEVELS or m.get("DataTraceEnabled") is True for m in methods)
 
@@ -192,7 +196,7 @@ def deployment_after_methods(resource: Resource, template: Template) -> Iterator
       source="https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-lambda-proxy-integrations.html")
 def lambda_integration_post(resource: Resource, template: Template) -> Iterator[Violation]:
     """A Lambda integration of a REST method calls Lambda with POST."""
-    integration = resource.get("Integration") or {}
+    integration = resource.mapping("Integration")
     uri = shape(integration.get("Uri")) or ""
     if integration.get("Type") in ("AWS", "AWS_PROXY") and ":lambda:path/" in uri:
         verb = integration.get("IntegrationHttpMethod")
@@ -221,7 +225,7 @@ def http_integration(resource: Resource, template: Template) -> Iterator[Violati
 def http_cors(resource: Resource, template: Template) -> Iterator[Violation]:
     """HTTP API CORS: no '*' origin with credentials, a max age of at most a day."""
     cors = resource.get("CorsConfiguration")
-    if not isinstance(cors, dict):
+    if not is_mapping(cors):
         return
     if cors.get("AllowCredentials") is True and "*" in as_list(cors.get("AllowOrigins")):
         yield Violation("AllowCredentials with AllowOrigins '*'", "list the exact origins, or drop credentials")
@@ -237,7 +241,7 @@ def jwt_authorizer(resource: Resource, template: Template) -> Iterator[Violation
     """A JWT authorizer has an https issuer, an audience and a header identity source."""
     if resource.get("AuthorizerType") != "JWT":
         return
-    jwt = resource.get("JwtConfiguration") or {}
+    jwt = resource.mapping("JwtConfiguration")
     issuer = literal_text(jwt.get("Issuer"))
     if not jwt.get("Issuer") or (issuer is not None and not issuer.startswith("https://")):
         yield Violation(f"Issuer={issuer!r}", "set the issuer URL (https://cognito-idp.<region>.amazonaws.com/<pool>)")
@@ -265,19 +269,105 @@ def rest_authorizer(resource: Resource, template: Template) -> Iterator[Violatio
         yield Violation(f"IdentitySource={source!r}", "use method.request.header.Authorization")
 
 
+def _route_settings(stage: Resource) -> list[tuple[str, Mapping[str, Any]]]:
+    """(where, settings) of every block of a stage's throttling and logging settings: an HTTP or WebSocket
+    stage's DefaultRouteSettings and each of its RouteSettings, a REST stage's MethodSettings."""
+    return [("DefaultRouteSettings", stage.mapping("DefaultRouteSettings")),
+            *((f"RouteSettings/{key}", as_mapping(value)) for key, value in stage.mapping("RouteSettings").items()),
+            *((f"MethodSettings/{i}", setting) for i, setting in enumerate(stage.mappings("MethodSettings")))]
+
+
 @rule("APIGW-THROTTLE-QUOTA", "AWS::ApiGatewayV2::Stage", "AWS::ApiGateway::Stage", severity="warning",
       message="API Gateway caps stage and route throttling at the account's quota (10,000 requests per second, "
               "burst 5,000 by default per region): higher values are not applied",
       source="https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html")
 def throttle_quota(resource: Resource, template: Template) -> Iterator[Violation]:
     """Throttling above the account's default quota needs a quota increase to take effect."""
-    settings = [resource.get("DefaultRouteSettings") or {}, *((resource.get("RouteSettings") or {}).values()),
-                *(m for m in as_list(resource.get("MethodSettings")) if isinstance(m, dict))]
-    counts = Counter()
-    for s in settings:
+    counts: Counter[str] = Counter()
+    for _, s in _route_settings(resource):
         rate, burst = number(s.get("ThrottlingRateLimit")), number(s.get("ThrottlingBurstLimit"))
         counts["rate"] += bool(rate and rate > 10000)
         counts["burst"] += bool(burst and burst > 5000)
     if counts["rate"] or counts["burst"]:
         yield Violation("throttling above 10,000 requests/s or a burst above 5,000",
                         "request an increase of the 'Throttle rate' quota (Service Quotas, API Gateway) first")
+
+
+#: API Gateway's largest minimum compression size of a REST API, in bytes (10 MiB).
+MAX_COMPRESSION_BYTES = 10_485_760
+#: The OpenAPI extension an imported definition (the RestApi's Body) sets it with.
+_COMPRESSION_EXTENSION = "x-amazon-apigateway-minimum-compression-size"
+
+
+@rule("RESTAPI-COMPRESSION-SIZE", REST_API,
+      message="API Gateway refuses a minimum compression size that is not an integer from 0 to 10485760 bytes "
+              "(10M bytes) when it creates or updates the REST API",
+      source="https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-gzip-compression-decompression"
+             ".html; https://docs.aws.amazon.com/apigateway/latest/developerguide/"
+             "api-gateway-openapi-minimum-compression-size.html")
+def compression_size(resource: Resource, template: Template) -> Iterator[Violation]:
+    """A REST API's minimum compression size (property or OpenAPI extension) is 0 to 10,485,760 bytes."""
+    for where, value in (("MinimumCompressionSize", resource.get("MinimumCompressionSize")),
+                         (f"Body/{_COMPRESSION_EXTENSION}", resource.mapping("Body").get(_COMPRESSION_EXTENSION))):
+        size = number(value)
+        if size is not None and (not 0 <= size <= MAX_COMPRESSION_BYTES or size != int(size)):
+            yield Violation(f"{where}={shown(value)}", f"set a whole number of bytes from 0 (compress every answer) "
+                            f"to {MAX_COMPRESSION_BYTES} (FastApiGateway's compression_min_bytes), or leave it out to "
+                            "turn compression off", location=f"Properties/{where}")
+
+
+#: Route settings that configure execution logging, which only WebSocket APIs have.
+_EXECUTION_LOGS = ("LoggingLevel", "DataTraceEnabled")
+
+
+@rule("HTTPAPI-STAGE-EXECUTION-LOGS", HTTP_STAGE,
+      message='"BadRequestException: Execution logs are not supported on protocolType HTTP" (LoggingLevel and '
+              "DataTraceEnabled are route settings of WebSocket APIs only)",
+      source="https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-properties-apigatewayv2-stage-"
+             "routesettings.html; https://github.com/hashicorp/terraform-provider-aws/issues/14010")
+def http_execution_logs(resource: Resource, template: Template) -> Iterator[Violation]:
+    """An HTTP API stage's route settings turn on no execution logs (LoggingLevel, DataTraceEnabled)."""
+    api = template.target(resource.get("ApiId"), HTTP_API)
+    if api is None or api.get("ProtocolType") != "HTTP":
+        return
+    for where, setting in _route_settings(resource):
+        found = [k for k in _EXECUTION_LOGS if (k == "LoggingLevel" and k in setting) or setting.get(k) is True]
+        if found:
+            yield Violation(f"{where} sets {', '.join(found)} on a stage of HTTP API {api.id}", "remove them: an HTTP "
+                            "API logs through its stage's AccessLogSettings (access logs) only",
+                            location=f"Properties/{where}")
+
+
+@rule("APIGW-THROTTLE-ZERO", HTTP_STAGE, "AWS::ApiGateway::Stage", severity="warning",
+      message="a throttling rate or burst of 0 leaves the token bucket empty: API Gateway answers every request of "
+              "the stage, route or method 429 Too Many Requests",
+      source="https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-throttling.html; "
+             "https://github.com/pulumi/pulumi-aws/issues/2363; "
+             "https://github.com/hashicorp/terraform-provider-aws/pull/43307")
+def throttle_zero(resource: Resource, template: Template) -> Iterator[Violation]:
+    """Stage, route and method throttling lets requests through (a rate and a burst above 0)."""
+    for where, setting in _route_settings(resource):
+        zero = [k for k in ("ThrottlingRateLimit", "ThrottlingBurstLimit") if number(setting.get(k)) == 0]
+        if zero:
+            yield Violation(f"{where} sets {' and '.join(zero)} to 0", "set a rate and a burst above 0 "
+                            "(FastApiGateway's throttle_rate_limit / throttle_burst_limit, route_throttles), or leave "
+                            "them out to use the account's limits; to close a route, remove it",
+                            location=f"Properties/{where}")
+
+
+#: A REST method's logging levels (CDK's MethodLoggingLevel). Compared without case: an unknown spelling of a known
+#: level is left to AWS rather than refused here.
+_METHOD_LOGGING_LEVELS = ("OFF", "ERROR", "INFO")
+
+
+@rule("RESTAPI-METHOD-LOGGING-LEVEL", "AWS::ApiGateway::Stage",
+      message="BadRequestException: API Gateway takes only OFF, ERROR or INFO as a method's logging level",
+      source="https://docs.aws.amazon.com/apigateway/latest/api/API_MethodSetting.html; https://docs.aws.amazon.com/"
+             "AWSCloudFormation/latest/UserGuide/aws-properties-apigateway-stage-methodsetting.html")
+def method_logging_level(resource: Resource, template: Template) -> Iterator[Violation]:
+    """A REST stage's method settings log at OFF, ERROR or INFO."""
+    for where, setting in _route_settings(resource):
+        level = literal_text(setting.get("LoggingLevel"))
+        if level is not None and level.upper() not in _METHOD_LOGGING_LEVELS:
+            yield Violation(f"{where}/LoggingLevel={level!r}", "use OFF, ERROR or INFO (MethodLoggingLevel); "
+                            "DataTraceEnabled adds full request and response logs", location=f"Properties/{where}")

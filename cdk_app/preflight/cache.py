@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from cdk_app.preflight.engine import Resource, Template, Violation, literal_text, number, rule
+from cdk_app.preflight.engine import Resource, Template, Violation, as_mapping, literal_text, number, rule
 
 REPLICATION_GROUP, SERVERLESS = "AWS::ElastiCache::ReplicationGroup", "AWS::ElastiCache::ServerlessCache"
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -94,9 +94,9 @@ def windows(resource: Resource, template: Template) -> Iterator[Violation]:
       source="https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/Scaling.html")
 def serverless_limits(resource: Resource, template: Template) -> Iterator[Violation]:
     """Serverless cache usage limits within ElastiCache's bounds."""
-    limits = resource.get("CacheUsageLimits") or {}
+    limits = resource.mapping("CacheUsageLimits")
     for name, unit, low, high in (("DataStorage", "GB", 1, 5000), ("ECPUPerSecond", "ECPU/s", 1000, 15_000_000)):
-        spec = limits.get(name) or {}
+        spec = as_mapping(limits.get(name))
         low_set, high_set = number(spec.get("Minimum")), number(spec.get("Maximum"))
         for value in (low_set, high_set):
             if value is not None and not low <= value <= high:

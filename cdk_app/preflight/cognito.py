@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 
 from cdk_app.preflight.engine import (
     PSEUDO,
@@ -118,7 +118,7 @@ _UNIT_MINUTES = {"seconds": 1 / 60, "minutes": 1, "hours": 60, "days": 1440}
       "request-AccessTokenValidity")
 def token_validity(resource: Resource, template: Template) -> Iterator[Violation]:
     """Token validities within Cognito's bounds."""
-    units = resource.get("TokenValidityUnits") or {}
+    units = resource.mapping("TokenValidityUnits")
     for key, unit_key, default_unit, low, high in (
             ("AccessTokenValidity", "AccessToken", "hours", 5, 1440), ("IdTokenValidity", "IdToken", "hours", 5, 1440),
             ("RefreshTokenValidity", "RefreshToken", "days", 60, 3650 * 1440)):
@@ -142,7 +142,7 @@ def client_scopes(resource: Resource, template: Template) -> Iterator[Violation]
         server = servers.get(server_id) or next((s for s in servers.values() if s.id in referenced_ids(scope)), None)
         if server is None or "\N{REPLACEMENT CHARACTER}" in name:
             continue
-        defined = {x.get("ScopeName") for x in as_list(server.get("Scopes")) if isinstance(x, Mapping)}
+        defined = {x.get("ScopeName") for x in server.mappings("Scopes")}
         if name not in defined:
             yield Violation(f"scope {text!r} is not defined by {server.id}", f"add scope {name!r} to the resource "
                             "server, or remove it from the client")

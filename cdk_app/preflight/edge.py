@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any, cast
 
 from cdk_app.preflight.engine import (
     Resource,
     Template,
     Violation,
     as_list,
+    as_mapping,
+    is_list,
     literal_text,
     referenced_ids,
     rule,
@@ -53,8 +54,8 @@ def _rest_path(resource_id: object, template: Template, depth: int = 0) -> str |
     """The path of a REST resource ("/billing/{proxy+}"); "/" for the root; None when unknown."""
     resource = template.target(resource_id, REST_RESOURCE)
     if resource is None:
-        attribute = cast("dict[str, Any]", resource_id).get("Fn::GetAtt") if isinstance(resource_id, dict) else None
-        return "/" if isinstance(attribute, list) and attribute[-1] == "RootResourceId" else None
+        attribute = as_mapping(resource_id).get("Fn::GetAtt")
+        return "/" if is_list(attribute) and attribute[-1] == "RootResourceId" else None
     parent = _rest_path(resource.get("ParentId"), template, depth + 1) if depth < 30 else None
     part = resource.get("PathPart")
     return None if parent is None or not isinstance(part, str) else parent.rstrip("/") + "/" + part
@@ -67,7 +68,7 @@ def _rest_methods(api: str, template: Template) -> list[tuple[Resource, str, str
         if target_id(method.get("RestApiId")) != api:
             continue
         path, verb = _rest_path(method.get("ResourceId"), template), method.get("HttpMethod")
-        integration: dict[str, Any] = method.get("Integration") or {}
+        integration = method.mapping("Integration")
         uri = integration.get("Uri") if integration.get("Type") in ("AWS_PROXY", "AWS") else None
         if path is not None and isinstance(verb, str):
             found.append((method, verb, path, _function(uri)))
@@ -118,9 +119,8 @@ def claimed_twice(resource: Resource, template: Template) -> Iterator[Violation]
 def domain_certificate(resource: Resource, template: Template) -> Iterator[Violation]:
     """A domain's certificate is in the region its endpoint type needs, in the property that type reads."""
     if resource.type == "AWS::ApiGatewayV2::DomainName":
-        wanted = [(cast("dict[str, Any]", c).get("CertificateArn"), template.region,
-                   "DomainNameConfigurations/CertificateArn")
-                  for c in as_list(resource.get("DomainNameConfigurations")) if isinstance(c, dict)]
+        wanted = [(c.get("CertificateArn"), template.region, "DomainNameConfigurations/CertificateArn")
+                  for c in resource.mappings("DomainNameConfigurations")]
     else:
         types = as_list(resource.get("EndpointConfiguration", "Types")) or ["EDGE"]
         regional = "REGIONAL" in types
@@ -186,7 +186,7 @@ def mapping(resource: Resource, template: Template) -> Iterator[Violation]:
              "issues/553")
 def binary_mock(resource: Resource, template: Template) -> Iterator[Violation]:
     """A MOCK integration of a REST API that treats every body as binary converts it to text."""
-    integration: dict[str, Any] = resource.get("Integration") or {}
+    integration = resource.mapping("Integration")
     if integration.get("Type") != "MOCK" or integration.get("ContentHandling") == "CONVERT_TO_TEXT":
         return
     api = template.target(resource.get("RestApiId"), REST_API)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeGuard, TypeVar
 
 Severity = Literal["error", "warning"]
 
@@ -84,21 +84,29 @@ class Resource:
     def of(cls, logical_id: str, body: Mapping[str, Any], path: str | None = None) -> Resource:
         """A template resource; its construct path from ``path``, its metadata, or else its logical id."""
         depends = body.get("DependsOn") or ()
-        return cls(logical_id, body.get("Type", ""), body.get("Properties") or {},
-                   (depends,) if isinstance(depends, str) else tuple(depends), body.get("DeletionPolicy"),
-                   path or (body.get("Metadata") or {}).get("aws:cdk:path", logical_id), body.get("UpdatePolicy"))
+        return cls(logical_id, body.get("Type", ""), as_mapping(body.get("Properties")),
+                   (depends,) if isinstance(depends, str) else tuple(as_list(depends)), body.get("DeletionPolicy"),
+                   path or as_mapping(body.get("Metadata")).get("aws:cdk:path", logical_id), body.get("UpdatePolicy"))
 
     def get(self, *keys: str | int, default: Any = None) -> Any:
         """A nested property, e.g. ``get("Environment", "Variables")``, or ``default``."""
         value: Any = self.props
         for key in keys:
-            if isinstance(value, Mapping) and isinstance(key, str) and key in value:
+            if is_mapping(value) and isinstance(key, str) and key in value:
                 value = value[key]
-            elif isinstance(value, list) and isinstance(key, int) and -len(value) <= key < len(value):
+            elif is_list(value) and isinstance(key, int) and -len(value) <= key < len(value):
                 value = value[key]
             else:
                 return default
         return value
+
+    def mapping(self, *keys: str | int) -> Mapping[str, Any]:
+        """A nested property that is a JSON object (an intrinsic function is one too), else an empty one."""
+        return as_mapping(self.get(*keys))
+
+    def mappings(self, *keys: str | int) -> list[Mapping[str, Any]]:
+        """The JSON objects of a nested list property (a lone object counts as a list of one)."""
+        return mappings(self.get(*keys))
 
 
 class Template:
@@ -137,7 +145,8 @@ class Template:
 
     def depends(self, resource: Resource, on: str) -> bool:
         """Whether CloudFormation creates ``on`` before ``resource`` (a reference or DependsOn, directly or not)."""
-        seen, todo = set(), [resource.id]
+        seen: set[str] = set()
+        todo = [resource.id]
         while todo:
             for nxt in self.edges(todo.pop()) - seen:
                 if nxt == on:
@@ -178,7 +187,7 @@ def check_template(body: Mapping[str, Any], *, name: str = "", region: str | Non
     """
     template = Template(body, name=name, region=region, paths=paths)
     stack = [Resource(name, STACK, {"StackName": name}, path=stack_path or name)] if name else []
-    findings = []
+    findings: list[Finding] = []
     for r in (RULES.values() if rules is None else rules):
         resources = list(template.resources.values()) if "*" in r.types else template.of_type(*r.types)
         for resource in resources + (stack if STACK in r.types else []):
@@ -189,7 +198,7 @@ def check_template(body: Mapping[str, Any], *, name: str = "", region: str | Non
 # --- intrinsic functions ---------------------------------------------------------------------------
 
 def is_intrinsic(value: Any) -> bool:
-    return isinstance(value, Mapping) and len(value) == 1 and next(iter(value)) in INTRINSICS
+    return is_mapping(value) and len(value) == 1 and next(iter(value)) in INTRINSICS
 
 
 INTRINSICS = frozenset({"Ref", "Fn::GetAtt", "Fn::Join", "Fn::Sub", "Fn::Select", "Fn::Split", "Fn::If",
@@ -201,21 +210,22 @@ def known(value: Any) -> bool:
     """Whether ``value`` holds no intrinsic function anywhere (its value is known at synth)."""
     if is_intrinsic(value):
         return False
-    if isinstance(value, Mapping):
+    if is_mapping(value):
         return all(known(v) for v in value.values())
-    if isinstance(value, list):
+    if is_list(value):
         return all(known(v) for v in value)
     return True
 
 
 def target_id(value: Any) -> str | None:
     """The logical id of ``{"Ref": id}`` or ``{"Fn::GetAtt": [id, attr]}``."""
-    if isinstance(value, Mapping) and len(value) == 1:
-        if "Ref" in value and isinstance(value["Ref"], str) and not value["Ref"].startswith("AWS::"):
-            return value["Ref"]
+    if is_mapping(value) and len(value) == 1:
+        ref = value.get("Ref")
+        if isinstance(ref, str) and not ref.startswith("AWS::"):
+            return ref
         if "Fn::GetAtt" in value:
             att = value["Fn::GetAtt"]
-            return att[0] if isinstance(att, list) else str(att).split(".")[0]
+            return att[0] if is_list(att) else str(att).split(".")[0]
     return None
 
 
@@ -225,19 +235,24 @@ _SUB_NAME = re.compile(r"\$\{([A-Za-z0-9_:]+)(?:\.[A-Za-z0-9_.]+)?\}")
 def referenced_ids(value: Any) -> set[str]:
     """Every logical id ``value`` refers to, at any depth (Ref, GetAtt, and ``${Name}`` in Fn::Sub)."""
     found: set[str] = set()
-    if isinstance(value, Mapping):
+    if is_mapping(value):
         if (logical_id := target_id(value)) is not None:
             found.add(logical_id)
         if "Fn::Sub" in value:
-            sub = value["Fn::Sub"]
-            text = sub if isinstance(sub, str) else sub[0] if isinstance(sub, list) and sub else ""
+            text = _sub_text(value["Fn::Sub"]) or ""
             found |= {n for n in _SUB_NAME.findall(text) if not n.startswith("AWS::")}
         for v in value.values():
             found |= referenced_ids(v)
-    elif isinstance(value, list):
+    elif is_list(value):
         for v in value:
             found |= referenced_ids(v)
     return found
+
+
+def _sub_text(sub: Any) -> str | None:
+    """The template string of an Fn::Sub argument (``"text"`` or ``["text", {variables}]``)."""
+    text = sub if isinstance(sub, str) else sub[0] if is_list(sub) and sub else None
+    return text if isinstance(text, str) else None
 
 
 def shape(value: Any, pseudo: Mapping[str, str] = PSEUDO) -> str | None:
@@ -248,16 +263,16 @@ def shape(value: Any, pseudo: Mapping[str, str] = PSEUDO) -> str | None:
         return None
     if isinstance(value, int | float):
         return str(value)
-    if isinstance(value, Mapping) and len(value) == 1:
+    if is_mapping(value) and len(value) == 1:
         key, arg = next(iter(value.items()))
         if key == "Ref" and isinstance(arg, str) and arg in pseudo:
             return pseudo[arg]
-        if key == "Fn::Join" and isinstance(arg, list) and len(arg) == 2 and isinstance(arg[1], list):
-            parts = [shape(p, pseudo) for p in arg[1]]
+        if key == "Fn::Join" and is_list(arg) and len(arg) == 2 and is_list(joined := arg[1]):
+            parts = [shape(p, pseudo) for p in joined]
             return str(arg[0]).join(UNKNOWN if p is None else p for p in parts)
         if key == "Fn::Sub":
-            text = arg if isinstance(arg, str) else arg[0] if isinstance(arg, list) and arg else None
-            if isinstance(text, str):
+            text = _sub_text(arg)
+            if text is not None:
                 return _SUB_NAME.sub(lambda m: pseudo.get(m.group(1), UNKNOWN), text)
         if key in INTRINSICS:
             return UNKNOWN
@@ -284,17 +299,42 @@ def number(value: Any) -> float | None:
     return None
 
 
-def as_list(value: Any) -> list[Any]:
+# --- narrowing a template's JSON values -------------------------------------------------------------
+# A parsed template is JSON: objects (with string keys), lists, strings, numbers, booleans, null. Rules read it
+# through these, so each property is checked for its shape once, and the type checker knows what it holds.
+
+def is_mapping(value: object) -> TypeGuard[Mapping[str, Any]]:
+    """Whether ``value`` is a JSON object (an intrinsic function such as ``{"Ref": ...}`` is one too)."""
+    return isinstance(value, Mapping)
+
+
+def is_list(value: object) -> TypeGuard[list[Any]]:
+    """Whether ``value`` is a JSON list."""
+    return isinstance(value, list)
+
+
+def as_mapping(value: object) -> Mapping[str, Any]:
+    """``value`` if it is a JSON object, else an empty one (a property left out reads as empty)."""
+    return value if is_mapping(value) else {}
+
+
+def as_list(value: object) -> list[Any]:
+    """``value`` as a list: itself if a list, nothing for None, else a list of the one value."""
     if value is None:
         return []
-    return value if isinstance(value, list) else [value]
+    return value if is_list(value) else [value]
+
+
+def mappings(value: object) -> list[Mapping[str, Any]]:
+    """The JSON objects of ``value`` read as a list (other entries, e.g. intrinsic-free strings, left out)."""
+    return [v for v in as_list(value) if is_mapping(v)]
 
 
 def statements(policy: Any) -> list[Mapping[str, Any]]:
     """The statements of a policy document (one statement may be given bare)."""
-    if not isinstance(policy, Mapping):
+    if not is_mapping(policy):
         return []
-    return [s for s in as_list(policy.get("Statement")) if isinstance(s, Mapping)]
+    return mappings(policy.get("Statement"))
 
 
 def allows(statement: Mapping[str, Any], action: str, *, service: str | None = None) -> bool:
@@ -305,16 +345,15 @@ def allows(statement: Mapping[str, Any], action: str, *, service: str | None = N
     if statement.get("Effect") != "Allow":
         return False
     actions = [a for a in as_list(statement.get("Action")) if isinstance(a, str)]
-    service_name, _, verb = action.partition(":")
     if not any(a == "*" or a.lower() == action.lower() or (a.endswith("*") and action.lower().startswith(a[:-1].lower()))
                for a in actions):
         return False
     if service is None:
         return True
     principal = statement.get("Principal")
-    if principal == "*" or (isinstance(principal, Mapping) and "*" in as_list(principal.get("AWS"))):
+    if principal == "*" or (is_mapping(principal) and "*" in as_list(principal.get("AWS"))):
         return True
-    return isinstance(principal, Mapping) and service in as_list(principal.get("Service"))
+    return is_mapping(principal) and service in as_list(principal.get("Service"))
 
 
 def shown(value: Any, limit: int = 80) -> str:

@@ -58,7 +58,7 @@ def aliases_of(function: Resource, template: Template) -> list[Resource]:
 
 def provisioned(function: Resource, template: Template) -> list[tuple[Resource, int]]:
     """(alias or version, provisioned concurrency) of every alias and version of ``function`` that has some."""
-    found = []
+    found: list[tuple[Resource, int]] = []
     for other in template.of_type(ALIAS, VERSION):
         count = number(other.get("ProvisionedConcurrencyConfig", "ProvisionedConcurrentExecutions"))
         if count and function_of(other.get("FunctionName"), template) is function:
@@ -76,7 +76,7 @@ def _snapstart(function: Resource) -> bool:
       source=f"{_ENVIRONMENT_DOCS}#configuration-envvars-runtime; https://github.com/aws/aws-cdk/pull/28048")
 def reserved_variables(resource: Resource, template: Template) -> Iterator[Violation]:
     """No environment variable the Lambda runtime sets itself (AWS_REGION, _HANDLER, ...)."""
-    variables = resource.get("Environment", "Variables") or {}
+    variables = resource.mapping("Environment", "Variables")
     if reserved := sorted(set(variables) & RESERVED_VARIABLES):
         yield Violation(f"Environment sets {', '.join(reserved)}", "remove them: Lambda sets them itself (read "
                         "AWS_REGION from the environment at run time)", location="Properties/Environment/Variables")
@@ -88,7 +88,7 @@ def reserved_variables(resource: Resource, template: Template) -> Iterator[Viola
       source=f"{_ENVIRONMENT_DOCS}; https://github.com/pulumi/pulumi-aws/issues/2159")
 def variable_names(resource: Resource, template: Template) -> Iterator[Violation]:
     """Environment variable names start with a letter and have two or more letters, digits or underscores."""
-    variables = resource.get("Environment", "Variables") or {}
+    variables = resource.mapping("Environment", "Variables")
     if bad := [k for k in variables if not re.fullmatch(r"[a-zA-Z][a-zA-Z0-9_]+", k)]:
         yield Violation(f"Environment names {', '.join(map(repr, bad))}", "rename them: a letter, then letters, "
                         "digits or underscores (two characters at least)", location="Properties/Environment/Variables")
@@ -99,7 +99,7 @@ def variable_names(resource: Resource, template: Template) -> Iterator[Violation
               'provided exceeded the 4KB limit"', source=f"{_ENVIRONMENT_DOCS}#configuration-envvars-config")
 def environment_size(resource: Resource, template: Template) -> Iterator[Violation]:
     """All environment variables together fit in 4 KB (counting only what is known at synth)."""
-    variables = resource.get("Environment", "Variables") or {}
+    variables = resource.mapping("Environment", "Variables")
     size = sum(len(k.encode()) + len((shape(v) or "").replace("\N{REPLACEMENT CHARACTER}", "").encode())
                for k, v in variables.items())
     if size > 4096:
@@ -112,7 +112,7 @@ def environment_size(resource: Resource, template: Template) -> Iterator[Violati
       source="https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-log-level.html")
 def log_levels(resource: Resource, template: Template) -> Iterator[Violation]:
     """Log-level filtering (ApplicationLogLevel, SystemLogLevel) only with LogFormat JSON."""
-    logging = resource.get("LoggingConfig") or {}
+    logging = resource.mapping("LoggingConfig")
     levels = [k for k in ("ApplicationLogLevel", "SystemLogLevel") if logging.get(k)]
     if levels and logging.get("LogFormat", "Text") == "Text":
         yield Violation(f"LoggingConfig sets {', '.join(levels)} with LogFormat Text", "set LogFormat to JSON or "

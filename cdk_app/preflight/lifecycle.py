@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-from cdk_app.preflight.engine import Resource, Template, Violation, as_list, referenced_ids, rule
+from cdk_app.preflight.engine import Resource, Template, Violation, referenced_ids, rule
 
 #: Resources with a deletion protection of their own: (type, how to read it).
-_PROTECTED = {
+_PROTECTED: dict[str, Callable[[Resource], bool]] = {
     "AWS::Cognito::UserPool": lambda r: r.get("DeletionProtection") == "ACTIVE",
     "AWS::DynamoDB::Table": lambda r: r.get("DeletionProtectionEnabled") is True,
-    "AWS::DynamoDB::GlobalTable": lambda r: any(isinstance(x, dict) and x.get("DeletionProtectionEnabled") is True
-                                                for x in as_list(r.get("Replicas"))),
+    "AWS::DynamoDB::GlobalTable": lambda r: any(x.get("DeletionProtectionEnabled") is True
+                                                for x in r.mappings("Replicas")),
     "AWS::Logs::LogGroup": lambda r: r.get("DeletionProtectionEnabled") is True,
 }
 

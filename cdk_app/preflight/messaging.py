@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 from cdk_app.preflight.engine import (
@@ -11,6 +11,7 @@ from cdk_app.preflight.engine import (
     Violation,
     allows,
     as_list,
+    is_mapping,
     literal_text,
     number,
     referenced_ids,
@@ -69,7 +70,7 @@ def fifo_name(resource: Resource, template: Template) -> Iterator[Violation]:
 def redrive(resource: Resource, template: Template) -> Iterator[Violation]:
     """A redrive policy with 1-1000 receives to a dead-letter queue of the same type."""
     policy = resource.get("RedrivePolicy")
-    if not isinstance(policy, Mapping):
+    if not is_mapping(policy):
         return
     count = number(policy.get("maxReceiveCount"))
     if count is not None and not 1 <= count <= 1000:
@@ -87,8 +88,7 @@ def _publishers(topic: Resource, template: Template) -> dict[str, list[str]]:
         if any(topic.id in referenced_ids(alarm.get(k)) for k in _ALARM_ACTIONS):
             found.setdefault("cloudwatch.amazonaws.com", []).append(alarm.id)
     for events_rule in template.of_type("AWS::Events::Rule"):
-        if any(topic.id in referenced_ids(t.get("Arn")) for t in as_list(events_rule.get("Targets"))
-               if isinstance(t, Mapping)):
+        if any(topic.id in referenced_ids(t.get("Arn")) for t in events_rule.mappings("Targets")):
             found.setdefault("events.amazonaws.com", []).append(events_rule.id)
     return found
 
@@ -163,7 +163,7 @@ def publisher_allowed(resource: Resource, template: Template) -> Iterator[Violat
 def subscription_dead_letters(resource: Resource, template: Template) -> Iterator[Violation]:
     """A subscription's dead-letter queue accepts messages from SNS (queue policy, key policy, same FIFO type)."""
     redrive = resource.get("RedrivePolicy")
-    queue = template.target(redrive.get("deadLetterTargetArn"), QUEUE) if isinstance(redrive, Mapping) else None
+    queue = template.target(redrive.get("deadLetterTargetArn"), QUEUE) if is_mapping(redrive) else None
     if queue is None:
         return
     granted = [s for p in template.of_type("AWS::SQS::QueuePolicy")
@@ -202,7 +202,7 @@ def key_policy_lockout(resource: Resource, template: Template) -> Iterator[Viola
         return
     for s in policy:
         principal = s.get("Principal")
-        account_principal = principal == "*" or (isinstance(principal, Mapping) and principal.get("AWS"))
+        account_principal = principal == "*" or (is_mapping(principal) and principal.get("AWS"))
         if account_principal and allows(s, "kms:PutKeyPolicy"):
             return
     yield Violation("no statement lets an account principal call kms:PutKeyPolicy", "keep CDK's default key policy "

@@ -5,9 +5,20 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 
-from cdk_app.preflight.engine import UNKNOWN, Resource, Template, Violation, as_list, number, rule, shape
+from cdk_app.preflight.engine import (
+    UNKNOWN,
+    Resource,
+    Template,
+    Violation,
+    as_list,
+    as_mapping,
+    mappings,
+    number,
+    rule,
+    shape,
+)
 
 ALARM = "AWS::CloudWatch::Alarm"
 _PUT_ALARM = "https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricAlarm.html"
@@ -15,9 +26,8 @@ _PUT_ALARM = "https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/A
 
 def _periods(resource: Resource) -> list[float]:
     found = [number(resource.get("Period"))]
-    for query in as_list(resource.get("Metrics")):
-        if isinstance(query, Mapping):
-            found += [number(query.get("Period")), number((query.get("MetricStat") or {}).get("Period"))]
+    for query in resource.mappings("Metrics"):
+        found += [number(query.get("Period")), number(as_mapping(query.get("MetricStat")).get("Period"))]
     return [p for p in found if p is not None]
 
 
@@ -54,7 +64,7 @@ def alarm_window(resource: Resource, template: Template) -> Iterator[Violation]:
       source="https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_MetricDataQuery.html")
 def alarm_metric(resource: Resource, template: Template) -> Iterator[Violation]:
     """An alarm's metric is well formed."""
-    queries = [q for q in as_list(resource.get("Metrics")) if isinstance(q, Mapping)]
+    queries = resource.mappings("Metrics")
     if resource.get("Statistic") and resource.get("ExtendedStatistic"):
         yield Violation("Statistic and ExtendedStatistic", "keep one")
     if queries and resource.get("MetricName"):
@@ -92,7 +102,7 @@ def dashboard(resource: Resource, template: Template) -> Iterator[Violation]:
         body = json.loads(text.replace(UNKNOWN, "x"))
     except ValueError:
         return
-    widgets = [w for w in as_list(body.get("widgets") if isinstance(body, Mapping) else None) if isinstance(w, Mapping)]
+    widgets = mappings(as_mapping(body).get("widgets"))
     if len(widgets) > 500:
         yield Violation(f"{len(widgets)} widgets", "split the dashboard")
     if bad := [w.get("width") for w in widgets if not 1 <= (number(w.get("width")) or 6) <= 24]:

@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from cdk_app.preflight.engine import Resource, Template, Violation, as_list, literal_text, rule, shown
+from cdk_app.preflight.engine import (
+    Resource,
+    Template,
+    Violation,
+    as_list,
+    is_list,
+    is_mapping,
+    literal_text,
+    mappings,
+    rule,
+    shown,
+)
 from cdk_app.settings.limits import MAX_TAGS, NAME_PROPERTIES, NAMES, tag_problem
 
 
@@ -19,7 +30,7 @@ def _values(value: Any, path: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
         for i, item in enumerate(as_list(value)):
             for where, found in _values(item, rest):
                 yield f"/{i}{where}", found
-    elif isinstance(value, Mapping) and head in value:
+    elif is_mapping(value) and head in value:
         for where, found in _values(value[head], rest):
             yield f"/{head}{where}", found
 
@@ -54,10 +65,10 @@ def _tags(props: Mapping[str, Any]) -> Iterator[tuple[str, list[tuple[Any, Any]]
     """Each tag property of a resource, as (property, [(key, value)])."""
     for name in ("Tags", "UserPoolTags"):
         tags = props.get(name)
-        if isinstance(tags, Mapping):
+        if is_mapping(tags):
             yield name, list(tags.items())
-        elif isinstance(tags, list):
-            yield name, [(t.get("Key"), t.get("Value")) for t in tags if isinstance(t, Mapping)]
+        elif is_list(tags):
+            yield name, [(t.get("Key"), t.get("Value")) for t in mappings(tags)]
 
 
 @rule("TAGS", "*", message="AWS refuses the tags (TagPolicyViolation / InvalidParameterValue on create)",

@@ -61,7 +61,7 @@ def duplicate_dns(resource: Resource, template: Template) -> Iterator[Violation]
       "per Availability Zone", source="https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html")
 def subnets_per_zone(resource: Resource, template: Template) -> Iterator[Violation]:
     """An interface endpoint's subnets are in different zones."""
-    zones = []
+    zones: list[str] = []
     for subnet_ref in as_list(resource.get("SubnetIds")):
         subnet = template.target(subnet_ref, "AWS::EC2::Subnet")
         if subnet is not None and subnet.get("AvailabilityZone") is not None:

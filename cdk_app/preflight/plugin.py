@@ -11,8 +11,9 @@ Acknowledge a finding where it is deliberate, with its reason:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import jsii
 from aws_cdk import (
@@ -23,29 +24,29 @@ from aws_cdk import (
     PolicyViolation,
 )
 
-from cdk_app.preflight.engine import RULES, STACK, Finding, check_template
+from cdk_app.preflight.engine import RULES, STACK, Finding, as_list, as_mapping, check_template, is_mapping
 
 PLUGIN_NAME = "Preflight"
 PLUGIN_VERSION = "1.0.0"
 
 
-def _stacks(template_path: Path) -> dict[str, dict]:
+def _stacks(template_path: Path) -> dict[str, Mapping[str, Any]]:
     """Template file name -> the stack's manifest artifact (the assembly is written before validation runs)."""
     manifest = template_path.parent / "manifest.json"
     if not manifest.is_file():
         return {}
-    artifacts = json.loads(manifest.read_text()).get("artifacts", {})
+    artifacts = as_mapping(as_mapping(json.loads(manifest.read_text())).get("artifacts"))
     return {a["properties"]["templateFile"]: {"id": artifact_id, **a} for artifact_id, a in artifacts.items()
-            if a.get("type") == "aws:cloudformation:stack"}
+            if is_mapping(a) and a.get("type") == "aws:cloudformation:stack"}
 
 
-def _construct_paths(directory: Path, artifact: dict) -> dict[str, str]:
+def _construct_paths(directory: Path, artifact: Mapping[str, Any]) -> dict[str, str]:
     """Logical id -> construct path, from the stack's metadata (also when templates carry no path metadata)."""
-    metadata = dict(artifact.get("metadata") or {})
-    if extra := artifact.get("additionalMetadataFile"):
-        metadata.update(json.loads((directory / extra).read_text()))
-    return {entry["data"]: path.lstrip("/") for path, entries in metadata.items() for entry in entries
-            if entry.get("type") == "aws:cdk:logicalId" and isinstance(entry.get("data"), str)}
+    metadata = dict(as_mapping(artifact.get("metadata")))
+    if isinstance(extra := artifact.get("additionalMetadataFile"), str) and extra:
+        metadata.update(as_mapping(json.loads((directory / extra).read_text())))
+    return {data: path.lstrip("/") for path, entries in metadata.items() for entry in as_list(entries)
+            if is_mapping(entry) and entry.get("type") == "aws:cdk:logicalId" and isinstance(data := entry.get("data"), str)}
 
 
 def _violation(finding: Finding, template_path: str) -> PolicyViolation:
@@ -86,11 +87,12 @@ class Preflight:
         return [r.id for r in self._rules]
 
     def validate(self, context: IPolicyValidationContext) -> PolicyValidationPluginReport:
-        violations = []
+        violations: list[PolicyViolation] = []
         for stack in context.stack_templates:
             path = Path(stack.template_path)
             artifact = _stacks(path).get(path.name, {})
-            name = artifact.get("properties", {}).get("stackName") or artifact.get("id") or path.name.removesuffix(".template.json")
+            name = as_mapping(artifact.get("properties")).get("stackName") or artifact.get("id") or \
+                path.name.removesuffix(".template.json")
             findings = check_template(json.loads(path.read_text()), name=name, region=stack.region,
                                       stack_path=stack.stack_construct_path, rules=self._rules,
                                       paths=_construct_paths(path.parent, artifact))

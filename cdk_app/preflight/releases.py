@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any, cast
+from typing import Any
 
 from cdk_app.preflight.engine import (
     Resource,
@@ -11,6 +11,7 @@ from cdk_app.preflight.engine import (
     Violation,
     allows,
     as_list,
+    as_mapping,
     literal_text,
     referenced_ids,
     rule,
@@ -36,8 +37,7 @@ _IMAGES_DOCS = "https://docs.aws.amazon.com/lambda/latest/dg/images-create.html"
 
 
 def _alias_update(alias: Resource) -> Mapping[str, Any]:
-    update = (alias.update_policy or {}).get(ALIAS_UPDATE)
-    return cast("Mapping[str, Any]", update) if isinstance(update, Mapping) else {}
+    return as_mapping(as_mapping(alias.update_policy).get(ALIAS_UPDATE))
 
 
 def _hooks(alias: Resource, template: Template) -> Iterator[tuple[str, Resource]]:
@@ -51,8 +51,7 @@ def _hooks(alias: Resource, template: Template) -> Iterator[tuple[str, Resource]
 def role_statements(role: Resource, template: Template) -> list[Mapping[str, Any]] | None:
     """Every statement the template gives ``role`` (inline and attached policies); None when the role also has
     managed policies of its own, whose statements the template does not show."""
-    found = [s for p in as_list(role.get("Policies")) if isinstance(p, Mapping)
-             for s in statements(cast("Mapping[str, Any]", p).get("PolicyDocument"))]
+    found = [s for p in role.mappings("Policies") for s in statements(p.get("PolicyDocument"))]
     for policy in template.of_type(POLICY):
         if any(target_id(r) == role.id for r in as_list(policy.get("Roles"))):
             found += statements(policy.get("PolicyDocument"))

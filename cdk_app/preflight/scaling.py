@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 
-from cdk_app.preflight.engine import Resource, Template, Violation, as_list, literal_text, number, rule, shape
+from cdk_app.preflight.engine import Resource, Template, Violation, as_mapping, literal_text, number, rule, shape
 from cdk_app.settings.limits import time_zone_problem
 
 TARGET = "AWS::ApplicationAutoScaling::ScalableTarget"
@@ -17,9 +17,9 @@ _SCHEDULE_DOCS = "https://docs.aws.amazon.com/autoscaling/application/APIReferen
 def capacity(resource: Resource, template: Template) -> Iterator[Violation]:
     """Minimum capacity at most the maximum, for the target and every scheduled action."""
     spans = [("target", resource.get("MinCapacity"), resource.get("MaxCapacity"))]
-    spans += [(a.get("ScheduledActionName", "a scheduled action"), (a.get("ScalableTargetAction") or {}).get(
-        "MinCapacity"), (a.get("ScalableTargetAction") or {}).get("MaxCapacity"))
-        for a in as_list(resource.get("ScheduledActions")) if isinstance(a, Mapping)]
+    spans += [(a.get("ScheduledActionName", "a scheduled action"), as_mapping(a.get("ScalableTargetAction")).get(
+        "MinCapacity"), as_mapping(a.get("ScalableTargetAction")).get("MaxCapacity"))
+        for a in resource.mappings("ScheduledActions")]
     for what, low, high in spans:
         low, high = number(low), number(high)
         if low is not None and high is not None and (low > high or low < 0):
@@ -48,7 +48,7 @@ def lambda_target(resource: Resource, template: Template) -> Iterator[Violation]
       source=_SCHEDULE_DOCS)
 def schedules(resource: Resource, template: Template) -> Iterator[Violation]:
     """Scheduled actions with schedules and time zones Application Auto Scaling accepts, and unique names."""
-    actions = [a for a in as_list(resource.get("ScheduledActions")) if isinstance(a, Mapping)]
+    actions = resource.mappings("ScheduledActions")
     names = [literal_text(a.get("ScheduledActionName")) for a in actions]
     if repeated := sorted({n for n in names if n is not None and names.count(n) > 1}):
         yield Violation(f"scheduled actions {repeated} repeat", "give each scheduled action its own name")

@@ -12,7 +12,10 @@ from cdk_app.preflight.engine import (
     Violation,
     allows,
     as_list,
+    as_mapping,
+    is_mapping,
     known,
+    mappings,
     referenced_ids,
     rule,
     shape,
@@ -23,12 +26,16 @@ TABLE, GLOBAL_TABLE, BUCKET = "AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTabl
 NOTIFICATIONS = "Custom::S3BucketNotifications"
 
 
+def _attribute_names(entries: object) -> set[str]:
+    """The AttributeName of each entry of a KeySchema or AttributeDefinitions list."""
+    return {name for entry in mappings(entries) if isinstance(name := entry.get("AttributeName"), str)}
+
+
 def _key_attributes(resource: Resource) -> set[str]:
-    names = {k.get("AttributeName") for k in as_list(resource.get("KeySchema")) if isinstance(k, Mapping)}
+    names = _attribute_names(resource.get("KeySchema"))
     for kind in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
-        for index in as_list(resource.get(kind)):
-            if isinstance(index, Mapping):
-                names |= {k.get("AttributeName") for k in as_list(index.get("KeySchema")) if isinstance(k, Mapping)}
+        for index in resource.mappings(kind):
+            names |= _attribute_names(index.get("KeySchema"))
     return names
 
 
@@ -42,7 +49,7 @@ def key_attributes(resource: Resource, template: Template) -> Iterator[Violation
     """AttributeDefinitions name exactly the key attributes of the table and its indexes."""
     if not known(resource.get("KeySchema")) or not known(resource.get("AttributeDefinitions")):
         return
-    defined = {a.get("AttributeName") for a in as_list(resource.get("AttributeDefinitions")) if isinstance(a, Mapping)}
+    defined = _attribute_names(resource.get("AttributeDefinitions"))
     keys = _key_attributes(resource)
     if missing := sorted(keys - defined):
         yield Violation(f"key attributes {missing} are not in AttributeDefinitions", "define each key attribute")
@@ -72,8 +79,8 @@ def billing(resource: Resource, template: Template) -> Iterator[Violation]:
       source="https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-dynamodb-globaltable.html")
 def global_replicas(resource: Resource, template: Template) -> Iterator[Violation]:
     """A global table has a replica in the stack's region; several replicas need a stream."""
-    replicas = [r for r in as_list(resource.get("Replicas")) if isinstance(r, Mapping)]
-    regions = [r.get("Region") for r in replicas]
+    replicas = resource.mappings("Replicas")
+    regions: list[object] = [r.get("Region") for r in replicas]
     here = {"Ref": "AWS::Region"}
     if regions and here not in regions and (template.region is None or template.region not in regions) \
             and all(isinstance(r, str) for r in regions):
@@ -88,22 +95,21 @@ def global_replicas(resource: Resource, template: Template) -> Iterator[Violatio
 
 def _configurations(resource: Resource) -> list[tuple[str, Mapping[str, Any]]]:
     """(kind, configuration) of a bucket's (or CDK's notifications resource's) notification configuration."""
-    config = resource.get("NotificationConfiguration") or {}
+    config = resource.mapping("NotificationConfiguration")
     return [(kind, c) for kind in ("QueueConfigurations", "TopicConfigurations", "LambdaConfigurations",
                                    "LambdaFunctionConfigurations")
-            for c in as_list(config.get(kind)) if isinstance(c, Mapping)]
+            for c in mappings(config.get(kind))]
 
 
 def _filters(config: Mapping[str, Any]) -> dict[str, list[str]]:
     """A configuration's key filter as {"prefix": [...], "suffix": [...]} (template or S3 API spelling)."""
     spec = config.get("Filter")
-    if not isinstance(spec, Mapping):
+    if not is_mapping(spec):
         return {}
-    rules = (spec.get("S3Key") or {}).get("Rules") or (spec.get("Key") or {}).get("FilterRules")
+    rules = as_mapping(spec.get("S3Key")).get("Rules") or as_mapping(spec.get("Key")).get("FilterRules")
     found: dict[str, list[str]] = {}
-    for item in as_list(rules):
-        if isinstance(item, Mapping):
-            found.setdefault(str(item.get("Name", "")).lower(), []).append(str(item.get("Value", "")))
+    for item in mappings(rules):
+        found.setdefault(str(item.get("Name", "")).lower(), []).append(str(item.get("Value", "")))
     return found
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 
 from cdk_app.preflight.engine import (
     Resource,
     Template,
     Violation,
     as_list,
+    as_mapping,
     literal_text,
     number,
     referenced_ids,
@@ -64,13 +65,13 @@ def association_order(resource: Resource, template: Template) -> Iterator[Violat
              "https://docs.aws.amazon.com/waf/latest/APIReference/API_RateBasedStatement.html")
 def web_acl_rules(resource: Resource, template: Template) -> Iterator[Violation]:
     """Rules of a web ACL: unique names and priorities, rate limits of 10 or more requests."""
-    rules = [r for r in as_list(resource.get("Rules")) if isinstance(r, Mapping)]
+    rules = resource.mappings("Rules")
     for key in ("Name", "Priority"):
         repeated = sorted(str(v) for v, n in Counter(r.get(key) for r in rules).items() if n > 1)
         if repeated:
             yield Violation(f"rule {key.lower()}s {repeated} are repeated", f"give each rule its own {key.lower()}")
     for r in rules:
-        limit = number((((r.get("Statement") or {}).get("RateBasedStatement")) or {}).get("Limit"))
+        limit = number(as_mapping(as_mapping(r.get("Statement")).get("RateBasedStatement")).get("Limit"))
         if limit is not None and not 10 <= limit <= 2_000_000_000:
             yield Violation(f"rule {r.get('Name')!r} rate limit {limit:g}", "set 10 to 2,000,000,000 per window")
 

@@ -24,5 +24,5 @@ def route(stack: Stack, api: CfnResource, id: str, key: str, **props) -> CfnReso
     return cfn(stack, id, "AWS::ApiGatewayV2::Route", ApiId=api.ref, RouteKey=key, **props)
 
 
-def rest_api(stack: Stack) -> CfnResource:
-    return cfn(stack, "Rest", "AWS::ApiGateway::RestApi", Name="rest")
+def rest_api(stack: Stack, **props: object) -> CfnResource:
+    return cfn(stack, "Rest", "AWS::ApiGateway::RestApi", Name="rest", **props)

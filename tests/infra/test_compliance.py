@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from aws_cdk import App, Stack
+from aws_cdk import App, CfnResource, Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
@@ -133,6 +133,8 @@ def test_a_skip_needs_a_real_reason_and_a_resource():
     skip_checkov(queue, "CKV_AWS_27", "first reason " * 6)
     skip_checkov(queue, "CKV_AWS_27", "second reason " * 6)  # the same check again: the newer reason only
     skip_checkov(queue, "CKV_AWS_116", "another check " * 6)
-    skips = queue.node.default_child.get_metadata("checkov")["skip"]
+    resource = queue.node.default_child
+    assert isinstance(resource, CfnResource)
+    skips = resource.get_metadata("checkov")["skip"]
     assert [(skip["id"], skip["comment"].split()[0]) for skip in skips] == [("CKV_AWS_27", "second"),
                                                                          ("CKV_AWS_116", "another")]
