@@ -232,7 +232,7 @@ class UserPool(Construct):
     def http_authorizer(self) -> authorizers.HttpUserPoolAuthorizer:
         """The HTTP API's JWT authorizer: this pool's issuer, the clients' ids as audience.
 
-        It carries :attr:`access_token_scopes`, which :class:`~cdk_app.api.FastApiGateway` puts on
+        It carries :attr:`access_token_scopes`, which :class:`cdk_app.api.FastApiGateway` puts on
         every route it protects unless given scopes of its own.
         """
         return _PoolHttpAuthorizer("Cognito", self.user_pool, user_pool_clients=list(self.clients),
@@ -278,8 +278,8 @@ class WebFirewall(Construct):
     named (WAF's rule), so a retained one must be deleted before the stack is created again. An HTTP API
     cannot have a web ACL: use a REST API (``FastApiGateway(api_type="rest", waf_rate_limit=...)`` makes one).
 
-    :param protect: the ARNs to put it in front of: a REST API stage, a user pool (required; may be empty,
-        then :meth:`protect` them later).
+    :param protect: the ARNs to put it in front of, e.g. a REST API stage or a user pool (required; may be
+        empty, then :meth:`protect` them later).
     :param rate_limit: requests per 5 minutes from one IP before it is blocked, from 100 to 2,000,000,000.
         @default ``DEFAULTS.api.waf.rate_limit``
     :param log_retention: how long the request log is kept. @default ``DEFAULTS.log_retention_days``

@@ -59,29 +59,30 @@ class ValkeyCache(Construct):
     Exposes :attr:`endpoint_address`, :attr:`endpoint_port`, :attr:`connections`,
     :attr:`secret` (node-based: the AUTH token), :attr:`security_group`, :attr:`mode` (the protocol
     the app speaks to it) and :attr:`errors_alarm` (the app falling back to the source; without an
-    action until :meth:`~cdk_app.observability.Observability.watch` adds one).
+    action until :meth:`cdk_app.observability.Observability.watch` adds one).
 
     :param kind: ``"serverless"`` (ElastiCache Serverless) or ``"node-based"`` (a replication group).
         @default ``"serverless"``
-    :param network: the :class:`~cdk_app.network.Network` to join; not with ``vpc``.
+    :param network: the :class:`cdk_app.network.Network` to join; not with ``vpc``.
         @default a new ``Network`` when ``vpc`` is not given either
     :param vpc: your VPC instead of a ``Network``. @default none
     :param subnets: the subnets of ``vpc`` for the cache (one per zone; node-based multi-AZ needs two or more).
         @default the network's ``Cache`` subnets; with ``vpc=``, its isolated subnets
-    :param max_data_storage_gb: serverless: the data storage limit in GB, from 1 to 5000.
+    :param max_data_storage_gb: (serverless) the data storage limit in GB, from 1 to 5000.
         @default ``DEFAULTS.cache.max_data_storage_gb``
-    :param max_ecpu_per_second: serverless: the ECPU per second limit, from 1000 to 15000000.
+    :param max_ecpu_per_second: (serverless) the ECPU per second limit, from 1000 to 15000000.
         @default ``DEFAULTS.cache.max_ecpu_per_second``
-    :param node_type: node-based: the node type, e.g. ``cache.t4g.small``. @default ``DEFAULTS.cache.node_type``
-    :param replicas: node-based: read replicas besides the primary, from 0 to 5 (automatic failover with one or
+    :param node_type: (node-based) the node type, e.g. ``cache.t4g.small``. @default ``DEFAULTS.cache.node_type``
+    :param replicas: (node-based) read replicas besides the primary, from 0 to 5 (automatic failover with one or
         more). @default ``DEFAULTS.cache.replicas``
-    :param multi_az: node-based: replicas in other zones (needs ``replicas`` >= 1 and two zones).
+    :param multi_az: (node-based) replicas in other zones (needs ``replicas`` >= 1 and two zones).
         @default ``DEFAULTS.cache.multi_az``
-    :param port: node-based: the port, from 1024 to 65535 (serverless always listens on 6379).
+    :param port: (node-based) the port, from 1024 to 65535 (serverless always listens on 6379).
         @default ``DEFAULTS.cache.port``
     :param snapshot_retention_days: daily snapshots kept, from 0 (none) to 35.
         @default ``DEFAULTS.cache.snapshot_retention_days``
-    :param snapshot_time: when the daily snapshot starts, UTC ``HH:MM`` (maintenance follows two hours later).
+    :param snapshot_time: when the daily snapshot starts, in UTC (maintenance follows two hours later); like
+        ``"03:00"``.
         @default ``DEFAULTS.cache.snapshot_time``
     :param connect_timeout: the app's budget to connect, from 1 to 5000 ms.
         @default ``DEFAULTS.cache.connect_timeout_ms``

@@ -94,7 +94,7 @@ def stage_build_context(source: Path, target: BundlingTarget, destination: Path)
 def image_code(*, source: Path, target: BundlingTarget, command: str) -> lambda_.Code:
     """The function's code as an image asset built from a context staged now; ``command`` names the handler.
 
-    :class:`~cdk_app.function.ServiceFunction` uses it for ``packaging="image"``, which is all most apps need;
+    :class:`cdk_app.function.ServiceFunction` uses it for ``packaging="image"``, which is all most apps need;
     for a function of your own:
 
     Example::

@@ -83,7 +83,7 @@ class _EveryCallReachable:
 
 
 class Placement(TypedDict):
-    """The :class:`~cdk_app.function.ServiceFunction` props that put it into a :class:`Network`."""
+    """The :class:`cdk_app.function.ServiceFunction` props that put it into a :class:`Network`."""
 
     vpc: ec2.IVpc
     vpc_subnets: ec2.SubnetSelection
@@ -101,20 +101,22 @@ class Network(Construct):
 
     :param vpc: your VPC (nothing is created but the functions' security group); name its subnets with
         ``function_subnets``/``cache_subnets``. @default a new VPC as below
-    :param function_subnets: where functions go. @default the ``Functions`` subnets (your VPC: its isolated
-        ones with ``egress="endpoints"``, else its private ones with egress)
-    :param cache_subnets: where the cache goes. @default the ``Cache`` subnets (your VPC: its isolated ones)
-    :param egress: how functions reach AWS APIs: ``"endpoints"`` (VPC endpoints, no internet) or ``"nat"``
-        (NAT gateways). @default ``DEFAULTS.network.egress``
-    :param reachable: services your VPC already reaches (its own endpoints), by IAM prefix (``"sqs"``): no endpoint
-        is added for them. @default none
-    :param az_count: zones, taken by CloudFormation at deploy time (``Fn::GetAZs``), from 1 to 6.
+    :param function_subnets: where functions go. @default the ``Functions`` subnets (with your VPC, its
+        isolated ones for ``egress="endpoints"``, else its private ones with egress)
+    :param cache_subnets: where the cache goes. @default the ``Cache`` subnets (with your VPC, its isolated
+        ones)
+    :param egress: how functions reach AWS APIs, ``"endpoints"`` (VPC endpoints, no internet) or
+        ``"nat"`` (NAT gateways). @default ``DEFAULTS.network.egress``
+    :param reachable: services your VPC already reaches (its own endpoints), by IAM prefix (``"sqs"``); no
+        endpoint is added for them. @default none
+    :param az_count: zones, from 1 to 6, taken by CloudFormation at deploy time
+        (``Fn::GetAZs``).
         @default ``DEFAULTS.network.az_count``
     :param availability_zones: the zones by name instead (e.g. ``["eu-west-1a", "eu-west-1b"]``).
         @default ``DEFAULTS.network.availability_zones`` (None: ``az_count`` zones)
     :param cidr: the VPC's range, ``/16`` to ``/24``. @default ``DEFAULTS.network.cidr``
     :param subnet_mask: each subnet's prefix length, from 16 to 28. @default ``DEFAULTS.network.subnet_mask``
-    :param nat_gateways: with ``egress="nat"``: NAT gateways, one per zone at most.
+    :param nat_gateways: NAT gateways with ``egress="nat"``, one per zone at most.
         @default ``DEFAULTS.network.nat_gateways``
     :param flow_logs: VPC flow logs (all traffic) to a log group of its own. @default ``DEFAULTS.network.flow_logs``
     :param flow_log_retention: how long the flow logs are kept. @default ``DEFAULTS.log_retention_days``

@@ -61,7 +61,7 @@ WORKER_TABLE_ACTIONS = ("dynamodb:UpdateItem",)
 
 
 class TaskWorker(ServiceFunction):
-    """The queue's worker: a :class:`~cdk_app.function.ServiceFunction` whose timeout is its own (no gateway cap).
+    """The queue's worker: a :class:`cdk_app.function.ServiceFunction` whose timeout is its own (no gateway cap).
 
     Name the task registry with ``tasks="package.module:registry"`` (the runtime package's
     generic entry point), or a handler module built with ``lambda_handler(app, tasks=registry)``
@@ -73,7 +73,7 @@ class TaskWorker(ServiceFunction):
     :param timeout: the worker's timeout; not with ``expected_duration``. @default 120% of ``expected_duration``
     :param expected_duration: how long the slowest batch is expected to take; the timeout is 120% of it.
         @default ``DEFAULTS.tasks.expected_duration_seconds`` (when ``timeout`` is not set)
-    :param props: any other :class:`~cdk_app.function.ServiceFunction` prop (``source``, ``tasks``,
+    :param props: any other :class:`cdk_app.function.ServiceFunction` prop (``source``, ``tasks``,
         ``handler``, ``environment``, ``vpc``, ...), with its default.
 
     Example::
@@ -98,18 +98,18 @@ class TaskQueue(Construct):
     """A task queue, its dead-letter queue, the status table and the worker that drains the queue.
 
     Alarms (:attr:`dead_letter_alarm`, :attr:`oldest_message_alarm`; without an action until
-    :meth:`~cdk_app.observability.Observability.watch` adds one): any message in the dead-letter
+    :meth:`cdk_app.observability.Observability.watch` adds one): any message in the dead-letter
     queue, and the oldest message older than ``oldest_message_alarm``. Attributes: :attr:`worker`,
     :attr:`queue`, :attr:`dead_letter_queue` (None for a queue of yours given without one), :attr:`table`.
 
-    :param worker: the function that drains the queue (any :class:`~cdk_app.function.ServiceFunction`);
+    :param worker: the function that drains the queue (any :class:`cdk_app.function.ServiceFunction`);
         not with ``worker_props``. @default a :class:`TaskWorker` built from ``worker_props``
     :param worker_props: the props of that :class:`TaskWorker` (``source``, ``tasks``, ``expected_duration``, ...).
         @default none: the default ``TaskWorker`` (``lambda_src``, its handler ``service.handler.handler``)
     :param queue: an existing queue to drain; its redrive, encryption and policy stay yours.
         @default a standard queue, SQS-managed encryption, TLS only, redriving to ``dead_letter_queue``
-    :param dead_letter_queue: the dead-letter queue (with ``queue=``: the one your queue redrives to, for
-        the alarm). @default a queue of its own keeping messages 14 days (none with ``queue=``)
+    :param dead_letter_queue: the dead-letter queue (with ``queue=``, the one your queue redrives to,
+        for the alarm). @default a queue of its own keeping messages 14 days (none with ``queue=``)
     :param table: an existing DynamoDB table for task statuses (partition key ``id``, string; TTL attribute
         ``expires_at``). @default an on-demand table, AWS-managed encryption, TTL on
     :param max_receive_count: receives before a message moves to the dead-letter queue, from 1 to 1000.

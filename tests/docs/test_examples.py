@@ -116,6 +116,10 @@ def test_every_public_construct_documents_its_props_and_has_an_example(module_na
             elif parameter.default is not inspect.Parameter.empty and parameter.kind is not parameter.VAR_KEYWORD \
                     and "@default" not in text:
                 problems.append(f"{name}: prop {parameter.name} has a default but its :param says no @default")
+        for line in re.findall(r"^:param \w+:(.*)$", doc, flags=re.MULTILINE):
+            # pdoc reads up to the line's last colon as the name (cross-references like :class:`X` it renders first)
+            if ":" in re.sub(r":\w+:`[^`]+`", "", line):
+                problems.append(f"{name}: a colon in the first line of ':param ...:{line}' garbles it in pdoc")
         for extra in sorted(set(documented) - {p.name for p in _params(cls)}):
             problems.append(f"{name}: ':param {extra}:' documents no prop of the constructor")
     assert not problems, "\n".join(problems)
