@@ -73,6 +73,7 @@ DOC_MODULES := cdk_app.function cdk_app.api cdk_app.auth cdk_app.tasks cdk_app.c
 	cdk_app.compliance cdk_app.bundling.target cdk_app.settings.schema \
 	fastapi_lambda.dispatch fastapi_lambda.tasks fastapi_lambda.cache fastapi_lambda.auth fastapi_lambda.parameters \
 	fastapi_lambda.observability fastapi_lambda.cold_start fastapi_lambda.platform
+DOC_MODULES += cdk_app.image
 docs: setup
 	PDOC_ALLOW_EXEC=1 $(PY) -m pdoc --docformat restructuredtext -o $(DOCS_OUT) $(DOC_MODULES)
 	@echo "API reference: $(DOCS_OUT)/index.html"

@@ -13,7 +13,7 @@ rate limit per IP, logged) for a REST API stage and, optionally, the user pool.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aws_cdk import ArnFormat, Aws, Duration, Names, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
@@ -64,17 +64,50 @@ class _PoolRestAuthorizer(apigw.CognitoUserPoolsAuthorizer):
 class UserPool(Construct):
     """A Cognito user pool with email sign-in, a strong password policy and its app clients.
 
-    ``threat_protection`` ("audit" or "enforced") needs the Plus feature plan and turns
-    it on; ``mfa`` is "optional" (TOTP) by default. ``scopes`` (e.g. ``["tasks.write"]``)
-    become a resource server ``resource_server_id`` whose scopes the browser client may
-    request and the machine client (``machine_client=True``) is granted. Bring an existing
-    pool with ``user_pool=`` (and its clients with ``clients=``); nothing is created then.
+    Creates (or brings) the pool, a browser client (:attr:`web_client`: no secret, authorization
+    code with PKCE), optionally a machine client (:attr:`machine_client`: client credentials), the
+    resource server of ``scopes`` (:attr:`resource_server`) and the domain their OAuth flows need
+    (:attr:`domain`). The gateway takes :meth:`http_authorizer` or :meth:`rest_authorizer`; a function
+    that verifies tokens itself takes :meth:`configure`.
 
-    The clients' OAuth flows (authorization code, client credentials) only work through a
-    domain: ``custom_domain`` (your name and its us-east-1 certificate), else the prefix
-    ``domain_prefix``, else one derived from the stack name and the account id
-    (``<stack>-<account>``: Cognito prefixes are unique per region across all accounts, and
-    may not contain "aws", "amazon" or "cognito").
+    :param user_pool: an existing pool (nothing is created then); needs ``clients``. @default a new pool
+    :param clients: the existing pool's app clients whose tokens the API accepts. @default none
+    :param self_sign_up: anyone may sign up (else an administrator creates users).
+        @default ``DEFAULTS.auth.self_sign_up``
+    :param mfa: ``"off"``, ``"optional"`` or ``"required"`` (TOTP). @default ``DEFAULTS.auth.mfa``
+    :param threat_protection: ``"off"``, ``"audit"`` or ``"enforced"``; on needs (and turns on) the Plus feature
+        plan, billed per active user. @default ``DEFAULTS.auth.threat_protection``
+    :param password_min_length: from 8 to 99; 12 or more is advised. @default ``DEFAULTS.auth.password_min_length``
+    :param access_token_validity: from 5 minutes to a day. @default ``DEFAULTS.auth.access_token_minutes``
+    :param id_token_validity: from 5 minutes to a day. @default ``DEFAULTS.auth.id_token_minutes``
+    :param refresh_token_validity: from 1 to 3650 days. @default ``DEFAULTS.auth.refresh_token_days``
+    :param callback_urls: where the browser client's sign-in may return (https, or http on localhost).
+        @default ``DEFAULTS.auth.callback_urls``
+    :param logout_urls: where its sign-out may return. @default ``DEFAULTS.auth.logout_urls``
+    :param resource_server_id: the identifier of the resource server, the prefix of every scope
+        (``api/tasks.write``). @default ``DEFAULTS.auth.resource_server_id``
+    :param scopes: the API's scopes (e.g. ``["tasks.write"]``), which the browser client may request and the
+        machine client is granted. @default none (no resource server)
+    :param machine_client: a client-credentials client granted every scope (needs ``scopes``).
+        @default ``DEFAULTS.auth.machine_client``
+    :param domain_prefix: the Cognito domain's prefix, unique per region across all accounts, without "aws",
+        "amazon" or "cognito". @default ``DEFAULTS.auth.domain_prefix`` (None: ``<stack name>-<account id>``)
+    :param custom_domain: your own domain for the OAuth endpoints, with its us-east-1 certificate, instead of
+        the prefix. @default none
+    :param removal_policy: of the pool (``RETAIN`` also turns deletion protection on).
+        @default ``DEFAULTS.removal_policy``
+
+    Example::
+
+        from cdk_app.api import FastApiGateway
+        from cdk_app.auth import UserPool
+        from cdk_app.function import FastApiFunction
+
+        users = UserPool(stack, "Users", scopes=["tasks.write"], machine_client=True, mfa="required")
+        api = FastApiFunction(stack, "Api", source="lambda_src", app="service.main:create_app")
+        users.configure(api, verify_tokens=False)  # the issuer and client ids, for fastapi_lambda.auth
+        FastApiGateway(stack, "Gateway", handler=api, authorizer=users.http_authorizer(),
+                       public_routes=["GET /health"], route_scopes={"POST /tasks": [users.scope("tasks.write")]})
     """
 
     def __init__(
@@ -140,15 +173,14 @@ class UserPool(Construct):
             self.resource_server = self.user_pool.add_resource_server(
                 "ResourceServer", identifier=resource_server_id, scopes=server_scopes)
             oauth_scopes += [cognito.OAuthScope.resource_server(self.resource_server, s) for s in server_scopes]
-        validities = {"access_token_validity": access_token_validity, "id_token_validity": id_token_validity,
-                      "refresh_token_validity": refresh_token_validity}
         self.web_client = self.user_pool.add_client(
             "WebClient", generate_secret=False, prevent_user_existence_errors=True, enable_token_revocation=True,
             auth_flows=cognito.AuthFlow(user_srp=True),
             o_auth=cognito.OAuthSettings(flows=cognito.OAuthFlows(authorization_code_grant=True),
                                          scopes=oauth_scopes, callback_urls=list(callback_urls),
                                          logout_urls=list(logout_urls)),
-            **validities,
+            access_token_validity=access_token_validity, id_token_validity=id_token_validity,
+            refresh_token_validity=refresh_token_validity,
         )
         if machine_client:
             if not self.scopes:
@@ -194,12 +226,13 @@ class UserPool(Construct):
 
     @property
     def issuer(self) -> str:
+        """The ``iss`` of the pool's tokens: ``https://cognito-idp.<region>.amazonaws.com/<pool id>``."""
         return f"https://cognito-idp.{Stack.of(self).region}.amazonaws.com/{self.user_pool.user_pool_id}"
 
     def http_authorizer(self) -> authorizers.HttpUserPoolAuthorizer:
         """The HTTP API's JWT authorizer: this pool's issuer, the clients' ids as audience.
 
-        It carries :attr:`access_token_scopes`, which :class:`~cdk_app.api.FastApiGateway` puts on
+        It carries :attr:`access_token_scopes`, which :class:`cdk_app.api.FastApiGateway` puts on
         every route it protects unless given scopes of its own.
         """
         return _PoolHttpAuthorizer("Cognito", self.user_pool, user_pool_clients=list(self.clients),
@@ -235,15 +268,29 @@ WAF_LOG_GROUP_PREFIX = "aws-waf-logs-"
 
 class WebFirewall(Construct):
     """A regional WAF web ACL: AWS's common and known-bad-inputs rule sets (the latter blocks Log4j-style
-    lookups and other exploit payloads) and a per-IP rate limit, associated with each ARN in ``protect``
-    (a REST API stage, a user pool).
+    lookups and other exploit payloads) and a per-IP rate limit, in front of regional resources.
 
-    Every request it sees is logged to :attr:`log_group`, named ``aws-waf-logs-…`` as WAF requires, kept
-    ``log_retention``, with the Authorization and Cookie headers redacted. The log group's resource policy
-    lets only WAF's log delivery of this account write to it; declaring it keeps WAF from appending to the
-    account's shared ``AWSWAF-LOGS`` policy, which stops deploys once it reaches CloudWatch Logs' 5,120
-    characters (terraform-provider-aws #25296). Each account and region holds at most 10 such policies.
-    The group is named (WAF's rule), so a retained one must be deleted before the stack is created again.
+    Every request it sees is logged to :attr:`log_group`, named ``aws-waf-logs-…`` as WAF requires, with
+    the Authorization and Cookie headers redacted. The log group's resource policy lets only WAF's log
+    delivery of this account write to it; declaring it keeps WAF from appending to the account's shared
+    ``AWSWAF-LOGS`` policy, which stops deploys once it reaches CloudWatch Logs' 5,120 characters
+    (terraform-provider-aws #25296). Each account and region holds at most 10 such policies. The group is
+    named (WAF's rule), so a retained one must be deleted before the stack is created again. An HTTP API
+    cannot have a web ACL: use a REST API (``FastApiGateway(api_type="rest", waf_rate_limit=...)`` makes one).
+
+    :param protect: the ARNs to put it in front of, e.g. a REST API stage or a user pool (required; may be
+        empty, then :meth:`protect` them later).
+    :param rate_limit: requests per 5 minutes from one IP before it is blocked, from 100 to 2,000,000,000.
+        @default ``DEFAULTS.api.waf.rate_limit``
+    :param log_retention: how long the request log is kept. @default ``DEFAULTS.log_retention_days``
+    :param removal_policy: of the request log. @default ``DEFAULTS.removal_policy``
+
+    Example::
+
+        from cdk_app.auth import UserPool, WebFirewall
+
+        users = UserPool(stack, "Users")
+        WebFirewall(stack, "Firewall", protect=[users.user_pool.user_pool_arn], rate_limit=500)
     """
 
     def __init__(self, scope: Construct, id: str, *, protect: Sequence[str],
@@ -254,8 +301,9 @@ class WebFirewall(Construct):
         low, high = WAF_RATE_LIMITS
         if not low <= rate_limit <= high:
             raise ValueError(f"rate_limit={rate_limit} must be from {low} to {high} requests per 5 minutes per IP")
-        metric = lambda name: wafv2.CfnWebACL.VisibilityConfigProperty(  # noqa: E731
-            cloud_watch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=True)
+        def metric(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
+            return wafv2.CfnWebACL.VisibilityConfigProperty(
+                cloud_watch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=True)
 
         def managed(name: str, priority: int, metric_name: str) -> wafv2.CfnWebACL.RuleProperty:
             return wafv2.CfnWebACL.RuleProperty(
@@ -292,8 +340,11 @@ class WebFirewall(Construct):
         # The ARN WAF expects names the group itself: no ':*' suffix (what LogGroup.Arn returns).
         arn = stack.format_arn(service="logs", resource="log-group", resource_name=log_group.log_group_name,
                                arn_format=ArnFormat.COLON_RESOURCE_NAME)
+        # jsii's ServicePrincipal.add_to_principal_policy names its parameter _statement, so pyright does not
+        # match it to the IPrincipal protocol it implements.
+        delivery = cast(iam.IPrincipal, iam.ServicePrincipal("delivery.logs.amazonaws.com"))
         policy = log_group.add_to_resource_policy(iam.PolicyStatement(
-            principals=[iam.ServicePrincipal("delivery.logs.amazonaws.com")],
+            principals=[delivery],
             actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[f"{arn}:log-stream:*"],
             conditions={"StringEquals": {"aws:SourceAccount": stack.account},
                         "ArnLike": {"aws:SourceArn": stack.format_arn(service="logs", resource="*")}}))

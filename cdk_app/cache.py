@@ -16,7 +16,7 @@ The app side (its ``Cache``) never fails a request because of the cache.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Unpack
 
 from aws_cdk import Duration, Names, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -36,7 +36,7 @@ from fastapi_lambda.constants import (
     METRICS_NAMESPACE,
 )
 
-from cdk_app.cdk_values import removal_policy
+from cdk_app.cdk_values import MetricOptions, removal_policy
 from cdk_app.findings import SECRET_KEY, acknowledge, skip_checkov
 from cdk_app.function import ServiceFunction
 from cdk_app.network import Network
@@ -56,16 +56,53 @@ CLUSTER_ENGINE_VERSION = "8.0"
 class ValkeyCache(Construct):
     """An ElastiCache cache (Valkey) that only the functions it was granted to can reach, over TLS.
 
-    Network: ``network`` (a :class:`Network`; one is created when neither it nor ``vpc``
-    is given) or ``vpc`` with ``subnets`` (isolated ones by default). ``kind`` picks
-    serverless (``max_data_storage_gb``, ``max_ecpu_per_second``) or a replication group
-    (``node_type``, ``replicas``, ``multi_az``, ``port``). ``snapshot_retention_days`` > 0
-    takes a daily snapshot at ``snapshot_time`` (UTC, ``HH:MM``) and keeps that many.
-    ``connect_timeout``/``command_timeout`` are the app's time budget for one cache call.
-
     Exposes :attr:`endpoint_address`, :attr:`endpoint_port`, :attr:`connections`,
-    :attr:`secret` (node-based: the AUTH token), :attr:`security_group` and :attr:`mode`, the protocol
-    the app speaks to it.
+    :attr:`secret` (node-based: the AUTH token), :attr:`security_group`, :attr:`mode` (the protocol
+    the app speaks to it) and :attr:`errors_alarm` (the app falling back to the source; without an
+    action until :meth:`cdk_app.observability.Observability.watch` adds one).
+
+    :param kind: ``"serverless"`` (ElastiCache Serverless) or ``"node-based"`` (a replication group).
+        @default ``"serverless"``
+    :param network: the :class:`cdk_app.network.Network` to join; not with ``vpc``.
+        @default a new ``Network`` when ``vpc`` is not given either
+    :param vpc: your VPC instead of a ``Network``. @default none
+    :param subnets: the subnets of ``vpc`` for the cache (one per zone; node-based multi-AZ needs two or more).
+        @default the network's ``Cache`` subnets; with ``vpc=``, its isolated subnets
+    :param max_data_storage_gb: (serverless) the data storage limit in GB, from 1 to 5000.
+        @default ``DEFAULTS.cache.max_data_storage_gb``
+    :param max_ecpu_per_second: (serverless) the ECPU per second limit, from 1000 to 15000000.
+        @default ``DEFAULTS.cache.max_ecpu_per_second``
+    :param node_type: (node-based) the node type, e.g. ``cache.t4g.small``. @default ``DEFAULTS.cache.node_type``
+    :param replicas: (node-based) read replicas besides the primary, from 0 to 5 (automatic failover with one or
+        more). @default ``DEFAULTS.cache.replicas``
+    :param multi_az: (node-based) replicas in other zones (needs ``replicas`` >= 1 and two zones).
+        @default ``DEFAULTS.cache.multi_az``
+    :param port: (node-based) the port, from 1024 to 65535 (serverless always listens on 6379).
+        @default ``DEFAULTS.cache.port``
+    :param snapshot_retention_days: daily snapshots kept, from 0 (none) to 35.
+        @default ``DEFAULTS.cache.snapshot_retention_days``
+    :param snapshot_time: when the daily snapshot starts, in UTC (maintenance follows two hours later); like
+        ``"03:00"``.
+        @default ``DEFAULTS.cache.snapshot_time``
+    :param connect_timeout: the app's budget to connect, from 1 to 5000 ms.
+        @default ``DEFAULTS.cache.connect_timeout_ms``
+    :param command_timeout: the app's budget for one command, from 1 to 5000 ms.
+        @default ``DEFAULTS.cache.command_timeout_ms``
+    :param removal_policy: of the cache, its network and its token's secret. @default ``DEFAULTS.removal_policy``
+
+    Example::
+
+        from cdk_app.cache import ValkeyCache
+        from cdk_app.function import FastApiFunction
+        from cdk_app.network import Network
+
+        network = Network(stack, "Network")
+        cache = ValkeyCache(stack, "Cache", network=network)
+        api = FastApiFunction(stack, "Api", source="lambda_src", app="service.main:create_app",
+                              **network.placement())
+        cache.grant_connect(api)  # its port (and, node-based, the AUTH token's secret)
+        cache.configure(api)  # where fastapi_lambda.cache finds it
+        network.add_endpoints_for(api)  # after the grants: the endpoints its role needs
     """
 
     def __init__(
@@ -98,8 +135,7 @@ class ValkeyCache(Construct):
         if vpc is None:
             network = network or Network(self, "Network", removal_policy=removal_policy)
             vpc, subnets = network.vpc, subnets or network.cache_subnets
-        subnet_ids = vpc.select_subnets(**_selection(subnets or ec2.SubnetSelection(
-            subnet_type=ec2.SubnetType.PRIVATE_ISOLATED))).subnet_ids
+        subnet_ids = _select(vpc, subnets or ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED))
         check_cache(kind, replicas=replicas, multi_az=multi_az, zones=len(subnet_ids), port=port)
         self.kind, self.network, self.vpc = kind, network, vpc
         #: The protocol the app speaks to it (CACHE_MODE): ElastiCache Serverless speaks the cluster protocol.
@@ -110,10 +146,11 @@ class ValkeyCache(Construct):
             self, "SecurityGroup", vpc=vpc, allow_all_outbound=False,
             description=f"ElastiCache ({_DEPLOYED_KIND_WORDS[kind]}): only the functions granted access, on port {port}")
         self.connections = ec2.Connections(security_groups=[self.security_group], default_port=ec2.Port.tcp(port))
-        snapshots = {"snapshot_retention_limit": snapshot_retention_days} if snapshot_retention_days else {}
+        snapshots = snapshot_retention_days or None  # 0: no snapshots, so the property is left out
         self.secret: secretsmanager.Secret | None = None
+        self.resource: elasticache.CfnServerlessCache | elasticache.CfnReplicationGroup
         if kind == "serverless":
-            self.resource: Any = elasticache.CfnServerlessCache(
+            self.resource = serverless = elasticache.CfnServerlessCache(
                 self, "Serverless", engine=ENGINE, major_engine_version=SERVERLESS_ENGINE_VERSION,
                 serverless_cache_name=Names.unique_resource_name(self, max_length=40, separator="-").lower(),
                 description=f"{self.node.path} (Valkey, serverless)",
@@ -122,10 +159,11 @@ class ValkeyCache(Construct):
                     data_storage=elasticache.CfnServerlessCache.DataStorageProperty(
                         maximum=max_data_storage_gb, unit="GB"),
                     ecpu_per_second=elasticache.CfnServerlessCache.ECPUPerSecondProperty(maximum=max_ecpu_per_second)),
-                daily_snapshot_time=snapshot_time if snapshot_retention_days else None, **snapshots,
+                daily_snapshot_time=snapshot_time if snapshot_retention_days else None,
+                snapshot_retention_limit=snapshots,
             )
-            self.endpoint_address: str = self.resource.attr_endpoint_address
-            self.endpoint_port: str = self.resource.attr_endpoint_port
+            self.endpoint_address: str = serverless.attr_endpoint_address
+            self.endpoint_port: str = serverless.attr_endpoint_port
         else:
             self.secret = secretsmanager.Secret(
                 self, "AuthToken", description=f"AUTH token of {self.node.path} (Valkey replication group)",
@@ -144,7 +182,7 @@ class ValkeyCache(Construct):
             )
             subnet_group = elasticache.CfnSubnetGroup(
                 self, "Subnets", description=f"Subnets of {self.node.path}", subnet_ids=subnet_ids)
-            self.resource = elasticache.CfnReplicationGroup(
+            self.resource = group = elasticache.CfnReplicationGroup(
                 self, "ReplicationGroup", replication_group_description=f"{self.node.path} (Valkey)",
                 engine=ENGINE, engine_version=CLUSTER_ENGINE_VERSION, cache_node_type=node_type,
                 num_cache_clusters=1 + replicas, automatic_failover_enabled=replicas > 0, multi_az_enabled=multi_az,
@@ -154,7 +192,8 @@ class ValkeyCache(Construct):
                 # A {{resolve:secretsmanager:...}} dynamic reference: CloudFormation reads the token at deploy time.
                 auth_token=self.secret.secret_value.unsafe_unwrap(),
                 auto_minor_version_upgrade=True,
-                snapshot_window=_window(snapshot_time, 0) if snapshot_retention_days else None, **snapshots,
+                snapshot_window=_window(snapshot_time, 0) if snapshot_retention_days else None,
+                snapshot_retention_limit=snapshots,
                 preferred_maintenance_window=f"sun:{_window(snapshot_time, 2).replace('-', '-sun:')}",
             )
             if not multi_az:
@@ -164,8 +203,8 @@ class ValkeyCache(Construct):
                     "holds copies of data whose source stays available, and the app answers from the source while "
                     "the cache is down.",
                 )
-            self.endpoint_address = self.resource.attr_primary_end_point_address
-            self.endpoint_port = self.resource.attr_primary_end_point_port
+            self.endpoint_address = group.attr_primary_end_point_address
+            self.endpoint_port = group.attr_primary_end_point_port
         self.resource.apply_removal_policy(removal_policy)
         # The app answers from the source when the cache fails, so its errors are only seen here.
         self.errors_alarm = cloudwatch.Alarm(
@@ -205,17 +244,20 @@ class ValkeyCache(Construct):
             raise ValueError(f"{self.node.path} is serverless and has no AUTH token secret; grant_connect gives access")
         return self.secret.grant_read(grantee)
 
-    def metric_errors(self, **props: Any) -> cloudwatch.Metric:
-        """Cache calls that failed in the app (each answered from the source), summed per minute."""
-        return cloudwatch.Metric(namespace=METRICS_NAMESPACE, metric_name=CACHE_ERRORS_METRIC,
-                                 dimensions_map={"Cache": self.endpoint_address},
-                                 **{"period": Duration.minutes(1), "statistic": "Sum", **props})
+    def metric_errors(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
+        """Cache calls that failed in the app (each answered from the source), summed per minute unless ``props``
+        say otherwise."""
+        options: MetricOptions = {"dimensions_map": {"Cache": self.endpoint_address}, "period": Duration.minutes(1),
+                                  "statistic": "Sum", **props}
+        return cloudwatch.Metric(namespace=METRICS_NAMESPACE, metric_name=CACHE_ERRORS_METRIC, **options)
 
 
-def _selection(subnets: ec2.SubnetSelection) -> dict[str, Any]:
-    """A SubnetSelection as keyword arguments of ``select_subnets``."""
-    return {k: getattr(subnets, k) for k in ("availability_zones", "one_per_az", "subnet_filters", "subnet_group_name",
-                                             "subnet_type", "subnets") if getattr(subnets, k) is not None}
+def _select(vpc: ec2.IVpc, subnets: ec2.SubnetSelection) -> list[str]:
+    """The ids of the subnets ``subnets`` selects in ``vpc``."""
+    return vpc.select_subnets(
+        availability_zones=subnets.availability_zones, one_per_az=subnets.one_per_az,
+        subnet_filters=subnets.subnet_filters, subnet_group_name=subnets.subnet_group_name,
+        subnet_type=subnets.subnet_type, subnets=subnets.subnets).subnet_ids
 
 
 def _window(start: str, later_hours: int) -> str:

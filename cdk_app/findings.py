@@ -38,6 +38,7 @@ def acknowledge(scope: IConstruct | None, rule: str, reason: str, *, pack: str =
 
 
 def acknowledge_serverless(scope: IConstruct | None, rule: str, reason: str) -> None:
+    """Accept cdk-nag's ``Serverless-<rule>`` on ``scope``: :func:`acknowledge` for the Serverless pack."""
     acknowledge(scope, rule, reason, pack="Serverless")
 
 

@@ -71,7 +71,19 @@ def requirements(source: Path, target: BundlingTarget) -> list[str]:
 
 
 def stage_build_context(source: Path, target: BundlingTarget, destination: Path) -> Path:
-    """Write the image's build context into ``destination`` (an empty or missing folder); returns it."""
+    """Write the image's build context into ``destination`` (an empty or missing folder); returns it.
+
+    Example (build the image yourself, e.g. to scan it, with ``docker build --platform linux/arm64 <context>``)::
+
+        import tempfile
+        from pathlib import Path
+        from cdk_app.bundling.target import BundlingTarget
+        from cdk_app.image import stage_build_context
+
+        context = stage_build_context(Path("lambda_src"), BundlingTarget(architecture="arm64"),
+                                      Path(tempfile.mkdtemp()) / "image")
+        print((context / "Dockerfile").read_text())
+    """
     destination.mkdir(parents=True, exist_ok=True)
     copy_code(source, destination / APP_DIR)
     (destination / REQUIREMENTS).write_text("\n".join(requirements(source, target)) + "\n")
@@ -80,7 +92,23 @@ def stage_build_context(source: Path, target: BundlingTarget, destination: Path)
 
 
 def image_code(*, source: Path, target: BundlingTarget, command: str) -> lambda_.Code:
-    """The function's code as an image asset built from a context staged now; ``command`` names the handler."""
+    """The function's code as an image asset built from a context staged now; ``command`` names the handler.
+
+    :class:`cdk_app.function.ServiceFunction` uses it for ``packaging="image"``, which is all most apps need;
+    for a function of your own:
+
+    Example::
+
+        from pathlib import Path
+        from aws_cdk import aws_lambda as lambda_
+        from cdk_app.bundling.target import BundlingTarget
+        from cdk_app.image import image_code
+
+        target = BundlingTarget(architecture="arm64")
+        lambda_.Function(stack, "Api", handler=lambda_.Handler.FROM_IMAGE, runtime=lambda_.Runtime.FROM_IMAGE,
+                         architecture=target.lambda_architecture,
+                         code=image_code(source=Path("lambda_src"), target=target, command="service.handler.handler"))
+    """
     context = Path(tempfile.mkdtemp(prefix="fastapi-lambda-image-"))
     atexit.register(shutil.rmtree, context, True)  # CDK copies it into the cloud assembly when the function binds it
     stage_build_context(source, target, context)

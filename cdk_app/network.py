@@ -18,6 +18,7 @@ stack's, which it looks up: ``FastApiStack`` overrides ``availability_zones`` fo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, TypedDict
 
 import jsii
 from aws_cdk import Fn, RemovalPolicy, Stack
@@ -47,10 +48,14 @@ def services_called(function: ServiceFunction) -> dict[str, list[str]]:
     """The AWS services ``function``'s role lets it call (IAM prefix → actions), from every policy on the role."""
     stack = Stack.of(function)
     role = stack.resolve(function.role.role_name)
-    documents = [p.policy_document for p in stack.node.find_all()
-                 if isinstance(p, iam.CfnPolicy) and role in (stack.resolve(p.roles) or [])]
+    # Policy documents are untyped JSON (CloudFormation's PolicyDocument), read after resolving their tokens.
+    documents: list[Any] = []
+    for construct in stack.node.find_all():
+        if isinstance(construct, iam.CfnPolicy) and role in (stack.resolve(construct.roles) or []):
+            documents.append(construct.policy_document)
     if isinstance(function.role.node.default_child, iam.CfnRole):
-        documents += [p.policy_document for p in stack.resolve(function.role.node.default_child.policies) or []]
+        inline: list[Any] = stack.resolve(function.role.node.default_child.policies) or []
+        documents += [policy["policyDocument"] for policy in inline]  # resolved as a jsii struct: camelCase keys
     called: dict[str, list[str]] = {}
     for document in documents:
         for statement in stack.resolve(document).get("Statement", []):
@@ -77,18 +82,55 @@ class _EveryCallReachable:
         return [problem for function in self.network.functions() for problem in self.network.unreachable(function)]
 
 
+class Placement(TypedDict):
+    """The :class:`cdk_app.function.ServiceFunction` props that put it into a :class:`Network`."""
+
+    vpc: ec2.IVpc
+    vpc_subnets: ec2.SubnetSelection
+    security_groups: Sequence[ec2.ISecurityGroup]
+
+
 class Network(Construct):
     """A VPC for the service's functions and its cache, with exactly the ways out they need.
 
-    Created with ``az_count`` zones (or the ``availability_zones`` named) in ``cidr``,
-    ``subnet_mask``-sized subnets per zone: ``Functions`` (isolated with ``egress="endpoints"``,
-    private behind ``nat_gateways`` NAT gateways with ``egress="nat"``, which also adds
-    ``Public`` subnets) and ``Cache`` (always isolated). Flow logs (all traffic) go to a log
-    group. Or bring yours with ``vpc=`` and the ``function_subnets``/``cache_subnets`` to use;
-    ``reachable`` names services it already reaches (its own endpoints).
+    Subnets per zone: ``Functions`` (isolated with ``egress="endpoints"``, private behind NAT
+    gateways with ``egress="nat"``, which also adds ``Public`` subnets) and ``Cache`` (always
+    isolated). Place a function with ``ServiceFunction(..., **network.placement())``; after its
+    grants, :meth:`add_endpoints_for` it. At synth, every function in the network is checked:
+    a service its role may call but cannot reach fails synth, naming the fix.
 
-    Place a function with ``ServiceFunction(..., **network.placement())``; after its grants,
-    :meth:`add_endpoints_for` it.
+    :param vpc: your VPC (nothing is created but the functions' security group); name its subnets with
+        ``function_subnets``/``cache_subnets``. @default a new VPC as below
+    :param function_subnets: where functions go. @default the ``Functions`` subnets (with your VPC, its
+        isolated ones for ``egress="endpoints"``, else its private ones with egress)
+    :param cache_subnets: where the cache goes. @default the ``Cache`` subnets (with your VPC, its isolated
+        ones)
+    :param egress: how functions reach AWS APIs, ``"endpoints"`` (VPC endpoints, no internet) or
+        ``"nat"`` (NAT gateways). @default ``DEFAULTS.network.egress``
+    :param reachable: services your VPC already reaches (its own endpoints), by IAM prefix (``"sqs"``); no
+        endpoint is added for them. @default none
+    :param az_count: zones, from 1 to 6, taken by CloudFormation at deploy time
+        (``Fn::GetAZs``).
+        @default ``DEFAULTS.network.az_count``
+    :param availability_zones: the zones by name instead (e.g. ``["eu-west-1a", "eu-west-1b"]``).
+        @default ``DEFAULTS.network.availability_zones`` (None: ``az_count`` zones)
+    :param cidr: the VPC's range, ``/16`` to ``/24``. @default ``DEFAULTS.network.cidr``
+    :param subnet_mask: each subnet's prefix length, from 16 to 28. @default ``DEFAULTS.network.subnet_mask``
+    :param nat_gateways: NAT gateways with ``egress="nat"``, one per zone at most.
+        @default ``DEFAULTS.network.nat_gateways``
+    :param flow_logs: VPC flow logs (all traffic) to a log group of its own. @default ``DEFAULTS.network.flow_logs``
+    :param flow_log_retention: how long the flow logs are kept. @default ``DEFAULTS.log_retention_days``
+    :param removal_policy: of the flow logs' group. @default ``DEFAULTS.removal_policy``
+
+    Example::
+
+        from cdk_app.function import ServiceFunction
+        from cdk_app.network import Network
+
+        network = Network(stack, "Network", egress="endpoints", az_count=2)
+        worker = ServiceFunction(stack, "Worker", source="lambda_src", tasks="service.tasks:registry",
+                                 **network.placement())
+        network.add_endpoints_for(worker)  # call it after the function's grants
     """
 
     def __init__(
@@ -162,7 +204,7 @@ class Network(Construct):
         self.node.add_validation(_EveryCallReachable(self))
         skip_cdk_handler(Stack.of(self), RESTRICT_DEFAULT_SG_PROVIDER)  # made with the VPC, ours or the user's
 
-    def placement(self) -> dict:
+    def placement(self) -> Placement:
         """The props that put a :class:`ServiceFunction` into this network."""
         return {"vpc": self.vpc, "vpc_subnets": self.function_subnets,
                 "security_groups": [self.function_security_group]}
@@ -206,7 +248,7 @@ class Network(Construct):
         """A problem for each service ``function`` may call but cannot reach from here (no endpoint, no NAT)."""
         if self.egress == "nat":
             return []
-        problems = []
+        problems: list[str] = []
         for service, actions in sorted(services_called(function).items()):
             if service in self.gateway_endpoints or service in self.interface_endpoints or service in self.reachable:
                 continue

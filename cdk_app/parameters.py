@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import jsii
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
@@ -36,7 +37,7 @@ class _IntoPolicy:
     """A function's role, as a grant sees it, with the statements going into ``policy`` (a policy of their own,
     whose acknowledgements then cover nothing added to the role later) instead of the role's default policy."""
 
-    def __init__(self, role: iam.IRole, policy: iam.Policy) -> None:
+    def __init__(self, role: iam.IRole | iam.Role, policy: iam.Policy) -> None:
         self._role, self._policy = role, policy
 
     @property
@@ -63,11 +64,31 @@ class _IntoPolicy:
 class AppParameters(Construct):
     """Parameters and secrets of one environment, and the grants to read them.
 
-    ``parameters`` become SSM String parameters ``<path><name>``; ``secrets`` are generated
-    Secrets Manager secrets (rotation-ready: add a rotation schedule with your rotation
-    function); ``secure_parameters`` name existing SecureString parameters (CloudFormation
-    cannot create those). :meth:`grant_read` gives a function exactly what it needs,
-    :meth:`configure` the names it reads them by.
+    :meth:`grant_read` gives a function exactly what it needs (in a policy of its own),
+    :meth:`configure` the names it reads them by; the values never reach an environment
+    variable or a template. Attributes: :attr:`parameters` and :attr:`secrets` (by name).
+
+    :param path: the parameters' path, ``/<app>/<env>/`` (leading and trailing slash; required).
+    :param parameters: values of SSM String parameters created as ``<path><name>``. @default none
+    :param secrets: names of Secrets Manager secrets generated as ``<app>/<env>/<name>`` (40 letters and digits,
+        rotation-ready: add a rotation schedule with your rotation function). @default none
+    :param secure_parameters: existing SecureString parameters (CloudFormation cannot create those), by the name
+        the app reads them as, e.g. ``{"partner_key": "/orders/prod/partner-key"}``. @default none
+    :param max_age: how long the function trusts a value it read before reading it again.
+        @default ``DEFAULTS.config.max_age_seconds``
+    :param removal_policy: of the secrets. @default ``DEFAULTS.removal_policy``
+
+    Example::
+
+        from aws_cdk import Duration
+        from cdk_app.function import FastApiFunction
+        from cdk_app.parameters import AppParameters
+
+        config = AppParameters(stack, "Config", path="/orders/dev/", parameters={"greeting": "hello"},
+                               secrets=["partner-token"], max_age=Duration.minutes(5))
+        api = FastApiFunction(stack, "Api", source="lambda_src", app="service.main:create_app")
+        config.grant_read(api)  # the path, the exact secrets, nothing else
+        config.configure(api)  # the path and the secrets' names, never a value
     """
 
     def __init__(self, scope: Construct, id: str, *, path: str, parameters: Mapping[str, str] | None = None,
@@ -103,6 +124,8 @@ class AppParameters(Construct):
                 raise ValueError(f"secure_parameters[{name!r}]={parameter!r} must be a parameter name starting with /")
 
     def parameter_arn(self, name: str) -> str:
+        """The ARN of the parameter called ``name`` (a full name, ``/orders/dev/greeting``) in this stack's account
+        and region."""
         return Stack.of(self).format_arn(service="ssm", resource="parameter", resource_name=name.lstrip("/"),
                                          arn_format=ArnFormat.SLASH_RESOURCE_NAME)
 
@@ -121,8 +144,8 @@ class AppParameters(Construct):
             grantee=_IntoPolicy(function.role, policy), actions=["kms:Decrypt"], resource_arns=["*"],
             conditions={"StringEquals": {"kms:ViaService": f"ssm.{stack.region}.amazonaws.com"}})
         # Only while every statement of that policy is conditioned on SSM: without the condition, '*' is reported.
-        if all("kms:ViaService" in (statement.get("Condition") or {}).get("StringEquals", {})
-               for statement in stack.resolve(policy.document)["Statement"]):
+        statements: list[dict[str, Any]] = stack.resolve(policy.document)["Statement"]
+        if all("kms:ViaService" in statement.get("Condition", {}).get("StringEquals", {}) for statement in statements):
             acknowledge(
                 policy.node.default_child, "IAM5[Resource::*]",
                 f"kms:Decrypt is limited by kms:ViaService to SSM in {stack.region}: it decrypts only SecureString "

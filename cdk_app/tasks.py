@@ -11,10 +11,10 @@ table records each task's status: it makes a redelivered task run once, and serv
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Unpack, cast
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import CfnElement, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -33,7 +33,7 @@ from fastapi_lambda.constants import (
     TASK_TABLE_VARIABLE,
 )
 
-from cdk_app.cdk_values import removal_policy
+from cdk_app.cdk_values import MetricOptions, removal_policy
 from cdk_app.findings import (
     SQS_MANAGED_ENCRYPTION,
     acknowledge,
@@ -61,28 +61,85 @@ WORKER_TABLE_ACTIONS = ("dynamodb:UpdateItem",)
 
 
 class TaskWorker(ServiceFunction):
-    """The queue's worker: a :class:`ServiceFunction` whose timeout is its own (no gateway cap).
+    """The queue's worker: a :class:`cdk_app.function.ServiceFunction` whose timeout is its own (no gateway cap).
 
     Name the task registry with ``tasks="package.module:registry"`` (the runtime package's
     generic entry point), or a handler module built with ``lambda_handler(app, tasks=registry)``
-    that serves the API and the worker alike.
+    that serves the API and the worker alike. :class:`TaskQueue` builds one from its
+    ``worker_props`` unless given a worker.
+
+    :param memory_size: the worker's memory in MB, from 128 to 10240.
+        @default ``DEFAULTS.tasks.memory_mb``
+    :param timeout: the worker's timeout; not with ``expected_duration``. @default 120% of ``expected_duration``
+    :param expected_duration: how long the slowest batch is expected to take; the timeout is 120% of it.
+        @default ``DEFAULTS.tasks.expected_duration_seconds`` (when ``timeout`` is not set)
+    :param props: any other :class:`cdk_app.function.ServiceFunction` prop (``source``, ``tasks``,
+        ``handler``, ``environment``, ``vpc``, ...), with its default.
+
+    Example::
+
+        from aws_cdk import Duration
+        from cdk_app.tasks import TaskQueue, TaskWorker
+
+        worker = TaskWorker(stack, "Worker", source="lambda_src", tasks="service.tasks:registry",
+                            expected_duration=Duration.minutes(2), memory_size=2048)
+        TaskQueue(stack, "Tasks", worker=worker)
     """
 
-    def __init__(self, scope: Construct, id: str, **props: Any) -> None:
-        if props.get("timeout") is None:
-            props.setdefault("expected_duration", DEFAULT_WORKER_DURATION)
-        props.setdefault("memory_size", _TASKS.memory_mb)
-        super().__init__(scope, id, **props)
+    def __init__(self, scope: Construct, id: str, *, memory_size: int = _TASKS.memory_mb,
+                 timeout: Duration | None = None, expected_duration: Duration | None = None, **props: Any) -> None:
+        if timeout is None and expected_duration is None:
+            expected_duration = DEFAULT_WORKER_DURATION
+        super().__init__(scope, id, memory_size=memory_size, timeout=timeout, expected_duration=expected_duration,
+                         **props)
 
 
 class TaskQueue(Construct):
     """A task queue, its dead-letter queue, the status table and the worker that drains the queue.
 
-    Brings its own worker (``worker=``, any :class:`ServiceFunction`) or builds a
-    :class:`TaskWorker` from ``worker_props``. ``queue=``/``dead_letter_queue=``/``table=``
-    accept existing resources. The visibility timeout is 6 x the worker's timeout unless
-    set (and never less). Alarms: any message in the dead-letter queue, and the oldest
-    message older than ``oldest_message_alarm``.
+    Alarms (:attr:`dead_letter_alarm`, :attr:`oldest_message_alarm`; without an action until
+    :meth:`cdk_app.observability.Observability.watch` adds one): any message in the dead-letter
+    queue, and the oldest message older than ``oldest_message_alarm``. Attributes: :attr:`worker`,
+    :attr:`queue`, :attr:`dead_letter_queue` (None for a queue of yours given without one), :attr:`table`.
+
+    :param worker: the function that drains the queue (any :class:`cdk_app.function.ServiceFunction`);
+        not with ``worker_props``. @default a :class:`TaskWorker` built from ``worker_props``
+    :param worker_props: the props of that :class:`TaskWorker` (``source``, ``tasks``, ``expected_duration``, ...).
+        @default none: the default ``TaskWorker`` (``lambda_src``, its handler ``service.handler.handler``)
+    :param queue: an existing queue to drain; its redrive, encryption and policy stay yours.
+        @default a standard queue, SQS-managed encryption, TLS only, redriving to ``dead_letter_queue``
+    :param dead_letter_queue: the dead-letter queue (with ``queue=``, the one your queue redrives to,
+        for the alarm). @default a queue of its own keeping messages 14 days (none with ``queue=``)
+    :param table: an existing DynamoDB table for task statuses (partition key ``id``, string; TTL attribute
+        ``expires_at``). @default an on-demand table, AWS-managed encryption, TTL on
+    :param max_receive_count: receives before a message moves to the dead-letter queue, from 1 to 1000.
+        @default ``DEFAULTS.tasks.max_receive_count``
+    :param visibility_timeout: the queue's visibility timeout, at least 6 x the worker's timeout (a message
+        would run twice otherwise; refused with the value to set). @default 6 x the worker's timeout
+    :param retention: how long an unprocessed message is kept, 1 to 14 days.
+        @default ``DEFAULTS.tasks.retention_days``
+    :param batch_size: messages per worker invocation, from 1 to 10000 (above 10 needs ``max_batching_window``).
+        @default ``DEFAULTS.tasks.batch_size``
+    :param max_batching_window: how long to wait to fill a batch, up to 5 minutes. @default none
+    :param max_concurrency: the most concurrent worker instances the queue starts, from 2 to 1000.
+        @default ``DEFAULTS.tasks.max_concurrency`` (None: no cap)
+    :param oldest_message_alarm: the oldest message's age that raises :attr:`oldest_message_alarm`.
+        @default ``DEFAULTS.tasks.oldest_message_alarm_seconds``
+    :param point_in_time_recovery: point-in-time recovery of the status table it creates.
+        @default ``DEFAULTS.tasks.point_in_time_recovery``
+    :param removal_policy: of the queues and the table it creates. @default ``DEFAULTS.removal_policy``
+
+    Example::
+
+        from aws_cdk import Duration
+        from cdk_app.function import FastApiFunction
+        from cdk_app.tasks import TaskQueue
+
+        api = FastApiFunction(stack, "Api", source="lambda_src", app="service.main:create_app")
+        tasks = TaskQueue(stack, "Tasks", batch_size=5, worker_props={
+            "source": "lambda_src", "tasks": "service.tasks:registry", "expected_duration": Duration.minutes(2)})
+        tasks.add_producer(api)  # the API may send tasks and record their statuses
+        backlog = tasks.metric_visible_messages(period=Duration.minutes(5))
     """
 
     def __init__(
@@ -109,8 +166,12 @@ class TaskQueue(Construct):
         if worker is not None and worker_props:
             raise ValueError("worker and worker_props are both set; pass your worker, or the props to build one")
         self.worker = worker or TaskWorker(self, "Worker", **(worker_props or {}))
+        worker_timeout = self.worker.function.timeout
+        if worker_timeout is None:  # a ServiceFunction always sets one; CDK's Function types it optional
+            raise ValueError(f"the worker {self.worker.node.path} has no timeout; give it timeout= or "
+                             "expected_duration=")
         visibility = task_queue_visibility(
-            self.worker.function.timeout.to_seconds(),
+            worker_timeout.to_seconds(),
             visibility_timeout_seconds=visibility_timeout and visibility_timeout.to_seconds(),
             batch_size=batch_size,
             max_batching_window_seconds=max_batching_window.to_seconds() if max_batching_window else 0,
@@ -204,61 +265,79 @@ class TaskQueue(Construct):
         function.add_environment(TASK_TABLE_VARIABLE, self.table.table_name)
 
     def grant_send(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Allow ``grantee`` to send messages to the queue (``sqs:SendMessage`` and what it needs), nothing else."""
         return self.queue.grant_send_messages(grantee)
 
-    def metric_dead_letters(self, **props: Any) -> cloudwatch.Metric:
-        """Messages waiting in the dead-letter queue (maximum per minute)."""
+    def metric_dead_letters(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
+        """Messages waiting in the dead-letter queue (maximum per minute unless ``props`` say otherwise)."""
         if self.dead_letter_queue is None:
             raise ValueError("this TaskQueue has no dead_letter_queue; pass the one your queue redrives to")
-        return self.dead_letter_queue.metric_approximate_number_of_messages_visible(
-            **{"period": Duration.minutes(1), "statistic": "Maximum", **props})
+        return self.dead_letter_queue.metric_approximate_number_of_messages_visible(**_per_minute("Maximum", props))
 
-    def metric_oldest_message_age(self, **props: Any) -> cloudwatch.Metric:
-        """Seconds the oldest message has waited (maximum per minute)."""
-        return self.queue.metric_approximate_age_of_oldest_message(
-            **{"period": Duration.minutes(1), "statistic": "Maximum", **props})
+    def metric_oldest_message_age(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
+        """Seconds the oldest message has waited (maximum per minute unless ``props`` say otherwise)."""
+        return self.queue.metric_approximate_age_of_oldest_message(**_per_minute("Maximum", props))
 
-    def metric_visible_messages(self, **props: Any) -> cloudwatch.Metric:
+    def metric_visible_messages(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
+        """Messages waiting in the queue, the backlog (CDK's default: maximum per 5 minutes)."""
         return self.queue.metric_approximate_number_of_messages_visible(**props)
 
-    def metric_sent(self, **props: Any) -> cloudwatch.Metric:
+    def metric_sent(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
+        """Messages sent to the queue: the tasks submitted (CDK's default: sum per 5 minutes)."""
         return self.queue.metric_number_of_messages_sent(**props)
 
 
+def _per_minute(statistic: str, props: MetricOptions) -> MetricOptions:
+    """``props`` over a one-minute ``statistic``, which ``props`` may override."""
+    return {"period": Duration.minutes(1), "statistic": statistic, **props}
+
+
 class FileIntake(Construct):
-    """An S3 bucket whose new objects under ``incoming/`` become ``process-file`` tasks.
+    """An S3 bucket whose new objects under ``incoming/`` become ``process-file`` tasks on a :class:`TaskQueue`.
 
     Encrypted, TLS only, versioned, public access blocked, old versions and unfinished
-    uploads expire; server access logs go to a log bucket of its own (``access_logs``),
+    uploads expire; server access logs go to a log bucket of its own (:attr:`access_log_bucket`),
     versioned too. With ``removal_policy=DESTROY`` both buckets are emptied (every version)
     before CloudFormation deletes them, so ``cdk destroy`` works.
-    The worker may read ``incoming/*`` and write ``results/*``, nothing else.
+    The worker may read ``incoming/*`` and write ``results/*``, nothing else (:attr:`worker_policy`).
+
+    :param tasks: the task queue whose worker processes the files (required).
+    :param access_logs: server access logs of the bucket to a log bucket of its own, kept a year.
+        @default ``DEFAULTS.tasks.files.access_logs``
+    :param noncurrent_version_expiration: how long an overwritten or deleted object's old version is kept.
+        @default ``DEFAULTS.tasks.files.noncurrent_version_days``
+    :param removal_policy: of both buckets (``DESTROY`` also empties them first). @default ``DEFAULTS.removal_policy``
+
+    Example::
+
+        from aws_cdk import CfnOutput, Duration, RemovalPolicy
+        from cdk_app.tasks import FileIntake, TaskQueue
+
+        tasks = TaskQueue(stack, "Tasks", worker_props={"source": "lambda_src", "tasks": "service.tasks:registry"})
+        files = FileIntake(stack, "Files", tasks=tasks, noncurrent_version_expiration=Duration.days(7),
+                           removal_policy=RemovalPolicy.DESTROY)
+        CfnOutput(stack, "UploadBucket", value=files.bucket.bucket_name)  # upload to incoming/<name>
     """
 
     def __init__(self, scope: Construct, id: str, *, tasks: TaskQueue, access_logs: bool = _TASKS.files.access_logs,
                  noncurrent_version_expiration: Duration = Duration.days(_TASKS.files.noncurrent_version_days),
                  removal_policy: RemovalPolicy = removal_policy(DEFAULTS.removal_policy)) -> None:
         super().__init__(scope, id)
-        # CloudFormation refuses to delete a bucket that holds objects (BucketNotEmpty). aws-cdk-lib's
-        # auto-delete handler first denies new writes (late access-log deliveries included), then deletes
-        # every object version.
-        secure = {"encryption": s3.BucketEncryption.S3_MANAGED, "enforce_ssl": True, "versioned": True,
-                  "block_public_access": s3.BlockPublicAccess.BLOCK_ALL, "removal_policy": removal_policy,
-                  "auto_delete_objects": removal_policy == RemovalPolicy.DESTROY}
-        self.access_log_bucket = s3.Bucket(
-            self, "AccessLogs", object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+        self.access_log_bucket = self._secure_bucket(
+            "AccessLogs", removal_policy, object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(365),
                                               noncurrent_version_expiration=noncurrent_version_expiration)],
-            **secure,
         ) if access_logs else None
-        self.bucket = s3.Bucket(
-            self, "Bucket", server_access_logs_bucket=self.access_log_bucket,
+        self.bucket = self._secure_bucket(
+            "Bucket", removal_policy, server_access_logs_bucket=self.access_log_bucket,
             server_access_logs_prefix="files/" if access_logs else None,
             lifecycle_rules=[s3.LifecycleRule(noncurrent_version_expiration=noncurrent_version_expiration,
                                               abort_incomplete_multipart_upload_after=Duration.days(7))],
-            **secure,
         )
-        self.bucket.add_event_notification(s3.EventType.OBJECT_CREATED, s3n.SqsDestination(tasks.queue),
+        # jsii's SqsDestination.bind names its first parameter _scope, so pyright does not match it to the
+        # IBucketNotificationDestination protocol it implements.
+        destination = cast(s3.IBucketNotificationDestination, s3n.SqsDestination(tasks.queue))
+        self.bucket.add_event_notification(s3.EventType.OBJECT_CREATED, destination,
                                            s3.NotificationKeyFilter(prefix=FILES_INCOMING_PREFIX))
         # Its own policy, so that the acknowledgement of its prefix wildcards covers nothing else.
         self.worker_policy = iam.Policy(self, "WorkerPolicy", statements=[
@@ -269,6 +348,22 @@ class FileIntake(Construct):
         ])
         tasks.worker.role.attach_inline_policy(self.worker_policy)
         self._accept_findings(Stack.of(self))
+
+    def _secure_bucket(self, id: str, removal_policy: RemovalPolicy, *, lifecycle_rules: Sequence[s3.LifecycleRule],
+                       object_ownership: s3.ObjectOwnership | None = None,
+                       server_access_logs_bucket: s3.IBucket | None = None,
+                       server_access_logs_prefix: str | None = None) -> s3.Bucket:
+        """A bucket encrypted, TLS only, versioned, private, and emptied before deletion when it is destroyed.
+
+        CloudFormation refuses to delete a bucket that holds objects (BucketNotEmpty). aws-cdk-lib's auto-delete
+        handler first denies new writes (late access-log deliveries included), then deletes every object version.
+        """
+        return s3.Bucket(
+            self, id, encryption=s3.BucketEncryption.S3_MANAGED, enforce_ssl=True, versioned=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL, removal_policy=removal_policy,
+            auto_delete_objects=removal_policy == RemovalPolicy.DESTROY, lifecycle_rules=lifecycle_rules,
+            object_ownership=object_ownership, server_access_logs_bucket=server_access_logs_bucket,
+            server_access_logs_prefix=server_access_logs_prefix)
 
     def _accept_findings(self, stack: Stack) -> None:
         """The log bucket's own logs, the worker's prefix wildcards, and aws-cdk-lib's handlers the buckets bring."""
@@ -292,7 +387,8 @@ class FileIntake(Construct):
         for prefix in (FILES_INCOMING_PREFIX, FILES_RESULTS_PREFIX):
             acknowledge(
                 self.worker_policy.node.default_child,
-                f"IAM5[Resource::<{stack.get_logical_id(self.bucket.node.default_child)}.Arn>/{prefix}*]",
+                f"IAM5[Resource::<{stack.get_logical_id(cast(CfnElement, self.bucket.node.default_child))}.Arn>/"
+                f"{prefix}*]",
                 f"The worker reads any new object under {FILES_INCOMING_PREFIX} and writes its result under "
                 f"{FILES_RESULTS_PREFIX}: object keys are chosen by uploaders, so the prefix is the narrowest scope.",
             )

@@ -37,6 +37,13 @@ def template_of(stack: Stack) -> Template:
     return Template.from_stack(stack)
 
 
+def app_of(stack: Stack) -> App:
+    """The app ``stack`` is in (``stack.node.root`` is typed as any construct)."""
+    app = stack.node.root
+    assert isinstance(app, App), f"{stack.node.path} is not in an App"
+    return app
+
+
 def only(template: Template, resource_type: str, prefix: str = "") -> tuple[str, dict]:
     """The logical id and body of the single resource of ``resource_type`` (whose id starts with ``prefix``)."""
     found = {k: v for k, v in template.find_resources(resource_type).items() if k.startswith(prefix)}

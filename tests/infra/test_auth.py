@@ -18,7 +18,7 @@ from cdk_app.report import acknowledgements
 from cdk_app.settings import ConfigError, load_settings, read_cdk_json_context
 from cdk_app.settings.limits import name_problem
 from cdk_app.settings.rules import domain_prefix_stem
-from tests.infra.conftest import API, SKIP_BUNDLING, only, template_of
+from tests.infra.conftest import API, SKIP_BUNDLING, app_of, only, template_of
 
 SETTINGS = load_settings(read_cdk_json_context()).environments
 #: Any access token of the pool carries one of these; an ID token none.
@@ -223,9 +223,9 @@ def test_a_user_pool_with_no_props_and_a_gateway_using_it_pass_cdk_nag(tmp_path)
     stack = new_stack(tmp_path)
     users = UserPool(stack, "Users", mfa="required", threat_protection="enforced")
     FastApiGateway(stack, "Api", authorizer=users.http_authorizer(), public_routes=["GET /health"])
-    add_compliance_checks(stack.node.root)
+    add_compliance_checks(app_of(stack))
 
-    stack.node.root.synth()  # raises on any finding
+    app_of(stack).synth()  # raises on any finding
 
 
 def test_bring_your_own_pool_and_clients():

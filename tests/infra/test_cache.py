@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import cast
 
 import pytest
 from aws_cdk import App, Duration, Environment, Stack
@@ -20,12 +21,12 @@ from fastapi_lambda.constants import (
 from cdk_app.cache import ValkeyCache
 from cdk_app.compliance import add_compliance_checks
 from cdk_app.function import ServiceFunction
-from cdk_app.network import Network
+from cdk_app.network import Network, services_called
 from cdk_app.parameters import AppParameters
 from cdk_app.settings import ConfigError, load_settings
 from cdk_app.settings.rules import RuleError
 from cdk_app.stack import build_stacks
-from tests.infra.conftest import API, SKIP_BUNDLING, make_app, only, template_of
+from tests.infra.conftest import API, SKIP_BUNDLING, app_of, make_app, only, template_of
 
 FUNCTIONS = (API, "TasksWorker")
 
@@ -231,12 +232,13 @@ def new_stack(outdir=None, env=None) -> Stack:
 def test_with_no_props_it_builds_its_network_and_passes_cdk_nag(tmp_path):
     stack = new_stack(tmp_path)
     cache = ValkeyCache(stack, "Cache")
+    assert cache.network is not None
     function = ServiceFunction(stack, "Fn", **cache.network.placement())
     cache.grant_connect(function)
     cache.network.add_endpoints_for(function)
-    add_compliance_checks(stack.node.root)
+    add_compliance_checks(app_of(stack))
 
-    stack.node.root.synth()  # raises on any cdk-nag finding
+    app_of(stack).synth()  # raises on any cdk-nag finding
     assert cache.kind == "serverless" and cache.mode == "cluster"
     assert set(endpoint_services(Template.from_stack(stack))) == {"xray"}
 
@@ -291,7 +293,7 @@ def test_a_call_without_its_endpoint_fails_synth_naming_it():
 
     with pytest.raises(RuntimeError, match=r"Lib/Api may call sns \(sns:Publish\) but Lib/Network has no sns "
                                            r"endpoint and no NAT gateway"):
-        stack.node.root.synth()
+        app_of(stack).synth()
 
 
 def test_behind_a_nat_every_call_is_reachable():
@@ -300,5 +302,20 @@ def test_behind_a_nat_every_call_is_reachable():
     function = ServiceFunction(stack, "Api", expected_duration=Duration.seconds(2), **network.placement())
     sns.Topic(stack, "Alerts").grant_publish(function)
 
-    stack.node.root.synth()  # placed in the network but never given to add_endpoints_for: still checked, and fine
+    app_of(stack).synth()  # placed in the network but never given to add_endpoints_for: still checked, and fine
     assert network.functions() == [function] and network.unreachable(function) == []
+
+
+def test_inline_policies_of_a_role_brought_by_the_user_count_as_calls():
+    stack = new_stack()
+    network = Network(stack, "Network")
+    # cast: jsii names some implementing methods' parameters differently (_statement, identity), so pyright does not
+    # match ServicePrincipal and Role to the IPrincipal and IRole protocols they implement.
+    role = iam.Role(stack, "Mine", assumed_by=cast(iam.IPrincipal, iam.ServicePrincipal("lambda.amazonaws.com")),
+                    inline_policies={"send": iam.PolicyDocument(statements=[
+                        iam.PolicyStatement(actions=["sqs:SendMessage"], resources=["*"])])})
+    function = ServiceFunction(stack, "Fn", role=cast(iam.IRole, role), **network.placement())
+
+    assert services_called(function)["sqs"] == ["sqs:SendMessage"]
+    network.add_endpoints_for(function)
+    assert "sqs" in network.interface_endpoints

@@ -11,7 +11,7 @@ from cdk_app.compliance import add_compliance_checks
 from cdk_app.findings import SECRET_KEY
 from cdk_app.function import FastApiFunction
 from cdk_app.parameters import AppParameters
-from tests.infra.conftest import SKIP_BUNDLING, only
+from tests.infra.conftest import SKIP_BUNDLING, app_of, only
 
 
 def reader(outdir=None, **props) -> tuple[Stack, AppParameters, FastApiFunction, iam.Grant]:
@@ -50,9 +50,9 @@ def test_kms_decrypt_is_conditioned_on_ssm_and_alone_in_its_policy():
 
 def test_the_stack_with_a_secure_parameter_passes_cdk_nag(tmp_path):
     stack, *_ = reader(tmp_path)
-    add_compliance_checks(stack.node.root)
+    add_compliance_checks(app_of(stack))
 
-    stack.node.root.synth()  # raises on any finding
+    app_of(stack).synth()  # raises on any finding
 
 
 def test_without_the_condition_the_wildcard_is_reported(tmp_path, monkeypatch):
@@ -66,21 +66,23 @@ def test_without_the_condition_the_wildcard_is_reported(tmp_path, monkeypatch):
 
     monkeypatch.setattr(iam.Grant, "add_to_principal", staticmethod(without_conditions))
     stack, *_ = reader(tmp_path)
-    add_compliance_checks(stack.node.root)
+    add_compliance_checks(app_of(stack))
 
     with pytest.raises(RuntimeError, match="ValidationFailed"):
-        stack.node.root.synth()
+        app_of(stack).synth()
     report = (tmp_path / "validation-report.json").read_text()
     assert "AwsSolutions-IAM5[Resource::*]" in report and "Config/Config/DecryptApi/Resource" in report
 
 
 def test_a_users_wildcard_statement_on_the_read_policy_is_still_reported(tmp_path):
     stack, config, *_ = reader(tmp_path)
-    config.node.find_child("ReadApi").add_statements(iam.PolicyStatement(actions=["ssm:DescribeParameters"], resources=["*"]))
-    add_compliance_checks(stack.node.root)
+    read = config.node.find_child("ReadApi")
+    assert isinstance(read, iam.Policy)
+    read.add_statements(iam.PolicyStatement(actions=["ssm:DescribeParameters"], resources=["*"]))
+    add_compliance_checks(app_of(stack))
 
     with pytest.raises(RuntimeError, match="ValidationFailed"):
-        stack.node.root.synth()
+        app_of(stack).synth()
     report = (tmp_path / "validation-report.json").read_text()
     assert "AwsSolutions-IAM5[Resource::*]" in report and "Config/Config/ReadApi/Resource" in report
     assert "DecryptApi" not in report

@@ -16,7 +16,7 @@ from cdk_app.settings import ConfigError, load_settings
 from cdk_app.settings.rules import RuleError
 from cdk_app.stack import build_stacks
 from cdk_app.tasks import PRODUCER_TABLE_ACTIONS, WORKER_TABLE_ACTIONS, FileIntake, TaskQueue, TaskWorker
-from tests.infra.conftest import API, SKIP_BUNDLING, make_app, only, template_of
+from tests.infra.conftest import API, SKIP_BUNDLING, app_of, make_app, only, template_of
 
 WORKER = "TasksWorker"
 
@@ -173,10 +173,10 @@ def test_a_consumers_own_queue_and_table_keep_their_findings(tmp_path):
     table = dynamodb.TableV2(stack, "Table", partition_key=dynamodb.Attribute(
         name="id", type=dynamodb.AttributeType.STRING))
     TaskQueue(stack, "Tasks", queue=queue, table=table)
-    add_compliance_checks(stack.node.root)
+    add_compliance_checks(app_of(stack))
 
     with pytest.raises(RuntimeError, match="ValidationFailed"):
-        stack.node.root.synth()
+        app_of(stack).synth()
     report = (tmp_path / "validation-report.json").read_text()
     assert "AwsSolutions-SQS3" in report and "Serverless-SQSRedrivePolicy" in report
     assert "Serverless-LambdaEventSourceMappingDestination" in report  # redrive is the queue owner's to show
@@ -242,10 +242,11 @@ def test_with_no_props_it_builds_a_worker_and_passes_cdk_nag(tmp_path):
     stack = new_stack(tmp_path)
     tasks = TaskQueue(stack, "Tasks")
     FileIntake(stack, "Files", tasks=tasks)
-    add_compliance_checks(stack.node.root)
+    add_compliance_checks(app_of(stack))
 
-    assert isinstance(tasks.worker, TaskWorker) and tasks.worker.function.timeout.to_seconds() == 72
-    stack.node.root.synth()  # raises on any cdk-nag finding
+    timeout = tasks.worker.function.timeout
+    assert isinstance(tasks.worker, TaskWorker) and timeout is not None and timeout.to_seconds() == 72
+    app_of(stack).synth()  # raises on any cdk-nag finding
 
 
 def test_bring_your_own_queue_and_worker():
@@ -271,7 +272,7 @@ def test_metrics_name_the_queues():
                "NumberOfMessagesSent": tasks.metric_sent()}
 
     for name, metric in metrics.items():
-        assert metric.metric_name == name and metric.namespace == "AWS/SQS" and "QueueName" in metric.dimensions
+        assert metric.metric_name == name and metric.namespace == "AWS/SQS" and "QueueName" in (metric.dimensions or {})
     assert tasks.metric_visible_messages().metric_name == "ApproximateNumberOfMessagesVisible"
 
 
