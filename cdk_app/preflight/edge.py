@@ -17,7 +17,7 @@ from cdk_app.preflight.engine import (
     Violation,
     as_list,
     as_mapping,
-    is_list,
+    is_array,
     literal_text,
     referenced_ids,
     rule,
@@ -55,7 +55,7 @@ def _rest_path(resource_id: object, template: Template, depth: int = 0) -> str |
     resource = template.target(resource_id, REST_RESOURCE)
     if resource is None:
         attribute = as_mapping(resource_id).get("Fn::GetAtt")
-        return "/" if is_list(attribute) and attribute[-1] == "RootResourceId" else None
+        return "/" if is_array(attribute) and attribute[-1] == "RootResourceId" else None
     parent = _rest_path(resource.get("ParentId"), template, depth + 1) if depth < 30 else None
     part = resource.get("PathPart")
     return None if parent is None or not isinstance(part, str) else parent.rstrip("/") + "/" + part

@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeGuard, TypeVar
+from typing import Any, Literal, TypeVar
+
+from cdk_app.shapes import is_array, is_mapping
 
 Severity = Literal["error", "warning"]
 
@@ -94,7 +96,7 @@ class Resource:
         for key in keys:
             if is_mapping(value) and isinstance(key, str) and key in value:
                 value = value[key]
-            elif is_list(value) and isinstance(key, int) and -len(value) <= key < len(value):
+            elif is_array(value) and isinstance(key, int) and -len(value) <= key < len(value):
                 value = value[key]
             else:
                 return default
@@ -212,7 +214,7 @@ def known(value: Any) -> bool:
         return False
     if is_mapping(value):
         return all(known(v) for v in value.values())
-    if is_list(value):
+    if is_array(value):
         return all(known(v) for v in value)
     return True
 
@@ -225,7 +227,7 @@ def target_id(value: Any) -> str | None:
             return ref
         if "Fn::GetAtt" in value:
             att = value["Fn::GetAtt"]
-            return att[0] if is_list(att) else str(att).split(".")[0]
+            return att[0] if is_array(att) else str(att).split(".")[0]
     return None
 
 
@@ -243,7 +245,7 @@ def referenced_ids(value: Any) -> set[str]:
             found |= {n for n in _SUB_NAME.findall(text) if not n.startswith("AWS::")}
         for v in value.values():
             found |= referenced_ids(v)
-    elif is_list(value):
+    elif is_array(value):
         for v in value:
             found |= referenced_ids(v)
     return found
@@ -251,7 +253,7 @@ def referenced_ids(value: Any) -> set[str]:
 
 def _sub_text(sub: Any) -> str | None:
     """The template string of an Fn::Sub argument (``"text"`` or ``["text", {variables}]``)."""
-    text = sub if isinstance(sub, str) else sub[0] if is_list(sub) and sub else None
+    text = sub if isinstance(sub, str) else sub[0] if is_array(sub) and sub else None
     return text if isinstance(text, str) else None
 
 
@@ -267,7 +269,7 @@ def shape(value: Any, pseudo: Mapping[str, str] = PSEUDO) -> str | None:
         key, arg = next(iter(value.items()))
         if key == "Ref" and isinstance(arg, str) and arg in pseudo:
             return pseudo[arg]
-        if key == "Fn::Join" and is_list(arg) and len(arg) == 2 and is_list(joined := arg[1]):
+        if key == "Fn::Join" and is_array(arg) and len(arg) == 2 and is_array(joined := arg[1]):
             parts = [shape(p, pseudo) for p in joined]
             return str(arg[0]).join(UNKNOWN if p is None else p for p in parts)
         if key == "Fn::Sub":
@@ -301,17 +303,7 @@ def number(value: Any) -> float | None:
 
 # --- narrowing a template's JSON values -------------------------------------------------------------
 # A parsed template is JSON: objects (with string keys), lists, strings, numbers, booleans, null. Rules read it
-# through these, so each property is checked for its shape once, and the type checker knows what it holds.
-
-def is_mapping(value: object) -> TypeGuard[Mapping[str, Any]]:
-    """Whether ``value`` is a JSON object (an intrinsic function such as ``{"Ref": ...}`` is one too)."""
-    return isinstance(value, Mapping)
-
-
-def is_list(value: object) -> TypeGuard[list[Any]]:
-    """Whether ``value`` is a JSON list."""
-    return isinstance(value, list)
-
+# through these (and cdk_app.shapes' is_mapping/is_array), so each property is checked for its shape once.
 
 def as_mapping(value: object) -> Mapping[str, Any]:
     """``value`` if it is a JSON object, else an empty one (a property left out reads as empty)."""
@@ -322,7 +314,7 @@ def as_list(value: object) -> list[Any]:
     """``value`` as a list: itself if a list, nothing for None, else a list of the one value."""
     if value is None:
         return []
-    return value if is_list(value) else [value]
+    return value if is_array(value) else [value]
 
 
 def mappings(value: object) -> list[Mapping[str, Any]]:

@@ -10,7 +10,7 @@ from cdk_app.preflight.engine import (
     Template,
     Violation,
     as_list,
-    is_list,
+    is_array,
     is_mapping,
     literal_text,
     mappings,
@@ -67,7 +67,7 @@ def _tags(props: Mapping[str, Any]) -> Iterator[tuple[str, list[tuple[Any, Any]]
         tags = props.get(name)
         if is_mapping(tags):
             yield name, list(tags.items())
-        elif is_list(tags):
+        elif is_array(tags):
             yield name, [(t.get("Key"), t.get("Value")) for t in mappings(tags)]
 
 

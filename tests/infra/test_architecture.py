@@ -248,8 +248,10 @@ def test_what_runs_without_cdk_imports_none(module):
 
 
 def test_the_settings_and_the_rules_they_apply_know_no_construct():
+    # cdk_app.shapes only types the JSON the tools read: no construct, no CDK.
     for name in closure("cdk_app.settings"):
-        assert name.startswith(("cdk_app.settings", "fastapi_lambda")), f"cdk_app.settings reaches {name}"
+        assert name.startswith(("cdk_app.settings", "cdk_app.shapes", "fastapi_lambda")), \
+            f"cdk_app.settings reaches {name}"
 
 
 def test_only_the_apps_apply_the_rule_packs():
@@ -258,7 +260,8 @@ def test_only_the_apps_apply_the_rule_packs():
     assert importers <= {"cdk_app.stack", "cdk_app.delivery", "cdk_app", "app"} | {
         name for name in importers if name.startswith(("tests.", "examples", "two_apis_app"))}, importers
     constructs = {name for name in closure("cdk_app.compliance") if name != "cdk_app.compliance"}
-    assert constructs <= {"cdk_app.preflight", "cdk_app.preflight.plugin", "cdk_app.preflight.engine"}, constructs
+    assert constructs <= {"cdk_app.preflight", "cdk_app.preflight.plugin", "cdk_app.preflight.engine",
+                          "cdk_app.shapes"}, constructs
 
 
 CONTEXT_READS = ("try_get_context", "get_context", "set_context")
