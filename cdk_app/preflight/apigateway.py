@@ -22,6 +22,7 @@ from cdk_app.preflight.engine import (
     shown,
     target_id,
 )
+from cdk_app.settings.limits import MAX_COMPRESSION_BYTES
 
 ROUTE = "AWS::ApiGatewayV2::Route"
 METHOD = "AWS::ApiGateway::Method"
@@ -293,8 +294,6 @@ def throttle_quota(resource: Resource, template: Template) -> Iterator[Violation
                         "request an increase of the 'Throttle rate' quota (Service Quotas, API Gateway) first")
 
 
-#: API Gateway's largest minimum compression size of a REST API, in bytes (10 MiB).
-MAX_COMPRESSION_BYTES = 10_485_760
 #: The OpenAPI extension an imported definition (the RestApi's Body) sets it with.
 _COMPRESSION_EXTENSION = "x-amazon-apigateway-minimum-compression-size"
 

@@ -278,6 +278,8 @@ def tag_problem(key: str, value: str) -> str | None:
 MAX_TAGS = 50
 #: A WAF rate-based rule's limit, in requests per 5 minutes per IP (AWS WAF's RateBasedStatement).
 WAF_RATE_LIMITS = (100, 2_000_000_000)
+#: API Gateway's largest minimum compression size of a REST API, in bytes (10 MiB).
+MAX_COMPRESSION_BYTES = 10_485_760
 #: The shortest and longest minimum password length a Cognito user pool accepts.
 COGNITO_PASSWORD_LENGTH = (8, 99)
 

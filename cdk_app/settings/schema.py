@@ -39,6 +39,7 @@ from cdk_app.settings.choices import (
 )
 from cdk_app.settings.limits import (
     COGNITO_PASSWORD_LENGTH,
+    MAX_COMPRESSION_BYTES,
     MAX_TAGS,
     NAMES,
     WAF_RATE_LIMITS,
@@ -201,7 +202,7 @@ class ApiSettings(_Settings):
     binary_media_types: list[str] = Field(
         default=["*/*"], description="REST: bodies of these types pass as bytes both ways (HTTP APIs always pass them)")
     compression_min_bytes: int | None = Field(
-        default=1024, ge=0, le=10485760, description="Gzip answers of at least this size (REST: at the gateway; HTTP: in the "
+        default=1024, ge=0, le=MAX_COMPRESSION_BYTES, description="Gzip answers of at least this size (REST: at the gateway; HTTP: in the "
                                              "function); null: off")
     domain: DomainSettings | None = Field(default=None, description="A custom domain for the API")
     upload_max_mb: int = Field(default=100, ge=1, le=5120, description="Largest file POST /uploads signs an S3 URL for "
