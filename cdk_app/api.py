@@ -65,7 +65,8 @@ _REST_ACCESS_LOG = {**_ACCESS_LOG_FIELDS, "resourcePath": "$context.resourcePath
 @jsii.implements(apigwv2.IAccessLogSettings)
 class _HttpAccessLogs:
     def __init__(self, log_group: logs.ILogGroup) -> None:
-        self._destination = apigwv2.LogGroupLogDestination(log_group)
+        # A cast: jsii's class misses its own interface for pyright (parameter names, aws/jsii#4541).
+        self._destination = cast(apigwv2.IAccessLogDestination, apigwv2.LogGroupLogDestination(log_group))
 
     @property
     def destination(self) -> apigwv2.IAccessLogDestination:
@@ -111,8 +112,10 @@ class _AccessTokensOnly:
         self.scopes, self.accept_id_tokens = list(scopes), accept_id_tokens
 
     def visit(self, node: IConstruct) -> None:
-        kind = next((k for k in _TOKEN_AUTHORIZATION if isinstance(node, k)), None)
-        if kind is None or node.authorization_type != _TOKEN_AUTHORIZATION[kind] or node.authorization_scopes:
+        if not isinstance(node, apigwv2.CfnRoute | apigw.CfnMethod):
+            return
+        token = _TOKEN_AUTHORIZATION[apigwv2.CfnRoute if isinstance(node, apigwv2.CfnRoute) else apigw.CfnMethod]
+        if node.authorization_type != token or node.authorization_scopes:
             return
         if self.scopes:
             node.authorization_scopes = self.scopes
@@ -299,8 +302,10 @@ class FastApiGateway(Construct):
         self.api_type = api_type
         self.function = FastApiFunction(
             self, "Function", max_timeout=self.max_integration_timeout(api_type)) if handler is None else None
-        own = self.function if handler is None else handler if isinstance(handler, ServiceFunction) else None
-        self.handler = own.alias if own is not None else handler
+        own = handler if isinstance(handler, ServiceFunction) else self.function
+        #: What the gateway invokes: a :class:`ServiceFunction`'s ``live`` alias, or the function or alias given.
+        # A cast: handler is given when own is None, and jsii's Alias and Function miss IFunction (aws/jsii#4541).
+        self.handler = cast(lambda_.IFunction, own.alias if own is not None else handler)
         self.access_log_group = logs.LogGroup(
             self, "AccessLogs", retention=access_log_retention, removal_policy=removal_policy
         )
@@ -309,23 +314,28 @@ class FastApiGateway(Construct):
         self.http_stage: apigwv2.HttpStage | None = None
         self.rest_api: apigw.RestApi | None = None
         self.rest_stage: apigw.Stage | None = None
+        # The authorizer's kind was checked against api_type above (_implements).
         if api_type == "http":
             public, preflight, protected = self._http_api(
-                api_name, throttle_rate_limit, throttle_burst_limit, cors, authorizer)
+                api_name, throttle_rate_limit, throttle_burst_limit, cors,
+                cast("apigwv2.IHttpRouteAuthorizer | None", authorizer))
         else:
             public, preflight, protected = self._rest_api(
-                api_name, throttle_rate_limit, throttle_burst_limit, cors, authorizer, rest_cloud_watch_role,
-                removal_policy)
-        # AWS's common rules and a per-IP rate limit in front of the REST stage (HTTP APIs cannot have one).
+                api_name, throttle_rate_limit, throttle_burst_limit, cors, cast("apigw.IAuthorizer | None", authorizer),
+                rest_cloud_watch_role, removal_policy)
+        # AWS's common rules and a per-IP rate limit in front of the REST stage (HTTP APIs cannot have one:
+        # check_edge refused waf_rate_limit with api_type="http" above).
         self.firewall = WebFirewall(self, "Firewall", protect=[self.rest_stage.stage_arn], rate_limit=waf_rate_limit,
                                     log_retention=access_log_retention, removal_policy=removal_policy,
-                                    ) if waf_rate_limit is not None else None
-        Aspects.of(self.http_api or self.rest_api).add(
+                                    ) if waf_rate_limit is not None and self.rest_stage is not None else None
+        api = self.http_api or self.rest_api
+        assert api is not None, "one of the two APIs was made above"
+        Aspects.of(api).add(
             _AccessTokensOnly(self.authorization_scopes, accept_id_tokens=accept_id_tokens))
         self._accept_route_findings(public=public, preflight=preflight,
                                     iam_protected=protected if authorizer is None else [])
-        if self.rest_api is not None:
-            self._accept_rest_findings()
+        if self.rest_api is not None and self.rest_stage is not None:
+            self._accept_rest_findings(self.rest_api, self.rest_stage)
         self.domain_name = self._custom_domain(domain) if domain is not None else None
         if own is not None:
             self.configure(own)
@@ -467,24 +477,24 @@ class FastApiGateway(Construct):
                 "passed; a Cognito user pool authorizer is one option, not the only safe one.",
             )
 
-    def _accept_rest_findings(self) -> None:
+    def _accept_rest_findings(self, api: apigw.RestApi, stage: apigw.Stage) -> None:
         """The REST API's own: request validation in the app, no stage cache, the account's logging role."""
         acknowledge(
-            self.rest_api.node.default_child, "APIG2",
+            api.node.default_child, "APIG2",
             "Requests are validated by FastAPI (pydantic models, 422 with the field and reason) inside the proxy "
             "integration; a gateway request model would duplicate that schema and drift from it.",
         )
-        skip_checkov(self.rest_stage, "CKV_AWS_120", (
+        skip_checkov(stage, "CKV_AWS_120", (
             "Answers are dynamic and per caller (protected routes answer for one identity); a stage cache is billed "
             "by the hour and would hand one caller's answer to another unless every method keyed it on the "
             "Authorization header. The app caches what is worth caching itself (the cache capability)."))
         if self.firewall is None:
             acknowledge(
-                self.rest_stage.node.default_child, "APIG3",
+                stage.node.default_child, "APIG3",
                 "A WAF web ACL is a choice of rules and cost per environment; this gateway was built without one "
                 "(waf_rate_limit / api.waf.enabled add it).",
             )
-        cloud_watch_role = self.rest_api.node.try_find_child("CloudWatchRole")
+        cloud_watch_role = api.node.try_find_child("CloudWatchRole")
         if cloud_watch_role is not None:
             acknowledge(
                 cloud_watch_role.node.default_child,
@@ -539,9 +549,13 @@ class FastApiGateway(Construct):
         """One function's routes: public ones open, explicit ones (scoped or throttled) with the default
         authorizer; with CORS, open OPTIONS routes below ``prefix`` (the rest is the caller's catch-all)."""
 
-        def add(route: tuple[str, str], **options: object) -> CfnResource:
-            (added,) = self.http_api.add_routes(path=route[1], methods=[apigwv2.HttpMethod(route[0])],
-                                                integration=integration, **options)
+        api = self.http_api
+        assert api is not None, "called for an HTTP API only"
+
+        def add(route: tuple[str, str], *, authorizer: apigwv2.IHttpRouteAuthorizer | None = None,
+                authorization_scopes: Sequence[str] | None = None) -> CfnResource:
+            (added,) = api.add_routes(path=route[1], methods=[apigwv2.HttpMethod(route[0])], integration=integration,
+                                      authorizer=authorizer, authorization_scopes=authorization_scopes)
             self._created[route] = cast(CfnResource, added.node.default_child)
             return self._created[route]
 

@@ -11,7 +11,7 @@ warmup rule and its permission). The defaults are the settings' (:mod:`cdk_app.s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from aws_cdk import ArnFormat, Duration, Stack, TimeZone
 from aws_cdk import aws_applicationautoscaling as appscaling
@@ -29,7 +29,8 @@ from cdk_app.settings.choices import Strategy
 from cdk_app.settings.rules import check_bounds, check_cold_start, import_mode_for
 from cdk_app.settings.schema import ProvisionedSettings, WarmupSettings
 
-_PROVISIONED, _WARMUP = ProvisionedSettings(), WarmupSettings()
+#: The settings' defaults (model_validate: pyright does not read pydantic's positional Field defaults).
+_PROVISIONED, _WARMUP = ProvisionedSettings.model_validate({}), WarmupSettings.model_validate({})
 
 #: Async invocations older than this are dropped, not delivered late (Lambda's minimum).
 WARMUP_MAX_EVENT_AGE = Duration.seconds(60)
@@ -69,7 +70,7 @@ class Warmup:
     concurrency: int = _WARMUP.concurrency
     hold_ms: int = DEFAULT_HOLD_MS  # how long fanned-out pings stay busy, so they land on distinct instances
 
-    def payload(self) -> dict:
+    def payload(self) -> dict[str, dict[str, int]]:
         return {WARMUP_MARKER: {"concurrency": self.concurrency, "hold_ms": self.hold_ms}}
 
 
@@ -182,8 +183,10 @@ class ColdStartControl(Construct):
         )
         # No retries: a ping that failed is superseded by the next one. EventBridge invokes
         # asynchronously, so Lambda's own two async retries must be switched off on the alias too.
-        self.warmup_rule.add_target(targets.LambdaFunction(
-            alias, event=events.RuleTargetInput.from_object(settings.payload()), retry_attempts=0))
+        # Casts: jsii's classes miss their own interfaces for pyright (parameter names, aws/jsii#4541).
+        self.warmup_rule.add_target(cast(events.IRuleTarget, targets.LambdaFunction(
+            cast(lambda_.IFunction, alias), event=events.RuleTargetInput.from_object(settings.payload()),
+            retry_attempts=0)))
         alias.configure_async_invoke(retry_attempts=0, max_event_age=WARMUP_MAX_EVENT_AGE)
         # Only the rule invokes the alias asynchronously, and what it sends is disposable.
         acknowledge_serverless(self.warmup_rule.node.default_child, "EventBusDLQ", _DISPOSABLE_PINGS)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jsii
 from aws_cdk import Annotations, Aspects, Duration, IAspect, RemovalPolicy, Stack
@@ -110,7 +110,7 @@ def _entry_point(source: Path, handler: str | None, app: str | None,
     if handler is not None and app is not None:
         raise ValueError(f"handler={handler!r} and app={app!r} are both set; pass one: app= uses the runtime "
                          "package's generic entry point, handler= your own module")
-    environment = {}
+    environment: dict[str, str] = {}
     for prop, value, variable in (("app", app, APP_VARIABLE), ("tasks", tasks, TASK_REGISTRY_VARIABLE)):
         if value is not None:
             _reference(source, prop, value)
@@ -325,7 +325,9 @@ class ServiceFunction(Construct):
         self.log_group = log_group or self._log_group(log_retention, removal_policy)
         # Own role instead of AWSLambdaBasicExecutionRole: it may write to its own log group only.
         self.owns_role = role is None
-        self.role = role or iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+        # Casts: jsii's classes miss their own interfaces for pyright (parameter names, aws/jsii#4541).
+        self.role: iam.IRole = role or cast(iam.IRole, iam.Role(
+            self, "Role", assumed_by=cast(iam.IPrincipal, iam.ServicePrincipal("lambda.amazonaws.com"))))
         self.log_group.grant_write(self.role)
         # A role brought with vpc= must carry the network-interface permissions itself.
         self.network_policy = self._network_policy() if vpc is not None and self.owns_role else None
@@ -365,7 +367,7 @@ class ServiceFunction(Construct):
         self.tracing_policy = self._trace(tracing)
         self._accept_function_findings()
         self.alias = lambda_.Alias(
-            self, "Alias", alias_name=ALIAS_NAME, version=self.function.current_version,
+            self, "Alias", alias_name=ALIAS_NAME, version=cast(lambda_.IVersion, self.function.current_version),  # jsii#4541
             provisioned_concurrent_executions=cold_start.provisioned_settings.min_capacity
             if cold_start.provisioned_settings else None,
         )
@@ -403,9 +405,14 @@ class ServiceFunction(Construct):
         skip_checkov(log_group, "CKV_AWS_158", LOG_GROUP_KEY)
         return log_group
 
+    @property
+    def _cfn_function(self) -> lambda_.CfnFunction:
+        """The function's CloudFormation resource (``node.default_child`` is typed ``IConstruct | None``)."""
+        return cast(lambda_.CfnFunction, self.function.node.default_child)
+
     def _accept_function_findings(self) -> None:
         """What the function resource is reported for by design, each with its reason."""
-        function = self.function.node.default_child
+        function = self._cfn_function
         if self.packaging == "zip" and self.target.runtime.name != LATEST_PYTHON:
             runtime = (
                 f"The runtime is chosen per environment (function.python_version, default 3.13) because the "
@@ -414,7 +421,7 @@ class ServiceFunction(Construct):
             )
             acknowledge(function, "L1", runtime)
             acknowledge_serverless(function, "LambdaLatestVersion", runtime)
-        tracing_config = Stack.of(function).resolve(function.tracing_config) or {}
+        tracing_config: dict[str, str] = Stack.of(function).resolve(function.tracing_config) or {}
         if tracing_config.get("mode") != "Active":
             acknowledge_serverless(function, "LambdaTracing", (
                 f"X-Ray tracing is {tracing_config.get('mode', 'off')} by this function's tracing= prop "
@@ -480,7 +487,7 @@ class ServiceFunction(Construct):
         """
         cfn_mode = {lambda_.Tracing.ACTIVE: "Active", lambda_.Tracing.PASS_THROUGH: "PassThrough"}.get(mode)
         if cfn_mode is not None:
-            self.function.node.default_child.tracing_config = lambda_.CfnFunction.TracingConfigProperty(mode=cfn_mode)
+            self._cfn_function.tracing_config = lambda_.CfnFunction.TracingConfigProperty(mode=cfn_mode)
         if mode != lambda_.Tracing.ACTIVE:
             return None
         policy = iam.Policy(self, "TracingPolicy", statements=[iam.PolicyStatement(

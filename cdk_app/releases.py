@@ -151,7 +151,7 @@ class ReleaseControl(Construct):
         # Which version to test comes from the deployment; the hook may read this group's deployments only.
         hook.add_to_role_policy(iam.PolicyStatement(actions=["codedeploy:GetDeployment"],
                                                     resources=[self.deployment_group.deployment_group_arn]))
-        policy = iam.Policy(self, f"{stage}HookInvoke", roles=[cast(iam.IRole, hook.role)], statements=[iam.PolicyStatement(
+        policy = iam.Policy(self, f"{stage}HookInvoke", roles=[hook.role], statements=[iam.PolicyStatement(
             actions=["lambda:InvokeFunction"], resources=[f"{target.function.function_arn}:*"])])
         hook.function.node.add_dependency(policy)
         acknowledge(policy, f"IAM5[Resource::<{self._logical_id(target.function)}.Arn>:*]", (

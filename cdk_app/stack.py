@@ -158,7 +158,7 @@ class FastApiStack(Stack):
     def _connect_cache(self) -> None:
         """Every function may use the cache; then each gets the endpoints its grants call for. Last of the grants:
         an endpoint is derived from what a function's role allows."""
-        if self.cache is None:
+        if self.cache is None or self.network is None:  # both or neither (_cache)
             return
         for function in self.functions.values():
             self.cache.grant_connect(function)
@@ -189,8 +189,8 @@ class FastApiStack(Stack):
         """The preflight's warnings this environment accepts by design, each with its reason (strict synth fails on
         an unacknowledged one). The constructs accept their own where they make the resources."""
         cold_start = self.settings.cold_start
-        if cold_start.strategy == "provisioned":
-            p = cold_start.provisioned
+        p = cold_start.provisioned
+        if cold_start.strategy == "provisioned" and p is not None:  # the settings fill it in for this strategy
             acknowledge_preflight(
                 self.api_function.function, "LAMBDA-CONCURRENCY-QUOTA",
                 f"Provisioned concurrency ({p.min}-{p.max} on the live alias) is this environment's cold-start "
@@ -218,8 +218,9 @@ class FastApiStack(Stack):
             CfnOutput(self, "UserPoolId", value=self.identity.user_pool.user_pool_id, description="The user pool")
             CfnOutput(self, "WebClientId", value=self.identity.clients[0].user_pool_client_id,
                       description="The browser app client (no secret, authorization code with PKCE)")
-            CfnOutput(self, "AuthDomain", value=self.identity.domain.base_url(),
-                      description="The user pool's OAuth endpoints (/oauth2/authorize, /oauth2/token)")
+            if self.identity.domain is not None:
+                CfnOutput(self, "AuthDomain", value=self.identity.domain.base_url(),
+                          description="The user pool's OAuth endpoints (/oauth2/authorize, /oauth2/token)")
 
     @property
     def availability_zones(self) -> list[str]:
@@ -256,7 +257,7 @@ def build_stacks(app: App) -> dict[str, FastApiStack]:
         # CDK's own switch: assets keep their source hash, so templates match a bundled synth.
         app.node.set_context("aws:cdk:bundling-stacks", [])
     strict = _flag(app.node.try_get_context("strict_bundling"))
-    stacks = {}
+    stacks: dict[str, FastApiStack] = {}
     for name, env_settings in settings.environments.items():
         if strict:
             env_settings = env_settings.model_copy(

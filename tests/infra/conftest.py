@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aws_cdk import App, Stack
 from aws_cdk.assertions import Template
+from constructs import IConstruct
 
 from cdk_app.settings import read_cdk_json_context
 from cdk_app.stack import FastApiStack, build_stacks
@@ -37,7 +38,14 @@ def template_of(stack: Stack) -> Template:
     return Template.from_stack(stack)
 
 
-def only(template: Template, resource_type: str, prefix: str = "") -> tuple[str, dict]:
+def app_of(scope: IConstruct) -> App:
+    """The App ``scope`` is in (``node.root`` is typed as any construct)."""
+    app = scope.node.root
+    assert isinstance(app, App), f"{scope.node.path} is not in an App"
+    return app
+
+
+def only(template: Template, resource_type: str, prefix: str = "") -> tuple[str, Any]:
     """The logical id and body of the single resource of ``resource_type`` (whose id starts with ``prefix``)."""
     found = {k: v for k, v in template.find_resources(resource_type).items() if k.startswith(prefix)}
     assert len(found) == 1, f"expected one {resource_type} {prefix}*, found {len(found)}"
