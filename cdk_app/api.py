@@ -152,7 +152,25 @@ def _resource_paths(path: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Service:
-    """A function mounted on a path prefix of the API (see :meth:`FastApiGateway.add_service`)."""
+    """A function mounted on a path prefix of the API (see :meth:`FastApiGateway.add_service`).
+
+    :param prefix: the path below which every request goes to ``handler``, e.g. ``"/billing"``.
+    :param handler: a :class:`~cdk_app.function.ServiceFunction` (its ``live`` alias is mounted) or any
+        function or alias.
+    :param public_routes: its routes that answer anyone, written in full (``"GET /billing/health"``).
+        @default none
+    :param route_scopes: the scopes a route of its own demands (``{"POST /billing/refunds": ["billing/write"]}``).
+        @default none
+    :param route_throttles: a route's own (rate per second, burst). @default none
+
+    Example::
+
+        from cdk_app.function import FastApiFunction
+
+        billing = FastApiFunction(stack, "Billing", source="lambda_src", app="service.billing:app")
+        gateway = FastApiGateway(stack, "Gateway", services=[
+            Service("/billing", billing, public_routes=["GET /billing/health"])])
+    """
 
     prefix: str
     handler: lambda_.IFunction | ServiceFunction
@@ -163,14 +181,24 @@ class Service:
 
 @dataclass(frozen=True)
 class CustomDomain:
-    """A domain of your own for the API.
+    """A domain of your own for the API (:class:`FastApiGateway`'s ``domain``).
 
-    ``certificate``: an ACM certificate for ``name`` in the API's region (a regional API takes no
-    other); without one, a certificate is requested and DNS-validated (in ``hosted_zone`` when
-    given, else the deploy waits until you add the validation record ACM asks for). With
-    ``hosted_zone`` an alias record points ``name`` at the API. ``base_path`` serves the API
-    under that path of the domain. ``disable_default_endpoint``: clients reach the API only
-    through the domain (the ``execute-api`` URL answers 403).
+    :param name: the domain name, e.g. ``"api.example.com"``.
+    :param certificate: an ACM certificate for ``name`` in the API's region (a regional API takes no other).
+        @default one is requested and DNS-validated: in ``hosted_zone`` when given, else the deploy waits until
+        you add the validation record ACM asks for
+    :param hosted_zone: the zone of ``name``: an alias record points ``name`` at the API. @default no record
+    :param base_path: serve the API under this path of the domain. @default the domain's root
+    :param disable_default_endpoint: clients reach the API only through the domain (the ``execute-api`` URL
+        answers 403). @default ``DEFAULTS.api.domain.disable_default_endpoint`` (true)
+
+    Example::
+
+        from aws_cdk import aws_route53 as route53
+
+        zone = route53.HostedZone.from_hosted_zone_attributes(
+            stack, "Zone", hosted_zone_id="Z0123456789ABCDEFGHIJ", zone_name="example.com")
+        FastApiGateway(stack, "Gateway", domain=CustomDomain("api.example.com", hosted_zone=zone, base_path="v1"))
     """
 
     name: str
@@ -226,6 +254,49 @@ class FastApiGateway(Construct):
     own public routes, scopes and throttles. ``binary_media_types`` (REST; an HTTP API passes
     every body as it is) and ``compression_min_bytes`` (gzip: at a REST gateway, in the function
     for an HTTP API) shape the edge; ``domain`` serves the API on a :class:`CustomDomain`.
+
+    Its resources: :attr:`http_api` and :attr:`http_stage`, or :attr:`rest_api` and :attr:`rest_stage` (the
+    other two are None), :attr:`access_log_group`, :attr:`firewall`, :attr:`function` (when it made one),
+    :attr:`url`. Metrics: those of :attr:`http_api` / :attr:`rest_api` (``metric_count``,
+    ``metric_server_error``, ...); :class:`~cdk_app.observability.Observability` alarms on its 5xx share.
+
+    :param handler: what every request goes to: a :class:`~cdk_app.function.ServiceFunction` (its ``live`` alias),
+        or any function or alias. @default a :class:`~cdk_app.function.FastApiFunction` of its own (:attr:`function`)
+    :param api_type: ``"http"`` or ``"rest"``. @default ``DEFAULTS.api.type`` (http)
+    :param public_routes: routes that answer anyone, ``"METHOD /path"``. @default none (everything protected)
+    :param route_scopes: the scopes a route demands (needs a token authorizer), ``{"POST /items": ["api/write"]}``.
+        @default none
+    :param route_throttles: a route's own (rate per second, burst) below the stage's. @default none
+    :param waf_rate_limit: a WAF web ACL (AWS's common rules and this many requests per 5 minutes per IP) on
+        the REST stage (:attr:`firewall`); REST only. @default none (no WAF)
+    :param authorization_scopes: the scopes every access token carries, put on each token-authorized route
+        without its own. @default the authorizer's ``access_token_scopes`` (a :class:`~cdk_app.auth.UserPool`'s)
+    :param authorizer: an ``aws_apigatewayv2`` route authorizer (HTTP) or an ``aws_apigateway`` authorizer (REST)
+        for every non-public route. @default IAM (SigV4)
+    :param accept_id_tokens: let a token authorizer without scopes accept ID tokens, knowingly. @default False
+    :param api_name: the API's name. @default CDK's (the API construct's id)
+    :param throttle_rate_limit: the stage's steady requests per second. @default ``DEFAULTS.api.throttle_rate_limit``
+    :param throttle_burst_limit: the stage's burst. @default ``DEFAULTS.api.throttle_burst_limit``
+    :param cors: CORS, with open preflight routes. @default ``DEFAULTS.api.cors`` (off)
+    :param access_log_retention: of the access log group. @default ``DEFAULTS.log_retention_days``
+    :param removal_policy: of the access log group (and the REST API's CloudWatch role). @default ``DEFAULTS.removal_policy``
+    :param rest_cloud_watch_role: create API Gateway's account-level CloudWatch role (REST execution logs need
+        it; pass False when the account already has one). @default True
+    :param services: more functions on path prefixes (:class:`Service`). @default none
+    :param binary_media_types: content types passed as binary (REST). @default ``DEFAULTS.api.binary_media_types``
+    :param compression_min_bytes: gzip answers from this size on (None: never). @default ``DEFAULTS.api.compression_min_bytes``
+    :param domain: a :class:`CustomDomain`; :attr:`url` becomes the domain's. @default none
+
+    Example::
+
+        from cdk_app.auth import UserPool
+        from cdk_app.function import FastApiFunction
+
+        api = FastApiFunction(stack, "Api", source="lambda_src", app="service.handler:app")
+        users = UserPool(stack, "Users")
+        gateway = FastApiGateway(stack, "Gateway", handler=api, authorizer=users.http_authorizer(),
+                                 public_routes=["GET /health"], route_throttles={"POST /items": (10, 20)})
+        server_errors = gateway.http_api.metric_server_error() if gateway.http_api else None
     """
 
     def __init__(

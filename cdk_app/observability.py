@@ -57,6 +57,9 @@ class Observability(Construct):
 
     Example::
 
+        from cdk_app.api import FastApiGateway
+
+        FastApiGateway(stack, "Gateway", public_routes=["GET /health"])  # with a FastApiFunction of its own
         observability = Observability(stack, "Observability", alarm_emails=["oncall@example.com"])
         observability.watch(stack)  # every function, gateway, task queue and cache in it
     """

@@ -45,6 +45,7 @@ def _durable(settings: EnvironmentSettings) -> Props:
 
 
 def target(settings: EnvironmentSettings) -> BundlingTarget:
+    """What the code and its layers are built for (:class:`~cdk_app.bundling.target.BundlingTarget`)."""
     return BundlingTarget(python_version=settings.function.python_version,
                           architecture=settings.function.architecture,
                           include_aws_sdk=settings.bundling.include_aws_sdk,
@@ -57,6 +58,7 @@ def dependencies(settings: EnvironmentSettings) -> Props:
 
 
 def network(settings: EnvironmentSettings) -> Props:
+    """The VPC the cache needs (:class:`~cdk_app.network.Network`)."""
     n = settings.network
     return {"egress": n.egress, "az_count": n.az_count, "availability_zones": n.availability_zones, "cidr": n.cidr,
             "subnet_mask": n.subnet_mask, "nat_gateways": n.nat_gateways, "flow_logs": n.flow_logs,
@@ -64,6 +66,7 @@ def network(settings: EnvironmentSettings) -> Props:
 
 
 def cache(settings: EnvironmentSettings) -> Props:
+    """The cache (:class:`~cdk_app.cache.ValkeyCache`), without the network it is placed in."""
     c = settings.cache
     return {"kind": c.kind, "max_data_storage_gb": c.max_data_storage_gb, "max_ecpu_per_second": c.max_ecpu_per_second,
             "node_type": c.node_type, "replicas": c.replicas, "multi_az": c.multi_az, "port": c.port,

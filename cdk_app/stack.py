@@ -33,7 +33,28 @@ from cdk_app.tasks import FileIntake, TaskQueue
 class FastApiStack(Stack):
     """The whole service for one environment, wired from :class:`EnvironmentSettings`.
 
-    Capabilities that are off (``enabled: false``, ``cache.kind: none``) are None.
+    Each capability is an attribute: :attr:`api_function`, :attr:`gateway`, :attr:`tasks`, :attr:`files`,
+    :attr:`identity`, :attr:`cache`, :attr:`network`, :attr:`parameters`, :attr:`observability`,
+    :attr:`releases`, :attr:`services`, :attr:`functions`. Capabilities that are off (``enabled: false``,
+    ``cache.kind: none``) are None. :func:`build_stacks` makes one per environment of ``cdk.json``.
+
+    :param environment_name: the environment, e.g. ``"dev"``: in parameter paths, descriptions and variables.
+    :param settings: the environment's settings (:class:`~cdk_app.settings.EnvironmentSettings`; each
+        construct's props come from them through :mod:`cdk_app.props`).
+    :param app_name: the first part of the parameter paths, ``/<app_name>/<environment_name>/``.
+        @default ``"fastapi-lambda"``
+    :param kwargs: any other ``aws_cdk.Stack`` prop (``env``, ``description``, ...).
+
+    Example::
+
+        from cdk_app.settings import EnvironmentSettings
+        from cdk_app.testing import app_for_tests
+
+        app = app_for_tests()  # in a test; to deploy, App() and build_stacks(app) read cdk.json
+        settings = EnvironmentSettings.model_validate({"function": {"memory_mb": 2048},
+                                                       "tasks": {"enabled": True}})
+        service = FastApiStack(app, "orders-dev", environment_name="dev", settings=settings, app_name="orders")
+        queue_url = service.tasks.queue.queue_url if service.tasks else None
     """
 
     def __init__(self, scope: Construct, id: str, *, environment_name: str, settings: EnvironmentSettings,
