@@ -155,11 +155,12 @@ class Service:
     """A function mounted on a path prefix of the API (see :meth:`FastApiGateway.add_service`).
 
     :param prefix: the path below which every request goes to ``handler``, e.g. ``"/billing"``.
-    :param handler: a :class:`~cdk_app.function.ServiceFunction` (its ``live`` alias is mounted) or any
+    :param handler: a :class:`cdk_app.function.ServiceFunction` (its ``live`` alias is mounted) or any
         function or alias.
     :param public_routes: its routes that answer anyone, written in full (``"GET /billing/health"``).
         @default none
-    :param route_scopes: the scopes a route of its own demands (``{"POST /billing/refunds": ["billing/write"]}``).
+    :param route_scopes: the scopes a route of its own demands, by route,
+        e.g. ``{"POST /billing/refunds": ["billing/write"]}``.
         @default none
     :param route_throttles: a route's own (rate per second, burst). @default none
 
@@ -187,7 +188,8 @@ class CustomDomain:
     :param certificate: an ACM certificate for ``name`` in the API's region (a regional API takes no other).
         @default one is requested and DNS-validated: in ``hosted_zone`` when given, else the deploy waits until
         you add the validation record ACM asks for
-    :param hosted_zone: the zone of ``name``: an alias record points ``name`` at the API. @default no record
+    :param hosted_zone: the zone of ``name``, where an alias record points ``name`` at the API.
+        @default no record
     :param base_path: serve the API under this path of the domain. @default the domain's root
     :param disable_default_endpoint: clients reach the API only through the domain (the ``execute-api`` URL
         answers 403). @default ``DEFAULTS.api.domain.disable_default_endpoint`` (true)
@@ -258,19 +260,20 @@ class FastApiGateway(Construct):
     Its resources: :attr:`http_api` and :attr:`http_stage`, or :attr:`rest_api` and :attr:`rest_stage` (the
     other two are None), :attr:`access_log_group`, :attr:`firewall`, :attr:`function` (when it made one),
     :attr:`url`. Metrics: those of :attr:`http_api` / :attr:`rest_api` (``metric_count``,
-    ``metric_server_error``, ...); :class:`~cdk_app.observability.Observability` alarms on its 5xx share.
+    ``metric_server_error``, ...); :class:`cdk_app.observability.Observability` alarms on its 5xx share.
 
-    :param handler: what every request goes to: a :class:`~cdk_app.function.ServiceFunction` (its ``live`` alias),
-        or any function or alias. @default a :class:`~cdk_app.function.FastApiFunction` of its own (:attr:`function`)
+    :param handler: what every request goes to, a :class:`cdk_app.function.ServiceFunction` (its ``live`` alias),
+        or any function or alias. @default a :class:`cdk_app.function.FastApiFunction` of its own (:attr:`function`)
     :param api_type: ``"http"`` or ``"rest"``. @default ``DEFAULTS.api.type`` (http)
     :param public_routes: routes that answer anyone, ``"METHOD /path"``. @default none (everything protected)
-    :param route_scopes: the scopes a route demands (needs a token authorizer), ``{"POST /items": ["api/write"]}``.
+    :param route_scopes: the scopes a route demands (needs a token authorizer), by route,
+        e.g. ``{"POST /items": ["api/write"]}``.
         @default none
     :param route_throttles: a route's own (rate per second, burst) below the stage's. @default none
     :param waf_rate_limit: a WAF web ACL (AWS's common rules and this many requests per 5 minutes per IP) on
         the REST stage (:attr:`firewall`); REST only. @default none (no WAF)
     :param authorization_scopes: the scopes every access token carries, put on each token-authorized route
-        without its own. @default the authorizer's ``access_token_scopes`` (a :class:`~cdk_app.auth.UserPool`'s)
+        without its own. @default the authorizer's ``access_token_scopes`` (a :class:`cdk_app.auth.UserPool`'s)
     :param authorizer: an ``aws_apigatewayv2`` route authorizer (HTTP) or an ``aws_apigateway`` authorizer (REST)
         for every non-public route. @default IAM (SigV4)
     :param accept_id_tokens: let a token authorizer without scopes accept ID tokens, knowingly. @default False
@@ -284,8 +287,9 @@ class FastApiGateway(Construct):
         it; pass False when the account already has one). @default True
     :param services: more functions on path prefixes (:class:`Service`). @default none
     :param binary_media_types: content types passed as binary (REST). @default ``DEFAULTS.api.binary_media_types``
-    :param compression_min_bytes: gzip answers from this size on (None: never). @default ``DEFAULTS.api.compression_min_bytes``
-    :param domain: a :class:`CustomDomain`; :attr:`url` becomes the domain's. @default none
+    :param compression_min_bytes: gzip answers from this size on (None for never). @default ``DEFAULTS.api.compression_min_bytes``
+    :param domain: a :class:`CustomDomain`; :attr:`url` becomes the domain's.
+        @default none
 
     Example::
 

@@ -1,7 +1,7 @@
 """Cold-start control: provisioned concurrency with autoscaling, SnapStart, or a warmup rule.
 
 One strategy per function, described by the plan :class:`ColdStart`: the function
-(:class:`~cdk_app.function.ServiceFunction`) checks it against its runtime and reserved
+(:class:`cdk_app.function.ServiceFunction`) checks it against its runtime and reserved
 concurrency, once, then applies it: SnapStart and the initial provisioned concurrency (properties
 of the function and its alias), the import mode the runtime package reads
 (:meth:`ColdStart.environment`), and :class:`ColdStartControl` (scaling, the spillover alarm, the
@@ -130,7 +130,7 @@ class Warmup:
 class ColdStart:
     """The cold-start strategy of one function; build it with the class methods.
 
-    A function (:class:`~cdk_app.function.ServiceFunction`) checks the plan against its runtime and reserved
+    A function (:class:`cdk_app.function.ServiceFunction`) checks the plan against its runtime and reserved
     concurrency (:meth:`validate`), then applies it (:class:`ColdStartControl`).
 
     :param strategy: ``"provisioned"``, ``"snapstart"``, ``"warmup"`` or ``"none"``. @default ``DEFAULTS.cold_start.strategy``
@@ -190,7 +190,7 @@ class ColdStart:
         return {IMPORT_MODE_VARIABLE: self.effective_import_mode}
 
     def validate(self, runtime: lambda_.Runtime, reserved_concurrency: int | None = None) -> None:
-        """Raise :class:`~cdk_app.settings.rules.RuleError` naming the conflict and the fix.
+        """Raise :class:`cdk_app.settings.rules.RuleError` naming the conflict and the fix.
 
         The function that applies the plan calls this, once: whether a plan works depends on that
         function's runtime and reserved concurrency.
@@ -215,9 +215,9 @@ class ColdStartControl(Construct):
 
     The alias must already carry the plan's function-level settings (SnapStart,
     initial provisioned concurrency), and the plan must have been validated against the
-    function: :class:`~cdk_app.function.ServiceFunction` does all three, and exposes it as
+    function: :class:`cdk_app.function.ServiceFunction` does all three, and exposes it as
     ``function.cold_start``. Its resources: :attr:`spillover_alarm` (provisioned concurrency; alarm
-    it with :class:`~cdk_app.observability.Observability`) and :attr:`warmup_rule` (warmup), else None.
+    it with :class:`cdk_app.observability.Observability`) and :attr:`warmup_rule` (warmup), else None.
 
     :param function: the function the plan is for (its role may invoke the alias for a warmup fan-out).
     :param alias: the alias that carries the plan (scaling, warmup target).

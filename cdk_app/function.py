@@ -237,15 +237,16 @@ class ServiceFunction(Construct):
     SnapStart apply and what a deployment shifts atomically. It is an ``IGrantable``
     (``queue.grant_send_messages(function)``) and, with ``vpc=``, an ``IConnectable``.
     Its resources: :attr:`function`, :attr:`alias`, :attr:`role`, :attr:`log_group`,
-    :attr:`cold_start` (a :class:`~cdk_app.cold_start.ColdStartControl`).
+    :attr:`cold_start` (a :class:`cdk_app.cold_start.ColdStartControl`).
 
     :param source: the folder holding your package and its ``requirements.txt`` lock.
         @default ``./lambda_src`` of the app being synthesized
     :param handler: your own handler, ``"package.module.function"``; not with ``app``.
         @default ``service.handler.handler`` (this repository's example app) unless ``app`` or ``tasks`` is given
-    :param app: any ASGI app, ``"package.module:app"``, served by the runtime package's generic entry point
-        (no handler module needed). @default none
-    :param tasks: a task registry, ``"package.module:registry"`` (a queue worker). @default none
+    :param app: any ASGI app, served by the runtime package's generic entry point (no handler module
+        needed), as ``"package.module:app"``. @default none
+    :param tasks: a task registry (a queue worker),
+        as ``"package.module:registry"``. @default none
     :param target: the Python version and architecture the code and layer are built for.
         @default ``BundlingTarget()`` (``DEFAULTS.function.python_version``, ``DEFAULTS.function.architecture``)
     :param dependencies: a :class:`DependenciesLayer` (the layer of this function's dependency set is chosen
@@ -270,14 +271,14 @@ class ServiceFunction(Construct):
     :param removal_policy: of its log group and of the stack's dependency layer when it makes it.
         @default ``DEFAULTS.removal_policy``
     :param description: the function's description. @default none
-    :param cold_start: one strategy (:class:`~cdk_app.cold_start.ColdStart`) and with it the app's import mode;
+    :param cold_start: one strategy (:class:`cdk_app.cold_start.ColdStart`) and with it the app's import mode;
         checked against the runtime and ``reserved_concurrency``. @default ``ColdStart()``, ``DEFAULTS.cold_start.strategy``
     :param role: a role of your own; it then needs the VPC network-interface permissions itself with ``vpc``.
         @default a role of its own that may write to its own log group only
     :param initial_policy: statements added to the role. @default none
     :param tracing: X-Ray tracing (its ``*`` statement goes into a policy of its own).
         @default ``DEFAULTS.observability.tracing`` (active)
-    :param adot_layer: the AWS Distro for OpenTelemetry layer: traces through OpenTelemetry instead of the
+    :param adot_layer: the AWS Distro for OpenTelemetry layer, for traces through OpenTelemetry instead of the
         X-Ray SDK. @default none
     :param service_name: the service name in logs, metrics and traces. @default the stack's name
     :param vpc: a VPC to place the function in (:attr:`connections`). @default none (no VPC)
@@ -619,7 +620,7 @@ class FastApiFunction(ServiceFunction):
     """The function behind an API Gateway: a :class:`ServiceFunction` whose timeout must fit
     the gateway's integration limit.
 
-    :param max_timeout: the gateway's integration limit. @default 29 s (``DEFAULT_MAX_TIMEOUT``: the lower of
+    :param max_timeout: the gateway's integration limit. @default 29 s, ``DEFAULT_MAX_TIMEOUT`` (the lower of
         the REST and HTTP APIs'; :meth:`FastApiGateway.max_integration_timeout` gives each one's)
     :param props: every prop of :class:`ServiceFunction` (``max_timeout_reason`` defaults to the API gateway).
 

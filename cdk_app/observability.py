@@ -6,7 +6,7 @@ email subscriptions from settings with a dead-letter queue, alarms for every fun
 80% of the timeout), the API's 5xx rate, and any other alarm handed to it (provisioned
 concurrency spillover, dead letters, queue age, cache errors); every alarm notifies the
 topic. Logs, traces and metrics inside the functions come from the runtime package
-(Powertools), configured by the variables :class:`~cdk_app.function.ServiceFunction` sets.
+(Powertools), configured by the variables :class:`cdk_app.function.ServiceFunction` sets.
 """
 
 from __future__ import annotations

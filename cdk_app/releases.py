@@ -1,7 +1,7 @@
 """Safe releases: CodeDeploy moves a function's ``live`` alias to each new version, and rolls it back on alarms.
 
 :class:`Release` is the plan: all at once, a canary share first, or linear steps, and an optional
-smoke test. :class:`ReleaseControl` applies it to one :class:`~cdk_app.function.ServiceFunction`:
+smoke test. :class:`ReleaseControl` applies it to one :class:`cdk_app.function.ServiceFunction`:
 a CodeDeploy application and deployment group on the alias (CloudFormation then hands every change
 of the alias's version to CodeDeploy, through the alias's ``CodeDeployLambdaAliasUpdate`` update
 policy), the smoke-test hooks (:mod:`fastapi_lambda.release`, a function of their own that
@@ -53,7 +53,7 @@ class Release:
 
     :param strategy: ``"all-at-once"``, ``"canary"`` (a share first, the rest after ``interval_minutes``) or
         ``"linear"`` (equal steps). @default ``DEFAULTS.release.strategy`` (all-at-once)
-    :param percentage: canary: the first share; linear: each step's, 1-99. @default ``DEFAULTS.release.percentage`` (10)
+    :param percentage: the first share (canary) or each step's (linear), 1-99. @default ``DEFAULTS.release.percentage`` (10)
     :param interval_minutes: minutes between the shifts. @default ``DEFAULTS.release.interval_minutes`` (5)
     :param rollback_on_alarms: roll back when an alarm handed to :meth:`ReleaseControl.roll_back_on` fires.
         @default ``DEFAULTS.release.rollback_on_alarms`` (True)
@@ -90,7 +90,7 @@ class Release:
         return cls("linear", percentage, interval_minutes, smoke_test=smoke_test, post_traffic_test=post_traffic_test)
 
     def validate(self) -> None:
-        """Raise :class:`~cdk_app.settings.rules.RuleError` naming the prop and the fix."""
+        """Raise :class:`cdk_app.settings.rules.RuleError` naming the prop and the fix."""
         check_release(self.strategy, percentage=self.percentage, interval_minutes=self.interval_minutes)
         if self.post_traffic_test and self.smoke_test is None:
             raise RuleError("release.post_traffic_test needs release.smoke_test (the GET path to call); set it, "
@@ -118,15 +118,15 @@ class ReleaseControl(Construct):
     """CodeDeploy on a function's ``live`` alias: :attr:`deployment_group`, the smoke-test :attr:`hooks`, and
     :meth:`roll_back_on` for the alarms that stop a release.
 
-    :class:`~cdk_app.stack.FastApiStack` gives every function the environment's ``release`` settings.
+    :class:`cdk_app.stack.FastApiStack` gives every function the environment's ``release`` settings.
 
-    :param function: the :class:`~cdk_app.function.ServiceFunction` whose ``live`` alias is released.
+    :param function: the :class:`cdk_app.function.ServiceFunction` whose ``live`` alias is released.
     :param plan: how (:class:`Release`). @default ``Release()``, the settings' ``release``
     :param log_retention: of the smoke-test hooks' log groups. @default ``DEFAULTS.log_retention_days``
     :param removal_policy: of the hooks' log groups. @default ``DEFAULTS.removal_policy``
     :param tracing: of the hooks. @default ``DEFAULTS.observability.tracing``
-    :param http: the function serves HTTP: the smoke test sends a GET request. False (e.g. a queue worker):
-        it sends a warmup ping instead, which proves the new version initializes. @default True
+    :param http: the function serves HTTP, so the smoke test sends a GET request; with False (e.g. a queue
+        worker) it sends a warmup ping instead, which proves the new version initializes. @default True
     :param application: the CodeDeploy application to put the deployment group in. @default one of its own
 
     Example::

@@ -38,8 +38,8 @@ class FastApiStack(Stack):
     :attr:`releases`, :attr:`services`, :attr:`functions`. Capabilities that are off (``enabled: false``,
     ``cache.kind: none``) are None. :func:`build_stacks` makes one per environment of ``cdk.json``.
 
-    :param environment_name: the environment, e.g. ``"dev"``: in parameter paths, descriptions and variables.
-    :param settings: the environment's settings (:class:`~cdk_app.settings.EnvironmentSettings`; each
+    :param environment_name: the environment, e.g. ``"dev"``, in parameter paths, descriptions and variables.
+    :param settings: the environment's settings (:class:`cdk_app.settings.EnvironmentSettings`; each
         construct's props come from them through :mod:`cdk_app.props`).
     :param app_name: the first part of the parameter paths, ``/<app_name>/<environment_name>/``.
         @default ``"fastapi-lambda"``
@@ -264,7 +264,7 @@ def build_stacks(app: App) -> dict[str, FastApiStack]:
 
     The only reader of the CDK context: it reads ``cdk.json``'s settings (the CLI passes them;
     ``python app.py`` and tests fall back to the file) and raises
-    :class:`~cdk_app.settings.ConfigError` when they are invalid. ``-c env=<name>`` limits synth
+    :class:`cdk_app.settings.ConfigError` when they are invalid. ``-c env=<name>`` limits synth
     to one environment (the others' problems are then warnings on stderr), ``-c
     strict_bundling=true`` makes a missing target interpreter an error and ``-c
     skip_bundling=true`` skips bundling (fast template checks; not deployable).
