@@ -137,6 +137,9 @@ def _parse_routes(prop: str, routes: Sequence[str] | Mapping[str, object]) -> tu
 
 #: Rate (requests per second) and burst of one route.
 Throttle = tuple[float, int]
+#: What a gateway or a service fronts. Alias and Function spelled out: their jsii bindings fail pyright's IFunction
+#: protocol check (parameter names, aws/jsii#4541), so a consumer's ``handler=function.alias`` would be a type error.
+Handler = lambda_.IFunction | lambda_.Alias | lambda_.Function | ServiceFunction
 
 _PUBLIC_ROUTE = (
     "This route is declared public (public_routes) because it serves callers without an identity by design; "
@@ -174,7 +177,7 @@ class Service:
     """
 
     prefix: str
-    handler: lambda_.IFunction | ServiceFunction
+    handler: Handler
     public_routes: Sequence[str] = ()
     route_scopes: Mapping[str, Sequence[str]] | None = None
     route_throttles: Mapping[str, Throttle] | None = None
@@ -308,9 +311,7 @@ class FastApiGateway(Construct):
         scope: Construct,
         id: str,
         *,
-        # Alias and Function spelled out: their jsii bindings fail pyright's IFunction protocol check (parameter names,
-        # aws/jsii#4541), so a consumer's handler=function.alias would be a type error.
-        handler: lambda_.IFunction | lambda_.Alias | lambda_.Function | ServiceFunction | None = None,
+        handler: Handler | None = None,
         api_type: ApiType = DEFAULTS.api.type,
         public_routes: Sequence[str] = (),
         route_scopes: Mapping[str, Sequence[str]] | None = None,
@@ -425,7 +426,7 @@ class FastApiGateway(Construct):
 
     # --- several services behind one API ------------------------------------------------------
 
-    def add_service(self, prefix: str, handler: lambda_.IFunction | ServiceFunction, *,
+    def add_service(self, prefix: str, handler: Handler, *,
                     public_routes: Sequence[str] = (), route_scopes: Mapping[str, Sequence[str]] | None = None,
                     route_throttles: Mapping[str, Throttle] | None = None) -> Service:
         """Send every request below ``prefix`` (``"/billing"``: ``/billing`` and ``/billing/...``) to ``handler``.
@@ -453,7 +454,7 @@ class FastApiGateway(Construct):
                         prefix: (prefix, declared)},
                        main_routes=[" ".join(r) for r in (*self.public_routes, *self.explicit_routes)])
         self.services[prefix] = service
-        alias = cast(lambda_.IFunction, handler.alias) if isinstance(handler, ServiceFunction) else handler
+        alias = cast(lambda_.IFunction, handler.alias if isinstance(handler, ServiceFunction) else handler)  # jsii#4541
         explicit = tuple(dict.fromkeys([*scopes, *(r for r in throttles if r not in public)]))
         catch_alls = [prefix, f"{prefix}/{{proxy+}}"]
         name = "".join(part.title() for part in prefix.replace("-", "/").replace(".", "/").replace("_", "/")

@@ -327,7 +327,7 @@ class ServiceFunction(Construct):
         removal_policy: RemovalPolicy = removal_policy(DEFAULTS.removal_policy),
         description: str | None = None,
         cold_start: ColdStart = ColdStart(),
-        role: iam.IRole | None = None,
+        role: iam.IRole | iam.Role | None = None,  # Role spelled out: it fails pyright's IRole check (jsii#4541)
         initial_policy: Sequence[iam.PolicyStatement] = (),
         tracing: lambda_.Tracing = tracing(DEFAULTS.observability.tracing),
         adot_layer: lambda_.ILayerVersion | None = None,
@@ -391,7 +391,7 @@ class ServiceFunction(Construct):
         # Own role instead of AWSLambdaBasicExecutionRole: it may write to its own log group only.
         self.owns_role = role is None
         # Casts: jsii's classes miss their own interfaces for pyright (parameter names, aws/jsii#4541).
-        self.role: iam.IRole = role or cast(iam.IRole, iam.Role(
+        self.role = cast(iam.IRole, role or iam.Role(
             self, "Role", assumed_by=cast(iam.IPrincipal, iam.ServicePrincipal("lambda.amazonaws.com"))))
         self.log_group.grant_write(self.role)
         # A role brought with vpc= must carry the network-interface permissions itself.

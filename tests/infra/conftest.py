@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from aws_cdk import App, Stack
 from aws_cdk.assertions import Template
-from constructs import IConstruct
 
 from cdk_app.settings import read_cdk_json_context
 from cdk_app.stack import FastApiStack, build_stacks
@@ -38,16 +37,16 @@ def template_of(stack: Stack) -> Template:
     return Template.from_stack(stack)
 
 
-def app_of(scope: IConstruct) -> App:
-    """The App ``scope`` is in (``node.root`` is typed as any construct)."""
-    app = scope.node.root
-    assert isinstance(app, App), f"{scope.node.path} is not in an App"
+def app_of(stack: Stack) -> App:
+    """The app ``stack`` is in (``stack.node.root`` is typed as any construct)."""
+    app = stack.node.root
+    assert isinstance(app, App), f"{stack.node.path} is not in an App"
     return app
 
 
-def only(template: Template, resource_type: str, prefix: str = "") -> tuple[str, Any]:
+def only(template: Template, resource_type: str, prefix: str = "") -> tuple[str, dict]:
     """The logical id and body of the single resource of ``resource_type`` (whose id starts with ``prefix``)."""
-    found = {k: v for k, v in template.find_resources(resource_type).items() if k.startswith(prefix)}
+    found = {k: dict(v) for k, v in template.find_resources(resource_type).items() if k.startswith(prefix)}
     assert len(found) == 1, f"expected one {resource_type} {prefix}*, found {len(found)}"
     return next(iter(found.items()))
 
