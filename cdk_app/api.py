@@ -65,7 +65,8 @@ _REST_ACCESS_LOG = {**_ACCESS_LOG_FIELDS, "resourcePath": "$context.resourcePath
 @jsii.implements(apigwv2.IAccessLogSettings)
 class _HttpAccessLogs:
     def __init__(self, log_group: logs.ILogGroup) -> None:
-        self._destination = apigwv2.LogGroupLogDestination(log_group)
+        # A cast: jsii's class misses its own interface for pyright (parameter names, aws/jsii#4541).
+        self._destination = cast(apigwv2.IAccessLogDestination, apigwv2.LogGroupLogDestination(log_group))
 
     @property
     def destination(self) -> apigwv2.IAccessLogDestination:
@@ -111,8 +112,10 @@ class _AccessTokensOnly:
         self.scopes, self.accept_id_tokens = list(scopes), accept_id_tokens
 
     def visit(self, node: IConstruct) -> None:
-        kind = next((k for k in _TOKEN_AUTHORIZATION if isinstance(node, k)), None)
-        if kind is None or node.authorization_type != _TOKEN_AUTHORIZATION[kind] or node.authorization_scopes:
+        if not isinstance(node, apigwv2.CfnRoute | apigw.CfnMethod):
+            return
+        token = _TOKEN_AUTHORIZATION[apigwv2.CfnRoute if isinstance(node, apigwv2.CfnRoute) else apigw.CfnMethod]
+        if node.authorization_type != token or node.authorization_scopes:
             return
         if self.scopes:
             node.authorization_scopes = self.scopes
@@ -134,6 +137,9 @@ def _parse_routes(prop: str, routes: Sequence[str] | Mapping[str, object]) -> tu
 
 #: Rate (requests per second) and burst of one route.
 Throttle = tuple[float, int]
+#: What a gateway or a service fronts. Alias and Function spelled out: their jsii bindings fail pyright's IFunction
+#: protocol check (parameter names, aws/jsii#4541), so a consumer's ``handler=function.alias`` would be a type error.
+Handler = lambda_.IFunction | lambda_.Alias | lambda_.Function | ServiceFunction
 
 _PUBLIC_ROUTE = (
     "This route is declared public (public_routes) because it serves callers without an identity by design; "
@@ -149,10 +155,29 @@ def _resource_paths(path: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Service:
-    """A function mounted on a path prefix of the API (see :meth:`FastApiGateway.add_service`)."""
+    """A function mounted on a path prefix of the API (see :meth:`FastApiGateway.add_service`).
+
+    :param prefix: the path below which every request goes to ``handler``, e.g. ``"/billing"``.
+    :param handler: a :class:`cdk_app.function.ServiceFunction` (its ``live`` alias is mounted) or any
+        function or alias.
+    :param public_routes: its routes that answer anyone, written in full (``"GET /billing/health"``).
+        @default none
+    :param route_scopes: the scopes a route of its own demands, by route,
+        e.g. ``{"POST /billing/refunds": ["billing/write"]}``.
+        @default none
+    :param route_throttles: a route's own (rate per second, burst). @default none
+
+    Example::
+
+        from cdk_app.function import FastApiFunction
+
+        billing = FastApiFunction(stack, "Billing", source="lambda_src", app="service.billing:app")
+        gateway = FastApiGateway(stack, "Gateway", services=[
+            Service("/billing", billing, public_routes=["GET /billing/health"])])
+    """
 
     prefix: str
-    handler: lambda_.IFunction | ServiceFunction
+    handler: Handler
     public_routes: Sequence[str] = ()
     route_scopes: Mapping[str, Sequence[str]] | None = None
     route_throttles: Mapping[str, Throttle] | None = None
@@ -160,14 +185,25 @@ class Service:
 
 @dataclass(frozen=True)
 class CustomDomain:
-    """A domain of your own for the API.
+    """A domain of your own for the API (:class:`FastApiGateway`'s ``domain``).
 
-    ``certificate``: an ACM certificate for ``name`` in the API's region (a regional API takes no
-    other); without one, a certificate is requested and DNS-validated (in ``hosted_zone`` when
-    given, else the deploy waits until you add the validation record ACM asks for). With
-    ``hosted_zone`` an alias record points ``name`` at the API. ``base_path`` serves the API
-    under that path of the domain. ``disable_default_endpoint``: clients reach the API only
-    through the domain (the ``execute-api`` URL answers 403).
+    :param name: the domain name, e.g. ``"api.example.com"``.
+    :param certificate: an ACM certificate for ``name`` in the API's region (a regional API takes no other).
+        @default one is requested and DNS-validated: in ``hosted_zone`` when given, else the deploy waits until
+        you add the validation record ACM asks for
+    :param hosted_zone: the zone of ``name``, where an alias record points ``name`` at the API.
+        @default no record
+    :param base_path: serve the API under this path of the domain. @default the domain's root
+    :param disable_default_endpoint: clients reach the API only through the domain (the ``execute-api`` URL
+        answers 403). @default ``DEFAULTS.api.domain.disable_default_endpoint`` (true)
+
+    Example::
+
+        from aws_cdk import aws_route53 as route53
+
+        zone = route53.HostedZone.from_hosted_zone_attributes(
+            stack, "Zone", hosted_zone_id="Z0123456789ABCDEFGHIJ", zone_name="example.com")
+        FastApiGateway(stack, "Gateway", domain=CustomDomain("api.example.com", hosted_zone=zone, base_path="v1"))
     """
 
     name: str
@@ -223,6 +259,51 @@ class FastApiGateway(Construct):
     own public routes, scopes and throttles. ``binary_media_types`` (REST; an HTTP API passes
     every body as it is) and ``compression_min_bytes`` (gzip: at a REST gateway, in the function
     for an HTTP API) shape the edge; ``domain`` serves the API on a :class:`CustomDomain`.
+
+    Its resources: :attr:`http_api` and :attr:`http_stage`, or :attr:`rest_api` and :attr:`rest_stage` (the
+    other two are None), :attr:`access_log_group`, :attr:`firewall`, :attr:`function` (when it made one),
+    :attr:`url`. Metrics: those of :attr:`http_api` / :attr:`rest_api` (``metric_count``,
+    ``metric_server_error``, ...); :class:`cdk_app.observability.Observability` alarms on its 5xx share.
+
+    :param handler: what every request goes to, a :class:`cdk_app.function.ServiceFunction` (its ``live`` alias),
+        or any function or alias. @default a :class:`cdk_app.function.FastApiFunction` of its own (:attr:`function`)
+    :param api_type: ``"http"`` or ``"rest"``. @default ``DEFAULTS.api.type`` (http)
+    :param public_routes: routes that answer anyone, ``"METHOD /path"``. @default none (everything protected)
+    :param route_scopes: the scopes a route demands (needs a token authorizer), by route,
+        e.g. ``{"POST /items": ["api/write"]}``.
+        @default none
+    :param route_throttles: a route's own (rate per second, burst) below the stage's. @default none
+    :param waf_rate_limit: a WAF web ACL (AWS's common rules and this many requests per 5 minutes per IP) on
+        the REST stage (:attr:`firewall`); REST only. @default none (no WAF)
+    :param authorization_scopes: the scopes every access token carries, put on each token-authorized route
+        without its own. @default the authorizer's ``access_token_scopes`` (a :class:`cdk_app.auth.UserPool`'s)
+    :param authorizer: an ``aws_apigatewayv2`` route authorizer (HTTP) or an ``aws_apigateway`` authorizer (REST)
+        for every non-public route. @default IAM (SigV4)
+    :param accept_id_tokens: let a token authorizer without scopes accept ID tokens, knowingly. @default False
+    :param api_name: the API's name. @default CDK's (the API construct's id)
+    :param throttle_rate_limit: the stage's steady requests per second. @default ``DEFAULTS.api.throttle_rate_limit``
+    :param throttle_burst_limit: the stage's burst. @default ``DEFAULTS.api.throttle_burst_limit``
+    :param cors: CORS, with open preflight routes. @default ``DEFAULTS.api.cors`` (off)
+    :param access_log_retention: of the access log group. @default ``DEFAULTS.log_retention_days``
+    :param removal_policy: of the access log group (and the REST API's CloudWatch role). @default ``DEFAULTS.removal_policy``
+    :param rest_cloud_watch_role: create API Gateway's account-level CloudWatch role (REST execution logs need
+        it; pass False when the account already has one). @default True
+    :param services: more functions on path prefixes (:class:`Service`). @default none
+    :param binary_media_types: content types passed as binary (REST). @default ``DEFAULTS.api.binary_media_types``
+    :param compression_min_bytes: gzip answers from this size on (None for never). @default ``DEFAULTS.api.compression_min_bytes``
+    :param domain: a :class:`CustomDomain`; :attr:`url` becomes the domain's.
+        @default none
+
+    Example::
+
+        from cdk_app.auth import UserPool
+        from cdk_app.function import FastApiFunction
+
+        api = FastApiFunction(stack, "Api", source="lambda_src", app="service.handler:app")
+        users = UserPool(stack, "Users")
+        gateway = FastApiGateway(stack, "Gateway", handler=api, authorizer=users.http_authorizer(),
+                                 public_routes=["GET /health"], route_throttles={"POST /items": (10, 20)})
+        server_errors = gateway.http_api.metric_server_error() if gateway.http_api else None
     """
 
     def __init__(
@@ -230,9 +311,7 @@ class FastApiGateway(Construct):
         scope: Construct,
         id: str,
         *,
-        # Alias and Function spelled out: their jsii bindings fail pyright's IFunction protocol check (parameter names,
-        # aws/jsii#4541), so a consumer's handler=function.alias would be a type error.
-        handler: lambda_.IFunction | lambda_.Alias | lambda_.Function | ServiceFunction | None = None,
+        handler: Handler | None = None,
         api_type: ApiType = DEFAULTS.api.type,
         public_routes: Sequence[str] = (),
         route_scopes: Mapping[str, Sequence[str]] | None = None,
@@ -299,8 +378,10 @@ class FastApiGateway(Construct):
         self.api_type = api_type
         self.function = FastApiFunction(
             self, "Function", max_timeout=self.max_integration_timeout(api_type)) if handler is None else None
-        own = self.function if handler is None else handler if isinstance(handler, ServiceFunction) else None
-        self.handler = own.alias if own is not None else handler
+        own = handler if isinstance(handler, ServiceFunction) else self.function
+        #: What the gateway invokes: a :class:`ServiceFunction`'s ``live`` alias, or the function or alias given.
+        # A cast: handler is given when own is None, and jsii's Alias and Function miss IFunction (aws/jsii#4541).
+        self.handler = cast(lambda_.IFunction, own.alias if own is not None else handler)
         self.access_log_group = logs.LogGroup(
             self, "AccessLogs", retention=access_log_retention, removal_policy=removal_policy
         )
@@ -309,23 +390,28 @@ class FastApiGateway(Construct):
         self.http_stage: apigwv2.HttpStage | None = None
         self.rest_api: apigw.RestApi | None = None
         self.rest_stage: apigw.Stage | None = None
+        # The authorizer's kind was checked against api_type above (_implements).
         if api_type == "http":
             public, preflight, protected = self._http_api(
-                api_name, throttle_rate_limit, throttle_burst_limit, cors, authorizer)
+                api_name, throttle_rate_limit, throttle_burst_limit, cors,
+                cast("apigwv2.IHttpRouteAuthorizer | None", authorizer))
         else:
             public, preflight, protected = self._rest_api(
-                api_name, throttle_rate_limit, throttle_burst_limit, cors, authorizer, rest_cloud_watch_role,
-                removal_policy)
-        # AWS's common rules and a per-IP rate limit in front of the REST stage (HTTP APIs cannot have one).
+                api_name, throttle_rate_limit, throttle_burst_limit, cors, cast("apigw.IAuthorizer | None", authorizer),
+                rest_cloud_watch_role, removal_policy)
+        # AWS's common rules and a per-IP rate limit in front of the REST stage (HTTP APIs cannot have one:
+        # check_edge refused waf_rate_limit with api_type="http" above).
         self.firewall = WebFirewall(self, "Firewall", protect=[self.rest_stage.stage_arn], rate_limit=waf_rate_limit,
                                     log_retention=access_log_retention, removal_policy=removal_policy,
-                                    ) if waf_rate_limit is not None else None
-        Aspects.of(self.http_api or self.rest_api).add(
+                                    ) if waf_rate_limit is not None and self.rest_stage is not None else None
+        api = self.http_api or self.rest_api
+        assert api is not None, "one of the two APIs was made above"
+        Aspects.of(api).add(
             _AccessTokensOnly(self.authorization_scopes, accept_id_tokens=accept_id_tokens))
         self._accept_route_findings(public=public, preflight=preflight,
                                     iam_protected=protected if authorizer is None else [])
-        if self.rest_api is not None:
-            self._accept_rest_findings()
+        if self.rest_api is not None and self.rest_stage is not None:
+            self._accept_rest_findings(self.rest_api, self.rest_stage)
         self.domain_name = self._custom_domain(domain) if domain is not None else None
         if own is not None:
             self.configure(own)
@@ -340,7 +426,7 @@ class FastApiGateway(Construct):
 
     # --- several services behind one API ------------------------------------------------------
 
-    def add_service(self, prefix: str, handler: lambda_.IFunction | ServiceFunction, *,
+    def add_service(self, prefix: str, handler: Handler, *,
                     public_routes: Sequence[str] = (), route_scopes: Mapping[str, Sequence[str]] | None = None,
                     route_throttles: Mapping[str, Throttle] | None = None) -> Service:
         """Send every request below ``prefix`` (``"/billing"``: ``/billing`` and ``/billing/...``) to ``handler``.
@@ -368,7 +454,7 @@ class FastApiGateway(Construct):
                         prefix: (prefix, declared)},
                        main_routes=[" ".join(r) for r in (*self.public_routes, *self.explicit_routes)])
         self.services[prefix] = service
-        alias = cast(lambda_.IFunction, handler.alias) if isinstance(handler, ServiceFunction) else handler
+        alias = cast(lambda_.IFunction, handler.alias if isinstance(handler, ServiceFunction) else handler)  # jsii#4541
         explicit = tuple(dict.fromkeys([*scopes, *(r for r in throttles if r not in public)]))
         catch_alls = [prefix, f"{prefix}/{{proxy+}}"]
         name = "".join(part.title() for part in prefix.replace("-", "/").replace(".", "/").replace("_", "/")
@@ -467,24 +553,24 @@ class FastApiGateway(Construct):
                 "passed; a Cognito user pool authorizer is one option, not the only safe one.",
             )
 
-    def _accept_rest_findings(self) -> None:
+    def _accept_rest_findings(self, api: apigw.RestApi, stage: apigw.Stage) -> None:
         """The REST API's own: request validation in the app, no stage cache, the account's logging role."""
         acknowledge(
-            self.rest_api.node.default_child, "APIG2",
+            api.node.default_child, "APIG2",
             "Requests are validated by FastAPI (pydantic models, 422 with the field and reason) inside the proxy "
             "integration; a gateway request model would duplicate that schema and drift from it.",
         )
-        skip_checkov(self.rest_stage, "CKV_AWS_120", (
+        skip_checkov(stage, "CKV_AWS_120", (
             "Answers are dynamic and per caller (protected routes answer for one identity); a stage cache is billed "
             "by the hour and would hand one caller's answer to another unless every method keyed it on the "
             "Authorization header. The app caches what is worth caching itself (the cache capability)."))
         if self.firewall is None:
             acknowledge(
-                self.rest_stage.node.default_child, "APIG3",
+                stage.node.default_child, "APIG3",
                 "A WAF web ACL is a choice of rules and cost per environment; this gateway was built without one "
                 "(waf_rate_limit / api.waf.enabled add it).",
             )
-        cloud_watch_role = self.rest_api.node.try_find_child("CloudWatchRole")
+        cloud_watch_role = api.node.try_find_child("CloudWatchRole")
         if cloud_watch_role is not None:
             acknowledge(
                 cloud_watch_role.node.default_child,
@@ -539,9 +625,13 @@ class FastApiGateway(Construct):
         """One function's routes: public ones open, explicit ones (scoped or throttled) with the default
         authorizer; with CORS, open OPTIONS routes below ``prefix`` (the rest is the caller's catch-all)."""
 
-        def add(route: tuple[str, str], **options: object) -> CfnResource:
-            (added,) = self.http_api.add_routes(path=route[1], methods=[apigwv2.HttpMethod(route[0])],
-                                                integration=integration, **options)
+        api = self.http_api
+        assert api is not None, "called for an HTTP API only"
+
+        def add(route: tuple[str, str], *, authorizer: apigwv2.IHttpRouteAuthorizer | None = None,
+                authorization_scopes: Sequence[str] | None = None) -> CfnResource:
+            (added,) = api.add_routes(path=route[1], methods=[apigwv2.HttpMethod(route[0])], integration=integration,
+                                      authorizer=authorizer, authorization_scopes=authorization_scopes)
             self._created[route] = cast(CfnResource, added.node.default_child)
             return self._created[route]
 

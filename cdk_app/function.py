@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jsii
 from aws_cdk import Annotations, Aspects, Duration, IAspect, RemovalPolicy, Stack
@@ -110,7 +110,7 @@ def _entry_point(source: Path, handler: str | None, app: str | None,
     if handler is not None and app is not None:
         raise ValueError(f"handler={handler!r} and app={app!r} are both set; pass one: app= uses the runtime "
                          "package's generic entry point, handler= your own module")
-    environment = {}
+    environment: dict[str, str] = {}
     for prop, value, variable in (("app", app, APP_VARIABLE), ("tasks", tasks, TASK_REGISTRY_VARIABLE)):
         if value is not None:
             _reference(source, prop, value)
@@ -145,8 +145,23 @@ class DependenciesLayer(Construct):
     ``redis`` without a cache, no ``cryptography`` unless it verifies tokens itself. Each layer is
     made once, on the first function that asks for its set (:meth:`layer_for`); functions with the
     same set share it, so Lambda caches it once and code-only changes upload only the function
-    code. ``source`` is the folder holding the ``requirements.txt`` lock (default: ``./lambda_src``
-    of the app being synthesized).
+    code.
+
+    :param source: the folder holding the ``requirements.txt`` lock (exact pins). @default ``./lambda_src`` of
+        the app being synthesized
+    :param target: the Python version and architecture the layers are built for (their ``.pyc`` too).
+        @default ``BundlingTarget()``, the settings' ``DEFAULTS.function.python_version`` and ``architecture``
+    :param removal_policy: of the layer versions. @default ``DEFAULTS.removal_policy``
+
+    Example::
+
+        from cdk_app.bundling import BundlingTarget
+
+        layer = DependenciesLayer(stack, "Dependencies", source="lambda_src",
+                                  target=BundlingTarget(python_version="3.13", architecture="arm64"))
+        api = FastApiFunction(stack, "Api", source="lambda_src", app="service.handler:app", dependencies=layer)
+        worker = ServiceFunction(stack, "Worker", source="lambda_src", tasks="service.tasks:registry",
+                                 dependencies=layer)  # shares the layer when it needs the same set
     """
 
     def __init__(
@@ -219,22 +234,72 @@ class ServiceFunction(Construct):
 
     Everything that invokes it (API Gateway, schedules, queues) should target
     :attr:`alias`, never ``$LATEST``: the alias is where provisioned concurrency and
-    SnapStart apply and what a deployment shifts atomically.
+    SnapStart apply and what a deployment shifts atomically. It is an ``IGrantable``
+    (``queue.grant_send_messages(function)``) and, with ``vpc=``, an ``IConnectable``.
+    Its resources: :attr:`function`, :attr:`alias`, :attr:`role`, :attr:`log_group`,
+    :attr:`cold_start` (a :class:`cdk_app.cold_start.ColdStartControl`).
 
-    Code: ``source`` (default ``./lambda_src``) holds your package and its
-    ``requirements.txt`` lock; name the entry with ``app="package.module:app"`` (any
-    ASGI app, no handler module needed) or ``handler="package.module.function"``;
-    ``tasks="package.module:registry"`` gives it a task registry (a queue worker).
-    Dependencies: the layer of its dependency set from ``dependencies`` (a
-    :class:`DependenciesLayer`; default: the stack's for ``source`` and ``target``),
-    chosen at synthesis from the capabilities configured on the function (:attr:`capabilities`),
-    or a layer of your own (an ``ILayerVersion``, used as it is). ``capabilities`` adds what the
-    variables cannot show: e.g. ``("http",)`` for a worker whose task registry module imports
-    FastAPI. The timeout is ``timeout``, or 120% of ``expected_duration``; ``max_timeout`` caps
-    it with a clear error. ``cold_start`` picks one strategy and with it the app's import mode.
-    ``vpc`` puts the function in a VPC (:attr:`connections`). ``packaging="image"`` ships code and
-    dependencies as a container image instead of a zip and layers (:mod:`cdk_app.image`; no
-    layers, no SnapStart). ``function_props`` passes any other ``lambda_.Function`` prop through.
+    :param source: the folder holding your package and its ``requirements.txt`` lock.
+        @default ``./lambda_src`` of the app being synthesized
+    :param handler: your own handler, ``"package.module.function"``; not with ``app``.
+        @default ``service.handler.handler`` (this repository's example app) unless ``app`` or ``tasks`` is given
+    :param app: any ASGI app, served by the runtime package's generic entry point (no handler module
+        needed), as ``"package.module:app"``. @default none
+    :param tasks: a task registry (a queue worker),
+        as ``"package.module:registry"``. @default none
+    :param target: the Python version and architecture the code and layer are built for.
+        @default ``BundlingTarget()`` (``DEFAULTS.function.python_version``, ``DEFAULTS.function.architecture``)
+    :param dependencies: a :class:`DependenciesLayer` (the layer of this function's dependency set is chosen
+        from it at synthesis, from the capabilities configured on the function: :attr:`capabilities`), or a
+        layer of your own used as it is. @default the stack's :class:`DependenciesLayer` for ``source`` and
+        ``target`` (made on first use)
+    :param capabilities: what the variables cannot show, e.g. ``("http",)`` for a worker whose task registry
+        imports FastAPI; names from :data:`fastapi_lambda.requirements.CAPABILITIES`. @default none
+    :param layers: more layers, after the dependency layer (they may override what it holds). @default none
+    :param memory_size: MB, 128-10240 (CPU grows with it). @default ``DEFAULTS.function.memory_mb``
+    :param timeout: the function's timeout; not with ``expected_duration``. @default 120% of ``expected_duration``
+    :param expected_duration: the slowest expected invocation; the timeout is 120% of it.
+        @default ``DEFAULTS.function.expected_duration_seconds``
+    :param max_timeout: the longest timeout allowed (a larger one is an error naming ``max_timeout_reason``).
+        @default no cap
+    :param max_timeout_reason: what imposes ``max_timeout``, for the error message. @default ``"max_timeout"``
+    :param reserved_concurrency: reserved concurrent executions. @default none (the account's pool)
+    :param environment: more environment variables (names of parameters and secrets, never their values).
+        @default none
+    :param log_group: a log group of your own. @default one of its own, with ``log_retention`` and ``removal_policy``
+    :param log_retention: of its own log group. @default ``DEFAULTS.log_retention_days``
+    :param removal_policy: of its log group and of the stack's dependency layer when it makes it.
+        @default ``DEFAULTS.removal_policy``
+    :param description: the function's description. @default none
+    :param cold_start: one strategy (:class:`cdk_app.cold_start.ColdStart`) and with it the app's import mode;
+        checked against the runtime and ``reserved_concurrency``. @default ``ColdStart()``, ``DEFAULTS.cold_start.strategy``
+    :param role: a role of your own; it then needs the VPC network-interface permissions itself with ``vpc``.
+        @default a role of its own that may write to its own log group only
+    :param initial_policy: statements added to the role. @default none
+    :param tracing: X-Ray tracing (its ``*`` statement goes into a policy of its own).
+        @default ``DEFAULTS.observability.tracing`` (active)
+    :param adot_layer: the AWS Distro for OpenTelemetry layer, for traces through OpenTelemetry instead of the
+        X-Ray SDK. @default none
+    :param service_name: the service name in logs, metrics and traces. @default the stack's name
+    :param vpc: a VPC to place the function in (:attr:`connections`). @default none (no VPC)
+    :param vpc_subnets: its subnets in ``vpc``. @default CDK's (private subnets)
+    :param security_groups: its security groups in ``vpc``. @default one made by CDK
+    :param function_props: any other ``aws_lambda.Function`` prop, passed through (those this construct sets
+        are refused, naming the prop to use instead). @default none
+    :param packaging: ``"zip"`` (code plus dependency layer) or ``"image"`` (a container image built without
+        Docker, :mod:`cdk_app.image`; no layers, no SnapStart). @default ``DEFAULTS.function.packaging``
+
+    Example::
+
+        from aws_cdk import Duration
+        from aws_cdk import aws_sqs as sqs
+
+        worker = ServiceFunction(stack, "Reports", source="lambda_src", tasks="service.tasks:registry",
+                                 expected_duration=Duration.seconds(60), memory_size=2048)
+        jobs = sqs.Queue(stack, "Jobs", visibility_timeout=Duration.minutes(10))
+        jobs.grant_consume_messages(worker)  # the function's role
+        worker.add_environment("JOBS_QUEUE_URL", jobs.queue_url)
+        errors = worker.metric_errors()  # on the live alias
     """
 
     def __init__(
@@ -262,7 +327,7 @@ class ServiceFunction(Construct):
         removal_policy: RemovalPolicy = removal_policy(DEFAULTS.removal_policy),
         description: str | None = None,
         cold_start: ColdStart = ColdStart(),
-        role: iam.IRole | None = None,
+        role: iam.IRole | iam.Role | None = None,  # Role spelled out: it fails pyright's IRole check (jsii#4541)
         initial_policy: Sequence[iam.PolicyStatement] = (),
         tracing: lambda_.Tracing = tracing(DEFAULTS.observability.tracing),
         adot_layer: lambda_.ILayerVersion | None = None,
@@ -325,7 +390,9 @@ class ServiceFunction(Construct):
         self.log_group = log_group or self._log_group(log_retention, removal_policy)
         # Own role instead of AWSLambdaBasicExecutionRole: it may write to its own log group only.
         self.owns_role = role is None
-        self.role = role or iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+        # Casts: jsii's classes miss their own interfaces for pyright (parameter names, aws/jsii#4541).
+        self.role = cast(iam.IRole, role or iam.Role(
+            self, "Role", assumed_by=cast(iam.IPrincipal, iam.ServicePrincipal("lambda.amazonaws.com"))))
         self.log_group.grant_write(self.role)
         # A role brought with vpc= must carry the network-interface permissions itself.
         self.network_policy = self._network_policy() if vpc is not None and self.owns_role else None
@@ -365,7 +432,7 @@ class ServiceFunction(Construct):
         self.tracing_policy = self._trace(tracing)
         self._accept_function_findings()
         self.alias = lambda_.Alias(
-            self, "Alias", alias_name=ALIAS_NAME, version=self.function.current_version,
+            self, "Alias", alias_name=ALIAS_NAME, version=cast(lambda_.IVersion, self.function.current_version),  # jsii#4541
             provisioned_concurrent_executions=cold_start.provisioned_settings.min_capacity
             if cold_start.provisioned_settings else None,
         )
@@ -403,9 +470,14 @@ class ServiceFunction(Construct):
         skip_checkov(log_group, "CKV_AWS_158", LOG_GROUP_KEY)
         return log_group
 
+    @property
+    def _cfn_function(self) -> lambda_.CfnFunction:
+        """The function's CloudFormation resource (``node.default_child`` is typed ``IConstruct | None``)."""
+        return cast(lambda_.CfnFunction, self.function.node.default_child)
+
     def _accept_function_findings(self) -> None:
         """What the function resource is reported for by design, each with its reason."""
-        function = self.function.node.default_child
+        function = self._cfn_function
         if self.packaging == "zip" and self.target.runtime.name != LATEST_PYTHON:
             runtime = (
                 f"The runtime is chosen per environment (function.python_version, default 3.13) because the "
@@ -414,7 +486,7 @@ class ServiceFunction(Construct):
             )
             acknowledge(function, "L1", runtime)
             acknowledge_serverless(function, "LambdaLatestVersion", runtime)
-        tracing_config = Stack.of(function).resolve(function.tracing_config) or {}
+        tracing_config: dict[str, str] = Stack.of(function).resolve(function.tracing_config) or {}
         if tracing_config.get("mode") != "Active":
             acknowledge_serverless(function, "LambdaTracing", (
                 f"X-Ray tracing is {tracing_config.get('mode', 'off')} by this function's tracing= prop "
@@ -480,7 +552,7 @@ class ServiceFunction(Construct):
         """
         cfn_mode = {lambda_.Tracing.ACTIVE: "Active", lambda_.Tracing.PASS_THROUGH: "PassThrough"}.get(mode)
         if cfn_mode is not None:
-            self.function.node.default_child.tracing_config = lambda_.CfnFunction.TracingConfigProperty(mode=cfn_mode)
+            self._cfn_function.tracing_config = lambda_.CfnFunction.TracingConfigProperty(mode=cfn_mode)
         if mode != lambda_.Tracing.ACTIVE:
             return None
         policy = iam.Policy(self, "TracingPolicy", statements=[iam.PolicyStatement(
@@ -520,6 +592,7 @@ class ServiceFunction(Construct):
         return self
 
     def add_to_role_policy(self, statement: iam.PolicyStatement) -> None:
+        """Add ``statement`` to the function's role (its default policy)."""
         self.function.add_to_role_policy(statement)
 
     def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
@@ -527,23 +600,38 @@ class ServiceFunction(Construct):
         return self.alias.grant_invoke(grantee)
 
     def metric_errors(self, **props: Any) -> cloudwatch.Metric:
+        """Failed invocations (unhandled errors, timeouts) of the ``live`` alias; ``props`` are ``cloudwatch.MetricOptions`` (period, statistic, ...)."""
         return self.alias.metric_errors(**props)
 
     def metric_throttles(self, **props: Any) -> cloudwatch.Metric:
+        """Throttled invocations of the ``live`` alias; ``props`` are ``cloudwatch.MetricOptions`` (period, statistic, ...)."""
         return self.alias.metric_throttles(**props)
 
     def metric_duration(self, **props: Any) -> cloudwatch.Metric:
+        """Invocation duration, in milliseconds of the ``live`` alias; ``props`` are ``cloudwatch.MetricOptions`` (period, statistic, ...)."""
         return self.alias.metric_duration(**props)
 
     def metric_invocations(self, **props: Any) -> cloudwatch.Metric:
+        """Invocations of the ``live`` alias; ``props`` are ``cloudwatch.MetricOptions`` (period, statistic, ...)."""
         return self.alias.metric_invocations(**props)
 
 
 class FastApiFunction(ServiceFunction):
     """The function behind an API Gateway: a :class:`ServiceFunction` whose timeout must fit
-    the gateway's integration limit (``max_timeout``, 29 s by default: the lower of the REST and HTTP APIs').
+    the gateway's integration limit.
 
-    ``FastApiFunction(self, "Api", source="src", app="orders.main:app")`` is all an app needs.
+    :param max_timeout: the gateway's integration limit. @default 29 s, ``DEFAULT_MAX_TIMEOUT`` (the lower of
+        the REST and HTTP APIs'; :meth:`FastApiGateway.max_integration_timeout` gives each one's)
+    :param props: every prop of :class:`ServiceFunction` (``max_timeout_reason`` defaults to the API gateway).
+
+    Example::
+
+        from aws_cdk import Duration
+        from cdk_app.api import FastApiGateway
+
+        api = FastApiFunction(stack, "Api", source="lambda_src", app="service.handler:app",
+                              expected_duration=Duration.seconds(2))
+        gateway = FastApiGateway(stack, "Gateway", handler=api, public_routes=["GET /health"])
     """
 
     def __init__(self, scope: Construct, id: str, *, max_timeout: Duration | None = DEFAULT_MAX_TIMEOUT,

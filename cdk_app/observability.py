@@ -6,12 +6,13 @@ email subscriptions from settings with a dead-letter queue, alarms for every fun
 80% of the timeout), the API's 5xx rate, and any other alarm handed to it (provisioned
 concurrency spillover, dead letters, queue age, cache errors); every alarm notifies the
 topic. Logs, traces and metrics inside the functions come from the runtime package
-(Powertools), configured by the variables :class:`~cdk_app.function.ServiceFunction` sets.
+(Powertools), configured by the variables :class:`cdk_app.function.ServiceFunction` sets.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import cast
 
 from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -56,6 +57,9 @@ class Observability(Construct):
 
     Example::
 
+        from cdk_app.api import FastApiGateway
+
+        FastApiGateway(stack, "Gateway", public_routes=["GET /health"])  # with a FastApiFunction of its own
         observability = Observability(stack, "Observability", alarm_emails=["oncall@example.com"])
         observability.watch(stack)  # every function, gateway, task queue and cache in it
     """
@@ -72,7 +76,9 @@ class Observability(Construct):
         # and the policy of the AWS-managed alias/aws/sns cannot be changed (aws-cdk #11121).
         self.key = kms.Key(self, "AlarmsKey", description=f"Encrypts the alarm topic of {self.node.path}",
                            enable_key_rotation=True, removal_policy=removal_policy)
-        self.topic = sns.Topic(self, "Alarms", display_name="Service alarms", enforce_ssl=True, master_key=self.key)
+        # Casts here and below: jsii's classes miss their own interfaces for pyright (parameter names, aws/jsii#4541).
+        self.topic = sns.Topic(self, "Alarms", display_name="Service alarms", enforce_ssl=True,
+                               master_key=cast(kms.IKey, self.key))
         self.allow_publisher("cloudwatch.amazonaws.com")
         self.alarms: list[cloudwatch.Alarm] = []
         self._watched: set[str] = set()
@@ -96,7 +102,7 @@ class Observability(Construct):
             alarms = stack.format_arn(service="cloudwatch", resource="alarm", resource_name="*",
                                       arn_format=ArnFormat.COLON_RESOURCE_NAME)
             source = {**source, "ArnLike": {"aws:SourceArn": alarms}}
-        principal = iam.ServicePrincipal(service)
+        principal = cast(iam.IPrincipal, iam.ServicePrincipal(service))
         self.topic.add_to_resource_policy(iam.PolicyStatement(
             principals=[principal], actions=["sns:Publish"], resources=[self.topic.topic_arn], conditions=source))
         self.key.add_to_resource_policy(iam.PolicyStatement(
@@ -105,9 +111,8 @@ class Observability(Construct):
 
     def add_email(self, address: str) -> sns.Subscription:
         """Email ``address`` on every alarm; what SNS cannot deliver goes to :attr:`dead_letter_queue`."""
-        subscription = subscriptions.EmailSubscription(address, dead_letter_queue=self._dead_letters())
-        self.topic.add_subscription(subscription)
-        return subscription
+        email = subscriptions.EmailSubscription(address, dead_letter_queue=self._dead_letters())
+        return self.topic.add_subscription(cast(sns.ITopicSubscription, email))
 
     def _dead_letters(self) -> sqs.Queue:
         """The subscriptions' dead-letter queue (SQS-managed encryption, which SNS can write to), made once."""
@@ -186,8 +191,9 @@ class Observability(Construct):
 
     def add_alarm(self, alarm: cloudwatch.Alarm) -> cloudwatch.Alarm:
         """Notify the topic when ``alarm`` fires and when it recovers; show it on the dashboard."""
-        alarm.add_alarm_action(actions.SnsAction(self.topic))
-        alarm.add_ok_action(actions.SnsAction(self.topic))
+        action = cast(cloudwatch.IAlarmAction, actions.SnsAction(cast(sns.ITopic, self.topic)))
+        alarm.add_alarm_action(action)
+        alarm.add_ok_action(action)
         self.alarms.append(alarm)
         self.dashboard.add_widgets(cloudwatch.AlarmWidget(alarm=alarm, title=alarm.node.path, width=8))
         return alarm
@@ -195,7 +201,9 @@ class Observability(Construct):
     def watch_function(self, function: ServiceFunction, name: str) -> list[cloudwatch.Alarm]:
         """Errors, throttles and p99 duration near the timeout, on the function's alias."""
         period = Duration.minutes(5)
-        timeout_ms = function.function.timeout.to_milliseconds()
+        timeout = function.function.timeout
+        assert timeout is not None, "a ServiceFunction always sets its timeout"
+        timeout_ms = timeout.to_milliseconds()
         alarms = [
             cloudwatch.Alarm(self, f"{name}Errors", metric=function.metric_errors(period=period, statistic="Sum"),
                              threshold=1, evaluation_periods=1,
@@ -237,12 +245,9 @@ class Observability(Construct):
     def watch_api(self, gateway: FastApiGateway) -> cloudwatch.Alarm:
         """The API's share of 5xx answers, over 5 minutes."""
         period = Duration.minutes(5)
-        if gateway.http_api is not None:
-            errors, count = gateway.http_api.metric_server_error(period=period), gateway.http_api.metric_count(
-                period=period)
-        else:
-            errors, count = gateway.rest_api.metric_server_error(period=period), gateway.rest_api.metric_count(
-                period=period)
+        api = gateway.http_api or gateway.rest_api
+        assert api is not None, "a gateway has one of the two APIs"
+        errors, count = api.metric_server_error(period=period), api.metric_count(period=period)
         rate = cloudwatch.MathExpression(expression="100 * errors / MAX([count, 1])", period=period, label="5xx %",
                                          using_metrics={"errors": errors, "count": count})
         self.dashboard.add_widgets(cloudwatch.GraphWidget(title="API requests and 5xx", width=12,

@@ -1,6 +1,6 @@
 """One environment's settings as each construct's props: one function per capability, in the stack's order.
 
-:class:`~cdk_app.stack.FastApiStack` builds each capability from what these return, and adds
+:class:`cdk_app.stack.FastApiStack` builds each capability from what these return, and adds
 only what ties capabilities together (the layer, the network placement, the authorizer). A
 construct's own defaults are the same settings' defaults (:data:`cdk_app.settings.DEFAULTS`),
 so a key left out of ``cdk.json`` and a prop left out of a construct mean the same thing
@@ -45,6 +45,7 @@ def _durable(settings: EnvironmentSettings) -> Props:
 
 
 def target(settings: EnvironmentSettings) -> BundlingTarget:
+    """What the code and its layers are built for (:class:`cdk_app.bundling.target.BundlingTarget`)."""
     return BundlingTarget(python_version=settings.function.python_version,
                           architecture=settings.function.architecture,
                           include_aws_sdk=settings.bundling.include_aws_sdk,
@@ -52,11 +53,12 @@ def target(settings: EnvironmentSettings) -> BundlingTarget:
 
 
 def dependencies(settings: EnvironmentSettings) -> Props:
-    """The shared dependency layer (:class:`~cdk_app.function.DependenciesLayer`)."""
+    """The shared dependency layer (:class:`cdk_app.function.DependenciesLayer`)."""
     return {"source": LAMBDA_SRC, "target": target(settings), **_durable(settings)}
 
 
 def network(settings: EnvironmentSettings) -> Props:
+    """The VPC the cache needs (:class:`cdk_app.network.Network`)."""
     n = settings.network
     return {"egress": n.egress, "az_count": n.az_count, "availability_zones": n.availability_zones, "cidr": n.cidr,
             "subnet_mask": n.subnet_mask, "nat_gateways": n.nat_gateways, "flow_logs": n.flow_logs,
@@ -64,6 +66,7 @@ def network(settings: EnvironmentSettings) -> Props:
 
 
 def cache(settings: EnvironmentSettings) -> Props:
+    """The cache (:class:`cdk_app.cache.ValkeyCache`), without the network it is placed in."""
     c = settings.cache
     return {"kind": c.kind, "max_data_storage_gb": c.max_data_storage_gb, "max_ecpu_per_second": c.max_ecpu_per_second,
             "node_type": c.node_type, "replicas": c.replicas, "multi_az": c.multi_az, "port": c.port,
@@ -87,7 +90,7 @@ def functions(scope: Construct, settings: EnvironmentSettings, environment_name:
 
 
 def release(settings: EnvironmentSettings) -> Props:
-    """How every function's new versions reach its alias (:class:`~cdk_app.releases.ReleaseControl`)."""
+    """How every function's new versions reach its alias (:class:`cdk_app.releases.ReleaseControl`)."""
     r = settings.release
     return {"plan": Release(strategy=r.strategy, percentage=r.percentage, interval_minutes=r.interval_minutes,
                             rollback_on_alarms=r.rollback_on_alarms, smoke_test=r.smoke_test,
@@ -97,7 +100,7 @@ def release(settings: EnvironmentSettings) -> Props:
 
 
 def cold_start(settings: ColdStartSettings) -> ColdStart:
-    """The plan the function validates and applies (:class:`~cdk_app.cold_start.ColdStart`)."""
+    """The plan the function validates and applies (:class:`cdk_app.cold_start.ColdStart`)."""
     warmup = settings.warmup and Warmup(rate=Duration.minutes(settings.warmup.rate_minutes),
                                         concurrency=settings.warmup.concurrency)
     provisioned = settings.provisioned and ProvisionedConcurrency(
@@ -112,7 +115,7 @@ def cold_start(settings: ColdStartSettings) -> ColdStart:
 
 
 def api_function(settings: EnvironmentSettings, environment_name: str) -> Props:
-    """The FastAPI function (:class:`~cdk_app.function.FastApiFunction`), its timeout capped by its gateway's."""
+    """The FastAPI function (:class:`cdk_app.function.FastApiFunction`), its timeout capped by its gateway's."""
     f, api_type = settings.function, settings.api.type
     return {"memory_size": f.memory_mb, "expected_duration": Duration.millis(int(f.expected_duration_seconds * 1000)),
             "max_timeout": Duration.seconds(GATEWAY_TIMEOUT_LIMITS[api_type]),
@@ -121,14 +124,14 @@ def api_function(settings: EnvironmentSettings, environment_name: str) -> Props:
 
 
 def worker(settings: EnvironmentSettings, environment_name: str) -> Props:
-    """The queue's worker (:class:`~cdk_app.tasks.TaskWorker`), besides what every function shares."""
+    """The queue's worker (:class:`cdk_app.tasks.TaskWorker`), besides what every function shares."""
     t = settings.tasks
     return {"memory_size": t.memory_mb, "expected_duration": Duration.millis(int(t.expected_duration_seconds * 1000)),
             "description": f"Task worker ({environment_name})"}
 
 
 def tasks(settings: EnvironmentSettings) -> Props:
-    """The task queue, its dead-letter queue and status table (:class:`~cdk_app.tasks.TaskQueue`)."""
+    """The task queue, its dead-letter queue and status table (:class:`cdk_app.tasks.TaskQueue`)."""
     t = settings.tasks
     return {"max_receive_count": t.max_receive_count,
             "visibility_timeout": Duration.seconds(t.visibility_timeout_seconds)
@@ -141,14 +144,14 @@ def tasks(settings: EnvironmentSettings) -> Props:
 
 
 def files(settings: EnvironmentSettings) -> Props:
-    """The file intake (:class:`~cdk_app.tasks.FileIntake`)."""
+    """The file intake (:class:`cdk_app.tasks.FileIntake`)."""
     f = settings.tasks.files
     return {"access_logs": f.access_logs, "noncurrent_version_expiration": Duration.days(f.noncurrent_version_days),
             **_durable(settings)}
 
 
 def identity(scope: Construct, settings: EnvironmentSettings) -> Props:
-    """The user pool (:class:`~cdk_app.auth.UserPool`); a custom domain's certificate is referenced in ``scope``."""
+    """The user pool (:class:`cdk_app.auth.UserPool`); a custom domain's certificate is referenced in ``scope``."""
     a = settings.auth
     return {
         "self_sign_up": a.self_sign_up, "mfa": a.mfa, "threat_protection": a.threat_protection,
@@ -167,7 +170,7 @@ def identity(scope: Construct, settings: EnvironmentSettings) -> Props:
 
 
 def gateway(settings: EnvironmentSettings) -> Props:
-    """The front door (:class:`~cdk_app.api.FastApiGateway`), without what the user pool adds (authorizer, scopes)."""
+    """The front door (:class:`cdk_app.api.FastApiGateway`), without what the user pool adds (authorizer, scopes)."""
     api = settings.api
     return {"api_type": api.type, "public_routes": api.public_routes,
             "route_throttles": {route: (t.rate_limit, t.burst_limit) for route, t in api.route_throttles.items()},
@@ -179,7 +182,7 @@ def gateway(settings: EnvironmentSettings) -> Props:
 
 
 def domain(scope: Construct, settings: EnvironmentSettings) -> CustomDomain | None:
-    """The API's custom domain (:class:`~cdk_app.api.CustomDomain`); its certificate and zone referenced in ``scope``."""
+    """The API's custom domain (:class:`cdk_app.api.CustomDomain`); its certificate and zone referenced in ``scope``."""
     d = settings.api.domain
     if d is None:
         return None
@@ -193,7 +196,7 @@ def domain(scope: Construct, settings: EnvironmentSettings) -> CustomDomain | No
 
 
 def service_function(settings: EnvironmentSettings, name: str, environment_name: str) -> Props:
-    """A service's own function (:class:`~cdk_app.function.FastApiFunction`): its app, and the API function's
+    """A service's own function (:class:`cdk_app.function.FastApiFunction`): its app, and the API function's
     settings where it sets none of its own."""
     service, f = settings.services[name], settings.function
     expected = service.expected_duration_seconds or f.expected_duration_seconds
@@ -204,7 +207,7 @@ def service_function(settings: EnvironmentSettings, name: str, environment_name:
 
 
 def service_routes(service: ServiceSettings) -> Props:
-    """A service's declared routes, as :meth:`~cdk_app.api.FastApiGateway.add_service` takes them (scopes are the
+    """A service's declared routes, as :meth:`cdk_app.api.FastApiGateway.add_service` takes them (scopes are the
     pool's: the stack qualifies their names)."""
     return {"public_routes": service.public_routes,
             "route_throttles": {route: (t.rate_limit, t.burst_limit) for route, t in service.route_throttles.items()}}
@@ -217,13 +220,13 @@ def uploads(settings: EnvironmentSettings, bucket_name: str) -> dict[str, str]:
 
 
 def parameters(settings: EnvironmentSettings) -> Props:
-    """The app's parameters and secrets (:class:`~cdk_app.parameters.AppParameters`), without their path."""
+    """The app's parameters and secrets (:class:`cdk_app.parameters.AppParameters`), without their path."""
     c = settings.config
     return {"parameters": c.parameters, "secrets": c.secrets, "secure_parameters": c.secure_parameters,
             "max_age": Duration.seconds(c.max_age_seconds), **_durable(settings)}
 
 
 def observability(settings: EnvironmentSettings) -> Props:
-    """Alarms and their topic (:class:`~cdk_app.observability.Observability`)."""
+    """Alarms and their topic (:class:`cdk_app.observability.Observability`)."""
     o = settings.observability
     return {"alarm_emails": o.alarm_emails, "api_5xx_percent": o.api_5xx_percent, **_durable(settings)}

@@ -1,7 +1,7 @@
 """Safe releases: CodeDeploy moves a function's ``live`` alias to each new version, and rolls it back on alarms.
 
 :class:`Release` is the plan: all at once, a canary share first, or linear steps, and an optional
-smoke test. :class:`ReleaseControl` applies it to one :class:`~cdk_app.function.ServiceFunction`:
+smoke test. :class:`ReleaseControl` applies it to one :class:`cdk_app.function.ServiceFunction`:
 a CodeDeploy application and deployment group on the alias (CloudFormation then hands every change
 of the alias's version to CodeDeploy, through the alias's ``CodeDeployLambdaAliasUpdate`` update
 policy), the smoke-test hooks (:mod:`fastapi_lambda.release`, a function of their own that
@@ -49,7 +49,26 @@ HOOK_MEMORY_MB = 256
 
 @dataclass(frozen=True)
 class Release:
-    """How new versions reach one function's ``live`` alias; the defaults are the settings'."""
+    """How new versions reach one function's ``live`` alias; the defaults are the settings' (``DEFAULTS.release``).
+
+    :param strategy: ``"all-at-once"``, ``"canary"`` (a share first, the rest after ``interval_minutes``) or
+        ``"linear"`` (equal steps). @default ``DEFAULTS.release.strategy`` (all-at-once)
+    :param percentage: the first share (canary) or each step's (linear), 1-99. @default ``DEFAULTS.release.percentage`` (10)
+    :param interval_minutes: minutes between the shifts. @default ``DEFAULTS.release.interval_minutes`` (5)
+    :param rollback_on_alarms: roll back when an alarm handed to :meth:`ReleaseControl.roll_back_on` fires.
+        @default ``DEFAULTS.release.rollback_on_alarms`` (True)
+    :param smoke_test: a GET path a pre-traffic hook sends to the new version before any traffic (non-2xx
+        fails the release). @default ``DEFAULTS.release.smoke_test`` (none: no hooks)
+    :param post_traffic_test: send the smoke test again after the shift (needs ``smoke_test``).
+        @default ``DEFAULTS.release.post_traffic_test`` (False)
+
+    Example::
+
+        from cdk_app.function import FastApiFunction
+
+        api = FastApiFunction(stack, "Api", source="lambda_src", app="service.handler:app")
+        ReleaseControl(stack, "Release", function=api, plan=Release.canary(10, 5, smoke_test="/health"))
+    """
 
     strategy: ReleaseStrategy = _RELEASE.strategy
     percentage: int = _RELEASE.percentage
@@ -61,15 +80,17 @@ class Release:
     @classmethod
     def canary(cls, percentage: int = _RELEASE.percentage, interval_minutes: int = _RELEASE.interval_minutes, *,
                smoke_test: str | None = None, post_traffic_test: bool = False) -> Release:
+        """``percentage`` of the traffic first, the rest ``interval_minutes`` later."""
         return cls("canary", percentage, interval_minutes, smoke_test=smoke_test, post_traffic_test=post_traffic_test)
 
     @classmethod
     def linear(cls, percentage: int = _RELEASE.percentage, interval_minutes: int = _RELEASE.interval_minutes, *,
                smoke_test: str | None = None, post_traffic_test: bool = False) -> Release:
+        """``percentage`` more of the traffic every ``interval_minutes``."""
         return cls("linear", percentage, interval_minutes, smoke_test=smoke_test, post_traffic_test=post_traffic_test)
 
     def validate(self) -> None:
-        """Raise :class:`~cdk_app.settings.rules.RuleError` naming the prop and the fix."""
+        """Raise :class:`cdk_app.settings.rules.RuleError` naming the prop and the fix."""
         check_release(self.strategy, percentage=self.percentage, interval_minutes=self.interval_minutes)
         if self.post_traffic_test and self.smoke_test is None:
             raise RuleError("release.post_traffic_test needs release.smoke_test (the GET path to call); set it, "
@@ -97,9 +118,27 @@ class ReleaseControl(Construct):
     """CodeDeploy on a function's ``live`` alias: :attr:`deployment_group`, the smoke-test :attr:`hooks`, and
     :meth:`roll_back_on` for the alarms that stop a release.
 
-    ``ReleaseControl(self, "Release", function=api, plan=Release.canary(10, 5, smoke_test="/health"))``; the stack gives every function the environment's ``release`` settings.
-    ``http=False`` (a function without HTTP routes, e.g. a queue worker): the smoke test sends a
-    warmup ping instead of the GET request, which proves the new version initializes.
+    :class:`cdk_app.stack.FastApiStack` gives every function the environment's ``release`` settings.
+
+    :param function: the :class:`cdk_app.function.ServiceFunction` whose ``live`` alias is released.
+    :param plan: how (:class:`Release`). @default ``Release()``, the settings' ``release``
+    :param log_retention: of the smoke-test hooks' log groups. @default ``DEFAULTS.log_retention_days``
+    :param removal_policy: of the hooks' log groups. @default ``DEFAULTS.removal_policy``
+    :param tracing: of the hooks. @default ``DEFAULTS.observability.tracing``
+    :param http: the function serves HTTP, so the smoke test sends a GET request; with False (e.g. a queue
+        worker) it sends a warmup ping instead, which proves the new version initializes. @default True
+    :param application: the CodeDeploy application to put the deployment group in. @default one of its own
+
+    Example::
+
+        from cdk_app.function import FastApiFunction
+        from cdk_app.observability import Observability
+
+        api = FastApiFunction(stack, "Api", source="lambda_src", app="service.handler:app")
+        alarms = Observability(stack, "Observability")
+        alarms.watch(api)
+        release = ReleaseControl(stack, "Release", function=api, plan=Release.linear(20, 2, smoke_test="/health"))
+        release.roll_back_on(*alarms.alarms_of(api))
     """
 
     def __init__(self, scope: Construct, id: str, *, function: ServiceFunction, plan: Release = Release(),
@@ -151,7 +190,7 @@ class ReleaseControl(Construct):
         # Which version to test comes from the deployment; the hook may read this group's deployments only.
         hook.add_to_role_policy(iam.PolicyStatement(actions=["codedeploy:GetDeployment"],
                                                     resources=[self.deployment_group.deployment_group_arn]))
-        policy = iam.Policy(self, f"{stage}HookInvoke", roles=[cast(iam.IRole, hook.role)], statements=[iam.PolicyStatement(
+        policy = iam.Policy(self, f"{stage}HookInvoke", roles=[hook.role], statements=[iam.PolicyStatement(
             actions=["lambda:InvokeFunction"], resources=[f"{target.function.function_arn}:*"])])
         hook.function.node.add_dependency(policy)
         acknowledge(policy, f"IAM5[Resource::<{self._logical_id(target.function)}.Arn>:*]", (

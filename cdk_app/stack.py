@@ -33,7 +33,28 @@ from cdk_app.tasks import FileIntake, TaskQueue
 class FastApiStack(Stack):
     """The whole service for one environment, wired from :class:`EnvironmentSettings`.
 
-    Capabilities that are off (``enabled: false``, ``cache.kind: none``) are None.
+    Each capability is an attribute: :attr:`api_function`, :attr:`gateway`, :attr:`tasks`, :attr:`files`,
+    :attr:`identity`, :attr:`cache`, :attr:`network`, :attr:`parameters`, :attr:`observability`,
+    :attr:`releases`, :attr:`services`, :attr:`functions`. Capabilities that are off (``enabled: false``,
+    ``cache.kind: none``) are None. :func:`build_stacks` makes one per environment of ``cdk.json``.
+
+    :param environment_name: the environment, e.g. ``"dev"``, in parameter paths, descriptions and variables.
+    :param settings: the environment's settings (:class:`cdk_app.settings.EnvironmentSettings`; each
+        construct's props come from them through :mod:`cdk_app.props`).
+    :param app_name: the first part of the parameter paths, ``/<app_name>/<environment_name>/``.
+        @default ``"fastapi-lambda"``
+    :param kwargs: any other ``aws_cdk.Stack`` prop (``env``, ``description``, ...).
+
+    Example::
+
+        from cdk_app.settings import EnvironmentSettings
+        from cdk_app.testing import app_for_tests
+
+        app = app_for_tests()  # in a test; to deploy, App() and build_stacks(app) read cdk.json
+        settings = EnvironmentSettings.model_validate({"function": {"memory_mb": 2048},
+                                                       "tasks": {"enabled": True}})
+        service = FastApiStack(app, "orders-dev", environment_name="dev", settings=settings, app_name="orders")
+        queue_url = service.tasks.queue.queue_url if service.tasks else None
     """
 
     def __init__(self, scope: Construct, id: str, *, environment_name: str, settings: EnvironmentSettings,
@@ -158,7 +179,7 @@ class FastApiStack(Stack):
     def _connect_cache(self) -> None:
         """Every function may use the cache; then each gets the endpoints its grants call for. Last of the grants:
         an endpoint is derived from what a function's role allows."""
-        if self.cache is None:
+        if self.cache is None or self.network is None:  # both or neither (_cache)
             return
         for function in self.functions.values():
             self.cache.grant_connect(function)
@@ -189,8 +210,8 @@ class FastApiStack(Stack):
         """The preflight's warnings this environment accepts by design, each with its reason (strict synth fails on
         an unacknowledged one). The constructs accept their own where they make the resources."""
         cold_start = self.settings.cold_start
-        if cold_start.strategy == "provisioned":
-            p = cold_start.provisioned
+        p = cold_start.provisioned
+        if cold_start.strategy == "provisioned" and p is not None:  # the settings fill it in for this strategy
             acknowledge_preflight(
                 self.api_function.function, "LAMBDA-CONCURRENCY-QUOTA",
                 f"Provisioned concurrency ({p.min}-{p.max} on the live alias) is this environment's cold-start "
@@ -218,8 +239,9 @@ class FastApiStack(Stack):
             CfnOutput(self, "UserPoolId", value=self.identity.user_pool.user_pool_id, description="The user pool")
             CfnOutput(self, "WebClientId", value=self.identity.clients[0].user_pool_client_id,
                       description="The browser app client (no secret, authorization code with PKCE)")
-            CfnOutput(self, "AuthDomain", value=self.identity.domain.base_url(),
-                      description="The user pool's OAuth endpoints (/oauth2/authorize, /oauth2/token)")
+            if self.identity.domain is not None:
+                CfnOutput(self, "AuthDomain", value=self.identity.domain.base_url(),
+                          description="The user pool's OAuth endpoints (/oauth2/authorize, /oauth2/token)")
 
     @property
     def availability_zones(self) -> list[str]:
@@ -242,7 +264,7 @@ def build_stacks(app: App) -> dict[str, FastApiStack]:
 
     The only reader of the CDK context: it reads ``cdk.json``'s settings (the CLI passes them;
     ``python app.py`` and tests fall back to the file) and raises
-    :class:`~cdk_app.settings.ConfigError` when they are invalid. ``-c env=<name>`` limits synth
+    :class:`cdk_app.settings.ConfigError` when they are invalid. ``-c env=<name>`` limits synth
     to one environment (the others' problems are then warnings on stderr), ``-c
     strict_bundling=true`` makes a missing target interpreter an error and ``-c
     skip_bundling=true`` skips bundling (fast template checks; not deployable).
@@ -256,7 +278,7 @@ def build_stacks(app: App) -> dict[str, FastApiStack]:
         # CDK's own switch: assets keep their source hash, so templates match a bundled synth.
         app.node.set_context("aws:cdk:bundling-stacks", [])
     strict = _flag(app.node.try_get_context("strict_bundling"))
-    stacks = {}
+    stacks: dict[str, FastApiStack] = {}
     for name, env_settings in settings.environments.items():
         if strict:
             env_settings = env_settings.model_copy(

@@ -38,7 +38,7 @@ VERSION_ID_MASK = r"\1<hash>"
 
 
 def skip_bundling(app: App) -> App:
-    """Build no asset in ``app`` (any app, not only :func:`~cdk_app.stack.build_stacks`'s): call it before
+    """Build no asset in ``app`` (any app, not only :func:`cdk_app.stack.build_stacks`'s): call it before
     adding stacks. Templates are fit for assertions and snapshots, not for deploying.
 
     :raises ValueError: when ``app`` already has stacks (CDK fixes the context once a child exists).
@@ -53,7 +53,7 @@ def skip_bundling(app: App) -> App:
 
 def app_for_tests(context: Mapping[str, Any] | None = None, *, bundling: bool = False, validation: bool = False,
              outdir: str | None = None) -> App:
-    """An :class:`~aws_cdk.App` for tests.
+    """An :class:`aws_cdk.App` for tests.
 
     :param context: the context your app reads (the CLI would pass ``cdk.json``'s; ``App()`` does not read it).
     :param bundling: build assets. @default False (see :func:`skip_bundling`)

@@ -29,11 +29,17 @@ from tests.docs.markdown import REPO
 
 #: The modules whose public constructs are documented and whose examples run.
 MODULES = [
+    "cdk_app.api",
     "cdk_app.auth",
     "cdk_app.cache",
+    "cdk_app.cold_start",
+    "cdk_app.function",
     "cdk_app.image",
     "cdk_app.network",
+    "cdk_app.observability",
     "cdk_app.parameters",
+    "cdk_app.releases",
+    "cdk_app.stack",
     "cdk_app.tasks",
 ]
 

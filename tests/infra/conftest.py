@@ -46,7 +46,7 @@ def app_of(stack: Stack) -> App:
 
 def only(template: Template, resource_type: str, prefix: str = "") -> tuple[str, dict]:
     """The logical id and body of the single resource of ``resource_type`` (whose id starts with ``prefix``)."""
-    found = {k: v for k, v in template.find_resources(resource_type).items() if k.startswith(prefix)}
+    found = {k: dict(v) for k, v in template.find_resources(resource_type).items() if k.startswith(prefix)}
     assert len(found) == 1, f"expected one {resource_type} {prefix}*, found {len(found)}"
     return next(iter(found.items()))
 

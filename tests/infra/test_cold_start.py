@@ -272,7 +272,8 @@ def test_config_caps_warmup_concurrency_where_the_handler_clamps():
     context = read_cdk_json_context()
     context["environments"]["dev"]["cold_start"] = {"strategy": "warmup",
                                                     "warmup": {"concurrency": MAX_WARMUP_CONCURRENCY}}
-    assert load_settings(context).environments["dev"].cold_start.warmup.concurrency == MAX_WARMUP_CONCURRENCY
+    warmup = load_settings(context).environments["dev"].cold_start.warmup
+    assert warmup is not None and warmup.concurrency == MAX_WARMUP_CONCURRENCY
 
     context["environments"]["dev"]["cold_start"]["warmup"]["concurrency"] = MAX_WARMUP_CONCURRENCY + 1
     with pytest.raises(ConfigError, match=rf"cold_start.warmup.concurrency: {MAX_WARMUP_CONCURRENCY + 1} is not allowed"):

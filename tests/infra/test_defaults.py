@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from aws_cdk import App, Duration, Stack
+from aws_cdk import aws_lambda as lambda_
 
 from cdk_app import props
 from cdk_app.api import FastApiGateway
@@ -83,9 +84,10 @@ def differences(construct: type, given: Mapping[str, Any], defaults: Mapping[str
 def worker_defaults() -> dict[str, Any]:
     """A TaskWorker's defaults: ServiceFunction's, with its own expected duration and memory."""
     stack = Stack(App(context={"aws:cdk:bundling-stacks": []}), "Worker")
-    worker = TaskWorker(stack, "Worker")
+    resource = TaskWorker(stack, "Worker").function.node.default_child
+    assert isinstance(resource, lambda_.CfnFunction)
     return {**signature_defaults(ServiceFunction), "expected_duration": DEFAULT_WORKER_DURATION,
-            "memory_size": worker.function.node.default_child.memory_size}
+            "memory_size": resource.memory_size}
 
 
 CASES = {
@@ -139,6 +141,7 @@ def test_the_cold_start_plan_defaults_are_the_settings(strategy):
     if strategy == "provisioned":
         assert plan.provisioned == ProvisionedConcurrency()
     else:
+        assert plan.warmup is not None
         assert normal(plan.warmup.rate) == normal(Warmup().rate) and plan.warmup == Warmup(rate=plan.warmup.rate)
     assert ColdStart().strategy == DEFAULTS.cold_start.strategy and ColdStart().import_mode is None
 

@@ -16,7 +16,7 @@ from aws_cdk.assertions import Match, Template
 from cdk_app.bundling import LAMBDA_SRC, BundlingError
 from cdk_app.compliance import add_compliance_checks
 from cdk_app.function import VPC_NETWORK_ACTIONS, FastApiFunction, ServiceFunction
-from tests.infra.conftest import SKIP_BUNDLING, only
+from tests.infra.conftest import SKIP_BUNDLING, app_of, only
 
 
 def stack(name: str = "Lib", outdir=None) -> Stack:
@@ -152,15 +152,15 @@ def test_all_four_metrics_name_the_alias():
 
     for name, metric in metrics.items():
         assert metric.metric_name == name and metric.namespace == "AWS/Lambda"
-        assert set(metric.dimensions) == {"FunctionName", "Resource"}
+        assert set(metric.dimensions or {}) == {"FunctionName", "Resource"}
 
 
 # --- findings about the user's own additions stay visible ----------------------------------
 
 def validation_failure(scope: Stack, outdir) -> str:
-    add_compliance_checks(scope.node.root)
+    add_compliance_checks(app_of(scope))
     with pytest.raises(RuntimeError, match="ValidationFailed"):
-        scope.node.root.synth()
+        app_of(scope).synth()
     return (outdir / "validation-report.json").read_text()
 
 
@@ -193,9 +193,9 @@ def test_a_users_wildcard_grant_in_a_vpc_is_still_reported(tmp_path):
 def test_without_the_users_grant_the_function_is_clean(tmp_path):
     scope = stack("Clean", outdir=tmp_path)
     FastApiFunction(scope, "Api")
-    add_compliance_checks(scope.node.root)
+    add_compliance_checks(app_of(scope))
 
-    scope.node.root.synth()  # raises on any finding
+    app_of(scope).synth()  # raises on any finding
 
 
 def test_a_function_in_a_vpc_adds_no_finding_of_its_own(tmp_path):
@@ -203,9 +203,9 @@ def test_a_function_in_a_vpc_adds_no_finding_of_its_own(tmp_path):
     vpc = ec2.Vpc(scope, "Vpc", max_azs=2, nat_gateways=0, subnet_configuration=[
         ec2.SubnetConfiguration(name="private", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)])
     ServiceFunction(scope, "Worker", vpc=vpc)
-    add_compliance_checks(scope.node.root)
+    add_compliance_checks(app_of(scope))
     try:
-        scope.node.root.synth()
+        app_of(scope).synth()
     except RuntimeError:  # the bare test VPC has findings of its own (no flow logs): not ours to hide
         pass
     report = json.loads((tmp_path / "validation-report.json").read_text())

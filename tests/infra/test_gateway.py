@@ -22,11 +22,12 @@ from aws_cdk.assertions import Template
 from cdk_app.api import FastApiGateway
 from cdk_app.compliance import add_compliance_checks
 from cdk_app.settings import load_settings, read_cdk_json_context
+from cdk_app.settings.choices import ApiType
 from cdk_app.settings.schema import CorsSettings
-from tests.infra.conftest import SKIP_BUNDLING, alias_logical_id, only, template_of
+from tests.infra.conftest import SKIP_BUNDLING, alias_logical_id, app_of, only, template_of
 
 SETTINGS = load_settings(read_cdk_json_context()).environments
-API_TYPES = ("http", "rest")
+API_TYPES: tuple[ApiType, ...] = ("http", "rest")
 
 
 def routes_of(template: Template) -> dict[str, dict]:
@@ -64,9 +65,9 @@ def new_stack(tmp_path=None) -> Stack:
 
 def nag_findings(stack: Stack, outdir) -> list[tuple[str, str]]:
     """cdk-nag over the stack's app: (rule, construct path) for each finding; [] when synth passes."""
-    add_compliance_checks(stack.node.root)
+    add_compliance_checks(app_of(stack))
     try:
-        stack.node.root.synth()
+        app_of(stack).synth()
     except RuntimeError as error:
         assert "ValidationFailed" in str(error)
         report = json.loads((outdir / "validation-report.json").read_text())
@@ -101,7 +102,7 @@ def test_http_cors_preflight_routes_are_open_where_cors_is_on(synth):
     assert not any(key.startswith("OPTIONS") for key in routes_of(synth.templates["staging"]))
 
 
-def declared_gateway(stack: Stack, api_type: str) -> FastApiGateway:
+def declared_gateway(stack: Stack, api_type: ApiType) -> FastApiGateway:
     """One declared public route, with CORS (whose preflight routes/methods must pass cdk-nag too)."""
     return FastApiGateway(stack, "Gateway", api_type=api_type, public_routes=["GET /health"],
                           cors=CorsSettings(allow_origins=["https://app.example.com"]))
@@ -112,11 +113,13 @@ def test_a_public_route_added_from_outside_is_reported(tmp_path, api_type):
     stack = new_stack(tmp_path)
     gateway = declared_gateway(stack, api_type)
     if api_type == "http":
+        assert gateway.http_api is not None
         gateway.http_api.add_routes(path="/orders/{id}", methods=[apigwv2.HttpMethod.POST],
                                     integration=integrations.HttpLambdaIntegration("Orders", gateway.handler),
                                     authorizer=apigwv2.HttpNoneAuthorizer())
         added = "Gateway/Gateway/HttpApi/POST--orders--{id}/Resource"
     else:
+        assert gateway.rest_api is not None
         gateway.rest_api.root.resource_for_path("/orders/{id}").add_method(
             "POST", authorization_type=apigw.AuthorizationType.NONE)
         added = "Gateway/Gateway/RestApi/Default/orders/{id}/POST/Resource"
@@ -140,9 +143,11 @@ def test_a_route_added_later_without_options_is_protected(api_type):
     stack = new_stack()
     gateway = FastApiGateway(stack, "Gateway", api_type=api_type)
     if api_type == "http":
+        assert gateway.http_api is not None
         gateway.http_api.add_routes(path="/orders", methods=[apigwv2.HttpMethod.POST],
                                     integration=integrations.HttpLambdaIntegration("Orders", gateway.handler))
     else:
+        assert gateway.rest_api is not None
         gateway.rest_api.root.add_resource("orders").add_method("POST")
 
     assert routes_of(template_of(stack))["POST /orders"]["AuthorizationType"] == "AWS_IAM"
@@ -235,7 +240,7 @@ def test_a_rest_authorizer_replaces_iam_on_the_protected_methods_and_demands_acc
     for key in ("GET /health", "OPTIONS /health", "OPTIONS /{proxy+}"):
         assert routes[key]["AuthorizationType"] == "NONE" and "AuthorizationScopes" not in routes[key], key
     # CDK warns about scopes on open methods; there are none, so nothing to warn about.
-    warnings = [m for m in stack.node.root.synth().get_stack_by_name(stack.stack_name).messages
+    warnings = [m for m in app_of(stack).synth().get_stack_by_name(stack.stack_name).messages
                 if m.level.value == "warning"]
     assert warnings == []
 
@@ -259,6 +264,7 @@ def test_routes_added_later_with_a_token_authorizer_get_the_access_token_scopes(
     stack = new_stack()
     gateway = FastApiGateway(stack, "Gateway", authorizer=jwt_authorizer(), authorization_scopes=["openid"])
     other = authorizers.HttpJwtAuthorizer("Other", "https://other.example.com", jwt_audience=["x"])
+    assert gateway.http_api is not None
     gateway.http_api.add_routes(path="/admin", methods=[apigwv2.HttpMethod.GET], authorizer=other,
                                 integration=integrations.HttpLambdaIntegration("Admin", gateway.handler))
     gateway.http_api.add_routes(path="/reports", methods=[apigwv2.HttpMethod.GET], authorization_scopes=["reports"],

@@ -219,7 +219,7 @@ def test_a_plan_that_does_not_roll_back_on_alarms_adds_none():
 
 
 def test_the_plan_defaults_are_the_settings():
-    plan = props.release(EnvironmentSettings())["plan"]
+    plan = props.release(EnvironmentSettings.model_validate({}))["plan"]
     assert plan == Release()
     assert Release().strategy == DEFAULTS.release.strategy == "all-at-once"
     assert Release().describe() == "all-at-once"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import cast
 
 import pytest
 from aws_cdk import App, Stack
@@ -239,9 +240,10 @@ def test_every_non_retained_environment_is_deleted_whole(synth, env_name):
 
 def test_grants_and_metrics_target_the_alias_and_a_role_can_be_brought():
     stack = Stack(App(context=SKIP_BUNDLING), "Grants")
-    own_role = iam.Role(stack, "TeamRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    # Casts: jsii's principals miss IPrincipal for pyright (parameter names, aws/jsii#4541).
+    own_role = iam.Role(stack, "TeamRole", assumed_by=cast(iam.IPrincipal, iam.ServicePrincipal("lambda.amazonaws.com")))
     function = FastApiFunction(stack, "Api", role=own_role)
-    caller = iam.Role(stack, "Caller", assumed_by=iam.AccountRootPrincipal())
+    caller = iam.Role(stack, "Caller", assumed_by=cast(iam.IPrincipal, iam.AccountRootPrincipal()))
     function.grant_invoke(caller)
     template = Template.from_stack(stack)
 
@@ -253,5 +255,5 @@ def test_grants_and_metrics_target_the_alias_and_a_role_can_be_brought():
         "PolicyDocument": {"Statement": Match.array_with([Match.object_like({
             "Action": "lambda:InvokeFunction", "Resource": {"Ref": Match.string_like_regexp("ApiAlias")}})])},
     })
-    dimensions = function.metric_errors().dimensions
+    dimensions = function.metric_errors().dimensions or {}
     assert set(dimensions) == {"FunctionName", "Resource"}
