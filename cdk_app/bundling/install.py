@@ -117,7 +117,7 @@ def _walk(site: Path, target: BundlingTarget, roots: Needs) -> tuple[set[str], l
     the files: the ``*.dist-info`` metadata in ``site``.
     """
     installed = _distributions(site)
-    provided = set() if target.include_aws_sdk else AWS_SDK_PACKAGES
+    provided: frozenset[str] = frozenset() if target.include_aws_sdk else AWS_SDK_PACKAGES
     environment = target.marker_environment()
     problems: list[str] = []
     reached: set[str] = set()

@@ -123,7 +123,7 @@ def prune_powertools(site: Path, runtime_modules: Iterable[str], app_modules: It
         return []
     app_modules = list(app_modules)
     kept = reached_units(site, [*runtime_modules, *app_modules], runtime_only=not app_modules)
-    removed = []
+    removed: list[str] = []
     for unit, folder in _removable_units(root):
         if unit not in kept:
             shutil.rmtree(folder)

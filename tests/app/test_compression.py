@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import pytest
@@ -32,7 +32,8 @@ ANSWERS: dict[str, tuple[int, list[tuple[bytes, bytes]], list[bytes]]] = {
 }
 
 
-async def raw_app(scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+async def raw_app(scope: MutableMapping[str, Any], receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+                  send: Callable[[MutableMapping[str, Any]], Awaitable[None]]) -> None:
     status, headers, chunks = ANSWERS[scope["path"]]
     await send({"type": "http.response.start", "status": status, "headers": list(headers)})
     for number, chunk in enumerate(chunks):
@@ -50,7 +51,11 @@ def run(app: Any, path: str, accept: bytes | None) -> list[Message]:
     async def send(message: Message) -> None:
         sent.append({**message, "headers": list(message.get("headers", []))} if "headers" in message else message)
 
-    asyncio.run(app(scope, receive, send))
+    loop = asyncio.new_event_loop()  # not asyncio.run: it leaves no current loop, which Mangum's later calls need
+    try:
+        loop.run_until_complete(app(scope, receive, send))
+    finally:
+        loop.close()
     return sent
 
 
