@@ -768,7 +768,9 @@ def test_each_layer_leaves_out_the_powertools_its_functions_never_reach_and_serv
         env = {"PATH": os.environ["PATH"], "PYTHONDONTWRITEBYTECODE": "1", "AWS_DEFAULT_REGION": "us-east-1",
                "AWS_LAMBDA_FUNCTION_NAME": "probe",
                "PYTHONPATH": os.pathsep.join(map(str, (function.code, function.layer / "python", runtime_sdk)))}
-        done = subprocess.run([*find_python(HOST_TARGET.python_version), "-s", "-c", POWERTOOLS_PROBE,
+        python = find_python(HOST_TARGET.python_version)
+        assert python is not None  # the bundled fixture skips without one
+        done = subprocess.run([*python, "-s", "-c", POWERTOOLS_PROBE,
                                *sorted(function.capabilities)], capture_output=True, text=True, env=env,
                               cwd=function.code, timeout=120)
         assert done.returncode == 0, f"{name}: {done.stderr[-2000:]}"
