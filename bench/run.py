@@ -547,26 +547,23 @@ def profile_imports(python: list[str], ours: Variant, floor: Variant, processes:
     return importtime.summary(importtime.aggregate(samples[ours.name]), importtime.aggregate(samples[floor.name]))
 
 
-#: The capabilities a function can have, each named by a variable the stack sets on it: the bench configures
-#: the ones the measured function's template sets (and only those), pointing them at its local stand-ins.
+#: What the bench configures a local stand-in for: the runtime's capabilities the measured function has
+#: (``fastapi_lambda.requirements.capabilities_of``, as its layer was cut), and "auth", the gateway's claims
+#: (``AUTH_ISSUER``: identity needs no package, so it is no capability of the table).
 CAPABILITIES = ("tasks", "cache", "auth", "verify", "parameters")
 
 
 def configured_capabilities(variables: dict[str, Any]) -> frozenset[str]:
-    from fastapi_lambda.constants import (
-        AUTH_ISSUER_VARIABLE,
-        AUTH_VERIFY_VARIABLE,
-        CACHE_HOST_VARIABLE,
-        CONFIG_PATH_VARIABLE,
-        SECRETS_VARIABLE,
-        TASK_QUEUE_URL_VARIABLE,
-    )
+    from fastapi_lambda.constants import AUTH_ISSUER_VARIABLE
+    from fastapi_lambda.requirements import capabilities_of
 
-    found = {"tasks": TASK_QUEUE_URL_VARIABLE in variables, "cache": CACHE_HOST_VARIABLE in variables,
-             "auth": AUTH_ISSUER_VARIABLE in variables,
-             "verify": str(variables.get(AUTH_VERIFY_VARIABLE, "")).lower() == "true",
-             "parameters": CONFIG_PATH_VARIABLE in variables or SECRETS_VARIABLE in variables}
-    return frozenset(name for name, on in found.items() if on)
+    used = capabilities_of(variables, serves_http=True)
+    found = {name for name in ("tasks", "cache", "parameters") if name in used}
+    if "auth-verify" in used:
+        found.add("verify")
+    if AUTH_ISSUER_VARIABLE in variables:
+        found.add("auth")
+    return frozenset(found)
 
 
 def capabilities_env(variables: dict[str, Any], capabilities: frozenset[str], backends: dict[str, dict[str, str]]

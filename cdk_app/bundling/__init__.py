@@ -30,7 +30,14 @@ _EXPORTS = {
     "build_locally": "assets", "bundling_options": "assets", "dependencies_code": "assets",
     "resolve_source": "assets",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = [  # a literal list: what type checkers read as the exports
+    "AWS_SDK_PACKAGES", "BUNDLER_REVISION", "BundlingError", "BundlingTarget", "CODE_EXCLUDES", "Kind",
+    "LAMBDA_SRC", "LOCK_FILE", "LOCK_INPUTS", "LocalPythonBundler", "RUNTIME_NAME", "RUNTIME_PACKAGE",
+    "RUNTIME_REVISION", "TOOL_LOCKS", "application_code", "build_locally", "bundling_options",
+    "compile_bytecode", "copy_code", "dependencies_code", "export_lock", "find_lock", "find_python",
+    "install_dependencies", "locked_requirements", "missing_interpreter_message", "pip_install_command",
+    "remove_distributions", "resolve_source", "strip_installed", "unmet_requirements",
+]
 
 if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from cdk_app.bundling.assets import (  # noqa: F401

@@ -17,6 +17,7 @@ from fastapi_lambda.requirements import Capability
 
 from cdk_app.bundling.install import CODE_EXCLUDES, compile_bytecode, copy_code, install_dependencies
 from cdk_app.bundling.locks import LOCK_FILE, LOCK_INPUTS, find_lock
+from cdk_app.bundling.powertools import app_imports
 from cdk_app.bundling.target import RUNTIME_NAME, RUNTIME_PACKAGE, BundlingError, BundlingTarget, Kind
 
 #: This repository's asset root (its example app); other apps pass ``source=``.
@@ -67,7 +68,9 @@ def bundling_options(kind: Kind, *, source: Path, target: BundlingTarget,
         # CDK requires an image; it is never pulled, the local bundler always succeeds or raises.
         image=DockerImage.from_registry("local-bundling-only"),
         platform=f"linux/{'arm64' if target.architecture == 'arm64' else 'amd64'}",
-        environment=target.hash_inputs(kind, capabilities),
+        # The app's own Powertools imports decide what of Powertools the layer keeps (bundling.powertools).
+        environment={**target.hash_inputs(kind, capabilities), **({"APP_POWERTOOLS": ",".join(sorted(
+            app_imports(source, skip=RUNTIME_NAME)))} if kind == "layer" else {})},
         local=LocalPythonBundler(kind=kind, source=source, target=target, capabilities=capabilities),
     )
 

@@ -21,7 +21,13 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from fastapi_lambda.requirements import CAPABILITIES, CAPABILITY_REQUIREMENTS, Capability, requirements_for
+from fastapi_lambda.requirements import (
+    CAPABILITIES,
+    CAPABILITY_REQUIREMENTS,
+    Capability,
+    powertools_modules,
+    requirements_for,
+)
 from packaging.markers import UndefinedEnvironmentName
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -38,6 +44,8 @@ from cdk_app.bundling.locks import (
     run_tool,
     uses_hashes,
 )
+from cdk_app.bundling.powertools import DISTRIBUTION as POWERTOOLS
+from cdk_app.bundling.powertools import app_imports, prune_powertools
 from cdk_app.bundling.target import RUNTIME_NAME, RUNTIME_PACKAGE, BundlingError, BundlingTarget
 
 COMPILE_TIMEOUT_S = 300
@@ -109,7 +117,7 @@ def _walk(site: Path, target: BundlingTarget, roots: Needs) -> tuple[set[str], l
     the files: the ``*.dist-info`` metadata in ``site``.
     """
     installed = _distributions(site)
-    provided = set() if target.include_aws_sdk else AWS_SDK_PACKAGES
+    provided: frozenset[str] = frozenset() if target.include_aws_sdk else AWS_SDK_PACKAGES
     environment = target.marker_environment()
     problems: list[str] = []
     reached: set[str] = set()
@@ -219,7 +227,15 @@ def install_dependencies(source: Path, site: Path, target: BundlingTarget,
         raise BundlingError(f"The bundle of {where} is incomplete:\n  " + "\n  ".join(missing)
                             + "\nAdd the missing packages to the lock with exact pins (and hashes if it has them), "
                               "or turn off the capability that needs them.")
+    if not _needed_by_other_packages(site, POWERTOOLS):  # a library built on Powertools may import any of it
+        prune_powertools(site, powertools_modules(used), app_imports(source, skip=RUNTIME_NAME))
     strip_installed(site)
+
+
+def _needed_by_other_packages(site: Path, name: str) -> bool:
+    """Whether a distribution in ``site`` other than ``name`` requires ``name``."""
+    return any(canonicalize_name(Requirement(line).name) == name
+               for other, dist in _distributions(site).items() if other != name for line in dist.requires or ())
 
 
 def _install_lock(source: Path, site: Path, target: BundlingTarget) -> tuple[list[str], str]:

@@ -70,7 +70,7 @@ def _logical_lines(text: str) -> list[str]:
 
 def locked_requirements(lock_file: Path, *, include_aws_sdk: bool) -> list[str]:
     """The requirement lines of the lock (hashes kept), without the AWS SDK unless asked for."""
-    lines = []
+    lines: list[str] = []
     for line in _logical_lines(lock_file.read_text()):
         if line.startswith("-"):  # pip options (--index-url, --hash on its own line ...)
             lines.append(line)

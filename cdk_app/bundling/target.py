@@ -16,7 +16,7 @@ from typing import Literal
 
 import fastapi_lambda
 from aws_cdk import aws_lambda as lambda_
-from fastapi_lambda.requirements import CAPABILITIES, CAPABILITY_REQUIREMENTS, Capability
+from fastapi_lambda.requirements import CAPABILITIES, CAPABILITY_REQUIREMENTS, POWERTOOLS_MODULES, Capability
 
 from cdk_app.bundling.interpreters import find_python, missing_interpreter_message
 from cdk_app.settings import DEFAULTS
@@ -86,6 +86,8 @@ class BundlingTarget:
             "CAPABILITIES": ",".join(sorted(CAPABILITIES if capabilities is None else capabilities)),
             "RUNTIME_REQUIREMENTS": ";".join(f"{c}:{line}" for c, lines in CAPABILITY_REQUIREMENTS.items()
                                              for line in lines),
+            "RUNTIME_POWERTOOLS": ";".join(f"{c}:{module}" for c, modules in POWERTOOLS_MODULES.items()
+                                           for module in modules),
         }
         return {
             "TARGET_PYTHON": self.python_version,

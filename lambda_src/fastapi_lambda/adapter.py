@@ -18,6 +18,7 @@ import asyncio
 import functools
 import inspect
 import logging
+from collections.abc import Awaitable, Callable
 from io import BytesIO
 from typing import Any, cast
 
@@ -88,8 +89,9 @@ class RequestCycle(HTTPCycle):
 class Adapter(Mangum):
     """``Mangum(app, lifespan="off")`` with the handlers and the cycle above."""
 
-    def __init__(self, app: ASGI) -> None:
-        super().__init__(app, lifespan="off", custom_handlers=handlers())
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        # Mangum's ASGI protocol names its parameters; an ASGI app is called positionally, so any callable fits.
+        super().__init__(cast(ASGI, app), lifespan="off", custom_handlers=handlers())
 
     def __call__(self, event: LambdaEvent, context: LambdaContext) -> dict[str, Any]:
         handler = self.infer(event, context)

@@ -90,7 +90,7 @@ def _paths(routes: list[BaseRoute]) -> set[str]:
         from fastapi.routing import iter_route_contexts
     except ImportError:  # an older FastAPI: include_router added the routes themselves
         return {getattr(route, "path", "") for route in routes}
-    return {context.path for context in iter_route_contexts(routes)}
+    return {context.path or "" for context in iter_route_contexts(routes)}  # None: no path, as above
 
 
 def _route_path(scope: Any) -> str:
@@ -125,6 +125,7 @@ def include_later(app: Any, reference: str, *prefixes: str, **options: Any) -> D
 
 def load_all(app: Any) -> None:
     """Load every deferred router of ``app`` now (eager mode, the OpenAPI schema, tests listing routes)."""
-    for route in list(getattr(getattr(app, "router", None), "routes", ())):
+    routes: list[object] = list(getattr(getattr(app, "router", None), "routes", ()))
+    for route in routes:
         if isinstance(route, DeferredRouter):
             route.load()

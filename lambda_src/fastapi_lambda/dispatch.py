@@ -17,7 +17,7 @@ import importlib
 import inspect
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from fastapi_lambda import aws, cold_start, edge, lifecycle, observability
 from fastapi_lambda import guard as guard_module
@@ -75,21 +75,25 @@ def classify_event(event: Any) -> str:
     """
     if not isinstance(event, dict):
         return "unknown"
+    event = cast("dict[str, Any]", event)  # a JSON object: its values are checked before use
     if WARMUP_MARKER in event:
         return "warmup"
-    context = event.get("requestContext")
+    context: Any = event.get("requestContext")
     if isinstance(context, dict):
+        context = cast("dict[str, Any]", context)
         if "elb" in context:
             return "alb" if _has_text(event, "httpMethod", "path") else "unknown"
         if event.get("version") == "2.0":
-            http = context.get("http")
-            ok = isinstance(http, dict) and _has_text(http, "method") and _has_text(event, "rawPath")
+            http: Any = context.get("http")
+            ok = isinstance(http, dict) and _has_text(cast("dict[str, Any]", http), "method") \
+                and _has_text(event, "rawPath")
             return "http-v2" if ok else "unknown"
         if event.get("version") == "1.0" or "resource" in event:
             return "http-v1" if _has_text(event, "httpMethod", "path") else "unknown"
-    records = event.get("Records")
+    records: Any = event.get("Records")
     if isinstance(records, list) and records and all(
-            isinstance(r, dict) and r.get("eventSource") == "aws:sqs" for r in records):
+            isinstance(r, dict) and cast("dict[str, Any]", r).get("eventSource") == "aws:sqs"
+            for r in cast("list[Any]", records)):
         return "sqs"
     if event.get("source") == "aws.events" or event.get("detail-type") == "Scheduled Event":
         return "schedule"

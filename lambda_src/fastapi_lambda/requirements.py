@@ -44,6 +44,17 @@ CAPABILITY_REQUIREMENTS: Mapping[Capability, tuple[str, ...]] = {
 }
 CAPABILITIES: tuple[Capability, ...] = tuple(CAPABILITY_REQUIREMENTS)
 
+#: The Powertools modules each capability's code imports (``observability``: Logger, Metrics, Tracer; ``tasks``:
+#: the batch utility; ``parameters``: Parameters). A layer keeps these, what they import, and what the app's
+#: own code imports of Powertools; its other subpackages (the event handler with its Swagger UI, idempotency,
+#: feature flags, ...) are left out (``cdk_app.bundling.powertools``).
+POWERTOOLS_MODULES: Mapping[Capability, tuple[str, ...]] = {
+    "core": ("aws_lambda_powertools.logging", "aws_lambda_powertools.logging.filters", "aws_lambda_powertools.metrics"),
+    "tasks": ("aws_lambda_powertools.utilities.batch",),
+    "parameters": ("aws_lambda_powertools.utilities.parameters",),
+    "tracing": ("aws_lambda_powertools.tracing",),
+}
+
 #: The ``pyproject.toml`` extra that installs a capability's requirements (``fastapi-lambda-cdk[cache]``).
 EXTRAS: Mapping[Capability, str] = {capability: capability for capability in CAPABILITIES}
 
@@ -53,6 +64,15 @@ def requirements_for(capabilities: frozenset[Capability] | set[Capability]) -> t
     wanted = {"core", *capabilities}
     lines = (line for capability in CAPABILITIES if capability in wanted for line in CAPABILITY_REQUIREMENTS[capability])
     return tuple(dict.fromkeys(lines))
+
+
+def powertools_modules(capabilities: frozenset[Capability] | set[Capability]) -> tuple[str, ...]:
+    """The Powertools modules a layer for ``capabilities`` (and ``core``) keeps: those of every capability whose
+    packages it ships, since a layer serves every function whose :func:`dependency_set` it is (``tasks`` needs
+    no package of its own, so the batch utility is in every layer)."""
+    shipped = set(requirements_for(capabilities))
+    return tuple(module for capability in CAPABILITIES if set(CAPABILITY_REQUIREMENTS[capability]) <= shipped
+                 for module in POWERTOOLS_MODULES.get(capability, ()))
 
 
 def dependency_set(capabilities: frozenset[Capability] | set[Capability]) -> frozenset[Capability]:

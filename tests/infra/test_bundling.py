@@ -23,7 +23,14 @@ from fastapi_lambda.constants import (
     TASK_QUEUE_URL_VARIABLE,
     TRACING_VARIABLE,
 )
-from fastapi_lambda.requirements import CAPABILITY_REQUIREMENTS, capabilities_of, dependency_set, requirements_for
+from fastapi_lambda.requirements import (
+    CAPABILITY_REQUIREMENTS,
+    POWERTOOLS_MODULES,
+    capabilities_of,
+    dependency_set,
+    powertools_modules,
+    requirements_for,
+)
 
 import cdk_app.bundling as bundling
 from cdk_app.auth import UserPool
@@ -38,6 +45,7 @@ from cdk_app.bundling import (
     locks,
     target,
 )
+from cdk_app.bundling import powertools as powertools_pruning
 from cdk_app.function import DependenciesLayer, FastApiFunction, ServiceFunction
 from cdk_app.settings import read_cdk_json_context
 from cdk_app.stack import build_stacks
@@ -628,3 +636,141 @@ def test_capabilities_the_variables_cannot_show_are_declared_and_checked():
     with pytest.raises(ValueError, match=r"capabilities=\['redis'\] are not capabilities of fastapi_lambda; choose from "
                                          r"core, http, tasks, cache, auth-verify, parameters, tracing"):
         ServiceFunction(stack, "Wrong", capabilities=("redis",))
+
+
+# --- Powertools: only the subpackages the function's code reaches ------------------------------------------------
+
+def fake_powertools(site: Path) -> Path:
+    """A Powertools-shaped package: logging imports shared (relatively), shared imports the event handler only
+    inside a function (the runtime's unreached edge), utilities.batch imports utilities.parser; the rest stands
+    alone."""
+    files = {
+        "__init__.py": "",
+        "logging/__init__.py": "from .logger import Logger\n",
+        "logging/logger.py": "from ..shared import functions\n",
+        "shared/__init__.py": "",
+        "shared/functions.py": "def pydantic_to_dict(data):\n"
+                               "    from aws_lambda_powertools.event_handler.openapi.compat import _model_dump\n",
+        "event_handler/__init__.py": "", "event_handler/openapi/__init__.py": "",
+        "event_handler/openapi/compat.py": "",
+        "utilities/__init__.py": "",
+        "utilities/batch/__init__.py": "import sys\nif 'pydantic' in sys.modules:\n"
+                                       "    from aws_lambda_powertools.utilities.parser.models import SqsRecordModel\n",
+        "utilities/parser/__init__.py": "", "utilities/parser/models.py": "",
+        "utilities/idempotency/__init__.py": "", "utilities/feature_flags/__init__.py": "",
+    }
+    for name, text in files.items():
+        path = site / "aws_lambda_powertools" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return site / "aws_lambda_powertools"
+
+
+def test_powertools_keeps_what_the_runtime_reaches_and_leaves_the_rest(tmp_path):
+    root = fake_powertools(tmp_path)
+
+    removed = powertools_pruning.prune_powertools(
+        tmp_path, ["aws_lambda_powertools.logging", "aws_lambda_powertools.utilities.batch"])
+
+    assert removed == ["aws_lambda_powertools.event_handler", "aws_lambda_powertools.utilities.feature_flags",
+                       "aws_lambda_powertools.utilities.idempotency"]
+    assert {p.name for p in root.iterdir()} == {"__init__.py", "logging", "shared", "utilities"}
+    assert {p.name for p in (root / "utilities").iterdir()} == {"__init__.py", "batch", "parser"}
+
+
+def test_powertools_keeps_what_the_apps_own_imports_reach_and_every_edge_then(tmp_path):
+    root = fake_powertools(tmp_path)
+
+    removed = powertools_pruning.prune_powertools(tmp_path, ["aws_lambda_powertools.logging"],
+                                                  ["aws_lambda_powertools.utilities.feature_flags"])
+
+    # The app may log pydantic events itself: the edge the runtime never takes is followed.
+    assert (root / "event_handler" / "openapi" / "compat.py").is_file()
+    assert (root / "utilities" / "feature_flags").is_dir()
+    assert removed == ["aws_lambda_powertools.utilities.batch", "aws_lambda_powertools.utilities.idempotency",
+                       "aws_lambda_powertools.utilities.parser"]
+
+
+def test_the_apps_own_powertools_imports_are_found_and_change_the_layer_hash(tmp_path):
+    (tmp_path / "orders").mkdir()
+    (tmp_path / "orders" / "__init__.py").write_text("")
+    (tmp_path / "orders" / "main.py").write_text(
+        "def handler():\n    from aws_lambda_powertools.utilities import idempotency\n")
+    (tmp_path / "orders" / "models.py").write_text("from .main import handler\n")  # no Powertools
+    (tmp_path / "fastapi_lambda").mkdir()
+    (tmp_path / "fastapi_lambda" / "x.py").write_text("import aws_lambda_powertools.metrics\n")  # the table's
+    (tmp_path / "requirements.txt").write_text("fastapi==0.163.2\n")
+
+    found = powertools_pruning.app_imports(tmp_path, skip="fastapi_lambda")
+    before = bundling.bundling_options("layer", source=tmp_path, target=HOST_TARGET).environment or {}
+    (tmp_path / "orders" / "main.py").write_text("def handler():\n    pass\n")
+    after = bundling.bundling_options("layer", source=tmp_path, target=HOST_TARGET).environment or {}
+
+    assert found == {"aws_lambda_powertools.utilities", "aws_lambda_powertools.utilities.idempotency"}
+    assert before["APP_POWERTOOLS"] != after["APP_POWERTOOLS"] == ""
+
+
+def test_every_powertools_import_of_the_runtime_package_is_in_the_table():
+    declared = {module for modules in POWERTOOLS_MODULES.values() for module in modules}
+    imported = {name for path in target.RUNTIME_PACKAGE.glob("*.py")
+                for name in powertools_pruning.imported_modules(path.read_text(), f"fastapi_lambda.{path.stem}",
+                                                                is_package=False)
+                if name.startswith("aws_lambda_powertools")}
+    # A declared module, a name in it, or a package above it: anything else would be pruned from under the runtime.
+    uncovered = {name for name in imported
+                 if not any(name == d or name.startswith(d + ".") or d.startswith(name + ".") for d in declared)}
+
+    assert imported and not uncovered, f"Powertools modules the runtime imports but the table omits: {uncovered}"
+    assert powertools_modules(frozenset({"core"})) == (*POWERTOOLS_MODULES["core"], *POWERTOOLS_MODULES["tasks"])
+
+
+#: Runs in a function's bundle under the target Python: what the runtime uses of Powertools must import and work.
+POWERTOOLS_PROBE = """
+import logging, os, sys
+from fastapi_lambda import observability
+observability.setup()
+logging.getLogger("probe").warning("a line through Powertools Logger", extra={"k": 1})
+assert observability.state.logger is not None
+observability.count("Probe")
+observability.finish()
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+record = {"messageId": "m1", "receiptHandle": "r", "body": "{}", "attributes": {}, "messageAttributes": {},
+          "md5OfBody": "", "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:1:q", "awsRegion": "us-east-1"}
+assert process_partial_response({"Records": [record]}, lambda record: None, BatchProcessor(EventType.SQS), None) \
+    == {"batchItemFailures": []}
+if "parameters" in sys.argv:
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvider
+if "tracing" in sys.argv:
+    observability.trace_aws()
+    assert type(observability.tracer.get()).__name__ == "Tracer"
+"""
+
+
+@pytest.fixture(scope="session")
+def runtime_sdk(tmp_path_factory) -> Path:
+    """boto3 and its dependencies (pure Python) from the test environment: what Lambda's runtime provides."""
+    import boto3
+
+    folder = tmp_path_factory.mktemp("runtime")
+    site = Path(boto3.__file__).parents[1]
+    for name in ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py"):
+        (folder / name).symlink_to(site / name)
+    return folder
+
+
+@pytest.mark.slow
+def test_each_layer_leaves_out_the_powertools_its_functions_never_reach_and_serves_what_they_do(bundled, runtime_sdk):
+    for name, function in bundled.items():
+        root = function.layer / "python" / "aws_lambda_powertools"
+        assert not (root / "event_handler").exists() and not (root / "utilities" / "idempotency").exists(), name
+        assert (root / "utilities" / "batch").is_dir(), name  # tasks needs no package: in every layer
+        assert (root / "utilities" / "parameters").is_dir() == ("parameters" in function.capabilities), name
+        env = {"PATH": os.environ["PATH"], "PYTHONDONTWRITEBYTECODE": "1", "AWS_DEFAULT_REGION": "us-east-1",
+               "AWS_LAMBDA_FUNCTION_NAME": "probe",
+               "PYTHONPATH": os.pathsep.join(map(str, (function.code, function.layer / "python", runtime_sdk)))}
+        python = find_python(HOST_TARGET.python_version)
+        assert python is not None  # the bundled fixture skips without one
+        done = subprocess.run([*python, "-s", "-c", POWERTOOLS_PROBE,
+                               *sorted(function.capabilities)], capture_output=True, text=True, env=env,
+                              cwd=function.code, timeout=120)
+        assert done.returncode == 0, f"{name}: {done.stderr[-2000:]}"
