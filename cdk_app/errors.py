@@ -1,10 +1,10 @@
 """Errors that already say what to do, printed as such: the message, not 60 lines of jsii traceback.
 
 A CDK app fails for three kinds of reasons these constructs explain themselves: invalid settings
-(:class:`~cdk_app.settings.ConfigError`, one line per problem), a prop or a combination of props
-that cannot work (:class:`~cdk_app.settings.rules.RuleError`, or a ``ValueError`` raised by a
+(:class:`cdk_app.settings.ConfigError`, one line per problem), a prop or a combination of props
+that cannot work (:class:`cdk_app.settings.rules.RuleError`, or a ``ValueError`` raised by a
 construct of this package), an asset that cannot be built
-(:class:`~cdk_app.bundling.BundlingError`: an unpinned lock, a missing interpreter), and the
+(:class:`cdk_app.bundling.BundlingError`: an unpinned lock, a missing interpreter), and the
 rule packs' refusal at synth (cdk-nag, the deploy preflight: CDK has printed each finding above).
 A bundling error is raised inside a jsii callback, so Python sees it only as the context of the
 jsii ``RuntimeError``: the chain is searched.

@@ -1,12 +1,12 @@
 """Docker-free bundling of the Lambda code and of its dependency layer.
 
-- :mod:`~cdk_app.bundling.target`: what a bundle is built for (:class:`BundlingTarget`), and what
+- :mod:`cdk_app.bundling.target`: what a bundle is built for (:class:`BundlingTarget`), and what
   changes its hash;
-- :mod:`~cdk_app.bundling.interpreters`: an interpreter of the target Python, to compile ``.pyc``
+- :mod:`cdk_app.bundling.interpreters`: an interpreter of the target Python, to compile ``.pyc``
   (no CDK import: the local stack uses it);
-- :mod:`~cdk_app.bundling.locks`: the source's lock (requirements.txt, uv or Poetry), read as pins;
-- :mod:`~cdk_app.bundling.install`: pip for the Lambda platform, the completeness check, ``.pyc``;
-- :mod:`~cdk_app.bundling.assets`: the layer and code assets, built by CDK's local bundler.
+- :mod:`cdk_app.bundling.locks`: the source's lock (requirements.txt, uv or Poetry), read as pins;
+- :mod:`cdk_app.bundling.install`: pip for the Lambda platform, the completeness check, ``.pyc``;
+- :mod:`cdk_app.bundling.assets`: the layer and code assets, built by CDK's local bundler.
 
 The names below load on first use, from the module that defines them, so ``find_python`` does
 not start the jsii runtime.

@@ -6,7 +6,7 @@ notifications, SSM parameters, Secrets Manager secrets (values generated as the 
 asks, by the service's own ``GetRandomPassword``), Cognito user pools with their resource
 servers, app clients and a test user; and, when the template has an ElastiCache cache, a
 ``redis-server`` with TLS and the cache's password. Each resource's physical values go into
-the :class:`~cdk_app.local.template.Resolver`, so references to it resolve to the local one.
+the :class:`cdk_app.local.template.Resolver`, so references to it resolve to the local one.
 """
 
 from __future__ import annotations

@@ -113,7 +113,7 @@ class Denied(Exception):
 
 
 class Invoker(Protocol):
-    """What the gateway invokes functions through: :class:`~cdk_app.local.lambda_api.LocalLambda` (tests: a fake)."""
+    """What the gateway invokes functions through: :class:`cdk_app.local.lambda_api.LocalLambda` (tests: a fake)."""
 
     def invoke(self, reference: str, payload: bytes) -> InvokeResult: ...
 

@@ -2,10 +2,10 @@
 
 :class:`LocalStack` starts them in dependency order and stops them in reverse:
 
-1. :class:`~cdk_app.local.aws.LocalAws`: moto (and redis-server) holding the template's resources;
-2. :class:`~cdk_app.local.lambda_api.LocalLambda`: the functions, from their bundles, with the
+1. :class:`cdk_app.local.aws.LocalAws`: moto (and redis-server) holding the template's resources;
+2. :class:`cdk_app.local.lambda_api.LocalLambda`: the functions, from their bundles, with the
    template's environment resolved to those local resources;
-3. a :class:`~cdk_app.local.gateway.Gateway` per API (the first on ``port``, the next on ``port+1``...);
+3. a :class:`cdk_app.local.gateway.Gateway` per API (the first on ``port``, the next on ``port+1``...);
 4. the SQS event source mappings and the schedules; provisioned concurrency starts its instances.
 
 While it runs, a state file (:func:`state_file`) tells ``python -m cdk_app.local.token`` and

@@ -1,7 +1,7 @@
-"""The ``cdk.json`` context, read and validated into :class:`~cdk_app.settings.schema.ProjectSettings`.
+"""The ``cdk.json`` context, read and validated into :class:`cdk_app.settings.schema.ProjectSettings`.
 
 Only :func:`cdk_app.stack.build_stacks` reads the CDK context; it hands what it read to
-:func:`load_settings`, which raises :class:`~cdk_app.settings.errors.ConfigError` with one
+:func:`load_settings`, which raises :class:`cdk_app.settings.errors.ConfigError` with one
 line per problem.
 """
 
