@@ -147,3 +147,12 @@ def test_example_blocks_finds_each_literal_block_and_nothing_else():
 
     assert example_blocks(doc) == ["a = 1\n\nb = a", "c = 2"]
     assert example_blocks("No example:: here.\n\n    x = 1") == []
+
+
+def test_no_cross_reference_uses_a_tilde():
+    # pdoc renders Sphinx's ``:class:`~a.b.C``` with the tilde as text: write the plain reference.
+    tilde = re.compile(r":(?:class|mod|func|meth|attr|data|exc):`~")
+    found = [f"{path.relative_to(REPO)}:{number}" for root in ("cdk_app", "lambda_src/fastapi_lambda")
+             for path in sorted((REPO / root).rglob("*.py"))
+             for number, line in enumerate(path.read_text().splitlines(), 1) if tilde.search(line)]
+    assert not found, f"'~' in a cross-reference (pdoc prints it): {found}"
