@@ -92,8 +92,13 @@ def app_routes(app) -> set[tuple[str, str]]:
     from fastapi_lambda.deferred import load_all
 
     load_all(app)
-    return {(method, route.path) for route in iter_route_contexts(app.routes) for method in route.methods or ()
-            if method != "HEAD"}
+    routes: set[tuple[str, str]] = set()
+    for route in iter_route_contexts(app.routes):
+        for method in route.methods or ():
+            if method != "HEAD":
+                assert route.path is not None, route  # a route that answers a method has a path
+                routes.add((method, route.path))
+    return routes
 
 
 GATEWAY_ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example1"

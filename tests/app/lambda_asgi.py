@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qsl
 
+from starlette.types import Receive, Scope, Send
+
 from tests.app.conftest import http_event
 
 #: The "Lambda runtime": one thread with an event loop of its own, like the runtime's main thread.
@@ -27,7 +29,7 @@ class LambdaAsAsgi:
                  authorizer: Callable[[str | None], dict | None] = lambda token: None) -> None:
         self.handler, self.kind, self.context, self.authorizer = handler, kind, context, authorizer
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":  # test clients start one; Lambda has none
             while (await receive())["type"] != "lifespan.shutdown":
                 await send({"type": "lifespan.startup.complete"})
@@ -47,7 +49,7 @@ class LambdaAsAsgi:
                     "headers": [(k.encode(), v.encode("latin-1")) for k, values in headers.items() for v in values]})
         await send({"type": "http.response.body", "body": content})
 
-    def event(self, scope: dict, body: bytes) -> dict:
+    def event(self, scope: Scope, body: bytes) -> dict:
         headers: dict[str, str] = {}
         for name, value in scope["headers"]:  # repeated headers arrive joined, as the gateway joins them
             key = name.decode("latin-1").lower()

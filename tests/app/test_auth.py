@@ -176,7 +176,7 @@ ATTACKS = {
     "not ASCII": lambda i: "Bearer \u00e9t\u00e9.\u00e9t\u00e9.\u00e9t\u00e9",
     "oversized": lambda i: f"Bearer {i.access}{'A' * auth.MAX_TOKEN_LENGTH}",
     "alg none": lambda i: "Bearer " + compact({"alg": "none", "kid": "dummy", "typ": "JWT"}, unverified(i.access)),
-    "alg none by PyJWT": lambda i: "Bearer " + jwt.encode(unverified(i.access), None, algorithm="none",
+    "alg none by PyJWT": lambda i: "Bearer " + jwt.encode(unverified(i.access), "", algorithm="none",
                                                           headers={"kid": "dummy"}),
     "HS256 keyed with the public key": lambda i: f"Bearer {hs256_with_the_public_key(i)}",
     "expired": lambda i: "Bearer " + moto_signed({**unverified(i.access), "iat": now() - 7200, "exp": now() - 3600}),
@@ -239,6 +239,12 @@ def is_public(method: str, path: str, declared: list[str]) -> bool:
     return False
 
 
+def method_and_template(route: str) -> tuple[str, str]:
+    """``"POST /tasks"`` as ``("POST", "/tasks")``."""
+    method, _, template = route.partition(" ")
+    return method, template
+
+
 def concrete(template: str) -> str:
     """A path template with a valid value in each placeholder."""
     return re.sub(r"\{[^}]+\}", "abc123", template)
@@ -269,7 +275,7 @@ def test_every_route_outside_the_declared_public_ones_refuses_missing_and_forged
                                                  authorization=authorization)[0]
                                             for authorization in attacks for kind in ("http_api_v2", "rest_api_v1")}
 
-    assert {route: statuses for route, statuses in answered.items() if not is_public(*route.split(" ", 1), public)} \
+    assert {route: statuses for route, statuses in answered.items() if not is_public(*method_and_template(route), public)} \
         == {f"{method} {template}": {401} for method, template in routes if not is_public(method, concrete(template), public)}
     assert all(answered[route] == {200} for route in public if route in answered)
     assert len(answered) > len(public) + 5  # the walk found the app's routes
@@ -475,6 +481,7 @@ def test_no_bundle_holds_the_local_tool_a_password_or_moto():
 
     found = []
     for package in (fastapi_lambda, service):
+        assert package.__file__ is not None  # regular packages, not namespace ones
         for path in Path(package.__file__).parent.rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text(), str(path))):
                 names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
@@ -512,6 +519,6 @@ def test_eager_mode_prepares_the_signing_keys_at_init(verifying, monkeypatch, ve
     # Made and fetched before traffic only where every request verifies a token; behind the gateway's
     # authorizer not made at all (PyJWT stays unloaded until a token must be verified here).
     if verify == "true":
-        assert auth.signing_keys.value.keys is not None
+        assert auth.signing_keys.value is not None and auth.signing_keys.value.keys is not None
     else:
         assert auth.signing_keys.value is None

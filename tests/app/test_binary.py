@@ -75,8 +75,10 @@ def binary_app() -> FastAPI:
             f"Content-Type: {request.headers['content-type']}\r\n\r\n".encode() + await request.body())
         files = {part.get_param("name", header="content-disposition"): part for part in message.iter_parts()}
         photo = files["photo"]
+        filename = photo.get_filename()
+        assert filename is not None  # the client names the file
         return Response(photo.get_payload(decode=True), media_type=photo.get_content_type(),
-                        headers={"x-filename": photo.get_filename()})
+                        headers={"x-filename": filename})
 
     @app.get("/report")
     async def report() -> JSONResponse:

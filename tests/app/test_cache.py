@@ -305,6 +305,6 @@ def test_eager_mode_makes_the_client_at_init_and_a_restore_makes_a_new_one(aws, 
     before = runtime_cache.backend.value
     lifecycle.after_restore()
 
-    assert type(before).__name__ == "RedisBackend" and before.client.connection_pool.connection_kwargs["password"] \
+    assert isinstance(before, runtime_cache.RedisBackend) and before.client.connection_pool.connection_kwargs["password"] \
         == PASSWORD
     assert runtime_cache.backend.value is not None and runtime_cache.backend.value is not before

@@ -6,6 +6,8 @@ import io
 import json
 import random
 import threading
+from collections.abc import Callable
+from typing import Any, cast
 
 import pytest
 from fastapi_lambda import cold_start, lifecycle
@@ -157,7 +159,10 @@ def test_snapstart_restore_hook_is_registered_and_renews_state(fresh_state, monk
     random.seed(1234)
     seeded_state = random.getstate()
 
-    for hook, args, kwargs in snapshot_restore_py._after_restore_registry:  # as the runtime does
+    # The library annotates its registry as callables; it holds (function, args, kwargs) triples.
+    registry = cast("list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]]",
+                    snapshot_restore_py._after_restore_registry)
+    for hook, args, kwargs in registry:  # as the runtime does
         hook(*args, **kwargs)
 
     assert cold_start.lambda_client.value is None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import sys
 from pathlib import Path
+from typing import cast
 
 import pytest
 import schemathesis
@@ -22,6 +23,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 from service.handler import handler as service_handler
 from service.main import create_app
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tests.app.conftest import forget_settings, jwt_authorizer, new_parameters, new_task_infra
 from tests.app.lambda_asgi import LambdaAsAsgi
@@ -39,9 +41,10 @@ SEEN: collections.Counter[str] = collections.Counter()
 class Target:
     """The ASGI app schemathesis calls, set by each test: one of the ways in."""
 
-    app = None
+    app: ASGIApp | None = None
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert self.app is not None, "each test sets TARGET.app first"
         await self.app(scope, receive, send)
 
 
@@ -100,7 +103,8 @@ def token(identity):
     return identity.token
 
 
-HYPOTHESIS = settings(suppress_health_check=list(HealthCheck))
+# Hypothesis's HealthCheckMeta.__iter__ is unannotated: the members' type is lost.
+HYPOTHESIS = settings(suppress_health_check=cast("list[HealthCheck]", list(HealthCheck)))
 
 
 @pytest.mark.parametrize("server", SERVERS)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
@@ -216,7 +217,7 @@ class FaultyClient:
 
 def batch_of(size: int) -> dict:
     envelopes = [TaskEnvelope(id=f"t{i}", type="generate-report", payload={"name": "x", "rows": 1},
-                              created_at="2026-01-01T00:00:00Z") for i in range(size)]
+                              created_at=datetime(2026, 1, 1, tzinfo=UTC)) for i in range(size)]
     return {"Records": [{"eventSource": "aws:sqs", "messageId": f"m{i}", "body": e.model_dump_json()}
                         for i, e in enumerate(envelopes)]}
 

@@ -187,7 +187,9 @@ def test_validation_errors_never_echo_what_cannot_be_serialized(bad_input):
                "input": bad_input},
               {"type": "missing", "loc": ("body", "item"), "msg": "Field required", "input": {"quantity": 1}}]
 
-    detail = strict_json(render_errors(errors))["detail"]
+    answer = strict_json(render_errors(errors))
+    assert isinstance(answer, dict)
+    detail = answer["detail"]
 
     assert detail[0] == {"type": "int_parsing", "loc": ["body", "quantity"], "msg": "Input should be a valid integer"}
     assert detail[1] == {**errors[1], "loc": ["body", "item"]}  # serializable: as FastAPI renders it

@@ -85,7 +85,7 @@ def test_eventbridge_scheduled_event_is_answered_safely(event, lambda_context, m
 
 def test_mangum_runs_without_lifespan():
     # Lifespan "auto" would run startup and shutdown on every invocation.
-    assert handler.asgi.lifespan == "off"
+    assert isinstance(handler.asgi, adapter_module.Adapter) and handler.asgi.lifespan == "off"
 
 
 def test_successful_requests_add_no_log_line(event, lambda_context, caplog):
@@ -161,7 +161,7 @@ def test_any_asgi_app_gets_the_same_dispatch(event, lambda_context):
 
     assert own(event("http_api_v2"), lambda_context)["body"] == "mine"
     assert own({WARMUP_MARKER: {}}, lambda_context)["handled"] == "warmup"
-    assert own.asgi.lifespan == "off"
+    assert isinstance(own.asgi, adapter_module.Adapter) and own.asgi.lifespan == "off"
 
 
 @pytest.mark.parametrize("reference", ["service.handler:app", "service.main:create_app"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -22,10 +23,12 @@ TRACE_ID = "1-67890abc-0123456789abcdef01234567"
 def log_lines(monkeypatch):
     """The JSON lines the function writes, parsed (the handler's stream, redirected)."""
     stream = io.StringIO()
-    previous = observability.state.handler.setStream(stream)
+    handler = observability.state.handler
+    assert isinstance(handler, logging.StreamHandler)  # set up when the handler module loaded
+    previous = handler.setStream(stream)
     monkeypatch.setenv("_X_AMZN_TRACE_ID", f"Root={TRACE_ID};Parent=53995c3f42cd8ad8;Sampled=1")
     yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    observability.state.handler.setStream(previous)
+    handler.setStream(previous)
 
 
 @pytest.fixture

@@ -466,8 +466,8 @@ def test_eager_mode_makes_the_task_clients_at_init(monkeypatch):
 
     lifecycle.prepare(None)
 
-    clients = (tasks.sqs_client, tasks.dynamodb_client, service_tasks.s3_client)
-    assert [c.value.meta.service_model.service_name for c in clients] == ["sqs", "dynamodb", "s3"]
+    made = [client.value for client in (tasks.sqs_client, tasks.dynamodb_client, service_tasks.s3_client)]
+    assert [c is not None and c.meta.service_model.service_name for c in made] == ["sqs", "dynamodb", "s3"]
 
 
 def test_a_task_that_succeeds_logs_one_info_line(aws, task_infra, lambda_context, caplog):

@@ -10,6 +10,7 @@ import subprocess
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pytest
 from aws_cdk import App, Stack
@@ -26,6 +27,7 @@ from fastapi_lambda.constants import (
 from fastapi_lambda.requirements import (
     CAPABILITY_REQUIREMENTS,
     POWERTOOLS_MODULES,
+    Capability,
     capabilities_of,
     dependency_set,
     powertools_modules,
@@ -190,6 +192,13 @@ def test_function_timeout_beyond_max_is_refused():
 
 # --- the real bundle, built once with pip for this machine's architecture ---------------
 
+def host_python() -> tuple[str, ...]:
+    """The command that runs the target's Python here (the fixtures below skip without one)."""
+    python = find_python(HOST_TARGET.python_version)
+    assert python is not None, bundling.missing_interpreter_message(HOST_TARGET.python_version)
+    return python
+
+
 @pytest.fixture(scope="session")
 def host_bundle(tmp_path_factory):
     if find_python(HOST_TARGET.python_version) is None:
@@ -231,7 +240,7 @@ def test_bundle_imports_and_serves_under_the_target_python(host_bundle):
     )
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": f"{code}{os.pathsep}{layer / 'python'}",
            "PYTHONDONTWRITEBYTECODE": "1", "APP_ENVIRONMENT": "bundle-test"}
-    done = subprocess.run([*find_python(HOST_TARGET.python_version), "-s", "-c", probe],
+    done = subprocess.run([*host_python(), "-s", "-c", probe],
                           capture_output=True, text=True, env=env, cwd=layer, timeout=120)
 
     assert done.returncode == 0, done.stderr
@@ -620,7 +629,7 @@ def test_each_bundle_imports_what_its_capabilities_use_under_the_target_python(b
         env = {"PATH": os.environ["PATH"], "PYTHONDONTWRITEBYTECODE": "1", "AWS_DEFAULT_REGION": "us-east-1",
                "PYTHONPATH": f"{function.code}{os.pathsep}{function.layer / 'python'}", **{
                    k: v for k, v in function.environment.items() if isinstance(v, str)}}
-        done = subprocess.run([*find_python(HOST_TARGET.python_version), "-s", "-c", probe], capture_output=True,
+        done = subprocess.run([*host_python(), "-s", "-c", probe], capture_output=True,
                               text=True, env=env, cwd=function.code, timeout=120)
         assert done.returncode == 0, f"{name}: {done.stderr[-2000:]}"
 
@@ -635,7 +644,7 @@ def test_capabilities_the_variables_cannot_show_are_declared_and_checked():
     assert plain.dependency_layer is not web.dependency_layer
     with pytest.raises(ValueError, match=r"capabilities=\['redis'\] are not capabilities of fastapi_lambda; choose from "
                                          r"core, http, tasks, cache, auth-verify, parameters, tracing"):
-        ServiceFunction(stack, "Wrong", capabilities=("redis",))
+        ServiceFunction(stack, "Wrong", capabilities=cast("tuple[Capability]", ("redis",)))  # wrong on purpose
 
 
 # --- Powertools: only the subpackages the function's code reaches ------------------------------------------------
@@ -768,9 +777,7 @@ def test_each_layer_leaves_out_the_powertools_its_functions_never_reach_and_serv
         env = {"PATH": os.environ["PATH"], "PYTHONDONTWRITEBYTECODE": "1", "AWS_DEFAULT_REGION": "us-east-1",
                "AWS_LAMBDA_FUNCTION_NAME": "probe",
                "PYTHONPATH": os.pathsep.join(map(str, (function.code, function.layer / "python", runtime_sdk)))}
-        python = find_python(HOST_TARGET.python_version)
-        assert python is not None  # the bundled fixture skips without one
-        done = subprocess.run([*python, "-s", "-c", POWERTOOLS_PROBE,
+        done = subprocess.run([*host_python(), "-s", "-c", POWERTOOLS_PROBE,
                                *sorted(function.capabilities)], capture_output=True, text=True, env=env,
                               cwd=function.code, timeout=120)
         assert done.returncode == 0, f"{name}: {done.stderr[-2000:]}"

@@ -106,7 +106,9 @@ def invoke(function: dict, *events: dict) -> list[dict]:
     env = {"PATH": os.environ["PATH"], "PYTHONDONTWRITEBYTECODE": "1", "AWS_DEFAULT_REGION": "us-east-1",
            "PYTHONPATH": f"{function['code']}{os.pathsep}{function['layer'] / 'python'}",
            **function["environment"]}
-    done = subprocess.run([*find_python(PYTHON), "-s", "-c", probe], input=json.dumps(events), capture_output=True,
+    python = find_python(PYTHON)
+    assert python is not None  # the consumer fixture skips without one
+    done = subprocess.run([*python, "-s", "-c", probe], input=json.dumps(events), capture_output=True,
                           text=True, env=env, cwd=function["code"], timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout)

@@ -15,6 +15,7 @@ EXAMPLE = Path(__file__).parents[2] / "examples" / "two_apis_app.py"
 
 def load_example():
     spec = importlib.util.spec_from_file_location("two_apis_app", EXAMPLE)
+    assert spec is not None and spec.loader is not None, EXAMPLE  # a .py file has a source loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
