@@ -1,0 +1,15 @@
+"""The JSON shapes the runtime reads (Lambda events, API answers), named for the type checker only.
+
+Import under ``if TYPE_CHECKING:``: nothing here runs on a request or on the cold start. ``json.loads``
+and Lambda's event give ``Any``; annotating a value as :data:`JsonValue` makes ``isinstance`` narrow it
+to a typed ``dict``/``list`` with no cast and no extra work at run time.
+"""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+#: A parsed JSON value (RFC 8259): what ``json.loads`` and a Lambda event's fields hold.
+JsonValue: TypeAlias = "dict[str, JsonValue] | list[JsonValue] | str | int | float | bool | None"
+#: A parsed JSON object.
+JsonObject: TypeAlias = "dict[str, JsonValue]"
