@@ -7,9 +7,26 @@ to a typed ``dict``/``list`` with no cast and no extra work at run time.
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from typing import TypeAlias, TypedDict
 
 #: A parsed JSON value (RFC 8259): what ``json.loads`` and a Lambda event's fields hold.
 JsonValue: TypeAlias = "dict[str, JsonValue] | list[JsonValue] | str | int | float | bool | None"
 #: A parsed JSON object.
 JsonObject: TypeAlias = "dict[str, JsonValue]"
+
+
+class AwsError(TypedDict, total=False):
+    Code: str
+    Message: str
+
+
+class AwsResponseMetadata(TypedDict, total=False):
+    HTTPStatusCode: int
+    RequestId: str
+
+
+class AwsErrorResponse(TypedDict, total=False):
+    """``ClientError.response``: what botocore parsed from an AWS service's error answer."""
+
+    Error: AwsError
+    ResponseMetadata: AwsResponseMetadata
