@@ -11,16 +11,18 @@ from typing import TypeAlias, TypedDict
 
 #: A parsed JSON value (RFC 8259): what ``json.loads`` and a Lambda event's fields hold.
 JsonValue: TypeAlias = "dict[str, JsonValue] | list[JsonValue] | str | int | float | bool | None"
-#: A parsed JSON object.
-JsonObject: TypeAlias = "dict[str, JsonValue]"
 
 
 class AwsError(TypedDict, total=False):
+    """The ``Error`` of an AWS error answer."""
+
     Code: str
     Message: str
 
 
 class AwsResponseMetadata(TypedDict, total=False):
+    """The ``ResponseMetadata`` botocore adds to every answer."""
+
     HTTPStatusCode: int
     RequestId: str
 
