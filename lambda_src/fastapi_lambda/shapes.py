@@ -7,7 +7,7 @@ to a typed ``dict``/``list`` with no cast and no extra work at run time.
 
 from __future__ import annotations
 
-from typing import TypeAlias, TypedDict
+from typing import Protocol, TypeAlias, TypedDict
 
 #: A parsed JSON value (RFC 8259): what ``json.loads`` and a Lambda event's fields hold.
 JsonValue: TypeAlias = "dict[str, JsonValue] | list[JsonValue] | str | int | float | bool | None"
@@ -32,3 +32,17 @@ class AwsErrorResponse(TypedDict, total=False):
 
     Error: AwsError
     ResponseMetadata: AwsResponseMetadata
+
+
+class SqsMessage(Protocol):
+    """What the worker reads of the ``SQSRecord`` Powertools' batch processor hands it (``EventType.SQS``).
+
+    A protocol rather than Powertools' class: the runtime imports no Powertools module its layer's table
+    leaves out, not even for the type checker.
+    """
+
+    @property
+    def body(self) -> str: ...
+
+    @property
+    def message_id(self) -> str: ...

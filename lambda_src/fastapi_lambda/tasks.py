@@ -47,9 +47,8 @@ from fastapi_lambda.openapi import JsonInt
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-    from fastapi_lambda.shapes import JsonValue
+    from fastapi_lambda.shapes import JsonValue, SqsMessage
 
 logger = logging.getLogger(__name__)
 
@@ -486,7 +485,7 @@ class TaskRegistry:
         records, malformed = _well_formed(event["Records"])
         batch = _BatchRun(aws.Budget.from_context(context))
 
-        def handle_record(record: SQSRecord) -> None:  # EventType.SQS: Powertools hands each record as an SQSRecord
+        def handle_record(record: SqsMessage) -> None:
             batch.run(self.handle_message, record.body, record.message_id, context)
 
         # False: a batch where every message failed is reported like any other, not raised.
