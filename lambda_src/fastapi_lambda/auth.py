@@ -37,7 +37,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Annotated, Any, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 from fastapi import Depends, HTTPException
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
@@ -53,6 +53,11 @@ from fastapi_lambda.constants import (
     AUTH_VERIFY_VARIABLE,
 )
 from fastapi_lambda.openapi import RETRY_AFTER, detail_response
+
+if TYPE_CHECKING:
+    from jwt import PyJWK
+
+    from fastapi_lambda.shapes import JsonValue
 
 logger = logging.getLogger(__name__)
 
@@ -163,10 +168,10 @@ class SigningKeys:
         # Its own cache is off: this class decides when to fetch, and keeps keys when a fetch fails.
         self.client = PyJWKClient(url, cache_jwk_set=False, timeout=timeout_s)
         self.url, self.ttl_s, self.min_refresh_s = url, ttl_s, min_refresh_s
-        self.keys: dict[str, Any] | None = None
+        self.keys: dict[str | None, PyJWK] | None = None  # a key without a kid sits at None: no token names it
         self.fetched_at = self.attempted_at = -float("inf")
 
-    def get(self, kid: str) -> Any:
+    def get(self, kid: str) -> PyJWK:
         """The ``PyJWK`` for ``kid``; :class:`Refused` if unknown, :class:`KeysUnavailable` if none are."""
         now = time.monotonic()
         if self.keys is None or now - self.fetched_at >= self.ttl_s or kid not in self.keys:
@@ -237,7 +242,7 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _user(claims: Mapping[str, Any], scopes: Any, config: AuthSettings, source: str) -> User:
+def _user(claims: Mapping[str, Any], scopes: JsonValue, config: AuthSettings, source: str) -> User:
     """The caller named by verified ``claims``, once they are for this API (:class:`Refused` if not)."""
     token_use, sub = claims.get("token_use"), _text(claims.get("sub"))
     if token_use != config.token_use:
@@ -250,11 +255,12 @@ def _user(claims: Mapping[str, Any], scopes: Any, config: AuthSettings, source: 
     client_id = _text(claims.get("client_id") if token_use == "access" else claims.get("aud"))
     if config.client_ids and client_id not in config.client_ids:  # REST's Cognito authorizer checks no client
         raise Refused(f"client {str(client_id)[:128]!r} is not accepted")
-    granted = set(claims["scope"].split()) if isinstance(claims.get("scope"), str) else set()
+    granted: set[str] = set(claims["scope"].split()) if isinstance(claims.get("scope"), str) else set()
     if isinstance(scopes, list):
         granted.update(s for s in scopes if isinstance(s, str))
     username = _text(claims.get("username")) or _text(claims.get("cognito:username"))
-    return User(sub, username, frozenset(granted), client_id, token_use, claims, source)
+    # config.token_use: the value token_use was just found equal to, as the str it is
+    return User(sub, username, frozenset(granted), client_id, config.token_use, claims, source)
 
 
 def _unverified_header(token: str) -> dict[str, Any]:
@@ -265,7 +271,7 @@ def _unverified_header(token: str) -> dict[str, Any]:
     """
     segment = token.partition(".")[0]
     try:
-        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+        header: JsonValue = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
     except ValueError:  # not base64, not UTF-8, not JSON
         raise Refused("malformed header") from None
     if not isinstance(header, dict):

@@ -27,11 +27,14 @@ import contextvars
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi_lambda import lifecycle, observability
+
+if TYPE_CHECKING:
+    from fastapi_lambda.shapes import AwsErrorResponse
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +114,7 @@ class Budget:
         return budget
 
     @contextmanager
-    def active(self) -> Iterator[Budget]:
+    def active(self) -> Generator[Budget]:
         """The budget of every call made here (on this thread, and in tasks it starts)."""
         token = _current.set(self)
         try:
@@ -197,14 +200,14 @@ def call(service: str, operation: str, **parameters: Any) -> Any:
 
 def reason(error: BaseException) -> str:
     """A short name for what went wrong: the AWS error code, or the exception's type."""
-    response = getattr(error, "response", None)
+    response: AwsErrorResponse | None = getattr(error, "response", None)  # botocore's ClientError has one
     code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
     return code or type(error).__name__
 
 
 def retryable(error: BaseException) -> bool:
     """Whether another attempt may succeed: throttling, a 5xx, a connection refused, reset or timed out."""
-    response = getattr(error, "response", None)
+    response: AwsErrorResponse | None = getattr(error, "response", None)
     if isinstance(response, dict):
         status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
         return reason(error) in THROTTLING_CODES or status >= 500

@@ -12,10 +12,13 @@ import json
 import logging
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi_lambda import lifecycle
 from fastapi_lambda.constants import DEFAULT_HOLD_MS, MAX_HOLD_MS, MAX_WARMUP_CONCURRENCY, WARMUP_MARKER
+
+if TYPE_CHECKING:
+    from fastapi_lambda.shapes import JsonValue
 
 logger = logging.getLogger(__name__)
 
@@ -63,20 +66,20 @@ def _remaining_s(context: Any) -> float:
         return 30.0
 
 
-def answer_warmup(request: Any, context: Any, client: Any = None) -> dict[str, Any]:
+def answer_warmup(request: JsonValue, context: Any, client: Any = None) -> dict[str, Any]:
     """Answer a warmup ping; fan out to N-1 more instances when asked to.
 
     ``client`` is a Lambda client (boto3's by default); the answer names how many
     distinct instances answered, this one included.
     """
-    request = request if isinstance(request, dict) else {}
+    ping = request if isinstance(request, dict) else {}
     instance = lifecycle.instance_id
-    concurrency = _bounded(request.get("concurrency", 1), 1, 1, MAX_WARMUP_CONCURRENCY)
-    fanned_out = request.get("fanned_out") is True
+    concurrency = _bounded(ping.get("concurrency", 1), 1, 1, MAX_WARMUP_CONCURRENCY)
+    fanned_out = ping.get("fanned_out") is True
     if concurrency == 1 and not fanned_out:  # the every-few-minutes case: keep it cheap
         return {"warmed": True, "instance": instance, "instances": 1}
     budget = _remaining_s(context) - DEADLINE_MARGIN_S
-    hold_ms = min(_bounded(request.get("hold_ms", DEFAULT_HOLD_MS), DEFAULT_HOLD_MS, 0, MAX_HOLD_MS),
+    hold_ms = min(_bounded(ping.get("hold_ms", DEFAULT_HOLD_MS), DEFAULT_HOLD_MS, 0, MAX_HOLD_MS),
                   max(0, int(budget * 1000)))
     if fanned_out:
         time.sleep(hold_ms / 1000)  # stay busy so concurrent pings cannot share this instance

@@ -21,8 +21,8 @@ from typing import Any, cast
 from fastapi_lambda import lifecycle
 
 
-def _deferred(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
-    def check_once_v1_exists(value: Any) -> bool:
+def _deferred(check: Callable[[Any], object]) -> Callable[[Any], object]:
+    def check_once_v1_exists(value: Any) -> object:  # what FastAPI's check answers (a bool)
         return "pydantic.v1" in sys.modules and check(value)
 
     check_once_v1_exists.original = check  # type: ignore[attr-defined]

@@ -31,7 +31,7 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from fastapi_lambda.constants import (
     DEFAULT_MAX_BODY_BYTES,
@@ -41,6 +41,11 @@ from fastapi_lambda.constants import (
     MAX_JSON_DEPTH_VARIABLE,
 )
 from fastapi_lambda.openapi import detail_response, extend
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from fastapi_lambda.shapes import JsonValue
 
 
 @functools.cache
@@ -156,13 +161,14 @@ def _utf8(text: str) -> bool:
     return True
 
 
-def _walk(value: Any, max_depth: int, strings: bool) -> Refusal | None:
+def _walk(value: JsonValue, max_depth: int, strings: bool) -> Refusal | None:
     """Depth and (when ``strings``) text of a parsed JSON value, without recursion."""
-    stack = [(value, 1)]
+    stack: list[tuple[JsonValue, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
+        children: Iterable[JsonValue]
         if isinstance(item, dict):
-            children: Any = item.values()
+            children = item.values()
             if strings and not all(_utf8(key) for key in item):
                 return Refusal(400, "The JSON body holds a lone UTF-16 surrogate, which no UTF-8 text can")
         elif isinstance(item, list):
@@ -182,7 +188,8 @@ def _walk(value: Any, max_depth: int, strings: bool) -> Refusal | None:
 
 def _header(event: Mapping[str, Any], name: str) -> str | None:
     """A request header of an API Gateway, Function URL or ALB event, whatever the case of its name."""
-    headers = event.get("headers")
+    # Declared as the events hold them; the checks below still hold whatever a malformed event has.
+    headers: Mapping[object, object] | None = event.get("headers")
     if isinstance(headers, Mapping):
         value = headers.get(name)  # HTTP API, Function URLs and ALB give lowercase names: no loop
         if isinstance(value, str):
@@ -190,9 +197,9 @@ def _header(event: Mapping[str, Any], name: str) -> str | None:
         for key, value in headers.items():
             if isinstance(key, str) and key.lower() == name:
                 return value if isinstance(value, str) else None
-    headers = event.get("multiValueHeaders")
-    if isinstance(headers, Mapping):
-        for key, values in headers.items():
+    multi: Mapping[object, list[object] | None] | None = event.get("multiValueHeaders")
+    if isinstance(multi, Mapping):
+        for key, values in multi.items():
             if isinstance(key, str) and key.lower() == name and isinstance(values, list) and values:
                 return values[-1] if isinstance(values[-1], str) else None
     return None
@@ -233,7 +240,8 @@ class InputGuard:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        chunks, size, more = [], 0, True
+        chunks: list[bytes] = []
+        size, more = 0, True
         while more:
             message = await receive()
             if message["type"] != "http.request":  # the client left: let the app see it
@@ -280,7 +288,7 @@ def protect(app: Any) -> None:
     """Give a FastAPI app the 422 handler of :func:`validation_error_response` (unless it has its own),
     and the guard's answers in its OpenAPI schema."""
     exceptions = sys.modules.get("fastapi.exceptions")  # loaded with FastAPI itself: no FastAPI, no app to protect
-    handlers = getattr(app, "exception_handlers", None)
+    handlers: dict[object, object] | None = getattr(app, "exception_handlers", None)  # Starlette's, by class
     if exceptions is None or not isinstance(handlers, dict):
         return
     from fastapi.exception_handlers import request_validation_exception_handler
@@ -297,8 +305,10 @@ def _document_body_responses(schema: dict[str, Any]) -> None:
     for path_item in schema.get("paths", {}).values():
         for operation in path_item.values():
             if isinstance(operation, dict) and "requestBody" in operation:
+                # An OpenAPI operation object: isinstance alone cannot name its keys' and values' types.
+                responses: dict[str, Any] = cast("dict[str, Any]", operation).setdefault("responses", {})
                 for status, response in BODY_RESPONSES.items():
-                    operation.setdefault("responses", {}).setdefault(status, response)
+                    responses.setdefault(status, response)
 
 
 async def validation_error_response(request: Any, error: Any) -> Any:
@@ -322,7 +332,7 @@ def render_errors(errors: list[Any]) -> bytes:
         return _dumps({"detail": jsonable_encoder(errors)})
     except Exception:  # any failure to serialize: the safe form below
         pass
-    detail = []
+    detail: list[object] = []
     for error in errors:
         try:
             item = jsonable_encoder(error)

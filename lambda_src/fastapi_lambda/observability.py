@@ -81,8 +81,7 @@ def log_level() -> int:
     ``POWERTOOLS_LOG_LEVEL`` (or the legacy ``LOG_LEVEL``), then INFO."""
     name = LAMBDA_LOG_LEVELS.get(os.environ.get("AWS_LAMBDA_LOG_LEVEL", "")) \
         or (os.environ.get("POWERTOOLS_LOG_LEVEL") or os.environ.get("LOG_LEVEL") or "INFO").upper()
-    level = logging.getLevelName(name)
-    return level if isinstance(level, int) else logging.INFO
+    return logging.getLevelNamesMapping().get(name, logging.INFO)
 
 
 def powertools_decides() -> bool:
@@ -159,9 +158,9 @@ def service_logger() -> Any:
     # logger writes through this very handler (and not again through the root's: no propagation).
     handler = powertools.registered_handler
     handler.filters[:] = [f for f in handler.filters if not isinstance(f, SuppressFilter)]
-    powertools._logger.propagate = False
+    logging.getLogger(powertools.service).propagate = False  # the logger Powertools writes through
     formatter = powertools.registered_formatter
-    formatter.append_keys(**state.keys)
+    powertools.append_keys(**state.keys)  # onto that formatter
     state.logger, state.formatter = powertools, formatter
     return powertools
 

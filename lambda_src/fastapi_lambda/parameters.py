@@ -36,7 +36,7 @@ import os
 import re
 import time
 from collections.abc import Mapping
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, cast
 
 from fastapi import HTTPException
 from pydantic import ValidationError
@@ -50,6 +50,9 @@ from fastapi_lambda.constants import (
     SECRETS_VARIABLE,
     SECURE_PARAMETERS_VARIABLE,
 )
+
+if TYPE_CHECKING:
+    from fastapi_lambda.shapes import JsonValue
 
 logger = logging.getLogger(__name__)
 
@@ -80,13 +83,14 @@ def _names(variable: str, environ: Mapping[str, str]) -> dict[str, str]:
     raw = environ.get(variable, "").strip()
     if not raw:
         return {}
+    names: JsonValue
     try:
         names = json.loads(raw)
     except ValueError:
         names = None
     if not isinstance(names, dict) or not all(isinstance(v, str) for v in names.values()):
         raise ConfigUnavailable(f'{variable} must be a JSON object of setting name -> name, e.g. {{"api_key": "x"}}')
-    return names
+    return cast("dict[str, str]", names)  # every value was just found a str: all() does not narrow the dict
 
 
 def setting_name(parameter: str) -> str:
@@ -125,10 +129,9 @@ secrets_provider = lifecycle.per_instance(_make_secrets, eager=False)
 
 def _reason(error: Exception) -> str:
     """What went wrong, for a log line: the AWS error code or the exception's type, never a value."""
-    cause = error.__cause__ or error.__context__ or error
-    response = getattr(cause, "response", None)
-    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
-    return code or type(cause).__name__
+    from fastapi_lambda.aws import reason  # on a failure only: the module stays off the import
+
+    return reason(error.__cause__ or error.__context__ or error)
 
 
 class AwsSettingsSource(PydanticBaseSettingsSource):

@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
 from urllib.parse import unquote_plus
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -44,6 +44,11 @@ from fastapi_lambda.constants import (
     TASK_TABLE_VARIABLE,
 )
 from fastapi_lambda.openapi import JsonInt
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+
+    from fastapi_lambda.shapes import JsonValue, SqsMessage
 
 logger = logging.getLogger(__name__)
 
@@ -372,7 +377,7 @@ class TaskRegistry:
         _, definitions = models_json_schema([(task.model, "validation") for task in self.types.values()],
                                             ref_template=ref)
         components.update(definitions.get("$defs", {}))
-        mapping = {}
+        mapping: dict[str, str] = {}
         for name, task in self.types.items():
             title = "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name)) + "Task"
             required = any(field.is_required() for field in task.model.model_fields.values())
@@ -469,17 +474,26 @@ class TaskRegistry:
         :data:`MIN_MESSAGE_S`), and not once the status table proved unreachable: those are
         returned to the queue unstarted, so the batch always answers before its deadline.
         """
-        from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+        from aws_lambda_powertools.utilities import batch as powertools_batch
+        from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+
+        # Powertools leaves record_handler a bare Callable (its type holds an Unknown): named here as called.
+        process_partial_response = cast("Callable[..., PartialItemFailureResponse]",
+                                        powertools_batch.process_partial_response)
 
         self.store()  # a missing table fails the invocation: every message returns to the queue
         records, malformed = _well_formed(event["Records"])
         batch = _BatchRun(aws.Budget.from_context(context))
+
+        def handle_record(record: SqsMessage) -> None:
+            batch.run(self.handle_message, record.body, record.message_id, context)
+
         # False: a batch where every message failed is reported like any other, not raised.
         processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         with batch.budget.active():
             response = process_partial_response(
                 event={**event, "Records": records}, processor=processor, context=context,
-                record_handler=lambda record: batch.run(self.handle_message, record.body, record.message_id, context))
+                record_handler=handle_record)
         if batch.unstarted:
             logger.warning("Returned messages to the queue unstarted", extra={
                 "unstarted": batch.unstarted, "reason": batch.stopped or "not enough time left for another message"})
@@ -498,7 +512,7 @@ class TaskRegistry:
 
     def _parse(self, body: str) -> list[TaskEnvelope]:
         try:
-            data = strict_json(body)  # no NaN or Infinity: the result and status would not be JSON
+            data: JsonValue = strict_json(body)  # no NaN or Infinity: the result and status would not be JSON
         except (TypeError, ValueError, RecursionError):
             raise _rejected("json_invalid", ("body",), "The message body is not JSON", (body or "")[:200]) from None
         if isinstance(data, dict) and data.get("Event") == "s3:TestEvent":
@@ -568,7 +582,8 @@ def _well_formed(records: list[Any]) -> tuple[list[dict[str, Any]], list[dict[st
     which makes Lambda treat the whole batch as failed (nothing is lost; what succeeded is not
     run again: its task's status says so).
     """
-    good, failures = [], []
+    good: list[dict[str, Any]] = []
+    failures: list[dict[str, str]] = []
     for record in records:
         message_id = record.get("messageId")
         if isinstance(message_id, str) and message_id and isinstance(record.get("body"), str):
@@ -621,7 +636,7 @@ def s3_envelopes(event: dict[str, Any]) -> list[TaskEnvelope]:
     The id is derived from the object's version (or the event's sequencer), so a redelivered
     or duplicated notification is the same task and runs once.
     """
-    envelopes = []
+    envelopes: list[TaskEnvelope] = []
     for record in event["Records"]:
         try:
             s3, name = record["s3"], record["eventName"]
