@@ -4,5 +4,9 @@
 from collections.abc import Callable
 from typing import Any
 
+# Its registries (tests run the hooks as the runtime does).
+_before_snapshot_registry: list[Callable[..., Any]]
+_after_restore_registry: list[Callable[..., Any]]
+
 def register_before_snapshot(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[..., Any]: ...
 def register_after_restore(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[..., Any]: ...

@@ -45,6 +45,8 @@ from fastapi_lambda.openapi import detail_response, extend
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from starlette.types import Message, Receive, Scope, Send
+
     from fastapi_lambda.shapes import JsonValue
 
 
@@ -237,7 +239,7 @@ class InputGuard:
         self.limits = limits or Limits()
         protect(app)
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         chunks: list[bytes] = []
@@ -262,13 +264,13 @@ class InputGuard:
         return await self.app(scope, _replay([body], None, receive), send)
 
 
-def _replay(chunks: list[bytes], last: dict[str, Any] | None, receive: Any) -> Any:
+def _replay(chunks: list[bytes], last: Message | None, receive: Receive) -> Receive:
     """A ``receive`` that first gives back what the guard read, then goes on with the real one."""
-    pending: list[dict[str, Any]] = [{"type": "http.request", "body": chunk, "more_body": False} for chunk in chunks]
+    pending: list[Message] = [{"type": "http.request", "body": chunk, "more_body": False} for chunk in chunks]
     if last is not None:
         pending.append(last)
 
-    async def replayed() -> dict[str, Any]:
+    async def replayed() -> Message:
         return pending.pop(0) if pending else await receive()
 
     return replayed
