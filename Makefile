@@ -68,7 +68,7 @@ typecheck: setup
 # each module; the CDK ones start jsii (PDOC_ALLOW_EXEC). fastapi_lambda.entry builds its handler on import.
 DOCS_OUT := .make/docs
 DOC_MODULES := cdk_app.function cdk_app.api cdk_app.auth cdk_app.tasks cdk_app.cache cdk_app.network cdk_app.image \
-	cdk_app.parameters cdk_app.observability cdk_app.cold_start cdk_app.releases cdk_app.stack cdk_app.props cdk_app.testing cdk_app.errors \
+	cdk_app.parameters cdk_app.observability cdk_app.cold_start cdk_app.releases cdk_app.stack cdk_app.delivery cdk_app.props cdk_app.testing cdk_app.errors \
 	cdk_app.compliance cdk_app.bundling.target cdk_app.settings.schema \
 	fastapi_lambda.dispatch fastapi_lambda.tasks fastapi_lambda.cache fastapi_lambda.auth fastapi_lambda.parameters \
 	fastapi_lambda.observability fastapi_lambda.cold_start fastapi_lambda.platform

@@ -58,11 +58,17 @@ class GitHubDeployRoles(Construct):
     :param environments: the GitHub environment names, one role each (e.g. ``["dev", "staging", "prod"]``).
         Give prod required reviewers in the repository's settings: the job waits for them before GitHub
         issues the token this role trusts.
-    :param provider: an existing GitHub OIDC provider (an account holds one per URL); default: a new one.
-    :param pull_request_diff: also make the role pull-request jobs use for ``cdk diff``. Default: True.
-    :param qualifier: the ``cdk bootstrap`` qualifier. Default: ``hnb659fds``.
-    :param regions: the regions the roles deploy to (bootstrapped there). Default: this stack's region.
-    :param max_session_duration: how long one job's credentials last. Default: 1 hour.
+    :param provider: an existing GitHub OIDC provider (an account holds one per URL). @default a new one
+    :param pull_request_diff: also make the role pull-request jobs use for ``cdk diff``. @default True
+    :param qualifier: the ``cdk bootstrap`` qualifier. @default ``hnb659fds``
+    :param regions: the regions the roles deploy to (bootstrapped there). @default this stack's region
+    :param max_session_duration: how long one job's credentials last. @default 1 hour
+
+    Example::
+
+        roles = GitHubDeployRoles(stack, "GitHub", repository="my-org/my-service",
+                                  environments=["dev", "staging", "prod"])
+        roles.roles["prod"]  # the role the prod job assumes (its ARN is the environment's AWS_DEPLOY_ROLE_ARN)
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, repository: str, environments: Sequence[str],
@@ -121,7 +127,18 @@ def validate(*, repository: str, environments: Sequence[str], qualifier: str) ->
 
 
 class DeliveryStack(Stack):
-    """The delivery app's one stack: :class:`GitHubDeployRoles`, with each role's ARN as an output."""
+    """The delivery app's one stack: :class:`GitHubDeployRoles`, with each role's ARN as an output.
+
+    :param repository: ``owner/name`` of the GitHub repository whose workflows deploy.
+    :param environments: the GitHub environment names, one deploy role each.
+    :param provider_arn: the ARN of the account's GitHub OIDC provider, if one exists. @default a new provider
+    :param qualifier: the ``cdk bootstrap`` qualifier. @default ``hnb659fds``
+    :param kwargs: any other ``aws_cdk.Stack`` prop (``env``, ``description``, ...).
+
+    Example::
+
+        DeliveryStack(stack.node.root, "Delivery", repository="my-org/my-service", environments=["dev", "prod"])
+    """
 
     def __init__(self, scope: Construct, construct_id: str, *, repository: str, environments: Sequence[str],
                  provider_arn: str | None = None, qualifier: str = DEFAULT_QUALIFIER, **kwargs: Any) -> None:
@@ -139,6 +156,7 @@ class DeliveryStack(Stack):
 
 
 def pascal(name: str) -> str:
+    """``name`` in PascalCase, for an output's logical id (``"my-env"`` → ``"MyEnv"``)."""
     return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", name))
 
 

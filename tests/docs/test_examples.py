@@ -33,6 +33,7 @@ MODULES = [
     "cdk_app.auth",
     "cdk_app.cache",
     "cdk_app.cold_start",
+    "cdk_app.delivery",
     "cdk_app.function",
     "cdk_app.image",
     "cdk_app.network",
